@@ -1,0 +1,157 @@
+"""Card actions: one handler per ``Action.Execute`` verb. No botbuilder here; the Teams layer translates.
+
+Every transition is a compare-and-set in the store. The clicker gets the new card back; everyone else sees it
+through the ``teams.card`` job that edits the channel message; the thread gets one line per state change; the
+mails' Outlook flags follow through the flag sync.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot import effects
+from bot.config import Settings
+from bot.domain.cases import Actor, Case
+from bot.domain.state_machine import USER_VERBS, Verb
+from bot.logging_setup import mask_number
+from bot.storage.interface import Store
+from bot.sync import FlagSync
+from cards.case_card import CaseCardView, build_case_card
+from cards.i18n import Lang, language_for, refusal_text, text
+from cards.list_card import LIST_PAGE_VERB
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRequest:
+    verb: str
+    data: Mapping[str, Any]
+    actor: Actor
+    tenant_id: str | None
+    conversation_id: str
+    channel_id: str | None
+    """The Teams channel the click came from; None in a personal or group chat."""
+    locale: str | None = None
+    is_team_member: Callable[[str], Awaitable[bool]] | None = None
+    """Checks that the clicking user belongs to a team (for clicks in personal chat); supplied by the Teams layer."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    status: int
+    card: Json | None = None
+    message: str | None = None
+    applied: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class CardActions:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        flag_sync: FlagSync,
+        list_page: Callable[[ActionRequest], Awaitable[ActionResult]],
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._flag_sync = flag_sync
+        self._handlers: dict[str, Callable[[ActionRequest], Awaitable[ActionResult]]] = {
+            verb.value: self._transition_handler(verb) for verb in USER_VERBS
+        }
+        self._handlers[LIST_PAGE_VERB] = list_page
+
+    @property
+    def claim_timeout(self) -> timedelta:
+        return timedelta(minutes=self._settings.claim_timeout_minutes)
+
+    def card_for(self, case: Case, lang: Lang, notice: str | None = None) -> Json:
+        line = self._settings.lines_by_id.get(case.line_id)
+        return build_case_card(
+            CaseCardView(
+                case=case,
+                line_name=line.display_name if line else case.line_id,
+                lang=lang,
+                now=datetime.now(UTC),
+                claim_timeout=self.claim_timeout,
+                notice=notice,
+            )
+        )
+
+    async def handle(self, request: ActionRequest) -> ActionResult:
+        handler = self._handlers.get(request.verb)
+        if handler is None:
+            return ActionResult(400, message=f"unknown action {request.verb!r}")
+        return await handler(request)
+
+    def _transition_handler(self, verb: Verb) -> Callable[[ActionRequest], Awaitable[ActionResult]]:
+        async def handle(request: ActionRequest) -> ActionResult:
+            return await self._transition(verb, request)
+
+        handle.__name__ = f"handle_{verb.value}"
+        return handle
+
+    async def _refused_by_origin(self, case: Case, request: ActionRequest) -> str | None:
+        """Actions count only from the case's own channel (or a member's personal chat) in the case's tenant."""
+        link = await self._store.links.link_for_line(case.line_id)
+        if link is None:
+            return "line not linked"
+        if request.tenant_id != link.tenant_id:
+            return "other tenant"
+        if request.channel_id is not None:
+            return None if request.channel_id == link.channel_id else "other channel"
+        if request.is_team_member is not None and await request.is_team_member(link.team_id):
+            return None
+        return "not a member of the line's team"
+
+    async def _transition(self, verb: Verb, request: ActionRequest) -> ActionResult:
+        lang = language_for(request.locale)
+        case_id = str(request.data.get("case_id", ""))
+        case = await self._store.cases.get(case_id) if case_id else None
+        if case is None:
+            return ActionResult(404, message=text(lang, "action_unknown_case"))
+        refused = await self._refused_by_origin(case, request)
+        if refused is not None:
+            log.warning("refused %s on case %s from elsewhere: %s", verb, case.id[:8], refused)
+            return ActionResult(403, message=text(lang, "action_wrong_conversation"))
+        now = datetime.now(UTC)
+        outcome = await self._store.cases.transition(case.id, verb, request.actor, now, self.claim_timeout)
+        if outcome.refusal is not None:
+            notice = refusal_text(outcome.refusal, lang)
+            # The clicker may look at a stale card: answer with the current one, and refresh it for everyone.
+            if _card_version(request.data) != outcome.case.version:
+                await effects.refresh_card(self._store.jobs, outcome.case.id)
+            return ActionResult(200, card=self.card_for(outcome.case, lang, notice), message=notice)
+        log.info("%s: case %s (%s) by %s", verb, case.id[:8], mask_number(case.caller), request.actor.id[:8])
+        previous_holder = case.claimed_by if verb is Verb.TAKE_OVER else None
+        await effects.refresh_card(self._store.jobs, outcome.case.id)
+        await effects.reply_in_thread(
+            self._store.jobs,
+            outcome.case.id,
+            outcome.case.version,
+            {
+                "key": "state_change",
+                "verb": verb.value,
+                "actor": {"id": request.actor.id, "name": request.actor.name},
+                "previous_holder": {"id": previous_holder.id, "name": previous_holder.name}
+                if previous_holder
+                else None,
+                "at": now.isoformat(),
+            },
+        )
+        await self._flag_sync.case_changed(outcome.case)
+        return ActionResult(200, card=self.card_for(outcome.case, lang), applied=True)
+
+
+def _card_version(data: Mapping[str, Any]) -> int | None:
+    try:
+        return int(data["version"])
+    except (KeyError, TypeError, ValueError):
+        return None

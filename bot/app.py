@@ -1,0 +1,168 @@
+"""The aiohttp application factory (aiohttp-demos ``polls`` style: ``web.AppKey`` and ``cleanup_ctx``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from bot import effects, metrics
+from bot.actions import CardActions
+from bot.commands import Commands
+from bot.config import Settings
+from bot.coordinator import MailboxCoordinator
+from bot.graph.client import build_credential, build_graph_client
+from bot.graph.mailbox import GraphMailboxes
+from bot.graph.subscriptions import LIFECYCLE_PATH, NOTIFICATION_PATH, SubscriptionManager
+from bot.graph.webhooks import NOTIFICATION_JOB, notification_handler
+from bot.ingest import MailIngestor
+from bot.jobs import JobRunner
+from bot.placetel.profiles import BUILTIN_PROFILES, ParserProfile, load_profiles, merge_profiles
+from bot.storage.factory import open_store
+from bot.storage.interface import Store
+from bot.sync import FlagSync
+from bot.teams.adapter import build_adapter
+from bot.teams.auth import authenticated_messages_handler
+from bot.teams.bot import RufpoolBot
+from bot.teams.pacing import Pacer
+from bot.teams.posting import CardPoster
+from cards.i18n import language_for
+
+log = logging.getLogger(__name__)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class Services:
+    """Everything the running bot holds; tests reach in through ``app[SERVICES]``."""
+
+    settings: Settings
+    store: Store
+    runner: JobRunner
+    coordinator: MailboxCoordinator
+    mailboxes: GraphMailboxes
+    actions: CardActions
+    messages: Handler
+    notifications: Handler
+
+
+SETTINGS = web.AppKey("settings", Settings)
+SERVICES = web.AppKey("services", Services)
+
+
+def parser_profiles(settings: Settings) -> tuple[ParserProfile, ...]:
+    raw = settings.parser_profiles.strip()
+    if not raw:
+        return tuple(BUILTIN_PROFILES)
+    text = Path(raw).read_text(encoding="utf-8") if not raw.lstrip().startswith(("[", "{")) else raw
+    return merge_profiles(load_profiles(text), BUILTIN_PROFILES)
+
+
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    instance_id = f"instance-{uuid.uuid4().hex[:8]}"
+    store = await open_store(settings.database_url)
+    credential = build_credential(settings)
+    graph = build_graph_client(settings, credential)
+    mailboxes = GraphMailboxes(graph)
+    flag_sync = FlagSync(settings, store, mailboxes)
+    ingestor = MailIngestor(settings, store, mailboxes, parser_profiles(settings), flag_sync.observe)
+    subscriptions = SubscriptionManager(graph, store, settings, instance_id)
+    coordinator = MailboxCoordinator(settings, store, subscriptions, ingestor, instance_id)
+    commands = Commands(settings, store)
+    actions = CardActions(settings, store, flag_sync, commands.list_page)
+    adapter, authentication, bot_auth = build_adapter(settings)
+    bot = RufpoolBot(store, commands, actions)
+    poster = CardPoster(adapter, settings.app_id, store, actions, Pacer(), language_for(settings.default_locale))
+    runner = JobRunner(
+        store.jobs,
+        {
+            NOTIFICATION_JOB: coordinator.handle_notification,
+            effects.RESYNC_MAILBOX: coordinator.handle_resync,
+            effects.POST_CARD: poster.handle_card,
+            effects.THREAD_REPLY: poster.handle_reply,
+            effects.SET_FLAG: flag_sync.handle_write_flag,
+        },
+    )
+    app[SERVICES] = Services(
+        settings,
+        store,
+        runner,
+        coordinator,
+        mailboxes,
+        actions,
+        messages=authenticated_messages_handler(
+            adapter, bot, authentication, allow_unauthenticated=bot_auth.allow_unauthenticated
+        ),
+        notifications=notification_handler(store.jobs, settings.graph_client_state.get_secret_value(), runner.wake),
+    )
+    runner.start()
+    # Subscribing makes Graph call our webhook back (validation handshake): that needs the server listening,
+    # so it runs in the background after start-up.
+    start_up = asyncio.create_task(coordinator.start_up(), name="mailbox-start-up")
+    coordinator.start()
+    log.info("Rufpool is listening (%d pool lines)", len(settings.pool_lines))
+    try:
+        yield
+    finally:
+        start_up.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await start_up
+        await coordinator.stop()
+        await runner.stop()
+        await credential.close()
+        await store.close()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness always; readiness includes the database."""
+    services = request.app.get(SERVICES)
+    checks = {"live": True, "database": False}
+    if services is not None:
+        try:
+            await services.store.ping()
+            checks["database"] = True
+        except Exception as exc:
+            log.warning("readiness: database unreachable: %s", type(exc).__name__)
+    status = 200 if all(checks.values()) else 503
+    return web.json_response({"status": "ok" if status == 200 else "degraded", "checks": checks}, status=status)
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    services = request.app.get(SERVICES)
+    if services is not None:
+        for state, count in (await services.store.jobs.depth()).items():
+            metrics.OUTBOX_DEPTH.labels(state).set(count)
+        for state, count in (await services.store.cases.count_by_state()).items():
+            metrics.CASES.labels(state).set(count)
+    body = generate_latest(metrics.REGISTRY)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    return await request.app[SERVICES].messages(request)
+
+
+async def notifications(request: web.Request) -> web.StreamResponse:
+    return await request.app[SERVICES].notifications(request)
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(client_max_size=1024 * 1024)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_services)
+    app.router.add_post("/api/messages", messages)
+    app.router.add_post(NOTIFICATION_PATH, notifications)
+    app.router.add_post(LIFECYCLE_PATH, notifications)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_endpoint)
+    return app

@@ -1,0 +1,221 @@
+"""Text commands: one handler per command, with German and English aliases. No botbuilder here."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bot import effects
+from bot.actions import ActionRequest, ActionResult
+from bot.config import PoolLine, Settings
+from bot.domain.cases import Actor
+from bot.storage.interface import ChannelLink, Store
+from cards.i18n import Lang, language_for, text
+from cards.list_card import PAGE_SIZE, CaseListView, ListCommand, build_list_card
+from cards.messages import build_help_card, build_link_confirmation_card, build_unlink_confirmation_card
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+
+ALIASES = {
+    "open": "open",
+    "offen": "open",
+    "mine": "mine",
+    "meine": "mine",
+    "help": "help",
+    "hilfe": "help",
+    "?": "help",
+    "link": "link",
+    "verbinden": "link",
+    "unlink": "unlink",
+    "trennen": "unlink",
+}
+_LEADING_BOT_NAME = re.compile(r"^\s*@?rufpool\b[:,]?\s*", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRequest:
+    text: str
+    """The message text with the bot's @mention already removed."""
+    actor: Actor
+    actor_upn: str | None
+    tenant_id: str | None
+    conversation_id: str
+    service_url: str
+    team_id: str | None = None
+    channel_id: str | None = None
+    locale: str | None = None
+    member_team_ids: Callable[[list[str]], Awaitable[list[str]]] | None = None
+    """Of the given team ids, those the user belongs to (personal chat); supplied by the Teams layer."""
+
+    @property
+    def lang(self) -> Lang:
+        return language_for(self.locale)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandReply:
+    card: Json | None = None
+    text: str | None = None
+
+
+def parse_command(message: str) -> tuple[str | None, str]:
+    """``"@Rufpool /Offen"`` → ``("open", "")``; unknown words → ``(None, message)``."""
+    cleaned = _LEADING_BOT_NAME.sub("", message.strip()).strip()
+    word, _, rest = cleaned.partition(" ")
+    return ALIASES.get(word.lstrip("/").lower()), rest.strip()
+
+
+class Commands:
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self._settings = settings
+        self._store = store
+        self._handlers: dict[str, Callable[[CommandRequest, str], Awaitable[CommandReply]]] = {
+            "open": self.open_cases,
+            "mine": self.my_cases,
+            "help": self.help,
+            "link": self.link,
+            "unlink": self.unlink,
+        }
+
+    async def handle(self, request: CommandRequest) -> CommandReply:
+        command, argument = parse_command(request.text)
+        if command is None:
+            return CommandReply(card=build_help_card(request.lang, unknown_text=request.text.strip() or None))
+        return await self._handlers[command](request, argument)
+
+    async def help(self, request: CommandRequest, _argument: str) -> CommandReply:
+        return CommandReply(card=build_help_card(request.lang))
+
+    async def open_cases(self, request: CommandRequest, _argument: str) -> CommandReply:
+        return CommandReply(card=await self._list(request, ListCommand.OPEN, 0))
+
+    async def my_cases(self, request: CommandRequest, _argument: str) -> CommandReply:
+        return CommandReply(card=await self._list(request, ListCommand.MINE, 0))
+
+    async def list_page(self, request: ActionRequest) -> ActionResult:
+        """The paging buttons of a list card (an ``Action.Execute``)."""
+        command = ListCommand(str(request.data.get("command", "open")))
+        try:
+            offset = max(0, int(request.data.get("offset", 0)))
+        except (TypeError, ValueError):
+            offset = 0
+        listing = CommandRequest(
+            text="",
+            actor=request.actor,
+            actor_upn=None,
+            tenant_id=request.tenant_id,
+            conversation_id=request.conversation_id,
+            service_url="",
+            channel_id=request.channel_id,
+            locale=request.locale,
+            member_team_ids=_member_filter(request),
+        )
+        return ActionResult(200, card=await self._list(listing, command, offset))
+
+    async def _line_ids(self, request: CommandRequest) -> list[str]:
+        if request.channel_id is not None:
+            links = await self._store.links.links_for_channel(request.channel_id)
+        else:
+            all_links = await self._all_links()
+            team_ids = sorted({link.team_id for link in all_links})
+            teams = await request.member_team_ids(team_ids) if request.member_team_ids else []
+            links = [link for link in all_links if link.team_id in teams]
+        return [link.line_id for link in links if link.tenant_id == request.tenant_id]
+
+    async def _all_links(self) -> list[ChannelLink]:
+        links = []
+        for line in self._settings.pool_lines:
+            link = await self._store.links.link_for_line(line.id)
+            if link is not None:
+                links.append(link)
+        return links
+
+    async def _list(self, request: CommandRequest, command: ListCommand, offset: int) -> Json:
+        line_ids = await self._line_ids(request)
+        claimed_by = request.actor.id if command is ListCommand.MINE else None
+        cases, total = await self._store.cases.list_active(
+            line_ids, claimed_by=claimed_by, limit=PAGE_SIZE, offset=offset
+        )
+        return build_list_card(
+            CaseListView(
+                command=command,
+                cases=cases,
+                total=total,
+                offset=offset,
+                line_names={line.id: line.display_name for line in self._settings.pool_lines},
+                lang=request.lang,
+                now=datetime.now(UTC),
+            )
+        )
+
+    def _may_link(self, request: CommandRequest) -> bool:
+        allowed = set(self._settings.link_admins)
+        return request.actor.id.lower() in allowed or (request.actor_upn or "").lower() in allowed
+
+    def _find_line(self, argument: str) -> PoolLine | None:
+        wanted = argument.strip().lower()
+        return next(
+            (
+                line
+                for line in self._settings.pool_lines
+                if wanted in (line.id, line.mailbox, line.display_name.lower())
+            ),
+            None,
+        )
+
+    async def _link_refusal(self, request: CommandRequest, argument: str) -> tuple[str | None, PoolLine | None]:
+        if request.channel_id is None or request.team_id is None or request.tenant_id is None:
+            return text(request.lang, "link_only_in_channel"), None
+        if not self._may_link(request):
+            return text(request.lang, "link_not_allowed"), None
+        line = self._find_line(argument)
+        if line is None:
+            known = ", ".join(line.id for line in self._settings.pool_lines) or "-"
+            return text(request.lang, "link_unknown_line", line=argument or "?", known=known), None
+        return None, line
+
+    async def link(self, request: CommandRequest, argument: str) -> CommandReply:
+        refusal, line = await self._link_refusal(request, argument)
+        if refusal is not None or line is None:
+            return CommandReply(text=refusal)
+        assert request.channel_id and request.team_id and request.tenant_id
+        await self._store.links.link_channel(
+            ChannelLink(
+                line_id=line.id,
+                tenant_id=request.tenant_id,
+                team_id=request.team_id,
+                channel_id=request.channel_id,
+                service_url=request.service_url,
+                linked_by=request.actor.id,
+                linked_at=datetime.now(UTC),
+            )
+        )
+        log.info("line %s linked to a channel of team %s", line.id, request.team_id[:12])
+        cases, _ = await self._store.cases.list_active([line.id], limit=10_000)
+        for case in cases:
+            await effects.refresh_card(self._store.jobs, case.id)
+        return CommandReply(card=build_link_confirmation_card(line.display_name, request.lang))
+
+    async def unlink(self, request: CommandRequest, argument: str) -> CommandReply:
+        refusal, line = await self._link_refusal(request, argument)
+        if refusal is not None or line is None:
+            return CommandReply(text=refusal)
+        await self._store.links.unlink_line(line.id)
+        return CommandReply(card=build_unlink_confirmation_card(line.display_name, request.lang))
+
+
+def _member_filter(request: ActionRequest) -> Callable[[list[str]], Awaitable[list[str]]] | None:
+    check = request.is_team_member
+    if check is None:
+        return None
+
+    async def members(team_ids: list[str]) -> list[str]:
+        return [team_id for team_id in team_ids if await check(team_id)]
+
+    return members

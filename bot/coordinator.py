@@ -1,0 +1,123 @@
+"""The mailbox coordinator owns the update loop (Home Assistant's pattern): subscriptions, catch-up and the
+handlers for notification jobs. Webhook handlers only persist; protocol I/O happens here, in the job runner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot import effects
+from bot.config import PoolLine, Settings
+from bot.graph.notifications import Notification
+from bot.graph.subscriptions import SubscriptionManager
+from bot.ingest import MailIngestor
+from bot.jobs import PermanentFailure
+from bot.storage.interface import Store
+
+log = logging.getLogger(__name__)
+
+SUBSCRIPTION_CHECK_INTERVAL = timedelta(minutes=10)
+
+
+class MailboxCoordinator:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        subscriptions: SubscriptionManager,
+        ingestor: MailIngestor,
+        instance_id: str,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._subscriptions = subscriptions
+        self._ingestor = ingestor
+        self._instance_id = instance_id
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def _line(self, mailbox: str) -> PoolLine:
+        line = self._settings.line_for_mailbox(mailbox)
+        if line is None:
+            raise PermanentFailure(f"mailbox {mailbox} is not a configured pool line")
+        return line
+
+    # Job handlers -------------------------------------------------------------------------------------------
+
+    async def handle_notification(self, payload: dict[str, Any]) -> None:
+        notification = Notification.model_validate(payload)
+        stored = await self._store.subscriptions.subscription_by_id(notification.subscriptionId)
+        if stored is None:
+            log.info("notification for an unknown subscription %s ignored", notification.subscriptionId)
+            return
+        line = self._line(stored.mailbox)
+        match notification.lifecycleEvent:
+            case "reauthorizationRequired":
+                await self._subscriptions.reauthorize(line, notification.subscriptionId)
+            case "subscriptionRemoved":
+                await self._subscriptions.recreate(line)
+                await self.request_resync(line)
+            case "missed":
+                await self.request_resync(line)
+            case None if notification.resourceData is not None:
+                await self._ingestor.on_mail_changed(line, notification.resourceData.id)
+            case None:
+                log.info("change notification without resourceData ignored")
+
+    async def handle_resync(self, payload: dict[str, Any]) -> None:
+        line = self._line(str(payload["mailbox"]))
+        count = await self._ingestor.catch_up(line)
+        log.info("catch-up of %s looked at %d mails", line.id, count)
+
+    async def request_resync(self, line: PoolLine) -> None:
+        await self._store.jobs.enqueue(
+            effects.RESYNC_MAILBOX, {"mailbox": line.mailbox}, dedupe_key=f"resync:{line.mailbox}"
+        )
+
+    # Loops --------------------------------------------------------------------------------------------------
+
+    async def start_up(self) -> None:
+        """At start: make sure every mailbox is subscribed and catch up on what arrived while the bot was down."""
+        for line in self._settings.pool_lines:
+            try:
+                await self._subscriptions.ensure(line)
+            except Exception:
+                log.exception("could not subscribe to %s; retrying in the background", line.mailbox)
+            await self.request_resync(line)
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._every(SUBSCRIPTION_CHECK_INTERVAL, self._check_subscriptions)),
+            asyncio.create_task(
+                self._every(timedelta(minutes=self._settings.delta_interval_minutes), self._periodic_catch_up)
+            ),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _every(self, interval: timedelta, action: Any) -> None:
+        while True:
+            await asyncio.sleep(interval.total_seconds())
+            try:
+                await action()
+            except Exception:
+                log.exception("periodic %s failed", action.__name__)
+
+    async def _check_subscriptions(self) -> None:
+        for line in self._settings.pool_lines:
+            await self._subscriptions.ensure(line)
+
+    async def _periodic_catch_up(self) -> None:
+        """The periodic delta pass: picks up missed mails and repairs flag drift (reconciliation)."""
+        lease_ttl = timedelta(minutes=self._settings.delta_interval_minutes)
+        if await self._store.leases.try_acquire("periodic-catch-up", self._instance_id, lease_ttl, datetime.now(UTC)):
+            for line in self._settings.pool_lines:
+                await self.request_resync(line)

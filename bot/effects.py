@@ -1,0 +1,29 @@
+"""Job kinds for effects on Teams and Graph, and helpers to enqueue them (all effects go through the outbox)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.storage.interface import JobQueue
+
+POST_CARD = "teams.card"
+THREAD_REPLY = "teams.reply"
+SET_FLAG = "graph.flag"
+RESYNC_MAILBOX = "graph.resync"
+
+
+async def refresh_card(queue: JobQueue, case_id: str) -> None:
+    """Post the case's card, or update it to the case's current state; pending refreshes coalesce."""
+    await queue.enqueue(POST_CARD, {"case_id": case_id}, dedupe_key=f"card:{case_id}")
+
+
+async def reply_in_thread(queue: JobQueue, case_id: str, version: int, message: dict[str, Any]) -> None:
+    """Add one line to the case's thread; ``message`` is ``{"key": ..., **params}`` rendered by cards.messages."""
+    await queue.enqueue(THREAD_REPLY, {"case_id": case_id, "message": message}, dedupe_key=f"reply:{case_id}:{version}")
+
+
+async def write_flag(queue: JobQueue, mailbox: str, message_id: str, case_id: str) -> None:
+    """Bring the mail's Outlook flag in line with its case; the job reads the case's state when it runs."""
+    await queue.enqueue(
+        SET_FLAG, {"mailbox": mailbox, "message_id": message_id, "case_id": case_id}, dedupe_key=f"flag:{message_id}"
+    )

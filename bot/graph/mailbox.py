@@ -1,0 +1,192 @@
+"""Reads mails and writes flags in the pool mailboxes through msgraph-sdk.
+
+At most four Graph requests run at once per mailbox (Outlook's MailboxConcurrency limit); immutable ids are asked
+for on every read so that a mail keeps its id when someone moves it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from kiota_abstractions.api_error import APIError
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from msgraph import GraphServiceClient
+from msgraph.generated.models.attachment import Attachment
+from msgraph.generated.models.body_type import BodyType
+from msgraph.generated.models.date_time_time_zone import DateTimeTimeZone
+from msgraph.generated.models.file_attachment import FileAttachment
+from msgraph.generated.models.followup_flag import FollowupFlag
+from msgraph.generated.models.followup_flag_status import FollowupFlagStatus
+from msgraph.generated.models.message import Message
+from msgraph.generated.users.item.mail_folders.item.messages.delta.delta_request_builder import DeltaRequestBuilder
+from msgraph.generated.users.item.messages.item.attachments.attachments_request_builder import (
+    AttachmentsRequestBuilder,
+)
+from msgraph.generated.users.item.messages.item.message_item_request_builder import MessageItemRequestBuilder
+
+from bot.graph.errors import as_job_error, is_not_found
+from bot.ingest import DeltaPage
+from bot.placetel.parser import MailAttachment, MailMessage
+from bot.storage.interface import FlagStatus
+
+MESSAGE_FIELDS = [
+    "id",
+    "subject",
+    "from",
+    "body",
+    "receivedDateTime",
+    "flag",
+    "categories",
+    "hasAttachments",
+    "webLink",
+    "internetMessageId",
+    "changeKey",
+]
+ATTACHMENT_FIELDS = ["id", "name", "contentType", "size", "isInline"]
+IMMUTABLE_IDS = 'IdType="ImmutableId"'
+MAILBOX_CONCURRENCY = 4
+DELTA_PAGE_SIZE = 50
+
+T = TypeVar("T")
+
+_FLAG_TO_GRAPH = {
+    FlagStatus.NOT_FLAGGED: FollowupFlagStatus.NotFlagged,
+    FlagStatus.FLAGGED: FollowupFlagStatus.Flagged,
+    FlagStatus.COMPLETE: FollowupFlagStatus.Complete,
+}
+
+
+def _config(query: Any = None, *, page_size: int | None = None) -> RequestConfiguration[Any]:
+    config: RequestConfiguration[Any] = RequestConfiguration(query_parameters=query)
+    config.headers.add("Prefer", IMMUTABLE_IDS)
+    if page_size:
+        config.headers.add("Prefer", f"odata.maxpagesize={page_size}")
+    return config
+
+
+def _flag_status(message: Message) -> str:
+    status = message.flag.flag_status if message.flag else None
+    return str(status.value) if status else FlagStatus.NOT_FLAGGED.value
+
+
+def to_mail_message(mailbox: str, message: Message, attachments: tuple[MailAttachment, ...]) -> MailMessage:
+    sender = message.from_.email_address if message.from_ and message.from_.email_address else None
+    body = message.body
+    received = message.received_date_time or datetime.now(UTC)
+    return MailMessage(
+        mailbox=mailbox,
+        message_id=message.id or "",
+        subject=message.subject or "",
+        sender_address=(sender.address or "") if sender else "",
+        sender_name=(sender.name or "") if sender else "",
+        body=(body.content or "") if body else "",
+        body_type="html" if body and body.content_type == BodyType.Html else "text",
+        received_at=received if received.tzinfo else received.replace(tzinfo=UTC),
+        internet_message_id=message.internet_message_id,
+        web_link=message.web_link,
+        attachments=attachments,
+        categories=tuple(message.categories or ()),
+        flag_status=_flag_status(message),
+    )
+
+
+def _to_attachment(attachment: Attachment) -> MailAttachment:
+    return MailAttachment(
+        id=attachment.id or "",
+        name=attachment.name or "",
+        content_type=attachment.content_type or "",
+        size=attachment.size or 0,
+    )
+
+
+class GraphMailboxes:
+    """The :class:`bot.ingest.MailReader` and flag writer over Graph."""
+
+    def __init__(self, client: GraphServiceClient) -> None:
+        self._client = client
+        self._slots: defaultdict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(MAILBOX_CONCURRENCY))
+
+    async def _call(self, mailbox: str, request: Callable[[], Awaitable[T]]) -> T:
+        async with self._slots[mailbox.lower()]:
+            try:
+                return await request()
+            except Exception as exc:
+                mapped = as_job_error(exc)
+                if mapped is exc:
+                    raise
+                raise mapped from exc
+
+    def _message(self, mailbox: str, message_id: str) -> MessageItemRequestBuilder:
+        return self._client.users.by_user_id(mailbox).messages.by_message_id(message_id)
+
+    async def get_message(self, mailbox: str, message_id: str) -> MailMessage | None:
+        query = MessageItemRequestBuilder.MessageItemRequestBuilderGetQueryParameters(select=MESSAGE_FIELDS)
+        try:
+            message = await self._call(mailbox, lambda: self._message(mailbox, message_id).get(_config(query)))
+        except Exception as exc:
+            if isinstance(exc.__cause__, APIError) and is_not_found(exc.__cause__):
+                return None
+            raise
+        if message is None:
+            return None
+        return to_mail_message(mailbox, message, await self._attachments(mailbox, message))
+
+    async def _attachments(self, mailbox: str, message: Message) -> tuple[MailAttachment, ...]:
+        if not message.has_attachments or not message.id:
+            return ()
+        query = AttachmentsRequestBuilder.AttachmentsRequestBuilderGetQueryParameters(select=ATTACHMENT_FIELDS)
+        builder = self._message(mailbox, message.id).attachments
+        response = await self._call(mailbox, lambda: builder.get(_config(query)))
+        items = response.value if response and response.value else []
+        return tuple(_to_attachment(item) for item in items if not item.is_inline)
+
+    async def attachment_bytes(self, mailbox: str, message_id: str, attachment_id: str) -> tuple[str, bytes] | None:
+        """Content type and bytes of a file attachment (msgraph-sdk decodes contentBytes already)."""
+        builder = self._message(mailbox, message_id).attachments.by_attachment_id(attachment_id)
+        attachment = await self._call(mailbox, lambda: builder.get(_config()))
+        if not isinstance(attachment, FileAttachment) or attachment.content_bytes is None:
+            return None
+        return attachment.content_type or "application/octet-stream", attachment.content_bytes
+
+    async def delta(self, mailbox: str, delta_link: str | None) -> AsyncIterator[DeltaPage]:
+        builder = self._client.users.by_user_id(mailbox).mail_folders.by_mail_folder_id("inbox").messages.delta
+        query = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(select=MESSAGE_FIELDS)
+        next_url = delta_link
+        while True:
+            # msgraph-sdk's PageIterator loses the deltaLink: page by hand with with_url.
+            current = builder.with_url(next_url) if next_url else builder
+            config = _config(None if next_url else query, page_size=DELTA_PAGE_SIZE)
+            response = await self._call(mailbox, lambda current=current, config=config: current.get(config))  # type: ignore[misc]
+            values = list(response.value or []) if response else []
+            removed = [m.id for m in values if m.id and "@removed" in (m.additional_data or {})]
+            messages = [
+                to_mail_message(mailbox, m, await self._attachments(mailbox, m))
+                for m in values
+                if m.id and "@removed" not in (m.additional_data or {})
+            ]
+            next_link = response.odata_next_link if response else None
+            final_link = response.odata_delta_link if response else None
+            yield DeltaPage(messages=messages, removed_ids=removed, delta_link=final_link)
+            if not next_link:
+                return
+            next_url = next_link
+
+    async def set_flag(self, mailbox: str, message_id: str, flag: FlagStatus, at: datetime) -> None:
+        followup = FollowupFlag(flag_status=_FLAG_TO_GRAPH[flag])
+        if flag is FlagStatus.COMPLETE:
+            followup.completed_date_time = DateTimeTimeZone(
+                date_time=at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"), time_zone="UTC"
+            )
+        await self._call(mailbox, lambda: self._message(mailbox, message_id).patch(Message(flag=followup)))
+
+    async def set_own_categories(self, mailbox: str, message_id: str, prefix: str, ours: list[str]) -> None:
+        """Replace the categories starting with ``prefix``; the team's own categories stay untouched."""
+        query = MessageItemRequestBuilder.MessageItemRequestBuilderGetQueryParameters(select=["categories"])
+        current = await self._call(mailbox, lambda: self._message(mailbox, message_id).get(_config(query)))
+        kept = [c for c in (current.categories if current and current.categories else []) if not c.startswith(prefix)]
+        categories = kept + ours
+        await self._call(mailbox, lambda: self._message(mailbox, message_id).patch(Message(categories=categories)))

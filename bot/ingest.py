@@ -1,0 +1,141 @@
+"""Mail ingestion: every notification mail in a watched mailbox becomes exactly one call event.
+
+The same steps serve change notifications and delta catch-up: parse the mail, store the event idempotently on the
+mail's id (a duplicate notification or a delta overlap adds nothing), group it into its case and enqueue the card.
+Updates of mails the bot already knows are flag changes made in Outlook and go to the flag sync.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot import effects, metrics
+from bot.config import PoolLine, Settings
+from bot.domain.events import CallEvent, EventKind, MailSource, Voicemail
+from bot.logging_setup import mask_number
+from bot.placetel.parser import MailMessage, ParsedMail, ParserProfile, parse_mail
+from bot.storage.interface import FlagStatus, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaPage:
+    messages: list[MailMessage]
+    removed_ids: list[str]
+    delta_link: str | None
+    """Set on the last page only: where the next catch-up starts."""
+
+
+class MailReader(Protocol):
+    """What ingestion needs from a mailbox (implemented by the Graph adapter)."""
+
+    async def get_message(self, mailbox: str, message_id: str) -> MailMessage | None:
+        """The mail with the fields the parser needs and its attachment metadata; None when it is gone."""
+
+    def delta(self, mailbox: str, delta_link: str | None) -> AsyncIterator[DeltaPage]:
+        """Pages of the Inbox changed since ``delta_link`` (all of it when None)."""
+
+
+FlagObserver = Callable[[PoolLine, MailMessage], Awaitable[None]]
+
+
+def to_call_event(line: PoolLine, mail: MailMessage, parsed: ParsedMail) -> CallEvent:
+    voicemail = None
+    if parsed.voicemail_attachment_id:
+        voicemail = Voicemail(
+            attachment_id=parsed.voicemail_attachment_id,
+            file_name=parsed.voicemail_file_name or "voicemail",
+            duration_seconds=parsed.voicemail_duration_seconds,
+        )
+    return CallEvent(
+        source_id=CallEvent.source_id_for(mail.mailbox, mail.message_id),
+        kind=parsed.kind,
+        line_id=line.id,
+        caller=parsed.caller,
+        caller_name=parsed.caller_name,
+        received_at=parsed.call_time or mail.received_at,
+        mail=MailSource(
+            mailbox=mail.mailbox,
+            message_id=mail.message_id,
+            web_link=mail.web_link,
+            subject=parsed.subject or mail.subject,
+            sender=mail.sender_address,
+        ),
+        voicemail=voicemail,
+    )
+
+
+class MailIngestor:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        reader: MailReader,
+        profiles: Sequence[ParserProfile],
+        on_flag_change: FlagObserver,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._reader = reader
+        self._profiles = profiles
+        self._on_flag_change = on_flag_change
+
+    async def on_mail_changed(self, line: PoolLine, message_id: str) -> None:
+        """A change notification for one mail: fetch it and take it through the pipeline."""
+        mail = await self._reader.get_message(line.mailbox, message_id)
+        if mail is None:
+            log.info("mail %s in %s is gone; nothing to do", message_id[-12:], line.id)
+            return
+        await self.process(line, mail)
+
+    async def process(self, line: PoolLine, mail: MailMessage) -> None:
+        known = await self._store.mails.get_mail(mail.mailbox, mail.message_id)
+        if known is not None:
+            await self._on_flag_change(line, mail)
+            return
+        parsed = parse_mail(mail, line.numbers, self._profiles)
+        if "own mail" in parsed.notes:
+            log.info("skipped a mail of the bot's own making in %s", line.id)
+            return
+        event = to_call_event(line, mail, parsed)
+        outcome = await self._store.cases.record_event(event)
+        if not outcome.event_added:
+            return
+        metrics.EVENTS.labels(event.kind.value).inc()
+        if mail.flag_status:
+            await self._store.mails.set_observed_flag(mail.mailbox, mail.message_id, FlagStatus(mail.flag_status))
+        log.info(
+            "%s from %s on %s → case %s (%s)",
+            event.kind.value,
+            mask_number(event.caller),
+            line.id,
+            outcome.case.id[:8],
+            "new" if outcome.case_created else f"call {outcome.case.call_count}",
+        )
+        queue = self._store.jobs
+        await effects.refresh_card(queue, outcome.case.id)
+        if not outcome.case_created:
+            await effects.reply_in_thread(
+                queue,
+                outcome.case.id,
+                outcome.case.version,
+                {"key": "repeat_call", "at": event.received_at.isoformat(), "count": outcome.case.call_count},
+            )
+        if event.kind is EventKind.UNRECOGNISED:
+            log.info("mail %s in %s was not understood; shown as an unrecognised item", mail.message_id[-12:], line.id)
+
+    async def catch_up(self, line: PoolLine) -> int:
+        """Run the delta query from the stored delta link; returns how many mails were looked at."""
+        seen = 0
+        start = await self._store.subscriptions.get_delta_link(line.mailbox)
+        async for page in self._reader.delta(line.mailbox, start):
+            for mail in page.messages:
+                await self.process(line, mail)
+                seen += 1
+            if page.delta_link:
+                await self._store.subscriptions.save_delta_link(line.mailbox, page.delta_link)
+        return seen

@@ -1,0 +1,135 @@
+"""The job runner: takes jobs from the durable queue and hands each to the handler for its kind.
+
+Handlers raise :class:`RetryLater` (optionally with the ``Retry-After`` the remote side reported) for transient
+failures and :class:`PermanentFailure` for jobs that can never succeed; every other exception is treated as
+transient. One retry policy serves all effects on Teams and Graph (Company Communicator's pattern).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from bot import metrics
+from bot.logging_setup import redact
+from bot.storage.interface import Job, JobQueue, JobState, RetryPolicy
+
+log = logging.getLogger(__name__)
+
+JobHandler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class RetryLater(Exception):
+    """A transient failure; ``retry_after`` is what the remote side asked for (e.g. a 429's Retry-After)."""
+
+    def __init__(self, message: str, retry_after: timedelta | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentFailure(Exception):
+    """The job can never succeed (bad payload, a case that no longer exists): dead-letter it at once."""
+
+
+class JobRunner:
+    """Runs ``concurrency`` workers that lease due jobs and dispatch them by kind."""
+
+    def __init__(
+        self,
+        queue: JobQueue,
+        handlers: Mapping[str, JobHandler],
+        *,
+        policy: RetryPolicy | None = None,
+        concurrency: int = 4,
+        lease_for: timedelta = timedelta(minutes=2),
+        idle_poll: float = 0.5,
+    ) -> None:
+        self._queue = queue
+        self._handlers = dict(handlers)
+        self._policy = policy or RetryPolicy()
+        self._concurrency = concurrency
+        self._lease_for = lease_for
+        self._idle_poll = idle_poll
+        self._worker_id = f"worker-{uuid.uuid4().hex[:8]}"
+        self._wakeup = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._busy = 0
+
+    def wake(self) -> None:
+        """Tell idle workers that a job was just enqueued, so they need not wait for the next poll."""
+        self._wakeup.set()
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._work(n), name=f"job-worker-{n}") for n in range(self._concurrency)]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def run_until_idle(self) -> None:
+        """Process jobs until none is due and no worker is busy (tests wait for quiet with this)."""
+        while True:
+            jobs = await self._queue.lease(self._worker_id, list(self._handlers), self._lease_for, limit=8)
+            if not jobs:
+                if self._busy == 0:
+                    return
+                await asyncio.sleep(0.05)
+                continue
+            await asyncio.gather(*(self._run(job) for job in jobs))
+
+    async def _work(self, number: int) -> None:
+        worker_id = f"{self._worker_id}-{number}"
+        while True:
+            try:
+                jobs = await self._queue.lease(worker_id, list(self._handlers), self._lease_for, limit=1)
+            except Exception:
+                log.exception("leasing jobs failed; retrying")
+                jobs = []
+            if not jobs:
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self._idle_poll)
+                continue
+            for job in jobs:
+                await self._run(job, worker_id)
+
+    async def _run(self, job: Job, worker_id: str | None = None) -> None:
+        worker_id = worker_id or self._worker_id
+        handler = self._handlers[job.kind]
+        self._busy += 1
+        try:
+            if job.attempts > self._policy.max_attempts:
+                # A job whose worker died on every attempt comes back through lease expiry; stop it here.
+                raise PermanentFailure(f"gave up after {job.attempts - 1} attempts")
+            await handler(job.payload)
+        except PermanentFailure as exc:
+            await self._fail(job, worker_id, exc, retry_after=None, permanent=True)
+        except RetryLater as exc:
+            await self._fail(job, worker_id, exc, retry_after=exc.retry_after, permanent=False)
+        except Exception as exc:
+            log.warning("job %s #%s failed: %s", job.kind, job.id, redact(repr(exc)), exc_info=True)
+            await self._fail(job, worker_id, exc, retry_after=None, permanent=False)
+        else:
+            await self._queue.complete(job, worker_id)
+            metrics.JOBS_DONE.labels(job.kind).inc()
+        finally:
+            self._busy -= 1
+
+    async def _fail(
+        self, job: Job, worker_id: str, exc: Exception, *, retry_after: timedelta | None, permanent: bool
+    ) -> None:
+        policy = RetryPolicy(max_attempts=job.attempts) if permanent else self._policy
+        state = await self._queue.fail(job, worker_id, redact(str(exc))[:500], policy, retry_after)
+        if state is JobState.DEAD:
+            metrics.DEAD_LETTERS.labels(job.kind).inc()
+        else:
+            metrics.JOB_RETRIES.labels(job.kind).inc()

@@ -1,0 +1,35 @@
+"""Notification-mail parser: PBX mails (Placetel and others) to call events. Pure code, no I/O."""
+
+from bot.placetel.numbers import normalise_number
+from bot.placetel.parser import OWN_SUBJECT_MARKER, MailAttachment, MailMessage, ParsedMail, parse_mail
+from bot.placetel.profiles import (
+    BUILTIN_PROFILES,
+    PLACETEL_PROFILE,
+    WAV_PBX_PROFILE,
+    AttachmentRule,
+    BodyPatterns,
+    KindPatterns,
+    ParserProfile,
+    ProfileConfigError,
+    load_profiles,
+    merge_profiles,
+)
+
+__all__ = [
+    "BUILTIN_PROFILES",
+    "OWN_SUBJECT_MARKER",
+    "PLACETEL_PROFILE",
+    "WAV_PBX_PROFILE",
+    "AttachmentRule",
+    "BodyPatterns",
+    "KindPatterns",
+    "MailAttachment",
+    "MailMessage",
+    "ParsedMail",
+    "ParserProfile",
+    "ProfileConfigError",
+    "load_profiles",
+    "merge_profiles",
+    "normalise_number",
+    "parse_mail",
+]

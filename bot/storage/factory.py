@@ -1,0 +1,39 @@
+"""Open the store named by ``DATABASE_URL``: a SQLite file (default), in-memory SQLite, or PostgreSQL."""
+
+from __future__ import annotations
+
+from bot.storage.database import Database, PostgresDatabase, SqliteDatabase
+from bot.storage.interface import Store
+from bot.storage.sql_store import SqlStore
+
+_SQLITE_PREFIX = "sqlite:///"
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+async def open_database(database_url: str) -> Database:
+    """``sqlite:///relative/file.sqlite3``, ``sqlite:////absolute/file.sqlite3``, ``sqlite:///:memory:`` or
+    ``postgresql://user@host:port/dbname?options=…`` (a libpq URI)."""
+    if database_url.startswith(_SQLITE_PREFIX):
+        path = database_url.removeprefix(_SQLITE_PREFIX)
+        if not path:
+            raise ValueError("DATABASE_URL: sqlite:/// needs a file path, e.g. sqlite:///var/rufpool.sqlite3")
+        return await SqliteDatabase.open(path)
+    if database_url.startswith(_POSTGRES_SCHEMES):
+        return await PostgresDatabase.open(database_url)
+    scheme = database_url.split(":", 1)[0] if ":" in database_url else database_url[:20]
+    raise ValueError(
+        f"DATABASE_URL: unsupported database {scheme!r}; use sqlite:///path/file.sqlite3, sqlite:///:memory: "
+        "or postgresql://user@host:5432/dbname"
+    )
+
+
+async def open_store(database_url: str) -> Store:
+    """Connect and apply pending schema migrations."""
+    database = await open_database(database_url)
+    store = SqlStore(database)
+    try:
+        await store.migrate()
+    except BaseException:
+        await store.close()
+        raise
+    return store

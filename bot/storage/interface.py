@@ -1,0 +1,233 @@
+"""The one async storage interface. SQLite and PostgreSQL implement it and pass one contract test suite."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol
+
+from bot.domain.cases import Actor, Case
+from bot.domain.events import CallEvent
+from bot.domain.state_machine import Refusal, Verb
+
+
+@dataclass(frozen=True, slots=True)
+class EventOutcome:
+    case: Case
+    event_added: bool
+    """False when the event's source id was already stored (duplicate notification, delta overlap)."""
+    case_created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionOutcome:
+    case: Case
+    """The case after the attempt: the new state when applied, the current state when refused."""
+    refusal: Refusal | None = None
+
+    @property
+    def applied(self) -> bool:
+        return self.refusal is None
+
+
+class CaseRepository(Protocol):
+    async def record_event(self, event: CallEvent) -> EventOutcome:
+        """Store ``event`` idempotently on its source id and group it into its case, atomically."""
+
+    async def get(self, case_id: str) -> Case | None: ...
+
+    async def transition(
+        self, case_id: str, verb: Verb, actor: Actor, now: datetime, claim_timeout: timedelta
+    ) -> TransitionOutcome:
+        """Decide with the state machine and compare-and-set on the version; retried on a lost race."""
+
+    async def list_active(
+        self, line_ids: list[str], *, claimed_by: str | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[list[Case], int]:
+        """Open and claimed cases of ``line_ids``, oldest first, and the total count."""
+
+    async def find_by_message(self, mailbox: str, message_id: str) -> Case | None: ...
+
+    async def count_by_state(self) -> dict[str, int]:
+        """Number of cases per state (for /metrics)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelLink:
+    line_id: str
+    tenant_id: str
+    team_id: str
+    channel_id: str
+    service_url: str
+    linked_by: str
+    linked_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Installation:
+    team_id: str
+    tenant_id: str
+    service_url: str
+    conversation_reference: dict[str, Any]
+    channels: list[dict[str, str]] = field(default_factory=list)
+    installed_at: datetime | None = None
+
+
+class LinkRepository(Protocol):
+    async def save_installation(self, installation: Installation) -> None: ...
+
+    async def get_installation(self, team_id: str) -> Installation | None: ...
+
+    async def link_channel(self, link: ChannelLink) -> None:
+        """Link ``link.line_id`` to a channel, replacing an earlier link of that line."""
+
+    async def unlink_line(self, line_id: str) -> bool: ...
+
+    async def link_for_line(self, line_id: str) -> ChannelLink | None: ...
+
+    async def links_for_channel(self, channel_id: str) -> list[ChannelLink]: ...
+
+    async def links_for_teams(self, team_ids: list[str]) -> list[ChannelLink]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CardRef:
+    case_id: str
+    conversation_id: str
+    """The thread's conversation id (``<channel>;messageid=<root>``)."""
+    activity_id: str
+    posted_version: int
+
+
+class CardRepository(Protocol):
+    async def save_card(self, card: CardRef) -> None: ...
+
+    async def get_card(self, case_id: str) -> CardRef | None: ...
+
+    async def case_id_for_activity(self, activity_id: str) -> str | None: ...
+
+
+class FlagStatus(StrEnum):
+    NOT_FLAGGED = "notFlagged"
+    FLAGGED = "flagged"
+    COMPLETE = "complete"
+
+
+@dataclass(frozen=True, slots=True)
+class MailState:
+    """What the bot knows of one mail's Outlook flag, for echo suppression and reconciliation."""
+
+    mailbox: str
+    message_id: str
+    case_id: str
+    observed_flag: FlagStatus | None
+    """The flag last read from Graph."""
+    written_flag: FlagStatus | None
+    """The flag the bot last PATCHed (its own change must not come back as a user action)."""
+
+
+class MailRepository(Protocol):
+    async def get_mail(self, mailbox: str, message_id: str) -> MailState | None: ...
+
+    async def mails_of_case(self, case_id: str) -> list[MailState]: ...
+
+    async def set_observed_flag(self, mailbox: str, message_id: str, flag: FlagStatus) -> None: ...
+
+    async def set_written_flag(self, mailbox: str, message_id: str, flag: FlagStatus) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    mailbox: str
+    subscription_id: str
+    expires_at: datetime
+
+
+class SubscriptionRepository(Protocol):
+    async def save_subscription(self, subscription: Subscription) -> None: ...
+
+    async def get_subscription(self, mailbox: str) -> Subscription | None: ...
+
+    async def subscription_by_id(self, subscription_id: str) -> Subscription | None: ...
+
+    async def delete_subscription(self, mailbox: str) -> None: ...
+
+    async def save_delta_link(self, mailbox: str, delta_link: str) -> None: ...
+
+    async def get_delta_link(self, mailbox: str) -> str | None: ...
+
+
+class LeaseRepository(Protocol):
+    """Named leases so that one instance of a deployment owns a mailbox's subscription or a periodic task."""
+
+    async def try_acquire(self, name: str, holder: str, ttl: timedelta, now: datetime) -> bool: ...
+
+    async def release(self, name: str, holder: str) -> None: ...
+
+
+class JobState(StrEnum):
+    PENDING = "pending"
+    LEASED = "leased"
+    DONE = "done"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    """Attempts started so far, including the current one."""
+    dedupe_key: str | None
+    created_at: datetime
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter; a job's reported Retry-After wins when it is longer."""
+
+    max_attempts: int = 8
+    base_delay: timedelta = timedelta(seconds=2)
+    max_delay: timedelta = timedelta(minutes=10)
+
+
+class JobQueue(Protocol):
+    async def enqueue(
+        self, kind: str, payload: dict[str, Any], *, dedupe_key: str | None = None, run_at: datetime | None = None
+    ) -> int | None:
+        """Persist a job. With ``dedupe_key``, a job with the same key still pending is not added (returns None)."""
+
+    async def lease(self, worker_id: str, kinds: list[str], lease_for: timedelta, limit: int = 1) -> list[Job]:
+        """Take due jobs (pending, or leased by a worker whose lease expired); SKIP LOCKED on PostgreSQL."""
+
+    async def complete(self, job: Job, worker_id: str) -> None: ...
+
+    async def fail(
+        self, job: Job, worker_id: str, error: str, policy: RetryPolicy, retry_after: timedelta | None = None
+    ) -> JobState:
+        """Schedule a retry with backoff (honouring ``retry_after``) or dead-letter after ``policy.max_attempts``."""
+
+    async def depth(self) -> dict[str, int]:
+        """Count of jobs per state."""
+
+    async def dead_letters(self, limit: int = 100) -> list[Job]: ...
+
+
+class Store(Protocol):
+    """All repositories over one database; opened once per process."""
+
+    cases: CaseRepository
+    links: LinkRepository
+    cards: CardRepository
+    mails: MailRepository
+    subscriptions: SubscriptionRepository
+    leases: LeaseRepository
+    jobs: JobQueue
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise when the database cannot be reached (readiness)."""

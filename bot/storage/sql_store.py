@@ -1,0 +1,726 @@
+"""The repositories and the job queue over :class:`~bot.storage.database.Database`, one SQL text for both engines."""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Callable, Sequence, Sized
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.domain.cases import Actor, Case, CaseState, PreviousCase
+from bot.domain.events import CallEvent, EventKind, MailSource, Voicemail
+from bot.domain.grouping import place_event
+from bot.domain.state_machine import Refusal, RefusalCode, Verb, decide
+from bot.storage.database import Cursor, Database, IntegrityConflict, Row, from_json, require_utc, to_json, to_utc
+from bot.storage.interface import (
+    CardRef,
+    CardRepository,
+    CaseRepository,
+    ChannelLink,
+    EventOutcome,
+    FlagStatus,
+    Installation,
+    Job,
+    JobQueue,
+    JobState,
+    LeaseRepository,
+    LinkRepository,
+    MailRepository,
+    MailState,
+    RetryPolicy,
+    Subscription,
+    SubscriptionRepository,
+    TransitionOutcome,
+)
+from bot.storage.migrations import migrate
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+_MAX_ATTEMPTS = 50
+"""Bound on optimistic retries of one operation that keeps losing races; reaching it means pathological contention."""
+
+
+class StorageContention(RuntimeError):
+    """An optimistic write kept losing races and gave up."""
+
+
+class _LostRace(Exception):
+    """Raised inside a transaction to roll it back and try again with fresh data."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _placeholders(values: Sized) -> str:
+    return ", ".join("?" * len(values))
+
+
+def _actor(actor_id: str | None, name: str | None) -> Actor | None:
+    return Actor(actor_id, name or "") if actor_id is not None else None
+
+
+def _event_from_row(row: Row) -> CallEvent:
+    voicemail = None
+    if row["voicemail_attachment_id"] is not None:
+        voicemail = Voicemail(
+            row["voicemail_attachment_id"], row["voicemail_file_name"], row["voicemail_duration_seconds"]
+        )
+    return CallEvent(
+        source_id=row["source_id"],
+        kind=EventKind(row["kind"]),
+        line_id=row["line_id"],
+        caller=row["caller"],
+        received_at=require_utc(row["received_at"]),
+        mail=MailSource(row["mailbox"], row["message_id"], row["web_link"], row["subject"], row["sender"]),
+        caller_name=row["caller_name"],
+        voicemail=voicemail,
+    )
+
+
+def _case_from_row(row: Row, events: tuple[CallEvent, ...]) -> Case:
+    previous = None
+    if row["previous_case_id"] is not None:
+        previous = PreviousCase(
+            row["previous_case_id"],
+            _actor(row["previous_done_by_id"], row["previous_done_by_name"]),
+            to_utc(row["previous_done_at"]),
+        )
+    return Case(
+        id=row["id"],
+        line_id=row["line_id"],
+        caller=row["caller"],
+        created_at=require_utc(row["created_at"]),
+        state=CaseState(row["state"]),
+        version=row["version"],
+        events=events,
+        caller_name=row["caller_name"],
+        claimed_by=_actor(row["claimed_by_id"], row["claimed_by_name"]),
+        claimed_at=to_utc(row["claimed_at"]),
+        done_by=_actor(row["done_by_id"], row["done_by_name"]),
+        done_at=to_utc(row["done_at"]),
+        previous=previous,
+        updated_at=to_utc(row["updated_at"]),
+        reopened=bool(row["reopened"]),
+    )
+
+
+def _mutable_case_columns(case: Case) -> dict[str, Any]:
+    """Columns a transition or a joining event may change."""
+    return {
+        "caller_name": case.caller_name,
+        "state": case.state.value,
+        "version": case.version,
+        "updated_at": case.updated_at,
+        "claimed_by_id": case.claimed_by.id if case.claimed_by else None,
+        "claimed_by_name": case.claimed_by.name if case.claimed_by else None,
+        "claimed_at": case.claimed_at,
+        "done_by_id": case.done_by.id if case.done_by else None,
+        "done_by_name": case.done_by.name if case.done_by else None,
+        "done_at": case.done_at,
+        "reopened": int(case.reopened),
+    }
+
+
+class SqlCaseRepository(CaseRepository):
+    def __init__(self, database: Database, new_case_id: Callable[[], str]) -> None:
+        self._db = database
+        self._new_case_id = new_case_id
+
+    async def _load_cases(self, cursor: Cursor, where: str, params: Sequence[Any], tail: str = "") -> list[Case]:
+        """Cases matching ``where`` with their events in call-time order, in two queries."""
+        await cursor.execute(f"SELECT * FROM cases WHERE {where} {tail}", params)  # noqa: S608 - fixed SQL fragments
+        rows = await cursor.fetchall()
+        if not rows:
+            return []
+        ids = [row["id"] for row in rows]
+        await cursor.execute(
+            f"SELECT * FROM events WHERE case_id IN ({_placeholders(ids)}) ORDER BY received_at, source_id",  # noqa: S608
+            ids,
+        )
+        events: dict[str, list[CallEvent]] = {case_id: [] for case_id in ids}
+        for event_row in await cursor.fetchall():
+            events[event_row["case_id"]].append(_event_from_row(event_row))
+        return [_case_from_row(row, tuple(events[row["id"]])) for row in rows]
+
+    async def _load(self, cursor: Cursor, case_id: str) -> Case | None:
+        cases = await self._load_cases(cursor, "id = ?", (case_id,))
+        return cases[0] if cases else None
+
+    async def _last_done(self, cursor: Cursor, line_id: str, caller_key: str) -> Case | None:
+        """The caller's most recently finished case, without its events (only its id and finisher are linked)."""
+        await cursor.execute(
+            "SELECT * FROM cases WHERE line_id = ? AND caller_key = ? AND state = 'done' ORDER BY done_at DESC LIMIT 1",
+            (line_id, caller_key),
+        )
+        row = await cursor.fetchone()
+        return _case_from_row(row, ()) if row else None
+
+    @staticmethod
+    async def _compare_and_set(cursor: Cursor, case: Case, expected_version: int) -> bool:
+        columns = _mutable_case_columns(case)
+        assignments = ", ".join(f"{column} = ?" for column in columns)
+        changed = await cursor.execute(
+            f"UPDATE cases SET {assignments} WHERE id = ? AND version = ?",  # noqa: S608 - column names are fixed
+            (*columns.values(), case.id, expected_version),
+        )
+        return changed == 1
+
+    @staticmethod
+    async def _insert_case(cursor: Cursor, case: Case, caller_key: str | None) -> None:
+        previous = case.previous
+        columns = {
+            "id": case.id,
+            "line_id": case.line_id,
+            "caller": case.caller,
+            "caller_key": caller_key,
+            "created_at": case.created_at,
+            "previous_case_id": previous.case_id if previous else None,
+            "previous_done_by_id": previous.done_by.id if previous and previous.done_by else None,
+            "previous_done_by_name": previous.done_by.name if previous and previous.done_by else None,
+            "previous_done_at": previous.done_at if previous else None,
+            **_mutable_case_columns(case),
+        }
+        await cursor.execute(
+            f"INSERT INTO cases ({', '.join(columns)}) VALUES ({_placeholders(columns)})",  # noqa: S608
+            tuple(columns.values()),
+        )
+
+    @staticmethod
+    async def _insert_event(cursor: Cursor, event: CallEvent, case_id: str) -> None:
+        voicemail = event.voicemail
+        await cursor.execute(
+            "INSERT INTO events (source_id, case_id, kind, line_id, caller, caller_name, received_at, mailbox, "
+            "message_id, web_link, subject, sender, voicemail_attachment_id, voicemail_file_name, "
+            "voicemail_duration_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                event.source_id,
+                case_id,
+                event.kind.value,
+                event.line_id,
+                event.caller,
+                event.caller_name,
+                event.received_at,
+                event.mail.mailbox,
+                event.mail.message_id,
+                event.mail.web_link,
+                event.mail.subject,
+                event.mail.sender,
+                voicemail.attachment_id if voicemail else None,
+                voicemail.file_name if voicemail else None,
+                voicemail.duration_seconds if voicemail else None,
+            ),
+        )
+        await cursor.execute(
+            "INSERT INTO mails (mailbox, message_id, case_id) VALUES (?, ?, ?) "
+            "ON CONFLICT (mailbox, message_id) DO NOTHING",
+            (event.mail.mailbox.lower(), event.mail.message_id, case_id),
+        )
+
+    async def _record_once(self, cursor: Cursor, event: CallEvent) -> EventOutcome:
+        await cursor.execute("SELECT case_id FROM events WHERE source_id = ?", (event.source_id,))
+        known = await cursor.fetchone()
+        if known is not None:
+            case = await self._load(cursor, known["case_id"])
+            if case is None:
+                raise LookupError(f"event {event.source_id} points at a missing case")
+            return EventOutcome(case, event_added=False, case_created=False)
+        key = event.grouping_key
+        active = last_done = None
+        if key is not None:
+            found = await self._load_cases(
+                cursor, "line_id = ? AND caller_key = ? AND state <> 'done'", (event.line_id, key)
+            )
+            active = found[0] if found else None
+            if active is None:
+                last_done = await self._last_done(cursor, event.line_id, key)
+        case = place_event(event, active, last_done, self._new_case_id())
+        if active is None:
+            await self._insert_case(cursor, case, key)
+        elif not await self._compare_and_set(cursor, case, active.version):
+            raise _LostRace
+        await self._insert_event(cursor, event, case.id)
+        return EventOutcome(case, event_added=True, case_created=active is None)
+
+    async def record_event(self, event: CallEvent) -> EventOutcome:
+        """Store ``event`` and group it, atomically.
+
+        Two processes may race for the same caller (both create a case: the unique partial index refuses the second)
+        or the same mail (the primary key refuses the second event): the loser rolls back and tries again, and then
+        sees the winner's case or event.
+        """
+        for _ in range(_MAX_ATTEMPTS):
+            try:
+                async with self._db.transaction() as cursor:
+                    return await self._record_once(cursor, event)
+            except (IntegrityConflict, _LostRace):
+                continue
+        raise StorageContention(f"record_event {event.source_id} kept losing races")
+
+    async def get(self, case_id: str) -> Case | None:
+        async with self._db.transaction() as cursor:
+            return await self._load(cursor, case_id)
+
+    async def transition(
+        self, case_id: str, verb: Verb, actor: Actor, now: datetime, claim_timeout: timedelta
+    ) -> TransitionOutcome:
+        for _ in range(_MAX_ATTEMPTS):
+            try:
+                async with self._db.transaction() as cursor:
+                    case = await self._load(cursor, case_id)
+                    if case is None:
+                        raise LookupError(f"no case {case_id}")
+                    decided = decide(case, verb, actor, now, claim_timeout)
+                    if isinstance(decided, Refusal):
+                        return TransitionOutcome(case, decided)
+                    if await self._compare_and_set(cursor, decided, case.version):
+                        return TransitionOutcome(decided)
+            except IntegrityConflict:
+                return await self._refuse_second_active_case(case_id, verb)
+        raise StorageContention(f"transition {verb} on case {case_id} kept losing races")
+
+    async def _refuse_second_active_case(self, case_id: str, verb: Verb) -> TransitionOutcome:
+        """Reopening a done case while the caller already has a newer active case on the line is refused.
+
+        The refusal names the holder of that active case (nobody while it is open).
+        """
+        async with self._db.transaction() as cursor:
+            case = await self._load(cursor, case_id)
+            if case is None:
+                raise LookupError(f"no case {case_id}")
+            await cursor.execute(
+                "SELECT other.* FROM cases other JOIN cases this ON other.line_id = this.line_id "
+                "AND other.caller_key = this.caller_key WHERE this.id = ? AND other.state <> 'done'",
+                (case_id,),
+            )
+            row = await cursor.fetchone()
+        active = _case_from_row(row, ()) if row else None
+        refusal = Refusal(
+            code=RefusalCode.CALLER_HAS_ACTIVE_CASE,
+            verb=verb,
+            state=case.state,
+            holder=active.holder if active else None,
+            since=active.held_since if active else None,
+        )
+        return TransitionOutcome(case, refusal)
+
+    async def list_active(
+        self, line_ids: list[str], *, claimed_by: str | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[list[Case], int]:
+        if not line_ids:
+            return [], 0
+        where = f"state IN ('open', 'claimed') AND line_id IN ({_placeholders(line_ids)})"
+        params: list[Any] = list(line_ids)
+        if claimed_by is not None:
+            where += " AND claimed_by_id = ?"
+            params.append(claimed_by)
+        async with self._db.transaction() as cursor:
+            await cursor.execute(f"SELECT COUNT(*) AS total FROM cases WHERE {where}", params)  # noqa: S608
+            counted = await cursor.fetchone()
+            cases = await self._load_cases(
+                cursor, where, [*params, limit, offset], "ORDER BY created_at, id LIMIT ? OFFSET ?"
+            )
+        return cases, int(counted["total"]) if counted else 0
+
+    async def count_by_state(self) -> dict[str, int]:
+        async with self._db.transaction() as cursor:
+            await cursor.execute("SELECT state, COUNT(*) AS n FROM cases GROUP BY state")
+            rows = await cursor.fetchall()
+        counts = {state.value: 0 for state in CaseState}
+        counts.update({row["state"]: int(row["n"]) for row in rows})
+        return counts
+
+    async def find_by_message(self, mailbox: str, message_id: str) -> Case | None:
+        async with self._db.transaction() as cursor:
+            await cursor.execute(
+                "SELECT case_id FROM mails WHERE mailbox = ? AND message_id = ?", (mailbox.lower(), message_id)
+            )
+            row = await cursor.fetchone()
+            return await self._load(cursor, row["case_id"]) if row else None
+
+
+def _link_from_row(row: Row) -> ChannelLink:
+    return ChannelLink(
+        line_id=row["line_id"],
+        tenant_id=row["tenant_id"],
+        team_id=row["team_id"],
+        channel_id=row["channel_id"],
+        service_url=row["service_url"],
+        linked_by=row["linked_by"],
+        linked_at=require_utc(row["linked_at"]),
+    )
+
+
+class SqlLinkRepository(LinkRepository):
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def _links(self, where: str, params: Sequence[Any]) -> list[ChannelLink]:
+        async with self._db.transaction() as cursor:
+            await cursor.execute(f"SELECT * FROM channel_links WHERE {where} ORDER BY line_id", params)  # noqa: S608
+            return [_link_from_row(row) for row in await cursor.fetchall()]
+
+    async def save_installation(self, installation: Installation) -> None:
+        async with self._db.transaction() as cursor:
+            await cursor.execute(
+                "INSERT INTO installations (team_id, tenant_id, service_url, conversation_reference, channels, "
+                "installed_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (team_id) DO UPDATE SET "
+                "tenant_id = excluded.tenant_id, service_url = excluded.service_url, "
+                "conversation_reference = excluded.conversation_reference, channels = excluded.channels, "
+                "installed_at = excluded.installed_at",
+                (
+                    installation.team_id,
+                    installation.tenant_id,
+                    installation.service_url,
+                    to_json(installation.conversation_reference),
+                    to_json(installation.channels),
+                    installation.installed_at,
+                ),
+            )
+
+    async def get_installation(self, team_id: str) -> Installation | None:
+        async with self._db.transaction() as cursor:
+            await cursor.execute("SELECT * FROM installations WHERE team_id = ?", (team_id,))
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        return Installation(
+            team_id=row["team_id"],
+            tenant_id=row["tenant_id"],
+            service_url=row["service_url"],
+            conversation_reference=from_json(row["conversation_reference"]),
+            channels=from_json(row["channels"]),
+            installed_at=to_utc(row["installed_at"]),
+        )
+
+    async def link_channel(self, link: ChannelLink) -> None:
+        async with self._db.transaction() as cursor:
+            await cursor.execute(
+                "INSERT INTO channel_links (line_id, tenant_id, team_id, channel_id, service_url, linked_by, "
+                "linked_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (line_id) DO UPDATE SET "
+                "tenant_id = excluded.tenant_id, team_id = excluded.team_id, channel_id = excluded.channel_id, "
+                "service_url = excluded.service_url, linked_by = excluded.linked_by, linked_at = excluded.linked_at",
+                (
+                    link.line_id,
+                    link.tenant_id,
+                    link.team_id,
+                    link.channel_id,
+                    link.service_url,
+                    link.linked_by,
+                    link.linked_at,
+                ),
+            )
+
+    async def unlink_line(self, line_id: str) -> bool:
+        async with self._db.transaction() as cursor:
+            return await cursor.execute("DELETE FROM channel_links WHERE line_id = ?", (line_id,)) > 0
+
+    async def link_for_line(self, line_id: str) -> ChannelLink | None:
+        links = await self._links("line_id = ?", (line_id,))
+        return links[0] if links else None
+
+    async def links_for_channel(self, channel_id: str) -> list[ChannelLink]:
+        return await self._links("channel_id = ?", (channel_id,))
+
+    async def links_for_teams(self, team_ids: list[str]) -> list[ChannelLink]:
+        if not team_ids:
+            return []
+        return await self._links(f"team_id IN ({_placeholders(team_ids)})", team_ids)
+
+
+def _card_from_row(row: Row) -> CardRef:
+    return CardRef(row["case_id"], row["conversation_id"], row["activity_id"], row["posted_version"])
+
+
+class SqlCardRepository(CardRepository):
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def save_card(self, card: CardRef) -> None:
+        async with self._db.transaction() as cursor:
+            await cursor.execute(
+                "INSERT INTO cards (case_id, conversation_id, activity_id, posted_version) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (case_id) DO UPDATE SET conversation_id = excluded.conversation_id, "
+                "activity_id = excluded.activity_id, posted_version = excluded.posted_version",
+                (card.case_id, card.conversation_id, card.activity_id, card.posted_version),
+            )
+
+    async def get_card(self, case_id: str) -> CardRef | None:
+        async with self._db.transaction() as cursor:
+            await cursor.execute("SELECT * FROM cards WHERE case_id = ?", (case_id,))
+            row = await cursor.fetchone()
+        return _card_from_row(row) if row else None
+
+    async def case_id_for_activity(self, activity_id: str) -> str | None:
+        async with self._db.transaction() as cursor:
+            await cursor.execute("SELECT case_id FROM cards WHERE activity_id = ?", (activity_id,))
+            row = await cursor.fetchone()
+        return row["case_id"] if row else None
+
+
+def _flag(value: str | None) -> FlagStatus | None:
+    return FlagStatus(value) if value is not None else None
+
+
+def _mail_from_row(row: Row) -> MailState:
+    return MailState(
+        row["mailbox"], row["message_id"], row["case_id"], _flag(row["observed_flag"]), _flag(row["written_flag"])
+    )
+
+
+class SqlMailRepository(MailRepository):
+    """Mails are keyed on the mailbox address in lower case (addresses are case-insensitive)."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def get_mail(self, mailbox: str, message_id: str) -> MailState | None:
+        async with self._db.transaction() as cursor:
+            await cursor.execute(
+                "SELECT * FROM mails WHERE mailbox = ? AND message_id = ?", (mailbox.lower(), message_id)
+            )
+            row = await cursor.fetchone()
+        return _mail_from_row(row) if row else None
+
+    async def mails_of_case(self, case_id: str) -> list[MailState]:
+        async with self._db.transaction() as cursor:
+            await cursor.execute("SELECT * FROM mails WHERE case_id = ? ORDER BY mailbox, message_id", (case_id,))
+            return [_mail_from_row(row) for row in await cursor.fetchall()]
+
+    async def _set_flag(self, column: str, mailbox: str, message_id: str, flag: FlagStatus) -> None:
+        async with self._db.transaction() as cursor:
+            changed = await cursor.execute(
+                f"UPDATE mails SET {column} = ? WHERE mailbox = ? AND message_id = ?",  # noqa: S608 - fixed column
+                (flag.value, mailbox.lower(), message_id),
+            )
+        if changed == 0:
+            raise LookupError(f"unknown mail {message_id} in {mailbox}: record its event first")
+
+    async def set_observed_flag(self, mailbox: str, message_id: str, flag: FlagStatus) -> None:
+        await self._set_flag("observed_flag", mailbox, message_id, flag)
+
+    async def set_written_flag(self, mailbox: str, message_id: str, flag: FlagStatus) -> None:
+        await self._set_flag("written_flag", mailbox, message_id, flag)
+
+
+def _subscription_from_row(row: Row) -> Subscription:
+    return Subscription(row["mailbox"], row["subscription_id"], require_utc(row["expires_at"]))
+
+
+class SqlSubscriptionRepository(SubscriptionRepository):
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def _one(self, sql: str, params: Sequence[Any]) -> Row | None:
+        async with self._db.transaction() as cursor:
+            await cursor.execute(sql, params)
+            return await cursor.fetchone()
+
+    async def save_subscription(self, subscription: Subscription) -> None:
+        async with self._db.transaction() as cursor:
+            await cursor.execute(
+                "INSERT INTO subscriptions (mailbox, subscription_id, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (mailbox) DO UPDATE SET subscription_id = excluded.subscription_id, "
+                "expires_at = excluded.expires_at",
+                (subscription.mailbox, subscription.subscription_id, subscription.expires_at),
+            )
+
+    async def get_subscription(self, mailbox: str) -> Subscription | None:
+        row = await self._one("SELECT * FROM subscriptions WHERE mailbox = ?", (mailbox,))
+        return _subscription_from_row(row) if row else None
+
+    async def subscription_by_id(self, subscription_id: str) -> Subscription | None:
+        row = await self._one("SELECT * FROM subscriptions WHERE subscription_id = ?", (subscription_id,))
+        return _subscription_from_row(row) if row else None
+
+    async def delete_subscription(self, mailbox: str) -> None:
+        """Forget the subscription; the delta link stays, so a new subscription catches up from it."""
+        async with self._db.transaction() as cursor:
+            await cursor.execute("DELETE FROM subscriptions WHERE mailbox = ?", (mailbox,))
+
+    async def save_delta_link(self, mailbox: str, delta_link: str) -> None:
+        async with self._db.transaction() as cursor:
+            await cursor.execute(
+                "INSERT INTO delta_links (mailbox, delta_link) VALUES (?, ?) "
+                "ON CONFLICT (mailbox) DO UPDATE SET delta_link = excluded.delta_link",
+                (mailbox, delta_link),
+            )
+
+    async def get_delta_link(self, mailbox: str) -> str | None:
+        row = await self._one("SELECT delta_link FROM delta_links WHERE mailbox = ?", (mailbox,))
+        return row["delta_link"] if row else None
+
+
+class SqlLeaseRepository(LeaseRepository):
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def try_acquire(self, name: str, holder: str, ttl: timedelta, now: datetime) -> bool:
+        """Take the lease when it is free or expired, or extend it when ``holder`` has it already."""
+        async with self._db.transaction() as cursor:
+            await cursor.execute(
+                "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                "holder = excluded.holder, expires_at = excluded.expires_at "
+                "WHERE leases.holder = excluded.holder OR leases.expires_at <= ? RETURNING holder",
+                (name, holder, now + ttl, now),
+            )
+            return await cursor.fetchone() is not None
+
+    async def release(self, name: str, holder: str) -> None:
+        async with self._db.transaction() as cursor:
+            await cursor.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+
+
+def _job_from_row(row: Row) -> Job:
+    return Job(
+        id=row["id"],
+        kind=row["kind"],
+        payload=from_json(row["payload"]),
+        attempts=row["attempts"],
+        dedupe_key=row["dedupe_key"],
+        created_at=require_utc(row["created_at"]),
+        last_error=row["last_error"],
+    )
+
+
+_JOB_COLUMNS = "id, kind, payload, attempts, dedupe_key, created_at, last_error"
+_MAX_ERROR_LENGTH = 2000
+
+
+def backoff_delay(attempts: int, policy: RetryPolicy, rng: random.Random) -> timedelta:
+    """Exponential backoff with full jitter: uniform in [0, min(max_delay, base_delay * 2^(attempts-1))]."""
+    exponent = min(max(attempts - 1, 0), 62)
+    ceiling = min(policy.max_delay.total_seconds(), policy.base_delay.total_seconds() * 2**exponent)
+    return timedelta(seconds=rng.uniform(0, ceiling))
+
+
+class SqlJobQueue(JobQueue):
+    """The durable outbox. A job is leased for a while; a worker that dies leaves it to be leased again later."""
+
+    def __init__(self, database: Database, clock: Clock, rng: random.Random) -> None:
+        self._db = database
+        self._clock = clock
+        self._rng = rng
+
+    async def enqueue(
+        self, kind: str, payload: dict[str, Any], *, dedupe_key: str | None = None, run_at: datetime | None = None
+    ) -> int | None:
+        now = self._clock()
+        async with self._db.transaction() as cursor:
+            await cursor.execute(
+                "INSERT INTO jobs (kind, payload, state, attempts, dedupe_key, run_at, created_at, updated_at) "
+                "VALUES (?, ?, 'pending', 0, ?, ?, ?, ?) "
+                "ON CONFLICT (dedupe_key) WHERE state = 'pending' AND dedupe_key IS NOT NULL DO NOTHING "
+                "RETURNING id",
+                (kind, to_json(payload), dedupe_key, run_at or now, now, now),
+            )
+            row = await cursor.fetchone()
+        return int(row["id"]) if row else None
+
+    async def lease(self, worker_id: str, kinds: list[str], lease_for: timedelta, limit: int = 1) -> list[Job]:
+        if not kinds:
+            return []
+        now = self._clock()
+        async with self._db.transaction() as cursor:
+            await cursor.execute(
+                "UPDATE jobs SET state = 'leased', leased_by = ?, lease_expires_at = ?, attempts = attempts + 1, "  # noqa: S608
+                "updated_at = ? WHERE id IN (SELECT id FROM jobs WHERE "
+                f"kind IN ({_placeholders(kinds)}) AND ((state = 'pending' AND run_at <= ?) "
+                "OR (state = 'leased' AND lease_expires_at <= ?)) "
+                f"ORDER BY run_at, id LIMIT ?{self._db.dialect.lock_rows}) RETURNING {_JOB_COLUMNS}",
+                (worker_id, now + lease_for, now, *kinds, now, now, limit),
+            )
+            rows = await cursor.fetchall()
+        return sorted((_job_from_row(row) for row in rows), key=lambda job: job.id)
+
+    async def complete(self, job: Job, worker_id: str) -> None:
+        async with self._db.transaction() as cursor:
+            changed = await cursor.execute(
+                "UPDATE jobs SET state = 'done', leased_by = NULL, lease_expires_at = NULL, updated_at = ? "
+                "WHERE id = ? AND state = 'leased' AND leased_by = ?",
+                (self._clock(), job.id, worker_id),
+            )
+        if changed == 0:
+            log.warning("job %s #%d completed by %s after its lease was lost", job.kind, job.id, worker_id)
+
+    async def fail(
+        self, job: Job, worker_id: str, error: str, policy: RetryPolicy, retry_after: timedelta | None = None
+    ) -> JobState:
+        error = error[:_MAX_ERROR_LENGTH]
+        now = self._clock()
+        if job.attempts >= policy.max_attempts:
+            state, run_at = JobState.DEAD, now
+        else:
+            delay = backoff_delay(job.attempts, policy, self._rng)
+            if retry_after is not None and retry_after > delay:
+                delay = retry_after
+            state, run_at = JobState.PENDING, now + delay
+        try:
+            changed = await self._finish_attempt(job, worker_id, state, run_at, error)
+        except IntegrityConflict:
+            # A job with the same dedupe key was enqueued meanwhile and is pending: it will do this work.
+            await self._finish_attempt(job, worker_id, JobState.DONE, now, f"superseded after: {error}")
+            return JobState.DONE
+        if changed == 0:
+            log.warning("job %s #%d failed at %s after its lease was lost", job.kind, job.id, worker_id)
+            return JobState.LEASED
+        if state is JobState.DEAD:
+            log.warning("job %s #%d dead after %d attempts: %s", job.kind, job.id, job.attempts, error)
+        return state
+
+    async def _finish_attempt(self, job: Job, worker_id: str, state: JobState, run_at: datetime, error: str) -> int:
+        async with self._db.transaction() as cursor:
+            return await cursor.execute(
+                "UPDATE jobs SET state = ?, run_at = ?, last_error = ?, leased_by = NULL, lease_expires_at = NULL, "
+                "updated_at = ? WHERE id = ? AND state = 'leased' AND leased_by = ?",
+                (state.value, run_at, error, self._clock(), job.id, worker_id),
+            )
+
+    async def depth(self) -> dict[str, int]:
+        async with self._db.transaction() as cursor:
+            await cursor.execute("SELECT state, COUNT(*) AS jobs FROM jobs GROUP BY state")
+            counted = {row["state"]: int(row["jobs"]) for row in await cursor.fetchall()}
+        return {state.value: counted.get(state.value, 0) for state in JobState}
+
+    async def dead_letters(self, limit: int = 100) -> list[Job]:
+        async with self._db.transaction() as cursor:
+            await cursor.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state = 'dead' ORDER BY updated_at DESC, id DESC LIMIT ?",  # noqa: S608
+                (limit,),
+            )
+            return [_job_from_row(row) for row in await cursor.fetchall()]
+
+
+class SqlStore:
+    """All repositories over one :class:`Database`. Build it with :func:`bot.storage.factory.open_store`."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        clock: Clock = utc_now,
+        rng: random.Random | None = None,
+        new_case_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ) -> None:
+        self.database = database
+        self.cases: CaseRepository = SqlCaseRepository(database, new_case_id)
+        self.links: LinkRepository = SqlLinkRepository(database)
+        self.cards: CardRepository = SqlCardRepository(database)
+        self.mails: MailRepository = SqlMailRepository(database)
+        self.subscriptions: SubscriptionRepository = SqlSubscriptionRepository(database)
+        self.leases: LeaseRepository = SqlLeaseRepository(database)
+        self.jobs: JobQueue = SqlJobQueue(database, clock, rng or random.Random())
+
+    async def migrate(self) -> list[int]:
+        return await migrate(self.database)
+
+    async def close(self) -> None:
+        await self.database.close()
+
+    async def ping(self) -> None:
+        async with self.database.transaction() as cursor:
+            await cursor.execute("SELECT 1 AS ok")

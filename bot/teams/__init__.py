@@ -1,0 +1,1 @@
+"""Teams adapter: every botbuilder import lives in this package (CloudAdapter, auth, invoke shim, posting)."""

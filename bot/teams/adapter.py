@@ -1,0 +1,49 @@
+"""Builds the Teams adapter (CloudAdapter) and its authentication from the settings."""
+
+from __future__ import annotations
+
+import logging
+
+from botbuilder.core import TurnContext
+from botbuilder.integration.aiohttp import CloudAdapter
+from botframework.connector.auth import AuthenticationConstants, BotFrameworkAuthentication
+
+from bot.config import Settings
+from bot.logging_setup import redact
+from bot.teams.auth import BotAuthSettings, build_bot_framework_authentication
+
+log = logging.getLogger(__name__)
+
+
+def auth_settings(settings: Settings) -> BotAuthSettings:
+    """Public-cloud defaults unless an endpoint override is configured (local stand-ins)."""
+    return BotAuthSettings(
+        app_id=settings.app_id,
+        app_password=settings.app_password.get_secret_value(),
+        tenant_id=settings.app_tenant_id,
+        login_url=settings.to_channel_from_bot_login_url or None,
+        oauth_scope=settings.to_channel_from_bot_oauth_scope or AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE,
+        channel_token_issuer=settings.to_bot_from_channel_token_issuer
+        or AuthenticationConstants.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER,
+        channel_openid_metadata_url=settings.to_bot_from_channel_openid_metadata_url
+        or AuthenticationConstants.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL,
+        emulator_openid_metadata_url=settings.to_bot_from_emulator_openid_metadata_url
+        or AuthenticationConstants.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL,
+        validate_authority=settings.validate_authority,
+        ca_bundle=str(settings.bot_ca_bundle) if settings.bot_ca_bundle else None,
+        allow_unauthenticated=settings.sandbox_mode and not settings.app_id,
+    )
+
+
+def build_adapter(settings: Settings) -> tuple[CloudAdapter, BotFrameworkAuthentication, BotAuthSettings]:
+    bot_auth = auth_settings(settings)
+    authentication = build_bot_framework_authentication(bot_auth)
+    adapter = CloudAdapter(authentication)
+
+    async def on_turn_error(turn_context: TurnContext, error: Exception) -> None:
+        log.error("unhandled error in a turn: %s", redact(repr(error)), exc_info=error)
+        if turn_context.activity.type == "message":
+            await turn_context.send_activity("Entschuldigung, da ist etwas schiefgegangen. Bitte erneut versuchen.")
+
+    adapter.on_turn_error = on_turn_error
+    return adapter, authentication, bot_auth

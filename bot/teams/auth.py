@@ -1,0 +1,254 @@
+"""Bot Framework authentication for the Teams adapter: outbound tokens (bot -> connector) and inbound JWTs.
+
+Outbound seam for MSAL. botbuilder hands ``TO_CHANNEL_FROM_BOT_LOGIN_URL`` to MSAL without its
+``VALIDATE_AUTHORITY`` flag and without a way to choose the CA bundle, so a non-Microsoft authority triggers an
+online instance discovery (fails offline) and a private CA can only be trusted process-wide. We use botbuilder's
+public ``credentials_factory=`` argument instead: ``MsalCredentialFactory`` builds the MSAL app itself, passing
+``validate_authority`` (MSAL's public switch that skips instance discovery) and pinning ``ca_bundle`` per request.
+With the defaults (Microsoft's public-cloud endpoints, ``validate_authority=True``, system CAs) it behaves like
+botbuilder's own ``PasswordServiceClientCredentialFactory``; the sandbox differs only in configuration values.
+
+Inbound. CloudAdapter answers 500 for most bad tokens (expired, bad signature, unknown key id, missing header...).
+``authenticate_inbound_request`` runs botbuilder's validation itself and maps every failure to 401 with a
+short reason; valid requests then run through the adapter with that result. botbuilder fetches the OpenID
+metadata with a bare ``requests.get``: an https metadata URL signed by a private CA needs ``REQUESTS_CA_BUNDLE``
+in the process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import jwt
+import msal
+import requests
+from aiohttp import web
+from botbuilder.core import Bot, serializer_helper
+from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
+from botbuilder.schema import Activity, CallerIdConstants
+from botframework.connector.auth import (
+    AppCredentials,
+    AuthenticateRequestResult,
+    AuthenticationConstants,
+    BotFrameworkAuthentication,
+    MicrosoftAppCredentials,
+    ServiceClientCredentialsFactory,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BotAuthSettings:
+    """What the bot needs to authenticate; defaults are Microsoft's public cloud. SingleTenant apps only."""
+
+    app_id: str
+    app_password: str = field(repr=False)
+    tenant_id: str
+    login_url: str | None = None  # TO_CHANNEL_FROM_BOT_LOGIN_URL; default https://login.microsoftonline.com/{tenant}
+    oauth_scope: str = AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE
+    channel_token_issuer: str = AuthenticationConstants.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER
+    channel_openid_metadata_url: str = AuthenticationConstants.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL
+    emulator_openid_metadata_url: str = AuthenticationConstants.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL
+    oauth_url: str = AuthenticationConstants.OAUTH_URL
+    caller_id: str = CallerIdConstants.public_azure_channel.value
+    validate_authority: bool = True  # False skips MSAL's online instance discovery (private authority)
+    ca_bundle: str | None = None  # CA file MSAL trusts for the authority; None = system/`requests` default
+    allow_unauthenticated: bool = False  # local sandbox only: empty app id, no inbound or outbound tokens
+
+    def __post_init__(self) -> None:
+        if self.allow_unauthenticated:
+            if self.app_id:
+                raise ValueError("allow_unauthenticated needs an empty app_id (botbuilder then skips all auth)")
+        elif not (self.app_id and self.app_password and self.tenant_id):
+            raise ValueError("app_id, app_password and tenant_id are required unless allow_unauthenticated is set")
+
+    @property
+    def authority(self) -> str:
+        return self.login_url or f"{AuthenticationConstants.TO_CHANNEL_FROM_BOT_LOGIN_URL_PREFIX}{self.tenant_id}"
+
+
+class _CaBundleSession(requests.Session):
+    """Pins the CA bundle per request: ``requests`` lets REQUESTS_CA_BUNDLE override ``Session.verify``."""
+
+    def __init__(self, ca_bundle: str) -> None:
+        super().__init__()
+        self._ca_bundle = ca_bundle
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        kwargs.setdefault("verify", self._ca_bundle)
+        return super().request(method, url, *args, **kwargs)
+
+
+class MsalClientSecretCredentials(AppCredentials):
+    """Client-credentials token for the connector, from an MSAL app configured explicitly (see module doc)."""
+
+    def __init__(self, settings: BotAuthSettings, oauth_scope: str, authority: str, validate_authority: bool) -> None:
+        super().__init__(app_id=settings.app_id, channel_auth_tenant=settings.tenant_id, oauth_scope=oauth_scope)
+        self.oauth_endpoint = authority
+        self._settings = settings
+        self._validate_authority = validate_authority
+        self._app: msal.ConfidentialClientApplication | None = None
+        self._lock = threading.Lock()
+
+    def _msal_app(self) -> msal.ConfidentialClientApplication:
+        with self._lock:
+            if self._app is None:
+                ca_bundle = self._settings.ca_bundle
+                self._app = msal.ConfidentialClientApplication(
+                    client_id=self._settings.app_id,
+                    client_credential=self._settings.app_password,
+                    authority=self.oauth_endpoint,
+                    validate_authority=self._validate_authority,
+                    http_client=_CaBundleSession(ca_bundle) if ca_bundle else None,
+                )
+            return self._app
+
+    def get_access_token(self, force_refresh: bool = False) -> str:
+        scope = self.oauth_scope if self.oauth_scope.endswith("/.default") else f"{self.oauth_scope}/.default"
+        result = self._msal_app().acquire_token_for_client(scopes=[scope])  # serves from MSAL's cache first
+        if "access_token" in result:
+            return str(result["access_token"])
+        raise PermissionError(f"Failed to get access token: {result.get('error')}: {result.get('error_description')}")
+
+
+class MsalCredentialFactory(ServiceClientCredentialsFactory):
+    """botbuilder's ``credentials_factory=`` seam; one credentials object (and MSAL token cache) per audience."""
+
+    def __init__(self, settings: BotAuthSettings) -> None:
+        self._settings = settings
+        self._credentials: dict[tuple[str, str], AppCredentials] = {}
+
+    async def is_valid_app_id(self, app_id: str) -> bool:
+        return app_id == self._settings.app_id
+
+    async def is_authentication_disabled(self) -> bool:
+        return not self._settings.app_id
+
+    async def create_credentials(
+        self, app_id: str, oauth_scope: str, login_endpoint: str, validate_authority: bool
+    ) -> AppCredentials:
+        if await self.is_authentication_disabled():
+            return MicrosoftAppCredentials.empty()
+        if not await self.is_valid_app_id(app_id):
+            raise PermissionError("Invalid app_id")
+        key = (oauth_scope, login_endpoint)
+        if key not in self._credentials:
+            self._credentials[key] = MsalClientSecretCredentials(
+                self._settings, oauth_scope, login_endpoint, validate_authority
+            )
+        return self._credentials[key]
+
+
+def build_bot_framework_authentication(settings: BotAuthSettings) -> BotFrameworkAuthentication:
+    """Always the parameterized authentication: production and sandbox differ only in the values."""
+    configuration = SimpleNamespace(
+        APP_ID=settings.app_id,
+        APP_PASSWORD=settings.app_password,
+        APP_TYPE="SingleTenant",
+        APP_TENANTID=settings.tenant_id,
+        VALIDATE_AUTHORITY=settings.validate_authority,
+        TO_CHANNEL_FROM_BOT_LOGIN_URL=settings.authority,
+        TO_CHANNEL_FROM_BOT_OAUTH_SCOPE=settings.oauth_scope,
+        TO_BOT_FROM_CHANNEL_TOKEN_ISSUER=settings.channel_token_issuer,
+        TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL=settings.channel_openid_metadata_url,
+        TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL=settings.emulator_openid_metadata_url,
+        OAUTH_URL=settings.oauth_url,
+        CALLER_ID=settings.caller_id,
+    )
+    return ConfigurationBotFrameworkAuthentication(configuration, credentials_factory=MsalCredentialFactory(settings))
+
+
+# Reasons for failures botbuilder reports with a generic exception type.
+_REASONS: tuple[tuple[type[BaseException], str], ...] = (
+    (jwt.ExpiredSignatureError, "token expired"),
+    (jwt.ImmatureSignatureError, "token not yet valid"),
+    (jwt.InvalidSignatureError, "invalid token signature"),
+    (jwt.DecodeError, "malformed token"),
+    (IndexError, "unknown signing key"),  # botbuilder's key lookup by kid
+)
+_PERMISSION_REASONS = {"Identity missing": "untrusted token issuer"}
+
+
+def _failure_reason(error: Exception) -> str:
+    for error_type, reason in _REASONS:
+        if isinstance(error, error_type):
+            return reason
+    if isinstance(error, PermissionError):
+        message = str(error)
+        return _PERMISSION_REASONS.get(message, message)
+    if "endorsement" in str(error):
+        return "signing key not endorsed for this channel"
+    return "invalid token"
+
+
+def _unauthorized(reason: str) -> web.HTTPUnauthorized:
+    log.info("inbound activity refused: %s", reason)
+    body = {"error": {"code": "Unauthorized", "message": reason}}
+    return web.HTTPUnauthorized(text=json.dumps(body), content_type="application/json")
+
+
+async def authenticate_inbound_request(
+    request: web.Request, auth: BotFrameworkAuthentication, *, allow_unauthenticated: bool
+) -> tuple[Activity, AuthenticateRequestResult]:
+    """The request's activity and botbuilder's authentication result; 401 (never 500) for any bad token."""
+    header = request.headers.get("Authorization", "").strip()
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme != "Bearer" or not token.strip():
+            raise _unauthorized("malformed Authorization header")
+    elif not allow_unauthenticated:
+        raise _unauthorized("missing Authorization header")
+    try:
+        activity = Activity().deserialize(await request.json())
+    except ValueError as error:
+        raise web.HTTPBadRequest(text="body is not a JSON activity") from error
+    if not activity.type:
+        raise web.HTTPBadRequest(text="activity has no type")
+    try:
+        # None, not "": botbuilder's parameterized authentication only treats None as "no header".
+        return activity, await auth.authenticate_request(activity, header or None)
+    except requests.RequestException as error:
+        log.error("Bot Framework signing keys unavailable: %s", type(error).__name__)
+        raise web.HTTPServiceUnavailable(text="signing keys unavailable") from error
+    except Exception as error:  # every other failure of token validation is the caller's
+        raise _unauthorized(_failure_reason(error)) from error
+
+
+def invoke_response_json(body: Any) -> Any:
+    """The invoke response body as JSON, serialised exactly once.
+
+    botbuilder 4.17.1's ``ActivityHandler`` already serialises invoke bodies to dicts, and ``CloudAdapter.process``
+    serialises them again (``'dict' object has no attribute 'is_xml_model'``): plain JSON passes through, only
+    msrest models are serialised.
+    """
+    if body is None or isinstance(body, dict | list | str | int | float | bool):
+        return body
+    return serializer_helper(body)
+
+
+def authenticated_messages_handler(
+    adapter: CloudAdapter, bot: Bot, auth: BotFrameworkAuthentication, *, allow_unauthenticated: bool
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The ``/api/messages`` handler: our authentication, then the adapter's turn with that result.
+
+    It calls ``process_activity`` with the authentication result rather than ``CloudAdapter.process``, which would
+    validate the token a second time and, with auth off, crash on the empty header it passes as "".
+    """
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        activity, authenticated = await authenticate_inbound_request(
+            request, auth, allow_unauthenticated=allow_unauthenticated
+        )
+        invoke_response = await adapter.process_activity(authenticated, activity, bot.on_turn)
+        if invoke_response:
+            return web.json_response(invoke_response_json(invoke_response.body), status=invoke_response.status)
+        return web.Response(status=201)
+
+    return handle

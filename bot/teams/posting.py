@@ -1,0 +1,217 @@
+"""Proactive posting: one card thread per case in its line's channel, kept up to date, plus thread replies.
+
+Runs as outbox jobs (``teams.card``, ``teams.reply``). botbuilder does not retry 429/412/502/504 from the
+connector: its ``ErrorResponseException`` is mapped onto the job runner's retry vocabulary here.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botbuilder.core import CardFactory, MessageFactory, TurnContext
+from botbuilder.integration.aiohttp import CloudAdapter
+from botbuilder.schema import (
+    Activity,
+    ChannelAccount,
+    ConversationAccount,
+    ConversationParameters,
+    ConversationReference,
+)
+from msrest.exceptions import HttpOperationError
+
+from bot import metrics
+from bot.actions import CardActions
+from bot.domain.cases import Actor, Case
+from bot.domain.state_machine import Verb
+from bot.jobs import PermanentFailure, RetryLater
+from bot.storage.interface import CardRef, ChannelLink, Store
+from bot.teams.pacing import Pacer
+from cards.case_card import card_activity_text
+from cards.i18n import Lang
+from cards.messages import repeat_call_reply, state_change_reply
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUSES = {408, 412, 429, 500, 502, 503, 504}
+
+
+class ConversationGone(Exception):
+    """The card's message or thread no longer exists (deleted in Teams)."""
+
+
+def _status_of(error: HttpOperationError) -> int:
+    response = getattr(error, "response", None)
+    return int(getattr(response, "status_code", 0) or 0)
+
+
+def _retry_after(error: HttpOperationError) -> timedelta | None:
+    response = getattr(error, "response", None)
+    value = response.headers.get("Retry-After") if response is not None and response.headers else None
+    try:
+        return timedelta(seconds=float(value)) if value else None
+    except ValueError:
+        return None
+
+
+def as_job_error(error: HttpOperationError) -> Exception:
+    status = _status_of(error)
+    metrics.REMOTE_ERRORS.labels("teams", str(status)).inc()
+    if status == 404:
+        return ConversationGone(str(error))
+    if status in RETRYABLE_STATUSES or status == 0:
+        return RetryLater(f"Teams answered {status}", _retry_after(error))
+    return PermanentFailure(f"Teams refused the request ({status}): {error}")
+
+
+def _actor(value: Any) -> Actor | None:
+    return Actor(str(value["id"]), str(value["name"])) if isinstance(value, dict) else None
+
+
+class CardPoster:
+    def __init__(
+        self, adapter: CloudAdapter, app_id: str, store: Store, actions: CardActions, pacer: Pacer, lang: Lang
+    ) -> None:
+        self._adapter = adapter
+        self._app_id = app_id
+        self._store = store
+        self._actions = actions
+        self._pacer = pacer
+        self._lang = lang
+
+    def _reference(self, link: ChannelLink, conversation_id: str) -> ConversationReference:
+        return ConversationReference(
+            channel_id="msteams",
+            service_url=link.service_url,
+            bot=ChannelAccount(id=self._app_id or "rufpool"),
+            conversation=ConversationAccount(
+                id=conversation_id, is_group=True, conversation_type="channel", tenant_id=link.tenant_id
+            ),
+        )
+
+    def _card_activity(self, case: Case) -> Activity:
+        activity = MessageFactory.attachment(CardFactory.adaptive_card(self._actions.card_for(case, self._lang)))
+        activity.summary = card_activity_text(case, self._lang)
+        return activity
+
+    async def _call(self, link: ChannelLink, thread: str, operation: Any) -> Any:
+        await self._pacer.wait(thread, link.tenant_id)
+        try:
+            return await operation()
+        except HttpOperationError as error:
+            raise as_job_error(error) from error
+
+    # Jobs ---------------------------------------------------------------------------------------------------
+
+    async def handle_card(self, payload: dict[str, Any]) -> None:
+        """Post the case's card as a new thread, or update the posted card to the case's current version."""
+        case = await self._store.cases.get(str(payload["case_id"]))
+        if case is None:
+            raise PermanentFailure(f"case {payload['case_id']} does not exist")
+        link = await self._store.links.link_for_line(case.line_id)
+        if link is None:
+            log.info("line %s is not linked to a channel yet; the card is posted when it is", case.line_id)
+            return
+        card = await self._store.cards.get_card(case.id)
+        if card is not None and card.posted_version >= case.version:
+            return
+        if card is not None:
+            try:
+                await self._update(link, card, case)
+                return
+            except ConversationGone:
+                log.warning("the card of case %s was deleted in Teams; posting it again", case.id[:8])
+        await self._post(link, case)
+
+    async def _post(self, link: ChannelLink, case: Case) -> None:
+        created: dict[str, str] = {}
+
+        async def remember(turn_context: TurnContext) -> None:
+            created["conversation_id"] = turn_context.activity.conversation.id
+            created["activity_id"] = turn_context.activity.id
+
+        parameters = ConversationParameters(
+            is_group=True,
+            bot=ChannelAccount(id=self._app_id or "rufpool"),
+            channel_data={"channel": {"id": link.channel_id}, "tenant": {"id": link.tenant_id}},
+            tenant_id=link.tenant_id,
+            activity=self._card_activity(case),
+        )
+        await self._call(
+            link,
+            link.channel_id,
+            lambda: self._adapter.create_conversation(
+                self._app_id, remember, parameters, "msteams", link.service_url, None
+            ),
+        )
+        conversation_id = created["conversation_id"]
+        if ";messageid=" not in conversation_id:
+            conversation_id = f"{link.channel_id};messageid={created['activity_id']}"
+        await self._store.cards.save_card(CardRef(case.id, conversation_id, created["activity_id"], case.version))
+        log.info("posted the card of case %s", case.id[:8])
+
+    async def _update(self, link: ChannelLink, card: CardRef, case: Case) -> None:
+        activity = self._card_activity(case)
+        activity.id = card.activity_id
+
+        async def update(turn_context: TurnContext) -> None:
+            activity.conversation = turn_context.activity.conversation
+            await turn_context.update_activity(activity)
+
+        await self._call(
+            link,
+            card.conversation_id,
+            lambda: self._adapter.continue_conversation(
+                self._reference(link, card.conversation_id), update, self._app_id
+            ),
+        )
+        await self._store.cards.save_card(CardRef(case.id, card.conversation_id, card.activity_id, case.version))
+
+    async def handle_reply(self, payload: dict[str, Any]) -> None:
+        """One line in the case's thread (a repeat call, a state change)."""
+        case = await self._store.cases.get(str(payload["case_id"]))
+        if case is None:
+            raise PermanentFailure(f"case {payload['case_id']} does not exist")
+        link = await self._store.links.link_for_line(case.line_id)
+        if link is None:
+            return
+        card = await self._store.cards.get_card(case.id)
+        if card is None:
+            raise RetryLater("the case's card is not posted yet", timedelta(seconds=2))
+        text = self._reply_text(case, payload["message"])
+        if text is None:
+            raise PermanentFailure(f"unknown reply {payload['message'].get('key')!r}")
+
+        async def send(turn_context: TurnContext) -> None:
+            await turn_context.send_activity(MessageFactory.text(text))
+
+        try:
+            await self._call(
+                link,
+                card.conversation_id,
+                lambda: self._adapter.continue_conversation(
+                    self._reference(link, card.conversation_id), send, self._app_id
+                ),
+            )
+        except ConversationGone as gone:
+            raise PermanentFailure("the case's thread no longer exists") from gone
+
+    def _reply_text(self, case: Case, message: dict[str, Any]) -> str | None:
+        at = datetime.fromisoformat(str(message.get("at"))) if message.get("at") else datetime.now(UTC)
+        match message.get("key"):
+            case "repeat_call":
+                event = case.last_event
+                return (
+                    repeat_call_reply(event, int(message.get("count", case.call_count)), self._lang) if event else None
+                )
+            case "state_change":
+                actor = _actor(message.get("actor"))
+                if actor is None:
+                    return None
+                previous = _actor(message.get("previous_holder"))
+                return state_change_reply(Verb(message["verb"]), actor, at, self._lang, previous_holder=previous)
+            case "outlook_done" | "outlook_open" | "outlook_claimed":
+                verb = Verb.OUTLOOK_COMPLETE if message["key"] == "outlook_done" else Verb.OUTLOOK_CLEAR
+                return state_change_reply(verb, Actor("outlook", "Outlook"), at, self._lang)
+        return None

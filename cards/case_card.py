@@ -1,0 +1,247 @@
+"""The live card of one case: state badge, caller, line, call history and the buttons the state allows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from bot.domain.cases import Case, CaseState
+from bot.domain.events import WITHHELD, CallEvent, EventKind
+from bot.domain.state_machine import TRANSITIONS, Verb
+from cards.elements import Json, adaptive_card, case_action, column, column_set, fact_set, text_block
+from cards.format import (
+    NAME_LIMIT,
+    OUTLOOK_HOSTS,
+    SUBJECT_LIMIT,
+    call_links,
+    caller_label,
+    format_absolute,
+    format_date,
+    format_duration,
+    format_relative,
+    inert,
+    markdown_link,
+    plain,
+    safe_link,
+)
+from cards.i18n import Lang, calls_count, clock, text
+
+SHOWN_EVENTS = 10
+"""The newest events listed on the card; older ones collapse into "+N weitere" so the card size stays bounded."""
+
+NOTICE_LIMIT = 300
+
+BUTTON_ORDER = (Verb.CLAIM, Verb.DONE, Verb.RELEASE, Verb.TAKE_OVER, Verb.REOPEN)
+"""Display order of the user verbs; which of them a card shows comes from :data:`TRANSITIONS`."""
+
+BADGE_STYLE: Mapping[CaseState, str] = {
+    CaseState.OPEN: "attention",
+    CaseState.CLAIMED: "warning",
+    CaseState.DONE: "good",
+}
+
+_VERB_TITLE_KEYS: Mapping[Verb, str] = {
+    Verb.CLAIM: "verb_claim",
+    Verb.DONE: "verb_done",
+    Verb.RELEASE: "verb_release",
+    Verb.REOPEN: "verb_reopen",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CaseCardView:
+    """Everything the case card shows; ``now`` must be timezone-aware."""
+
+    case: Case
+    line_name: str
+    lang: Lang
+    now: datetime
+    claim_timeout: timedelta
+    voicemail_urls: Mapping[str, str] = field(default_factory=dict)
+    """Event source id → URL where the bot serves that voicemail."""
+    notice: str | None = None
+    """Plain text shown on top in attention style, e.g. why an action was refused."""
+
+
+def card_verbs(state: CaseState) -> tuple[Verb, ...]:
+    """The user verbs the state machine allows from ``state``, in button order."""
+    return tuple(verb for verb in BUTTON_ORDER if (state, verb) in TRANSITIONS)
+
+
+def state_label(case: Case, lang: Lang, *, markdown: bool = False) -> str:
+    """"Offen" / "In Bearbeitung – Anna Schmidt" / "Erledigt – Anna Schmidt", for a TextBlock when ``markdown``."""
+    holder = case.holder
+    safe = inert if markdown else plain
+    return text(lang, f"state_{case.state}", name=safe(holder.name, NAME_LIMIT) if holder else "?")
+
+
+def card_activity_text(case: Case, lang: Lang) -> str:
+    """A one-line plain summary of the case for notifications and the activity's ``summary``."""
+    return text(
+        lang, "activity_summary", state=state_label(case, lang), caller=caller_label(case, lang),
+        calls=calls_count(case.call_count, lang),
+    )
+
+
+def build_case_card(view: CaseCardView) -> Json:
+    case = view.case
+    body = [_header(view)]
+    if view.notice:
+        body.append(_notice(view.notice))
+    body.extend(_caller(view))
+    body.extend(_facts(view))
+    if _claim_timed_out(view):
+        body.append(text_block(
+            text(view.lang, "claim_timed_out", minutes=int(view.claim_timeout.total_seconds() // 60)),
+            isSubtle=True, size="Small",
+        ))
+    body.extend(_history(view))
+    if case.previous is not None:
+        body.append(text_block(_previous_text(view), isSubtle=True, size="Small", separator=True))
+    return adaptive_card(body, _actions(view), fallback_text=card_activity_text(case, view.lang))
+
+
+def _notice(notice: str) -> Json:
+    return {
+        "type": "Container",
+        "style": "attention",
+        "spacing": "Medium",
+        "items": [text_block(f"⚠️ {inert(notice, NOTICE_LIMIT)}", weight="Bolder", color="Attention")],
+    }
+
+
+def _header(view: CaseCardView) -> Json:
+    """A strip in the state's colour across the card's top: the state badge, and the line on the right."""
+    case = view.case
+    style = BADGE_STYLE[case.state]
+    badge = column(
+        [text_block(state_label(case, view.lang, markdown=True), weight="Bolder", color=style)],
+        verticalContentAlignment="Center",
+    )
+    line = column(
+        [text_block(inert(view.line_name, NAME_LIMIT), isSubtle=True, horizontalAlignment="Right", size="Small")],
+        width="auto", verticalContentAlignment="Center",
+    )
+    return {"type": "Container", "style": style, "bleed": True, "items": [column_set([badge, line])]}
+
+
+def _caller(view: CaseCardView) -> list[Json]:
+    case, lang = view.case, view.lang
+    blocks = [text_block(caller_label(case, lang), size="ExtraLarge", weight="Bolder", spacing="Medium")]
+    if case.caller_name:
+        blocks.append(text_block(inert(case.caller_name, NAME_LIMIT), spacing="None"))
+    first = case.first_event
+    if first is not None and first.kind is EventKind.UNRECOGNISED:
+        blocks.append(fact_set([
+            (text(lang, "mail_subject"), inert(first.mail.subject, SUBJECT_LIMIT)),
+            (text(lang, "mail_sender"), inert(first.mail.sender, SUBJECT_LIMIT)),
+        ], spacing="Small"))
+        return blocks
+    links = call_links(case.caller) if case.caller and case.caller != WITHHELD else None
+    if links is not None:
+        tel, teams = links
+        blocks.append(text_block(
+            f"📞 {markdown_link(text(lang, 'call_phone'), tel)}  ·  {markdown_link(text(lang, 'call_teams'), teams)}",
+            spacing="Small",
+        ))
+    return blocks
+
+
+def _facts(view: CaseCardView) -> list[Json]:
+    case, lang, now = view.case, view.lang, view.now
+    facts: list[tuple[str, str]] = []
+    last = case.last_event
+    if last is not None:
+        relative = format_relative(last.received_at, now, lang)
+        summary = text(lang, "calls_summary", count=case.call_count, relative=relative)
+        facts.append((text(lang, "fact_calls"), summary))
+    holder, since = case.holder, case.held_since
+    if holder is not None and since is not None:
+        title = text(lang, "fact_claimed" if case.state is CaseState.CLAIMED else "fact_done")
+        value = text(
+            lang, "holder_since", name=inert(holder.name, NAME_LIMIT), absolute=format_absolute(since, lang),
+            relative=format_relative(since, now, lang),
+        )
+        facts.append((title, value))
+    return [fact_set(facts, spacing="Medium")] if facts else []
+
+
+def _claim_timed_out(view: CaseCardView) -> bool:
+    case = view.case
+    return (
+        case.state is CaseState.CLAIMED
+        and case.claimed_at is not None
+        and view.now - case.claimed_at >= view.claim_timeout
+    )
+
+
+def _history(view: CaseCardView) -> list[Json]:
+    events = view.case.events
+    shown = events[-SHOWN_EVENTS:][::-1]
+    blocks = [text_block(text(view.lang, "events_title"), weight="Bolder", separator=True, spacing="Medium")]
+    blocks.extend(text_block(_event_line(view, event), spacing="Small") for event in shown)
+    hidden = len(events) - len(shown)
+    if hidden > 0:
+        blocks.append(text_block(text(view.lang, "more_events", count=hidden), isSubtle=True, spacing="Small"))
+    return blocks
+
+
+def _event_line(view: CaseCardView, event: CallEvent) -> str:
+    lang = view.lang
+    parts = [f"**{format_absolute(event.received_at, lang)}**", format_relative(event.received_at, view.now, lang),
+             _event_kind(event, lang)]
+    listen = safe_link(view.voicemail_urls.get(event.source_id)) if event.voicemail is not None else None
+    if listen is not None:
+        parts.append(markdown_link(text(lang, "listen"), listen))
+    mail = safe_link(event.mail.web_link, OUTLOOK_HOSTS)
+    if mail is not None:
+        parts.append(markdown_link(text(lang, "open_mail"), mail))
+    return " · ".join(parts)
+
+
+def _event_kind(event: CallEvent, lang: Lang) -> str:
+    voicemail = event.voicemail
+    if voicemail is not None and voicemail.duration_seconds is not None:
+        return text(lang, "event_voicemail_duration", duration=format_duration(voicemail.duration_seconds, lang))
+    return text(lang, f"event_{event.kind}")
+
+
+def _previous_text(view: CaseCardView) -> str:
+    previous = view.case.previous
+    if previous is None or previous.done_by is None or previous.done_at is None:
+        return text(view.lang, "previous_done_unknown")
+    return text(
+        view.lang, "previous_done", name=inert(previous.done_by.name, NAME_LIMIT),
+        date=format_date(previous.done_at, view.lang),
+    )
+
+
+def _actions(view: CaseCardView) -> list[Json]:
+    case, lang = view.case, view.lang
+    actions = []
+    for index, verb in enumerate(card_verbs(case.state)):
+        style = "positive" if index == 0 else None
+        if verb is Verb.TAKE_OVER:
+            actions.append(_take_over(view))
+        else:
+            actions.append(case_action(case, verb, text(lang, _VERB_TITLE_KEYS[verb]), style=style))
+    return actions
+
+
+def _take_over(view: CaseCardView) -> Json:
+    """Taking a case from a colleague asks for confirmation: a ShowCard holding the real ``Action.Execute``."""
+    case, lang = view.case, view.lang
+    holder = case.claimed_by
+    name = holder.name if holder else "?"
+    since = clock(case.claimed_at) if case.claimed_at else "?"
+    question = text(lang, "take_over_question", name=inert(name, NAME_LIMIT), time=since)
+    return {
+        "type": "Action.ShowCard",
+        "title": text(lang, "verb_take_over", name=plain(name, NAME_LIMIT)),
+        "card": {
+            "type": "AdaptiveCard",
+            "body": [text_block(question)],
+            "actions": [case_action(case, Verb.TAKE_OVER, text(lang, "take_over_confirm"), style="positive")],
+        },
+    }

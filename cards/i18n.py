@@ -1,0 +1,294 @@
+"""User-facing strings: German first, English when the user's locale is English.
+
+Every string a person reads lives in :data:`TEXTS`, one table per language with the same keys. Texts are plain
+(no markdown); the card builders escape whatever they put into a TextBlock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, tzinfo
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from bot.domain.state_machine import Refusal, RefusalCode
+
+BERLIN = ZoneInfo("Europe/Berlin")
+"""The team's time zone: every time a person reads is shown in it."""
+
+
+class Lang(StrEnum):
+    DE = "de"
+    EN = "en"
+
+
+def language_for(locale: str | None) -> Lang:
+    """English for any ``en*`` locale (``en-US``, ``en_GB``), German for everything else, including none."""
+    return Lang.EN if locale is not None and locale.strip().lower().startswith("en") else Lang.DE
+
+
+_DE: Mapping[str, str] = {
+    # states and badges
+    "state_open": "Offen",
+    "state_claimed": "In Bearbeitung – {name}",
+    "state_done": "Erledigt – {name}",
+    # caller
+    "caller_withheld": "Unbekannt / unterdrückt",
+    "caller_none": "Keine Rufnummer",
+    "caller_unrecognised": "Nicht erkannte Mail",
+    "call_phone": "Anrufen",
+    "call_teams": "In\u00a0Teams\u00a0anrufen",
+    "mail_subject": "Betreff",
+    "mail_sender": "Absender",
+    # facts
+    "fact_calls": "Anrufe",
+    "fact_claimed": "Übernommen",
+    "fact_done": "Erledigt",
+    "calls_summary": "{count} · zuletzt {relative}",
+    "holder_since": "{name} · {absolute} ({relative})",
+    "claim_timed_out": "Seit über {minutes} Min. in Bearbeitung – jeder kann den Fall freigeben.",
+    "previous_done": "Zuletzt erledigt von {name} am {date}",
+    "previous_done_unknown": "Schon einmal erledigt",
+    # events
+    "events_title": "Verlauf",
+    "event_missed_call": "Verpasster Anruf",
+    "event_voicemail": "Sprachnachricht",
+    "event_voicemail_duration": "Sprachnachricht ({duration})",
+    "event_fax": "Fax",
+    "event_unrecognised": "Mail",
+    "listen": "Anhören",
+    "open_mail": "Mail\u00a0öffnen",
+    "more_events": "+{count} weitere",
+    # buttons
+    "verb_claim": "Übernehmen",
+    "verb_done": "Erledigt",
+    "verb_release": "Freigeben",
+    "verb_reopen": "Wieder öffnen",
+    "verb_take_over": "Übernehmen von {name}",
+    "take_over_question": "Fall von {name} übernehmen? {name} hat ihn seit {time}.",
+    "take_over_confirm": "Ja, übernehmen",
+    # times
+    "just_now": "gerade eben",
+    "minutes_ago": "vor {n} Min.",
+    "hours_ago": "vor {n} Std.",
+    "day_ago": "vor 1 Tag",
+    "days_ago": "vor {n} Tagen",
+    "date_time": "{day:02d}.{month:02d}.{year}, {time}",
+    "date": "{day:02d}.{month:02d}.{year}",
+    "minutes_seconds": "{m}:{s:02d} Min.",
+    # refusals
+    "refused_already_claimed": "Bereits übernommen von {name} um {time}",
+    "refused_already_claimed_anonymous": "Bereits übernommen",
+    "refused_already_yours": "Du hast diesen Fall bereits übernommen",
+    "refused_already_done": "Bereits erledigt von {name} um {time}",
+    "refused_already_done_anonymous": "Bereits erledigt",
+    "refused_claimed_by_other": "Übernommen von {name} um {time} – das kann nur {name} tun",
+    "refused_not_claimed": "Niemand hat diesen Fall übernommen",
+    "refused_not_done": "Dieser Fall ist nicht erledigt",
+    "refused_not_possible": "Diese Aktion ist gerade nicht möglich",
+    "refused_caller_has_active_case": "Für diesen Anrufer gibt es schon einen neueren offenen Fall",
+    "action_unknown_case": "Diesen Fall gibt es nicht (mehr)",
+    "action_wrong_conversation": "Diese Aktion gilt nur im Kanal der Leitung (oder für Mitglieder ihres Teams)",
+    "link_only_in_channel": "Verbinden und Trennen geht nur in einem Teamkanal: @Rufpool verbinden <Leitung>",
+    "link_not_allowed": "Nur Administratoren dürfen Kanäle mit Leitungen verbinden (LINK_ADMINS)",
+    "link_unknown_line": "Die Leitung „{line}“ ist nicht konfiguriert. Bekannt: {known}",
+    # thread replies
+    "reply_claim": "{name} hat übernommen · {time}",
+    "reply_take_over": "{name} hat von {previous} übernommen · {time}",
+    "reply_release": "{name} hat freigegeben · {time}",
+    "reply_done": "{name} hat erledigt · {time}",
+    "reply_reopen": "{name} hat wieder geöffnet · {time}",
+    "reply_outlook_complete": "In Outlook als erledigt markiert · {time}",
+    "reply_outlook_reopen": "In Outlook wieder geöffnet · {time}",
+    "reply_repeat_call": "Erneuter Anruf · {time} ({ordinal} Anruf)",
+    "reply_repeat_voicemail": "Neue Sprachnachricht · {time} ({ordinal} Anruf)",
+    "reply_repeat_fax": "Neues Fax · {time} ({ordinal} Anruf)",
+    "reply_repeat_mail": "Weitere Mail · {time} ({ordinal} Anruf)",
+    # list
+    "list_open_title": "Offene Rückrufe ({total})",
+    "list_mine_title": "Meine Rückrufe ({total})",
+    "list_open_empty": "Alles erledigt – keine offenen Rückrufe 🎉",
+    "list_mine_empty": "Du hast gerade keine Rückrufe übernommen.",
+    "list_range": "{first}–{last} von {total}",
+    "list_row_details": "{line} · {calls} · {relative}",
+    "calls_count_one": "1 Anruf",
+    "calls_count_many": "{n} Anrufe",
+    "page_next": "Weiter",
+    "page_previous": "Zurück",
+    # messages
+    "linked_title": "Kanal verbunden",
+    "linked_text": "Neue Anrufe der Leitung {line} erscheinen ab jetzt hier als Karte.",
+    "unlinked_title": "Kanal getrennt",
+    "unlinked_text": "Die Leitung {line} postet nicht mehr in diesen Kanal.",
+    "help_title": "Rufpool",
+    "help_intro": (
+        "Ich mache aus verpassten Anrufen und Sprachnachrichten der Sammelrufnummer je eine Karte. "
+        "Wer zurückruft, klickt auf „Übernehmen“, danach auf „Erledigt“ – so ruft niemand doppelt an "
+        "und kein Anruf geht verloren."
+    ),
+    "help_unknown": "Den Befehl „{text}“ kenne ich nicht.",
+    "help_commands": "Befehle",
+    "help_cmd_open": "Offene und übernommene Rückrufe, älteste zuerst",
+    "help_cmd_mine": "Rückrufe, die du übernommen hast",
+    "help_cmd_help": "Diese Hilfe",
+    "help_cmd_link": "Diesen Kanal mit einer Leitung verbinden (Admins)",
+    "help_cmd_unlink": "Die Verbindung dieses Kanals trennen (Admins)",
+    "cmd_open": "offen / open",
+    "cmd_mine": "meine / mine",
+    "cmd_help": "hilfe / help",
+    "cmd_link": "verbinden ‹Postfach oder Leitung›",
+    "cmd_unlink": "trennen",
+    # activity summary
+    "activity_summary": "{state}: {caller} · {calls}",
+}
+
+_EN: Mapping[str, str] = {
+    "state_open": "Open",
+    "state_claimed": "In progress – {name}",
+    "state_done": "Done – {name}",
+    "caller_withheld": "Unknown / withheld",
+    "caller_none": "No number",
+    "caller_unrecognised": "Unrecognised mail",
+    "call_phone": "Call",
+    "call_teams": "Call\u00a0in\u00a0Teams",
+    "mail_subject": "Subject",
+    "mail_sender": "Sender",
+    "fact_calls": "Calls",
+    "fact_claimed": "Claimed",
+    "fact_done": "Done",
+    "calls_summary": "{count} · last {relative}",
+    "holder_since": "{name} · {absolute} ({relative})",
+    "claim_timed_out": "In progress for over {minutes} min – anyone may release it.",
+    "previous_done": "Last done by {name} on {date}",
+    "previous_done_unknown": "Done before",
+    "events_title": "History",
+    "event_missed_call": "Missed call",
+    "event_voicemail": "Voicemail",
+    "event_voicemail_duration": "Voicemail ({duration})",
+    "event_fax": "Fax",
+    "event_unrecognised": "Mail",
+    "listen": "Listen",
+    "open_mail": "Open\u00a0mail",
+    "more_events": "+{count} more",
+    "verb_claim": "Claim",
+    "verb_done": "Done",
+    "verb_release": "Release",
+    "verb_reopen": "Reopen",
+    "verb_take_over": "Take over from {name}",
+    "take_over_question": "Take this case over from {name}? {name} has held it since {time}.",
+    "take_over_confirm": "Yes, take over",
+    "just_now": "just now",
+    "minutes_ago": "{n} min ago",
+    "hours_ago": "{n} h ago",
+    "day_ago": "1 day ago",
+    "days_ago": "{n} days ago",
+    "date_time": "{year}-{month:02d}-{day:02d} {time}",
+    "date": "{year}-{month:02d}-{day:02d}",
+    "minutes_seconds": "{m}:{s:02d} min",
+    "refused_already_claimed": "Already claimed by {name} at {time}",
+    "refused_already_claimed_anonymous": "Already claimed",
+    "refused_already_yours": "You have claimed this case already",
+    "refused_already_done": "Already done by {name} at {time}",
+    "refused_already_done_anonymous": "Already done",
+    "refused_claimed_by_other": "Claimed by {name} at {time} – only {name} can do that",
+    "refused_not_claimed": "Nobody has claimed this case",
+    "refused_not_done": "This case is not done",
+    "refused_not_possible": "This action is not possible right now",
+    "refused_caller_has_active_case": "This caller already has a newer open case",
+    "action_unknown_case": "This case does not exist (any more)",
+    "action_wrong_conversation": "This action only works in the line's channel (or for members of its team)",
+    "link_only_in_channel": "Linking and unlinking work in a team channel only: @Rufpool link <line>",
+    "link_not_allowed": "Only administrators may link channels to lines (LINK_ADMINS)",
+    "link_unknown_line": "The line “{line}” is not configured. Known: {known}",
+    "reply_claim": "{name} claimed · {time}",
+    "reply_take_over": "{name} took over from {previous} · {time}",
+    "reply_release": "{name} released · {time}",
+    "reply_done": "{name} marked done · {time}",
+    "reply_reopen": "{name} reopened · {time}",
+    "reply_outlook_complete": "Marked done in Outlook · {time}",
+    "reply_outlook_reopen": "Reopened in Outlook · {time}",
+    "reply_repeat_call": "Called again · {time} ({ordinal} call)",
+    "reply_repeat_voicemail": "New voicemail · {time} ({ordinal} call)",
+    "reply_repeat_fax": "New fax · {time} ({ordinal} call)",
+    "reply_repeat_mail": "Another mail · {time} ({ordinal} call)",
+    "list_open_title": "Open callbacks ({total})",
+    "list_mine_title": "My callbacks ({total})",
+    "list_open_empty": "All done – no open callbacks 🎉",
+    "list_mine_empty": "You have no claimed callbacks right now.",
+    "list_range": "{first}–{last} of {total}",
+    "list_row_details": "{line} · {calls} · {relative}",
+    "calls_count_one": "1 call",
+    "calls_count_many": "{n} calls",
+    "page_next": "Next",
+    "page_previous": "Back",
+    "linked_title": "Channel linked",
+    "linked_text": "New calls of the line {line} now appear here as cards.",
+    "unlinked_title": "Channel unlinked",
+    "unlinked_text": "The line {line} no longer posts to this channel.",
+    "help_title": "Rufpool",
+    "help_intro": (
+        "I turn the missed calls and voicemails of the shared number into one card each. "
+        "Whoever calls back clicks “Claim”, then “Done” – so nobody calls twice and no call is forgotten."
+    ),
+    "help_unknown": "I don't know the command “{text}”.",
+    "help_commands": "Commands",
+    "help_cmd_open": "Open and claimed callbacks, oldest first",
+    "help_cmd_mine": "Callbacks you have claimed",
+    "help_cmd_help": "This help",
+    "help_cmd_link": "Link this channel to a line (admins)",
+    "help_cmd_unlink": "Unlink this channel (admins)",
+    "cmd_open": "open / offen",
+    "cmd_mine": "mine / meine",
+    "cmd_help": "help / hilfe",
+    "cmd_link": "verbinden ‹mailbox or line›",
+    "cmd_unlink": "trennen",
+    "activity_summary": "{state}: {caller} · {calls}",
+}
+
+TEXTS: Mapping[Lang, Mapping[str, str]] = {Lang.DE: _DE, Lang.EN: _EN}
+
+
+def text(lang: Lang, key: str, **values: object) -> str:
+    return TEXTS[lang][key].format(**values)
+
+
+def clock(moment: datetime, tz: tzinfo = BERLIN) -> str:
+    """``10:32`` in the team's time zone."""
+    return f"{moment.astimezone(tz):%H:%M}"
+
+
+def ordinal(n: int, lang: Lang) -> str:
+    """``3.`` in German, ``3rd`` in English."""
+    if lang is Lang.DE:
+        return f"{n}."
+    suffix = "th" if 11 <= n % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def calls_count(n: int, lang: Lang) -> str:
+    return text(lang, "calls_count_one") if n == 1 else text(lang, "calls_count_many", n=n)
+
+
+_REFUSAL_KEYS: Mapping[RefusalCode, tuple[str, str | None]] = {
+    # code: (key naming the holder, key without a holder — None when the first key needs no holder)
+    RefusalCode.ALREADY_CLAIMED: ("refused_already_claimed", "refused_already_claimed_anonymous"),
+    RefusalCode.CLAIMED_BY_OTHER: ("refused_claimed_by_other", "refused_already_claimed_anonymous"),
+    RefusalCode.ALREADY_DONE: ("refused_already_done", "refused_already_done_anonymous"),
+    RefusalCode.ALREADY_YOURS: ("refused_already_yours", None),
+    RefusalCode.NOT_CLAIMED: ("refused_not_claimed", None),
+    RefusalCode.NOT_DONE: ("refused_not_done", None),
+    RefusalCode.OUTLOOK_ONLY: ("refused_not_possible", None),
+    RefusalCode.USERS_ONLY: ("refused_not_possible", None),
+    RefusalCode.NO_CHANGE: ("refused_not_possible", None),
+    RefusalCode.CALLER_HAS_ACTIVE_CASE: ("refused_caller_has_active_case", None),
+}
+
+
+def refusal_text(refusal: Refusal, lang: Lang, tz: tzinfo = BERLIN) -> str:
+    """Why an action was refused, e.g. "Bereits übernommen von Anna Schmidt um 10:32" (plain text, not escaped)."""
+    with_holder, without_holder = _REFUSAL_KEYS[refusal.code]
+    if without_holder is None:
+        return text(lang, with_holder)
+    if refusal.holder is None or refusal.since is None:
+        return text(lang, without_holder)
+    return text(lang, with_holder, name=refusal.holder.name, time=clock(refusal.since, tz))

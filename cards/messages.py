@@ -1,0 +1,90 @@
+"""Small cards (link and unlink confirmations, help) and the one-line replies in a case's thread.
+
+Thread replies are sent as Teams message text, which is markdown too, so names in them are made inert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, tzinfo
+
+from bot.domain.cases import Actor
+from bot.domain.events import CallEvent, EventKind
+from bot.domain.state_machine import Verb
+from cards.elements import Json, adaptive_card, fact_set, text_block
+from cards.format import NAME_LIMIT, inert
+from cards.i18n import BERLIN, Lang, clock, ordinal, text
+
+_REPLY_KEYS: Mapping[Verb, str] = {
+    Verb.CLAIM: "reply_claim",
+    Verb.TAKE_OVER: "reply_take_over",
+    Verb.RELEASE: "reply_release",
+    Verb.DONE: "reply_done",
+    Verb.REOPEN: "reply_reopen",
+    Verb.OUTLOOK_COMPLETE: "reply_outlook_complete",
+    Verb.OUTLOOK_FLAG: "reply_outlook_reopen",
+    Verb.OUTLOOK_CLEAR: "reply_outlook_reopen",
+}
+
+_REPEAT_KEYS: Mapping[EventKind, str] = {
+    EventKind.MISSED_CALL: "reply_repeat_call",
+    EventKind.VOICEMAIL: "reply_repeat_voicemail",
+    EventKind.FAX: "reply_repeat_fax",
+    EventKind.UNRECOGNISED: "reply_repeat_mail",
+}
+
+_HELP_COMMANDS = (
+    ("cmd_open", "help_cmd_open"),
+    ("cmd_mine", "help_cmd_mine"),
+    ("cmd_help", "help_cmd_help"),
+    ("cmd_link", "help_cmd_link"),
+    ("cmd_unlink", "help_cmd_unlink"),
+)
+
+UNKNOWN_COMMAND_LIMIT = 60
+
+
+def state_change_reply(
+    verb: Verb, actor: Actor, at: datetime, lang: Lang, *, previous_holder: Actor | None = None, tz: tzinfo = BERLIN,
+) -> str:
+    """The thread line for a state change, e.g. "Anna Schmidt hat übernommen · 10:32"."""
+    previous = inert(previous_holder.name, NAME_LIMIT) if previous_holder else "?"
+    return text(lang, _REPLY_KEYS[verb], name=inert(actor.name, NAME_LIMIT), previous=previous, time=clock(at, tz))
+
+
+def repeat_call_reply(event: CallEvent, call_number: int, lang: Lang, tz: tzinfo = BERLIN) -> str:
+    """The thread line for another call in an open case, e.g. "Erneuter Anruf · 10:45 (3. Anruf)"."""
+    return text(lang, _REPEAT_KEYS[event.kind], time=clock(event.received_at, tz), ordinal=ordinal(call_number, lang))
+
+
+def build_link_confirmation_card(line_name: str, lang: Lang) -> Json:
+    return _confirmation(lang, "linked_title", "linked_text", line_name, "good")
+
+
+def build_unlink_confirmation_card(line_name: str, lang: Lang) -> Json:
+    return _confirmation(lang, "unlinked_title", "unlinked_text", line_name, "default")
+
+
+def _confirmation(lang: Lang, title_key: str, text_key: str, line_name: str, style: str) -> Json:
+    title = text(lang, title_key)
+    container = {
+        "type": "Container",
+        "style": style,
+        "items": [
+            text_block(f"✓ {title}", weight="Bolder", size="Medium"),
+            text_block(text(lang, text_key, line=f"**{inert(line_name, NAME_LIMIT)}**")),
+        ],
+    }
+    return adaptive_card([container], fallback_text=title)
+
+
+def build_help_card(lang: Lang, unknown_text: str | None = None) -> Json:
+    """What the bot does and its commands; ``unknown_text`` is the message that was not understood, if any."""
+    body = [text_block(text(lang, "help_title"), size="Large", weight="Bolder")]
+    if unknown_text is not None:
+        body.append(text_block(text(lang, "help_unknown", text=inert(unknown_text, UNKNOWN_COMMAND_LIMIT)),
+                               color="Warning", weight="Bolder"))
+    body.append(text_block(text(lang, "help_intro")))
+    body.append(text_block(text(lang, "help_commands"), weight="Bolder", spacing="Medium"))
+    body.append(fact_set([(text(lang, command), text(lang, meaning)) for command, meaning in _HELP_COMMANDS]))
+    return adaptive_card(body, fallback_text=text(lang, "help_intro"))

@@ -1,0 +1,93 @@
+"""Render the case and list cards to docs/cards/*.png with the adaptivecards JS renderer in headless Chromium.
+
+Run ``python docs/render_cards.py`` from the repository root (the .venv's Python). It installs the pinned npm
+renderer into docs/render/node_modules on first use (never touching the top-level package.json) and drives the
+Debian ``/usr/bin/chromium`` through Playwright; it never downloads a browser.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Page, sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cards.case_card import build_case_card  # noqa: E402
+from cards.list_card import build_list_card  # noqa: E402
+from tests.cards_fixtures import (  # noqa: E402
+    VOICEMAIL_URL,
+    case_view,
+    claimed_case,
+    done_case,
+    list_view,
+    make_event,
+    many_cases,
+    open_case,
+    voicemail_case,
+)
+
+REFUSAL_NOTICE = "Bereits übernommen von Anna Schmidt um 10:32"
+RENDER_DIR = ROOT / "docs" / "render"
+OUTPUT_DIR = ROOT / "docs" / "cards"
+NPM_PACKAGES = ("adaptivecards@3.0.6", "markdown-it@14.1.0")
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run",
+]
+
+PICTURES: dict[str, Callable[[], dict[str, Any]]] = {
+    "open": lambda: build_case_card(case_view(open_case())),
+    "claimed": lambda: build_case_card(case_view(claimed_case())),
+    "refused": lambda: build_case_card(case_view(claimed_case(), notice=REFUSAL_NOTICE)),
+    "done": lambda: build_case_card(case_view(done_case())),
+    "voicemail": lambda: build_case_card(
+        case_view(voicemail_case(), voicemail_urls={make_event(0).source_id: VOICEMAIL_URL})),
+    "list": lambda: build_list_card(list_view(many_cases(5), total=12)),
+}
+
+
+def ensure_renderer() -> None:
+    if not (RENDER_DIR / "node_modules" / "adaptivecards").is_dir():
+        (RENDER_DIR / "node_modules").mkdir(parents=True, exist_ok=True)
+        subprocess.run(["npm", "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(RENDER_DIR),
+                        *NPM_PACKAGES], check=True)
+
+
+@contextmanager
+def card_page() -> Iterator[Page]:
+    """The preview page in headless Chromium; ``page.evaluate("c => renderCard(c)", card)`` shows a card and
+    returns the href of every link the renderer made."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(device_scale_factor=2)
+            page.goto((RENDER_DIR / "index.html").as_uri())
+            yield page
+        finally:
+            browser.close()
+
+
+def render(cards: dict[str, dict[str, Any]], output_dir: Path) -> None:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with card_page() as page:
+        for name, card in cards.items():
+            page.evaluate("card => window.renderCard(card)", card)
+            page.locator("#frame").screenshot(path=output_dir / f"{name}.png")
+
+
+def main() -> None:
+    ensure_renderer()
+    render({name: build() for name, build in PICTURES.items()}, OUTPUT_DIR)
+    print(f"wrote {', '.join(f'{name}.png' for name in PICTURES)} to {OUTPUT_DIR.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+// Rufpool on Azure: Azure Bot (single tenant, Teams channel) -> Container Apps (https, 1 replica)
+// with secrets from Key Vault via a managed identity, PostgreSQL flexible server, Log Analytics.
+//
+//   az deployment group create --resource-group <rg> --template-file infra/main.bicep \
+//     --parameters @infra/main.parameters.json \
+//     --parameters microsoftAppPassword=$APP_SECRET graphClientState=$CLIENT_STATE postgresAdminPassword=$PG_PASSWORD
+//
+// See docs/admin-guide.en.md (English) or docs/admin-guide.de.md (Deutsch) for the whole procedure.
+
+targetScope = 'resourceGroup'
+
+@description('Short name used in every resource name.')
+@minLength(3)
+@maxLength(12)
+param appName string = 'rufpool'
+
+param location string = resourceGroup().location
+
+param tags object = {
+  app: 'rufpool'
+}
+
+// --- Identity: one single-tenant app registration serves the bot and (by default) Microsoft Graph ---
+
+@description('Application (client) ID of the single-tenant app registration (MicrosoftAppId).')
+param microsoftAppId string
+
+@description('Client secret of that app registration (MicrosoftAppPassword).')
+@secure()
+param microsoftAppPassword string
+
+@description('App registration used for Graph; empty = the bot\'s (MicrosoftAppId).')
+param graphClientId string = ''
+
+@description('Client secret for Graph; empty = MicrosoftAppPassword.')
+@secure()
+param graphClientSecret string = ''
+
+@description('Random secret (at most 128 characters) that Graph echoes in every change notification.')
+@secure()
+@maxLength(128)
+param graphClientState string
+
+param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
+
+// --- What Rufpool watches and who may link channels ---
+
+@description('Pool lines: [{"id": "zentrale", "mailbox": "zentrale@firma.de", "numbers": ["+49..."], "display_name": "Zentrale"}]')
+param poolLines array
+
+@description('E-mail addresses (UPNs) of the users allowed to link channels with "@Rufpool verbinden <Leitung>".')
+param linkAdmins array = []
+
+// --- Hosting ---
+
+@description('Container image, e.g. myregistry.azurecr.io/rufpool:1.0.0')
+param containerImage string
+
+@description('Existing Azure Container Registry in this resource group to pull from with the managed identity; empty = public image.')
+param containerRegistryName string = ''
+
+@description('Custom host name you will bind to the container app (optional); empty = its *.azurecontainerapps.io name.')
+param customHostName string = ''
+
+@allowed(['F0', 'S1'])
+param botSku string = 'F0'
+
+// --- Database ---
+
+param postgresAdminLogin string = 'rufpool'
+
+@secure()
+@minLength(12)
+param postgresAdminPassword string
+
+param postgresSkuName string = 'Standard_B1ms'
+param postgresSkuTier string = 'Burstable'
+
+param enableKeyVaultPurgeProtection bool = false
+
+var suffix = uniqueString(resourceGroup().id, appName)
+var databaseName = 'rufpool'
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    name: 'log-${appName}-${suffix}'
+    location: location
+    tags: tags
+  }
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  params: {
+    name: 'id-${appName}-${suffix}'
+    location: location
+    tags: tags
+    containerRegistryName: containerRegistryName
+  }
+}
+
+module postgres 'modules/postgres.bicep' = {
+  name: 'postgres'
+  params: {
+    name: 'psql-${appName}-${suffix}'
+    location: location
+    tags: tags
+    administratorLogin: postgresAdminLogin
+    administratorPassword: postgresAdminPassword
+    databaseName: databaseName
+    skuName: postgresSkuName
+    skuTier: postgresSkuTier
+  }
+}
+
+// psycopg accepts a URL; the password is percent-encoded, TLS is required by the server.
+var databaseUrl = 'postgresql://${postgresAdminLogin}:${uriComponent(postgresAdminPassword)}@${postgres.outputs.fqdn}:5432/${databaseName}?sslmode=require'
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault'
+  params: {
+    name: 'kv-${take(suffix, 13)}'
+    location: location
+    tags: tags
+    readerPrincipalId: identity.outputs.principalId
+    enablePurgeProtection: enableKeyVaultPurgeProtection
+    secrets: {
+      MicrosoftAppPassword: microsoftAppPassword
+      'GRAPH-CLIENT-SECRET': empty(graphClientSecret) ? microsoftAppPassword : graphClientSecret
+      'GRAPH-CLIENT-STATE': graphClientState
+      'DATABASE-URL': databaseUrl
+    }
+  }
+}
+
+module containerApp 'modules/containerapp.bicep' = {
+  name: 'containerapp'
+  // Every output used below makes this module wait for the whole module that produced it: the identity
+  // module's AcrPull assignment and the Key Vault module's secrets and role assignment exist before the
+  // first revision pulls its image and resolves its secrets.
+  params: {
+    name: 'ca-${appName}'
+    environmentName: 'cae-${appName}-${suffix}'
+    location: location
+    tags: tags
+    logAnalyticsWorkspaceName: monitoring.outputs.workspaceName
+    identityId: identity.outputs.id
+    containerImage: containerImage
+    registryServer: empty(containerRegistryName) ? '' : '${containerRegistryName}.azurecr.io'
+    keyVaultUri: keyVault.outputs.vaultUri
+    customHostName: customHostName
+    secretSettings: [
+      { env: 'MicrosoftAppPassword', vaultSecret: 'MicrosoftAppPassword' }
+      { env: 'GRAPH_CLIENT_SECRET', vaultSecret: 'GRAPH-CLIENT-SECRET' }
+      { env: 'GRAPH_CLIENT_STATE', vaultSecret: 'GRAPH-CLIENT-STATE' }
+      { env: 'DATABASE_URL', vaultSecret: 'DATABASE-URL' }
+    ]
+    plainSettings: {
+      MicrosoftAppId: microsoftAppId
+      MicrosoftAppType: 'SingleTenant'
+      MicrosoftAppTenantId: tenant().tenantId
+      GRAPH_TENANT_ID: tenant().tenantId
+      GRAPH_CLIENT_ID: empty(graphClientId) ? microsoftAppId : graphClientId
+      GRAPH_BASE_URL: graphBaseUrl
+      POOL_LINES: string(poolLines)
+      LINK_ADMINS: join(linkAdmins, ',')
+      LOG_LEVEL: 'INFO'
+    }
+  }
+}
+
+module bot 'modules/bot.bicep' = {
+  name: 'bot'
+  params: {
+    name: 'bot-${appName}-${suffix}'
+    tags: tags
+    microsoftAppId: microsoftAppId
+    messagingEndpoint: '${containerApp.outputs.publicBaseUrl}/api/messages'
+    sku: botSku
+  }
+}
+
+output publicBaseUrl string = containerApp.outputs.publicBaseUrl
+output containerAppName string = containerApp.outputs.name
+output containerAppFqdn string = containerApp.outputs.fqdn
+output botName string = bot.outputs.name
+output messagingEndpoint string = bot.outputs.endpoint
+output keyVaultName string = keyVault.outputs.vaultName
+output postgresHost string = postgres.outputs.fqdn
