@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-pytest_plugins = ["tests.storage_fixtures", "tests.sandbox_teams_fixtures"]
+pytest_plugins = ["tests.storage_fixtures", "tests.sandbox_teams_fixtures", "tests.e2e_fixtures"]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -55,7 +55,7 @@ from bot.sandbox.graph_subscriptions import (
 log = logging.getLogger(__name__)
 
 TokenValidator = Callable[[str], bool]
-FAULT_KINDS = ("429", "503", "delay", "drop")
+FAULT_KINDS = ("429", "503", "403", "delay", "drop")
 DEFAULT_PAGE_SIZE = 10  # Graph's default page size for message collections
 RECORDED_HEADERS = ("prefer", "client-request-id", "if-match", "content-type", "user-agent")
 _SEGMENT_KEY = re.compile(r"^(?P<name>[^(]+)\('(?P<key>[^']*)'\)$")
@@ -376,7 +376,7 @@ class GraphStandIn:
         delay_ms: int = 0,
         count: int | None = None,
     ) -> FaultRule:
-        """Inject a fault ('429', '503', 'delay', 'drop') for Graph requests whose path matches the regex."""
+        """Inject a fault ('429', '503', '403', 'delay', 'drop') for Graph requests whose path matches the regex."""
         if kind not in FAULT_KINDS or not 0.0 <= rate <= 1.0:
             raise GraphError(400, "InvalidRequest", f"fault kind must be one of {FAULT_KINDS}, rate in [0, 1].")
         re.compile(path)
@@ -547,6 +547,9 @@ class GraphStandIn:
                     "Too many requests. Please retry after some time.",
                     {"Retry-After": str(rule.retry_after)},
                 )
+            elif rule.kind == "403":
+                # What Exchange answers when the app's permission does not cover the mailbox (RBAC scope).
+                raise GraphError(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
             elif rule.kind == "503":
                 raise GraphError(
                     503,

@@ -105,12 +105,12 @@ class RufpoolBot(ActivityHandler):
         team_id = _team_id(activity)
         if team_id is None:
             return
-        channels: list[dict[str, str]] = []
-        try:
-            for channel in await TeamsInfo.get_team_channels(turn_context, team_id):
-                channels.append({"id": channel.id, "name": channel.name or "General"})
-        except Exception as exc:  # the channel list is informative only; the installation must be stored
-            log.info("could not list the team's channels: %s", type(exc).__name__)
+        # TeamsInfo.get_team_channels is synchronous inside botbuilder (it would block the event loop): the
+        # channel comes from the activity; every channel is recorded again when it is linked.
+        channel_id = _channel_id(activity) or team_id
+        team = _channel_data(activity).get("team")
+        team_name = str(team.get("name") or "") if isinstance(team, dict) else ""
+        channels = [{"id": channel_id, "name": team_name or "General"}]
         reference = TurnContext.get_conversation_reference(activity)
         await self._store.links.save_installation(
             Installation(

@@ -1,0 +1,556 @@
+"""``python -m bot doctor``: checks what an admin sets up and prints every problem together with its fix.
+
+Each check is a small function returning :class:`Problem` s (none = passed); :func:`format_report` turns the results
+into text. A check whose prerequisite failed (no Graph token, no database) is reported as skipped instead of
+repeating the same failure once per mailbox. The printed report never contains a configured secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import sys
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TextIO
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+from azure.core.credentials_async import AsyncTokenCredential
+from kiota_abstractions.api_error import APIError
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from msgraph import GraphServiceClient
+from msgraph.generated.users.item.mail_folders.item.messages.messages_request_builder import MessagesRequestBuilder
+
+from bot.config import ConfigError, PoolLine, Settings, load_settings
+from bot.graph.client import GRAPH_SCOPE, build_credential, build_graph_client, ssl_context
+from bot.graph.subscriptions import NOTIFICATION_PATH
+from bot.logging_setup import redact
+from bot.storage.factory import open_store
+from bot.storage.interface import Store
+from bot.teams.adapter import auth_settings
+from bot.teams.auth import MsalCredentialFactory
+
+CONFIGURATION = "configuration"
+CREDENTIALS = "credentials"
+MAILBOXES = "Graph access to the mailboxes"
+SUBSCRIPTIONS = "subscriptions"
+DATABASE = "database"
+PUBLIC_URL = "public notification URL"
+
+EXPIRY_MARGIN = timedelta(hours=12)
+VALIDATION_TIMEOUT_S = 10.0  # Graph's limit for the validation handshake
+SCOPE_SCRIPT = "infra/scope-mailboxes.ps1"
+_AADSTS = re.compile(r"AADSTS\d+:[^\r\n\\]*")
+
+
+@dataclass(frozen=True)
+class Problem:
+    check: str
+    message: str
+    """What is wrong."""
+    fix: str
+    """What to do: the setting, portal step or command."""
+    warning: bool = False
+    """A warning is printed but does not make doctor fail."""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check: str
+    problems: list[Problem] = field(default_factory=list)
+    skipped: str | None = None
+    """Why the check could not run (a prerequisite failed or it does not apply)."""
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [problem for problem in self.problems if not problem.warning]
+
+    @property
+    def status(self) -> str:
+        if self.skipped:
+            return "SKIP"
+        if self.errors:
+            return "FAIL"
+        return "WARN" if self.problems else "OK"
+
+
+# ---------------------------------------------------------------- 1. configuration
+
+
+def config_error_problems(error: ConfigError) -> list[Problem]:
+    """One problem per bad setting named in :func:`bot.config.load_settings`'s message."""
+    problems = []
+    for line in str(error).splitlines():
+        item = line.strip().removeprefix("- ")
+        if not line.startswith("  - ") or not item:
+            continue
+        setting = re.split(r"[\[.:]", item, maxsplit=1)[0].strip()
+        problems.append(
+            Problem(
+                CONFIGURATION,
+                item,
+                f"Correct {setting} in the environment (.env locally; the container app's settings or Key Vault "
+                "in Azure), then run doctor again.",
+            )
+        )
+    return problems or [Problem(CONFIGURATION, str(error), "Correct the settings named above.")]
+
+
+def graph_configured(settings: Settings) -> bool:
+    has_secret = bool(settings.graph_client_secret.get_secret_value() or settings.graph_client_certificate_path)
+    return bool(settings.graph_tenant_id and settings.graph_client_id and has_secret)
+
+
+def check_configuration(settings: Settings) -> list[Problem]:
+    """What pydantic cannot reject outright but stops the bot from being useful."""
+    problems: list[Problem] = []
+    if not settings.pool_lines:
+        problems.append(
+            Problem(
+                CONFIGURATION,
+                "POOL_LINES is empty: the bot watches no mailbox.",
+                'Set POOL_LINES to a JSON list, e.g. [{"id": "zentrale", "mailbox": "zentrale@firma.de", '
+                '"numbers": ["+4930123456"], "display_name": "Zentrale"}].',
+                warning=True,
+            )
+        )
+    elif not graph_configured(settings):
+        missing = [
+            name
+            for name, value in (
+                ("GRAPH_TENANT_ID", settings.graph_tenant_id),
+                ("GRAPH_CLIENT_ID", settings.graph_client_id),
+                (
+                    "GRAPH_CLIENT_SECRET or GRAPH_CLIENT_CERTIFICATE_PATH",
+                    settings.graph_client_secret.get_secret_value() or settings.graph_client_certificate_path,
+                ),
+            )
+            if not value
+        ]
+        problems.append(
+            Problem(
+                CONFIGURATION,
+                f"Graph credentials missing: {', '.join(missing)}.",
+                "Set them from the app registration (Entra admin center > App registrations > Rufpool: "
+                "Directory (tenant) ID, Application (client) ID, Certificates & secrets).",
+            )
+        )
+    if settings.auth_enabled and not settings.app_password.get_secret_value():
+        problems.append(
+            Problem(
+                CONFIGURATION,
+                "MicrosoftAppPassword is empty although MicrosoftAppId is set.",
+                "Set MicrosoftAppPassword to a client secret of the bot's app registration (Certificates & secrets).",
+            )
+        )
+    if not settings.sandbox_mode and not settings.public_base_url.startswith("https://"):
+        problems.append(
+            Problem(
+                CONFIGURATION,
+                f"PUBLIC_BASE_URL {settings.public_base_url} is not https: Graph only notifies https URLs.",
+                "Set PUBLIC_BASE_URL to the bot's public https address (the reverse proxy or Container App ingress).",
+                warning=True,
+            )
+        )
+    if not settings.link_admins:
+        problems.append(
+            Problem(
+                CONFIGURATION,
+                "LINK_ADMINS is empty: nobody may link a pool line to a channel.",
+                "Set LINK_ADMINS to the UPNs (comma-separated) of the people who link channels, e.g. it@firma.de.",
+                warning=True,
+            )
+        )
+    return problems
+
+
+# ---------------------------------------------------------------- 2. credentials
+
+
+@dataclass(frozen=True)
+class _AppSettings:
+    """The setting names of one app registration, for the fix texts."""
+
+    ids: str
+    secret: str
+    authority: str
+
+
+_GRAPH_APP = _AppSettings(
+    "GRAPH_CLIENT_ID and GRAPH_TENANT_ID", "GRAPH_CLIENT_SECRET", "GRAPH_AUTHORITY_HOST (and GRAPH_CA_BUNDLE)"
+)
+_BOT_APP = _AppSettings(
+    "MicrosoftAppId and MicrosoftAppTenantId",
+    "MicrosoftAppPassword",
+    "TO_CHANNEL_FROM_BOT_LOGIN_URL (and BOT_CA_BUNDLE)",
+)
+_NEW_SECRET = (
+    "Create a new client secret (Entra admin center > App registrations > the app > Certificates & secrets > "
+    "New client secret), put its Value (not the Secret ID) into {secret} and restart the bot."
+)
+_TOKEN_FIXES = {
+    "AADSTS7000215": _NEW_SECRET,  # invalid client secret
+    "AADSTS7000222": _NEW_SECRET,  # expired client secret
+    "AADSTS700016": "Check {ids}: copy the Application (client) ID and Directory (tenant) ID from Entra admin "
+    "center > App registrations > the app > Overview.",
+    "AADSTS90002": "Check {ids}: the tenant was not found; use the Directory (tenant) ID of your tenant.",
+}
+
+
+def _brief(error: BaseException) -> str:
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    return f"{type(error).__name__}: {first_line}"[:300] if first_line else type(error).__name__
+
+
+def _token_problem(error: Exception, who: str, app: _AppSettings) -> Problem:
+    """Entra's AADSTS message with the fix for its code, or 'login endpoint unreachable'."""
+    match = _AADSTS.search(str(error))
+    if match is None:
+        return Problem(
+            CREDENTIALS,
+            f"{who}: no answer from the login endpoint ({_brief(error)}).",
+            f"Allow outbound https to login.microsoftonline.com (proxy, firewall); check {app.authority}.",
+        )
+    message = match.group(0).strip()
+    template = _TOKEN_FIXES.get(message.split(":", 1)[0], "Check {ids} and {secret} against the app registration.")
+    return Problem(CREDENTIALS, f"{who}: {message}", template.format(ids=app.ids, secret=app.secret))
+
+
+def graph_credential(settings: Settings) -> tuple[AsyncTokenCredential | None, list[Problem]]:
+    """The credential the bot uses for Graph, or the problem building it (e.g. an unreadable certificate)."""
+    if not graph_configured(settings):
+        return None, []
+    try:
+        return build_credential(settings), []
+    except Exception as exc:
+        fix = "Check GRAPH_CLIENT_CERTIFICATE_PATH (a readable PEM file with key) or GRAPH_CLIENT_SECRET."
+        return None, [Problem(CREDENTIALS, f"cannot build the Graph credential: {_brief(exc)}", fix)]
+
+
+async def check_graph_token(settings: Settings, credential: AsyncTokenCredential) -> list[Problem]:
+    try:
+        await credential.get_token(GRAPH_SCOPE)
+    except Exception as exc:
+        return [_token_problem(exc, f"Graph token for GRAPH_CLIENT_ID {settings.graph_client_id}", _GRAPH_APP)]
+    return []
+
+
+async def check_bot_token(settings: Settings) -> list[Problem]:
+    """A Bot Framework token through the same botbuilder credentials the adapter uses (when auth is on)."""
+    if not settings.auth_enabled:
+        return []
+    who = f"Bot Framework token for MicrosoftAppId {settings.app_id}"
+    try:
+        bot_auth = auth_settings(settings)
+        credentials = await MsalCredentialFactory(bot_auth).create_credentials(
+            bot_auth.app_id, bot_auth.oauth_scope, bot_auth.authority, bot_auth.validate_authority
+        )
+        await asyncio.to_thread(credentials.get_access_token)
+    except Exception as exc:
+        return [_token_problem(exc, who, _BOT_APP)]
+    return []
+
+
+# ---------------------------------------------------------------- 3. Graph access to the mailboxes
+
+
+def _scope_command(settings: Settings) -> str:
+    mailboxes = ",".join(line.mailbox for line in settings.pool_lines)
+    return f"pwsh {SCOPE_SCRIPT} -AppId {settings.graph_client_id} -PoolMailboxes {mailboxes}"
+
+
+def _mailbox_problem(settings: Settings, mailbox: str, error: APIError) -> Problem:
+    status = error.response_status_code
+    message = f"{mailbox}: Graph answered {status}: {error.primary_message or 'no message'}"
+    if status == 403:
+        fix = (
+            "Give the app registration the Microsoft Graph application permission Mail.ReadWrite with admin "
+            "consent (Entra admin center > App registrations > API permissions > Grant admin consent) and put the "
+            f"mailbox into the RBAC scope: {_scope_command(settings)}. New scopes take 30 minutes to 2 hours."
+        )
+    elif status == 404:
+        fix = (
+            f"The mailbox {mailbox} does not exist in this tenant: correct its 'mailbox' in POOL_LINES "
+            "(the shared mailbox's primary SMTP address)."
+        )
+    elif status == 401:
+        fix = "Graph refused the token: GRAPH_TENANT_ID must be the tenant that holds the mailboxes."
+    else:
+        fix = "Run doctor again later; if it persists, check Microsoft 365 service health for Exchange Online."
+    return Problem(MAILBOXES, message, fix)
+
+
+async def check_mailbox(settings: Settings, graph: GraphServiceClient, mailbox: str) -> list[Problem]:
+    """List one inbox message (id only): the least a working mailbox permission allows."""
+    query = MessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters(top=1, select=["id"])
+    inbox = graph.users.by_user_id(mailbox).mail_folders.by_mail_folder_id("inbox")
+    try:
+        await inbox.messages.get(RequestConfiguration(query_parameters=query))
+    except APIError as exc:
+        return [_mailbox_problem(settings, mailbox, exc)]
+    except Exception as exc:
+        return [
+            Problem(
+                MAILBOXES,
+                f"{mailbox}: Graph unreachable ({_brief(exc)}).",
+                "Check GRAPH_BASE_URL (normally https://graph.microsoft.com/v1.0) and that outbound https to it "
+                "is allowed.",
+            )
+        ]
+    return []
+
+
+async def check_mailboxes(settings: Settings, graph: GraphServiceClient) -> list[Problem]:
+    results = await asyncio.gather(*(check_mailbox(settings, graph, line.mailbox) for line in settings.pool_lines))
+    return [problem for problems in results for problem in problems]
+
+
+# ---------------------------------------------------------------- 4. subscriptions
+
+_START_FIX = (
+    "Start the bot (python -m bot serve, or restart the container app): it subscribes every pool mailbox at "
+    "start. If this stays, the bot's log says why; usually PUBLIC_BASE_URL is not reachable (see below)."
+)
+
+
+async def check_subscription(graph: GraphServiceClient, store: Store, line: PoolLine, now: datetime) -> list[Problem]:
+    """The stored subscription against Graph's: present, known to Graph and not about to expire."""
+    stored = await store.subscriptions.get_subscription(line.mailbox)
+    if stored is None:
+        message = f"{line.mailbox}: no Graph subscription, so no mail reaches the bot."
+        return [Problem(SUBSCRIPTIONS, message, _START_FIX)]
+    if stored.expires_at <= now:
+        message = f"{line.mailbox}: subscription {stored.subscription_id} expired at {stored.expires_at.isoformat()}."
+        return [Problem(SUBSCRIPTIONS, message, _START_FIX)]
+    try:
+        remote = await graph.subscriptions.by_subscription_id(stored.subscription_id).get()
+    except APIError as exc:
+        if exc.response_status_code == 404:
+            return [
+                Problem(
+                    SUBSCRIPTIONS,
+                    f"{line.mailbox}: Graph does not know subscription {stored.subscription_id} (it was removed).",
+                    "The bot replaces it at its next renewal (when a third of SUBSCRIPTION_LIFETIME_MINUTES is left); "
+                    f"until then mails arrive only by the periodic catch-up. Make sure {NOTIFICATION_PATH} and the "
+                    "lifecycle URL under PUBLIC_BASE_URL are reachable, so Graph does not drop it again.",
+                )
+            ]
+        return [
+            Problem(
+                SUBSCRIPTIONS,
+                f"{line.mailbox}: reading subscription {stored.subscription_id} failed: Graph answered "
+                f"{exc.response_status_code}: {exc.primary_message}",
+                "See the Graph access check above; run doctor again later.",
+            )
+        ]
+    expires_at = (remote.expiration_date_time if remote else None) or stored.expires_at
+    if expires_at - now < EXPIRY_MARGIN:
+        return [
+            Problem(
+                SUBSCRIPTIONS,
+                f"{line.mailbox}: subscription {stored.subscription_id} expires at {expires_at.isoformat()}, "
+                "in less than 12 hours, and was not renewed.",
+                "The running bot renews subscriptions well before they expire: make sure it runs and check its log "
+                "for renewal errors; restarting it renews at once.",
+            )
+        ]
+    return []
+
+
+async def check_subscriptions(
+    settings: Settings, graph: GraphServiceClient, store: Store, now: datetime
+) -> list[Problem]:
+    results = await asyncio.gather(*(check_subscription(graph, store, line, now) for line in settings.pool_lines))
+    return [problem for problems in results for problem in problems]
+
+
+# ---------------------------------------------------------------- 5. database
+
+
+def masked_url(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+async def check_database(settings: Settings) -> tuple[Store | None, list[Problem]]:
+    """Open the store (applying migrations) and ping it; the open store is returned for the next checks."""
+    if settings.database_url.startswith("sqlite:"):
+        fix = "Check DATABASE_URL: the file's directory must exist or be creatable and writable by the bot's user."
+    else:
+        fix = (
+            "Check DATABASE_URL (host, port, database, user, percent-encoded password, sslmode=require on Azure), "
+            "that PostgreSQL runs and that its firewall admits this host."
+        )
+    store: Store | None = None
+    try:
+        store = await open_store(settings.database_url)
+        await store.ping()
+    except Exception as exc:
+        if store is not None:
+            await store.close()
+        message = f"cannot use the database {masked_url(settings.database_url)}: {_brief(exc)}"
+        return None, [Problem(DATABASE, message, fix)]
+    return store, []
+
+
+# ---------------------------------------------------------------- 6. public notification URL
+
+
+async def check_public_url(settings: Settings) -> list[Problem]:
+    """Graph's validation handshake: POST ``?validationToken=…`` must come back 200, text/plain, token echoed."""
+    url = settings.public_base_url + NOTIFICATION_PATH
+    # Like Graph's tokens, this one holds characters that must be URL-decoded on the way in.
+    token = f"Validation: Rufpool doctor {secrets.token_urlsafe(8)} <&+?=>"
+    ca_bundle = str(settings.graph_ca_bundle) if settings.graph_ca_bundle else None
+    reach_fix = (
+        f"Make sure the bot runs and that {url} reaches it from the internet: the reverse proxy or ingress must "
+        f"forward POST {NOTIFICATION_PATH} to the bot (port {settings.port}), the firewall must admit inbound "
+        "https, and PUBLIC_BASE_URL must be the bot's public address."
+    )
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=VALIDATION_TIMEOUT_S)) as session,
+            session.post(url, params={"validationToken": token}, ssl=ssl_context(ca_bundle)) as response,
+        ):
+            status, content_type, body = response.status, response.content_type, await response.text()
+    except aiohttp.ClientSSLError as exc:
+        fix = "Serve PUBLIC_BASE_URL with a certificate from a public CA valid for its host name (Graph checks it)."
+        return [Problem(PUBLIC_URL, f"{url}: TLS failed ({_brief(exc)}).", fix)]
+    except TimeoutError:
+        return [Problem(PUBLIC_URL, f"{url}: no answer within {VALIDATION_TIMEOUT_S:.0f} s.", reach_fix)]
+    except aiohttp.ClientError as exc:
+        return [Problem(PUBLIC_URL, f"{url}: unreachable ({_brief(exc)}).", reach_fix)]
+    if status != 200:
+        return [Problem(PUBLIC_URL, f"{url}: the validation request was answered {status}, not 200.", reach_fix)]
+    if content_type != "text/plain" or body != token:
+        return [
+            Problem(
+                PUBLIC_URL,
+                f"{url}: the validation token did not come back unchanged as text/plain (got {content_type}).",
+                "PUBLIC_BASE_URL must lead to Rufpool itself; the reverse proxy must pass the query string unchanged "
+                "and must not rewrite the answer.",
+            )
+        ]
+    return []
+
+
+# ---------------------------------------------------------------- running and reporting
+
+
+def _graph_skip_reason(settings: Settings, credential: AsyncTokenCredential | None, token: list[Problem]) -> str | None:
+    if not settings.pool_lines:
+        return "no POOL_LINES"
+    if credential is None:
+        return "no Graph credentials"
+    return "no Graph token" if token else None
+
+
+async def diagnose(settings: Settings, now: datetime | None = None) -> list[CheckResult]:
+    """Run every check; one failing check never stops the others."""
+    now = now or datetime.now(UTC)
+    async with AsyncExitStack() as stack:
+        credential, credential_problems = graph_credential(settings)
+        if credential is not None:
+            stack.push_async_callback(credential.close)
+            credential_problems = await check_graph_token(settings, credential)
+        credential_problems += await check_bot_token(settings)
+        credentials = CheckResult(CREDENTIALS, credential_problems)
+        if not (graph_configured(settings) or settings.auth_enabled):
+            credentials = CheckResult(CREDENTIALS, skipped="no Graph credentials and bot authentication is off")
+
+        store, database_problems = await check_database(settings)
+        if store is not None:
+            stack.push_async_callback(store.close)
+
+        skip = _graph_skip_reason(settings, credential, credential_problems)
+        if skip is None and credential is not None:
+            graph = build_graph_client(settings, credential)
+            mailboxes = CheckResult(MAILBOXES, await check_mailboxes(settings, graph))
+            subscriptions = (
+                CheckResult(SUBSCRIPTIONS, await check_subscriptions(settings, graph, store, now))
+                if store is not None
+                else CheckResult(SUBSCRIPTIONS, skipped="the database is unavailable")
+            )
+        else:
+            mailboxes = CheckResult(MAILBOXES, skipped=skip)
+            subscriptions = CheckResult(SUBSCRIPTIONS, skipped=skip)
+        public_url = CheckResult(PUBLIC_URL, await check_public_url(settings))
+    return [
+        CheckResult(CONFIGURATION, check_configuration(settings)),
+        credentials,
+        mailboxes,
+        subscriptions,
+        CheckResult(DATABASE, database_problems),
+        public_url,
+    ]
+
+
+def format_report(results: Sequence[CheckResult]) -> str:
+    lines = ["Rufpool doctor", ""]
+    for result in results:
+        lines.append(f"[{result.status}] {result.check}" + (f" (skipped: {result.skipped})" if result.skipped else ""))
+        for problem in result.problems:
+            lines.append(f"    - {'warning' if problem.warning else 'problem'}: {problem.message}")
+            lines.append(f"      Fix: {problem.fix}")
+    errors = sum(len(result.errors) for result in results)
+    warnings = sum(len(result.problems) for result in results) - errors
+    passed = sum(result.status in {"OK", "WARN"} for result in results)
+    skipped = sum(result.skipped is not None for result in results)
+    lines += [
+        "",
+        f"Summary: {errors} problem(s), {warnings} warning(s); {passed} of {len(results)} checks passed, "
+        f"{skipped} skipped.",
+    ]
+    if not errors:
+        lines.append("All checks passed.")
+    return "\n".join(lines)
+
+
+def exit_code(results: Sequence[CheckResult]) -> int:
+    return 1 if any(result.errors for result in results) else 0
+
+
+def secret_masker(settings: Settings) -> Callable[[str], str]:
+    """Replaces every configured secret (and bearer tokens, phone numbers) in a text."""
+    values = [
+        settings.graph_client_secret.get_secret_value(),
+        settings.app_password.get_secret_value(),
+        settings.graph_client_state.get_secret_value(),
+        urlsplit(settings.database_url).password or "",
+    ]
+    ordered = sorted((value for value in values if value), key=len, reverse=True)
+
+    def mask(text: str) -> str:
+        for value in ordered:
+            text = text.replace(value, "***")
+        return redact(text)
+
+    return mask
+
+
+async def run_doctor(settings: Settings, out: TextIO | None = None) -> int:
+    """Print the report for valid settings; 0 when nothing is wrong (warnings allowed), else 1."""
+    results = await diagnose(settings)
+    print(secret_masker(settings)(format_report(results)), file=out or sys.stdout)
+    return exit_code(results)
+
+
+async def run_doctor_from_env(out: TextIO | None = None, **overrides: object) -> int:
+    """Like :func:`run_doctor`, reading the settings itself so that an invalid configuration is reported too."""
+    try:
+        settings = load_settings(**overrides)
+    except ConfigError as exc:
+        results = [CheckResult(CONFIGURATION, config_error_problems(exc))] + [
+            CheckResult(check, skipped="the configuration is invalid")
+            for check in (CREDENTIALS, MAILBOXES, SUBSCRIPTIONS, DATABASE, PUBLIC_URL)
+        ]
+        print(redact(format_report(results)), file=out or sys.stdout)
+        return exit_code(results)
+    return await run_doctor(settings, out)
