@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 import phonenumbers
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LINE_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -29,7 +30,6 @@ class PoolLine(BaseModel):
     mailbox: str = Field(description="the shared mailbox's address (UPN)")
     numbers: list[str] = Field(min_length=1, description="the line's own numbers; stored as E.164")
     display_name: str = Field(min_length=1, max_length=80)
-    channel_id: str | None = Field(default=None, description="optional Teams channel id to link at start")
 
     @field_validator("id")
     @classmethod
@@ -66,24 +66,44 @@ class Settings(BaseSettings):
     )
 
     # Bot Framework, under botbuilder's standard names.
-    app_id: str = Field(default="", validation_alias=AliasChoices("MicrosoftAppId", "MICROSOFT_APP_ID"))
+    app_id: str = Field(
+        default="",
+        validation_alias=AliasChoices("MicrosoftAppId", "MICROSOFT_APP_ID"),
+        description="the bot's app registration (client) id, a GUID; empty only with SANDBOX_MODE",
+    )
     app_password: SecretStr = Field(
-        default=SecretStr(""), validation_alias=AliasChoices("MicrosoftAppPassword", "MICROSOFT_APP_PASSWORD")
+        default=SecretStr(""),
+        validation_alias=AliasChoices("MicrosoftAppPassword", "MICROSOFT_APP_PASSWORD"),
+        description="client secret of the bot's app registration",
     )
     app_type: Literal["SingleTenant", "MultiTenant", "UserAssignedMSI"] = Field(
-        default="SingleTenant", validation_alias=AliasChoices("MicrosoftAppType", "MICROSOFT_APP_TYPE")
+        default="SingleTenant",
+        validation_alias=AliasChoices("MicrosoftAppType", "MICROSOFT_APP_TYPE"),
+        description="SingleTenant (new bots cannot be multi-tenant)",
     )
     app_tenant_id: str = Field(
-        default="", validation_alias=AliasChoices("MicrosoftAppTenantId", "MICROSOFT_APP_TENANT_ID")
+        default="",
+        validation_alias=AliasChoices("MicrosoftAppTenantId", "MICROSOFT_APP_TENANT_ID"),
+        description="the Entra tenant of the bot (required for SingleTenant)",
     )
     # Endpoint overrides for botbuilder's parameterized authentication (local stand-ins); empty = public cloud.
-    to_bot_from_channel_openid_metadata_url: str = ""
-    to_bot_from_channel_token_issuer: str = ""
-    to_channel_from_bot_login_url: str = ""
-    to_channel_from_bot_oauth_scope: str = ""
-    to_bot_from_emulator_openid_metadata_url: str = ""
+    to_bot_from_channel_openid_metadata_url: str = Field(
+        default="", description="override: OpenID metadata of the channel's signing keys (stand-ins only)"
+    )
+    to_bot_from_channel_token_issuer: str = Field(
+        default="", description="override: issuer of inbound channel tokens (stand-ins only)"
+    )
+    to_channel_from_bot_login_url: str = Field(
+        default="", description="override: authority for the bot's outbound tokens (stand-ins only)"
+    )
+    to_channel_from_bot_oauth_scope: str = Field(
+        default="", description="override: scope of the bot's outbound tokens (stand-ins only)"
+    )
+    to_bot_from_emulator_openid_metadata_url: str = Field(
+        default="", description="override: OpenID metadata for emulator tokens (stand-ins only)"
+    )
     validate_authority: bool = Field(
-        default=True, description="False skips MSAL's online instance discovery (a private authority)"
+        default=True, description="false skips MSAL's online instance discovery (a private authority)"
     )
     bot_ca_bundle: Path | None = Field(default=None, description="extra CA file for the Bot Framework endpoints")
     sandbox_mode: bool = Field(
@@ -91,30 +111,49 @@ class Settings(BaseSettings):
     )
 
     # Microsoft Graph (application permissions on the shared mailboxes).
-    graph_tenant_id: str = ""
-    graph_client_id: str = ""
-    graph_client_secret: SecretStr = SecretStr("")
-    graph_client_certificate_path: Path | None = None
-    graph_base_url: str = "https://graph.microsoft.com/v1.0"
-    graph_authority_host: str = "https://login.microsoftonline.com"
+    graph_tenant_id: str = Field(default="", description="tenant of the Graph app registration")
+    graph_client_id: str = Field(default="", description="client id of the app with Mail.ReadWrite (application)")
+    graph_client_secret: SecretStr = Field(default=SecretStr(""), description="its client secret")
+    graph_client_certificate_path: Path | None = Field(
+        default=None, description="or a PEM certificate with private key instead of the secret"
+    )
+    graph_base_url: str = Field(default="https://graph.microsoft.com/v1.0", description="Graph endpoint")
+    graph_authority_host: str = Field(
+        default="https://login.microsoftonline.com", description="Entra authority for Graph tokens"
+    )
     graph_ca_bundle: Path | None = Field(default=None, description="extra CA file to trust (local stand-ins)")
-    graph_client_state: SecretStr = SecretStr("")
+    graph_client_state: SecretStr = Field(
+        default=SecretStr(""), description="secret (≤128 chars) Graph echoes in every notification"
+    )
 
-    database_url: str = "sqlite:///data/rufpool.sqlite3"
-    public_base_url: str = "http://127.0.0.1:3978"
-    host: str = "127.0.0.1"
-    port: int = Field(default=3978, ge=1, le=65535)
+    database_url: str = Field(
+        default="sqlite:///data/rufpool.sqlite3", description="sqlite:///file or postgresql://… (scale-out)"
+    )
+    public_base_url: str = Field(
+        default="http://127.0.0.1:3978", description="public https URL of the bot; Graph posts notifications there"
+    )
+    host: str = Field(default="127.0.0.1", description="address to listen on (0.0.0.0 in a container)")
+    port: int = Field(default=3978, ge=1, le=65535, description="port to listen on")
 
-    pool_lines: Annotated[list[PoolLine], NoDecode] = Field(default_factory=list)
+    pool_lines: Annotated[list[PoolLine], NoDecode] = Field(
+        default_factory=list,
+        description='JSON list: [{"id","mailbox","numbers":[…],"display_name"}]',
+    )
     parser_profiles: str = Field(default="", description="JSON list of extra parser profiles, or a file path")
-    link_admins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    default_locale: str = Field(default="de-DE", description="language of cards posted to channels")
+    link_admins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="comma-separated AAD object ids or UPNs allowed to link channels"
+    )
+    default_locale: str = Field(default="de-DE", description="language of cards posted to channels (de or en)")
 
-    claim_timeout_minutes: int = Field(default=120, ge=1)
-    delta_interval_minutes: int = Field(default=15, ge=1)
-    subscription_lifetime_minutes: int = Field(default=4200, ge=10, le=10080)
-    outlook_categories_enabled: bool = False
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    claim_timeout_minutes: int = Field(default=120, ge=1, description="after this, anyone may release a claimed case")
+    delta_interval_minutes: int = Field(default=15, ge=1, description="periodic catch-up and reconciliation")
+    subscription_lifetime_minutes: int = Field(
+        default=4200, ge=10, le=10080, description="lifetime asked for Graph subscriptions (renewed at 1/3 left)"
+    )
+    outlook_categories_enabled: bool = Field(
+        default=False, description="also set Outlook categories (shared by everyone using the mailbox)"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="log level")
 
     @field_validator("pool_lines", mode="before")
     @classmethod
@@ -216,3 +255,42 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+
+
+def _env_name(name: str, field: FieldInfo) -> str:
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    return name.upper()
+
+
+def _default(field: FieldInfo) -> str:
+    if field.default_factory is not None:
+        return ""
+    value = field.default
+    if isinstance(value, SecretStr) or value is None:
+        return ""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def settings_markdown() -> str:
+    """The configuration table of the README, made from the settings themselves."""
+    rows = ["| setting | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = _default(field)
+        rows.append(f"| `{_env_name(name, field)}` | {f'`{default}`' if default else ''} | {field.description} |")
+    return "\n".join(rows)
+
+
+def env_example() -> str:
+    """``.env.example``: every setting with its meaning, made from the settings themselves."""
+    lines = ["# Rufpool configuration. Every setting, its default and its meaning (python -m bot.config env)."]
+    for name, field in Settings.model_fields.items():
+        lines += ["", f"# {field.description}", f"{_env_name(name, field)}={_default(field)}"]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(env_example() if sys.argv[1:] == ["env"] else settings_markdown())

@@ -1,0 +1,107 @@
+"""/healthz and /metrics of the real app (sandbox mode, SQLite in a temporary directory, no pool lines)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client.parser import text_string_to_metric_families
+
+from bot.app import SERVICES, create_app
+from bot.config import Settings, load_settings
+from bot.graph.subscriptions import NOTIFICATION_PATH
+from tests.sandbox_teams_fixtures import GRAPH_APP, TENANT
+
+AppClient = TestClient[web.Request, web.Application]
+CLIENT_STATE = "health-client-state"
+EXPECTED_METRICS = {
+    "rufpool_notifications_received",
+    "rufpool_call_events",
+    "rufpool_cases",
+    "rufpool_outbox_jobs",
+    "rufpool_dead_letters",
+    "rufpool_remote_errors",
+}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    # Graph is never called without pool lines, but the app builds its credential at start.
+    return load_settings(
+        sandbox_mode=True,
+        database_url=f"sqlite:///{tmp_path / 'rufpool.sqlite3'}",
+        graph_tenant_id=TENANT,
+        graph_client_id=GRAPH_APP.client_id,
+        graph_client_secret=GRAPH_APP.client_secret,
+        graph_client_state=CLIENT_STATE,
+        pool_lines=[],
+    )
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[AppClient]:
+    async with TestClient(TestServer(create_app(settings))) as test_client:
+        yield test_client
+
+
+async def samples(client: AppClient) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """Metric family name -> {sorted labels: value}, read through /metrics."""
+    response = await client.get("/metrics")
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain; version=")
+    families: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for family in text_string_to_metric_families(await response.text()):
+        families[family.name] = {
+            tuple(sorted(sample.labels.items())): sample.value
+            for sample in family.samples
+            if not sample.name.endswith("_created")
+        }
+    return families
+
+
+async def test_healthz_ready_with_the_database(client: AppClient) -> None:
+    response = await client.get("/healthz")
+
+    assert response.status == 200
+    assert await response.json() == {"status": "ok", "checks": {"live": True, "database": True}}
+
+
+async def test_healthz_not_ready_without_the_database(client: AppClient) -> None:
+    await client.app[SERVICES].store.close()
+
+    response = await client.get("/healthz")
+
+    assert response.status == 503
+    assert await response.json() == {"status": "degraded", "checks": {"live": True, "database": False}}
+
+
+async def test_metrics_lists_every_figure(client: AppClient) -> None:
+    families = await samples(client)
+
+    assert set(families) >= EXPECTED_METRICS
+    assert set(families["rufpool_outbox_jobs"]) == {
+        (("state", state),) for state in ("pending", "leased", "done", "dead")
+    }
+
+
+async def test_a_notification_moves_the_counter_and_the_outbox(client: AppClient) -> None:
+    before = await samples(client)
+    notification = {
+        "subscriptionId": "sub-health",
+        "changeType": "created",
+        "resource": "Users/u-1/Messages/m-1",
+        "clientState": CLIENT_STATE,
+        "resourceData": {"@odata.type": "#Microsoft.Graph.Message", "id": "m-1"},
+    }
+
+    response = await client.post(NOTIFICATION_PATH, json={"value": [notification]})
+
+    assert response.status == 202
+    after = await samples(client)
+    accepted = (("outcome", "accepted"),)
+    notifications_before = before.get("rufpool_notifications_received", {}).get(accepted, 0.0)
+    assert after["rufpool_notifications_received"][accepted] == notifications_before + 1
+    assert sum(after["rufpool_outbox_jobs"].values()) == sum(before["rufpool_outbox_jobs"].values()) + 1
