@@ -293,4 +293,4 @@ def env_example() -> str:
 if __name__ == "__main__":
     import sys
 
-    print(env_example() if sys.argv[1:] == ["env"] else settings_markdown())
+    sys.stdout.write(env_example() if sys.argv[1:] == ["env"] else settings_markdown() + "\n")
