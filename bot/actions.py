@@ -20,6 +20,7 @@ from bot.domain.state_machine import USER_VERBS, Verb
 from bot.logging_setup import mask_number
 from bot.storage.interface import Store
 from bot.sync import FlagSync
+from bot.voicemail import VoicemailLinks
 from cards.case_card import CaseCardView, build_case_card
 from cards.i18n import Lang, language_for, refusal_text, text
 from cards.list_card import LIST_PAGE_VERB
@@ -59,10 +60,12 @@ class CardActions:
         store: Store,
         flag_sync: FlagSync,
         list_page: Callable[[ActionRequest], Awaitable[ActionResult]],
+        voicemail_links: VoicemailLinks | None,
     ) -> None:
         self._settings = settings
         self._store = store
         self._flag_sync = flag_sync
+        self._voicemail_links = voicemail_links
         self._handlers: dict[str, Callable[[ActionRequest], Awaitable[ActionResult]]] = {
             verb.value: self._transition_handler(verb) for verb in USER_VERBS
         }
@@ -81,6 +84,7 @@ class CardActions:
                 lang=lang,
                 now=datetime.now(UTC),
                 claim_timeout=self.claim_timeout,
+                voicemail_urls=self._voicemail_links.urls_for(case) if self._voicemail_links else {},
                 notice=notice,
             )
         )

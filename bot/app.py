@@ -8,6 +8,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from aiohttp import web
@@ -26,13 +27,14 @@ from bot.ingest import MailIngestor
 from bot.jobs import JobRunner
 from bot.placetel.profiles import BUILTIN_PROFILES, ParserProfile, load_profiles, merge_profiles
 from bot.storage.factory import open_store
-from bot.storage.interface import Store
+from bot.storage.interface import RetryPolicy, Store
 from bot.sync import FlagSync
 from bot.teams.adapter import build_adapter
 from bot.teams.auth import authenticated_messages_handler
 from bot.teams.bot import RufpoolBot
 from bot.teams.pacing import Pacer
 from bot.teams.posting import CardPoster
+from bot.voicemail import VOICEMAIL_PATH, VoicemailLinks, voicemail_handler
 from cards.i18n import language_for
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,7 @@ class Services:
     actions: CardActions
     messages: Handler
     notifications: Handler
+    voicemail: Handler
 
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -77,9 +80,10 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     flag_sync = FlagSync(settings, store, mailboxes)
     ingestor = MailIngestor(settings, store, mailboxes, parser_profiles(settings), flag_sync.observe)
     subscriptions = SubscriptionManager(graph, store, settings, instance_id)
-    coordinator = MailboxCoordinator(settings, store, subscriptions, ingestor, instance_id)
+    coordinator = MailboxCoordinator(settings, store, subscriptions, ingestor, instance_id, flag_sync.reconcile)
     commands = Commands(settings, store)
-    actions = CardActions(settings, store, flag_sync, commands.list_page)
+    voicemail_links = VoicemailLinks.from_settings(settings)
+    actions = CardActions(settings, store, flag_sync, commands.list_page, voicemail_links)
     adapter, authentication, bot_auth = build_adapter(settings)
     bot = RufpoolBot(store, commands, actions)
     poster = CardPoster(adapter, settings.app_id, store, actions, Pacer(), language_for(settings.default_locale))
@@ -92,6 +96,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             effects.THREAD_REPLY: poster.handle_reply,
             effects.SET_FLAG: flag_sync.handle_write_flag,
         },
+        policy=RetryPolicy(base_delay=timedelta(seconds=settings.outbox_retry_base_seconds)),
     )
     app[SERVICES] = Services(
         settings,
@@ -104,6 +109,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             adapter, bot, authentication, allow_unauthenticated=bot_auth.allow_unauthenticated
         ),
         notifications=notification_handler(store.jobs, settings.graph_client_state.get_secret_value(), runner.wake),
+        voicemail=voicemail_handler(voicemail_links, mailboxes),
     )
     runner.start()
     # Subscribing makes Graph call our webhook back (validation handshake): that needs the server listening,
@@ -124,17 +130,23 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """Liveness always; readiness includes the database."""
+    """Liveness and readiness in one answer.
+
+    The process answering is alive; it is ready when its database answers. Plain ``/healthz`` is the liveness probe
+    (always 200 while the process serves, so a database outage does not restart containers);
+    ``/healthz?probe=ready`` answers 503 until the bot is ready.
+    """
     services = request.app.get(SERVICES)
-    checks = {"live": True, "database": False}
+    database = False
     if services is not None:
         try:
             await services.store.ping()
-            checks["database"] = True
+            database = True
         except Exception as exc:
             log.warning("readiness: database unreachable: %s", type(exc).__name__)
-    status = 200 if all(checks.values()) else 503
-    return web.json_response({"status": "ok" if status == 200 else "degraded", "checks": checks}, status=status)
+    body = {"live": True, "ready": database, "checks": {"database": database}}
+    status = 503 if request.query.get("probe") == "ready" and not database else 200
+    return web.json_response(body, status=status)
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
@@ -156,6 +168,10 @@ async def notifications(request: web.Request) -> web.StreamResponse:
     return await request.app[SERVICES].notifications(request)
 
 
+async def voicemail(request: web.Request) -> web.StreamResponse:
+    return await request.app[SERVICES].voicemail(request)
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
     app[SETTINGS] = settings
@@ -163,6 +179,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post("/api/messages", messages)
     app.router.add_post(NOTIFICATION_PATH, notifications)
     app.router.add_post(LIFECYCLE_PATH, notifications)
+    app.router.add_get(VOICEMAIL_PATH, voicemail)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_endpoint)
     return app

@@ -36,12 +36,14 @@ ALIASES = {
     "trennen": "unlink",
 }
 _LEADING_BOT_NAME = re.compile(r"^\s*@?rufpool\b[:,]?\s*", re.IGNORECASE)
+_MENTION = re.compile(r"<at\b[^>]*>.*?</at>", re.IGNORECASE | re.DOTALL)
+"""A Teams mention anywhere in the text; botbuilder strips only the bot's own, and only when its name is no regex."""
 
 
 @dataclass(frozen=True, slots=True)
 class CommandRequest:
     text: str
-    """The message text with the bot's @mention already removed."""
+    """The message text as Teams sent it; :func:`parse_command` strips mentions and `&nbsp;`."""
     actor: Actor
     actor_upn: str | None
     tenant_id: str | None
@@ -65,10 +67,11 @@ class CommandReply:
 
 
 def parse_command(message: str) -> tuple[str | None, str]:
-    """``"@Rufpool /Offen"`` → ``("open", "")``; unknown words → ``(None, message)``."""
-    cleaned = _LEADING_BOT_NAME.sub("", message.strip()).strip()
-    word, _, rest = cleaned.partition(" ")
-    return ALIASES.get(word.lstrip("/").lower()), rest.strip()
+    """``"<at>Rufpool</at> /Offen&nbsp;"`` → ``("open", "")``; unknown text → ``(None, the cleaned text)``."""
+    cleaned = _LEADING_BOT_NAME.sub("", _MENTION.sub(" ", message.replace("&nbsp;", " ")).strip())
+    word, *rest = cleaned.split(maxsplit=1) or [""]
+    command = ALIASES.get(word.lstrip("/").rstrip(".!").lower())
+    return (command, rest[0] if rest else "") if command else (None, cleaned)
 
 
 class Commands:
@@ -86,7 +89,7 @@ class Commands:
     async def handle(self, request: CommandRequest) -> CommandReply:
         command, argument = parse_command(request.text)
         if command is None:
-            return CommandReply(card=build_help_card(request.lang, unknown_text=request.text.strip() or None))
+            return CommandReply(card=build_help_card(request.lang, unknown_text=argument or None))
         return await self._handlers[command](request, argument)
 
     async def help(self, request: CommandRequest, _argument: str) -> CommandReply:

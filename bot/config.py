@@ -153,6 +153,13 @@ class Settings(BaseSettings):
     outlook_categories_enabled: bool = Field(
         default=False, description="also set Outlook categories (shared by everyone using the mailbox)"
     )
+    outbox_retry_base_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=300,
+        description="first retry delay of a failed Teams or Graph effect; doubles per attempt (with jitter, at most "
+        "10 min); a longer Retry-After wins",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="log level")
 
     @field_validator("pool_lines", mode="before")

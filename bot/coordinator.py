@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,12 +32,14 @@ class MailboxCoordinator:
         subscriptions: SubscriptionManager,
         ingestor: MailIngestor,
         instance_id: str,
+        reconcile: Callable[[PoolLine], Awaitable[int]],
     ) -> None:
         self._settings = settings
         self._store = store
         self._subscriptions = subscriptions
         self._ingestor = ingestor
         self._instance_id = instance_id
+        self._reconcile = reconcile
         self._tasks: list[asyncio.Task[None]] = []
 
     def _line(self, mailbox: str) -> PoolLine:
@@ -70,7 +73,8 @@ class MailboxCoordinator:
     async def handle_resync(self, payload: dict[str, Any]) -> None:
         line = self._line(str(payload["mailbox"]))
         count = await self._ingestor.catch_up(line)
-        log.info("catch-up of %s looked at %d mails", line.id, count)
+        repaired = await self._reconcile(line)
+        log.info("catch-up of %s looked at %d mails, read %d unconfirmed flag writes again", line.id, count, repaired)
 
     async def request_resync(self, line: PoolLine) -> None:
         await self._store.jobs.enqueue(
@@ -92,7 +96,7 @@ class MailboxCoordinator:
         self._tasks = [
             asyncio.create_task(self._every(SUBSCRIPTION_CHECK_INTERVAL, self._check_subscriptions)),
             asyncio.create_task(
-                self._every(timedelta(minutes=self._settings.delta_interval_minutes), self._periodic_catch_up)
+                self._every(timedelta(minutes=self._settings.delta_interval_minutes), self.periodic_catch_up)
             ),
         ]
 
@@ -112,10 +116,14 @@ class MailboxCoordinator:
                 log.exception("periodic %s failed", action.__name__)
 
     async def _check_subscriptions(self) -> None:
+        """Renew due subscriptions and recreate lost ones; one failing mailbox does not hold up the others."""
         for line in self._settings.pool_lines:
-            await self._subscriptions.ensure(line)
+            try:
+                await self._subscriptions.ensure(line)
+            except Exception:
+                log.exception("could not check the subscription of %s", line.mailbox)
 
-    async def _periodic_catch_up(self) -> None:
+    async def periodic_catch_up(self) -> None:
         """The periodic delta pass: picks up missed mails and repairs flag drift (reconciliation)."""
         lease_ttl = timedelta(minutes=self._settings.delta_interval_minutes)
         if await self._store.leases.try_acquire("periodic-catch-up", self._instance_id, lease_ttl, datetime.now(UTC)):

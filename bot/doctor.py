@@ -114,7 +114,7 @@ def check_configuration(settings: Settings) -> list[Problem]:
                 CONFIGURATION,
                 "POOL_LINES is empty: the bot watches no mailbox.",
                 'Set POOL_LINES to a JSON list, e.g. [{"id": "zentrale", "mailbox": "zentrale@firma.de", '
-                '"numbers": ["+4930123456"], "display_name": "Zentrale"}].',
+                '"numbers": ["<the line number in E.164>"], "display_name": "Zentrale"}].',
                 warning=True,
             )
         )
@@ -425,6 +425,11 @@ async def check_public_url(settings: Settings) -> list[Problem]:
         return [Problem(PUBLIC_URL, f"{url}: TLS failed ({_brief(exc)}).", fix)]
     except TimeoutError:
         return [Problem(PUBLIC_URL, f"{url}: no answer within {VALIDATION_TIMEOUT_S:.0f} s.", reach_fix)]
+    except aiohttp.ClientConnectorError as exc:
+        reason = exc.os_error.strerror or str(exc.os_error)
+        return [
+            Problem(PUBLIC_URL, f"{url}: unreachable (cannot connect to {exc.host}:{exc.port}: {reason}).", reach_fix)
+        ]
     except aiohttp.ClientError as exc:
         return [Problem(PUBLIC_URL, f"{url}: unreachable ({_brief(exc)}).", reach_fix)]
     if status != 200:
@@ -456,12 +461,11 @@ async def diagnose(settings: Settings, now: datetime | None = None) -> list[Chec
     """Run every check; one failing check never stops the others."""
     now = now or datetime.now(UTC)
     async with AsyncExitStack() as stack:
-        credential, credential_problems = graph_credential(settings)
+        credential, graph_problems = graph_credential(settings)
         if credential is not None:
             stack.push_async_callback(credential.close)
-            credential_problems = await check_graph_token(settings, credential)
-        credential_problems += await check_bot_token(settings)
-        credentials = CheckResult(CREDENTIALS, credential_problems)
+            graph_problems = await check_graph_token(settings, credential)
+        credentials = CheckResult(CREDENTIALS, graph_problems + await check_bot_token(settings))
         if not (graph_configured(settings) or settings.auth_enabled):
             credentials = CheckResult(CREDENTIALS, skipped="no Graph credentials and bot authentication is off")
 
@@ -469,7 +473,7 @@ async def diagnose(settings: Settings, now: datetime | None = None) -> list[Chec
         if store is not None:
             stack.push_async_callback(store.close)
 
-        skip = _graph_skip_reason(settings, credential, credential_problems)
+        skip = _graph_skip_reason(settings, credential, graph_problems)
         if skip is None and credential is not None:
             graph = build_graph_client(settings, credential)
             mailboxes = CheckResult(MAILBOXES, await check_mailboxes(settings, graph))

@@ -23,7 +23,10 @@ async def reply_in_thread(queue: JobQueue, case_id: str, version: int, message: 
 
 
 async def write_flag(queue: JobQueue, mailbox: str, message_id: str, case_id: str) -> None:
-    """Bring the mail's Outlook flag in line with its case; the job reads the case's state when it runs."""
+    """Bring the mail's Outlook flag in line with its case; the job reads the case's state when it runs, so
+    pending writes of one mail coalesce into one PATCH of the latest state."""
     await queue.enqueue(
-        SET_FLAG, {"mailbox": mailbox, "message_id": message_id, "case_id": case_id}, dedupe_key=f"flag:{message_id}"
+        SET_FLAG,
+        {"mailbox": mailbox, "message_id": message_id, "case_id": case_id},
+        dedupe_key=f"flag:{mailbox.lower()}:{message_id}",
     )

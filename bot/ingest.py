@@ -3,6 +3,9 @@
 The same steps serve change notifications and delta catch-up: parse the mail, store the event idempotently on the
 mail's id (a duplicate notification or a delta overlap adds nothing), group it into its case and enqueue the card.
 Updates of mails the bot already knows are flag changes made in Outlook and go to the flag sync.
+
+Catch-up reads the Inbox by delta query from the stored delta link; without one (first start), or when Graph has
+forgotten it (410), it reads the whole Inbox, and the idempotent store makes that safe.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ from bot.storage.interface import FlagStatus, Store
 log = logging.getLogger(__name__)
 
 
+class DeltaExpired(Exception):
+    """Graph no longer knows the delta state (410 SyncStateNotFound): the catch-up must start over."""
+
+
 @dataclass(frozen=True, slots=True)
 class DeltaPage:
     messages: list[MailMessage]
@@ -37,7 +44,7 @@ class MailReader(Protocol):
         """The mail with the fields the parser needs and its attachment metadata; None when it is gone."""
 
     def delta(self, mailbox: str, delta_link: str | None) -> AsyncIterator[DeltaPage]:
-        """Pages of the Inbox changed since ``delta_link`` (all of it when None)."""
+        """Pages of the Inbox changed since ``delta_link`` (all of it when None); raises :class:`DeltaExpired`."""
 
 
 FlagObserver = Callable[[PoolLine, MailMessage], Awaitable[None]]
@@ -119,6 +126,8 @@ class MailIngestor:
         queue = self._store.jobs
         await effects.refresh_card(queue, outcome.case.id)
         if not outcome.case_created:
+            # A mail that joins a claimed case must show the flag of the case's other mails.
+            await self._on_flag_change(line, mail)
             await effects.reply_in_thread(
                 queue,
                 outcome.case.id,
@@ -130,8 +139,17 @@ class MailIngestor:
 
     async def catch_up(self, line: PoolLine) -> int:
         """Run the delta query from the stored delta link; returns how many mails were looked at."""
-        seen = 0
         start = await self._store.subscriptions.get_delta_link(line.mailbox)
+        try:
+            return await self._delta_pass(line, start)
+        except DeltaExpired:
+            if start is None:
+                raise
+            log.info("the delta state of %s expired; reading the whole Inbox again", line.id)
+            return await self._delta_pass(line, None)
+
+    async def _delta_pass(self, line: PoolLine, start: str | None) -> int:
+        seen = 0
         async for page in self._reader.delta(line.mailbox, start):
             for mail in page.messages:
                 await self.process(line, mail)

@@ -1,23 +1,32 @@
-"""Two-way sync between cases and the Outlook flags of their mails.
+"""Two-way sync between cases and the Outlook flags of their mails (``docs/sync.md`` has the rules as a table).
 
-Rules (the README has them as a table):
+Rules:
 - The case in Rufpool's store is the source of truth. Every applied transition, from Teams or from Outlook, is
-  followed by writing the case's flag to every mail of the case: claimed → flagged, done → complete (with
-  completedDateTime), open → notFlagged, open again after done (reopen) → flagged.
-- A flag read from Graph counts as a person's change only when it differs both from the flag last observed and
-  from the flag the bot last wrote; the bot's own PATCH coming back as an ``updated`` notification is an echo.
-- Outlook changes: complete → done ("in Outlook erledigt", actor unknown); cleared → open; flagged while done →
-  reopened; flagged while open or claimed → no change (Outlook does not tell us who, and a flag alone is not a
-  claim).
-- Conflicts: transitions are compare-and-set in the order Rufpool processes them, so the later one wins, and the
-  rewrite after it brings every mail to the winning state. Both sides end the same.
-- Reconciliation: the periodic delta pass re-reads every mail; a mail whose flag is unchanged since last observed
-  but differs from its case gets its flag written again.
+  followed by writing the case's flag to every mail of the case, through the outbox: claimed → flagged, done →
+  complete (with completedDateTime), open → notFlagged, open again after done (reopen) → flagged. A mail that
+  joins a claimed case is flagged like the others.
+- Echo suppression: a flag read from Graph counts as a person's change only when it differs both from the flag
+  last observed and from the flag the bot last wrote (or took in from Outlook). The bot records what it writes
+  *before* the PATCH (its echo may arrive before the PATCH returns), and reads and writes of one mail are
+  serialised, so a read that started before one of the bot's writes finished is read again before it is believed.
+- Outlook changes: complete → done ("in Outlook erledigt"; Graph does not say who, so the actor is unknown);
+  cleared → open; flagged while done → reopened; flagged while open or claimed → no change (a flag alone is not a
+  claim: nobody would be named as holder); the mail keeps its flag, which an open case allows.
+- Conflicts: transitions are compare-and-set in the order Rufpool processes them, so the later one wins and the
+  rewrite after it brings every mail to the winning state. An Outlook change that Graph overwrote with the bot's
+  PATCH before Rufpool read it is never seen (Rufpool reads the flag when it processes a notification): then the
+  Teams action wins. Either way both sides end in the same state.
+- Reconciliation: the periodic delta pass sees every mail changed since the last pass (flags changed while
+  notifications were lost) and feeds them through :meth:`FlagSync.observe`; then :meth:`FlagSync.reconcile` reads
+  again every mail whose last write was never confirmed (a dead-lettered PATCH) and writes it again where it
+  disagrees with its case.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import weakref
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -27,14 +36,18 @@ from bot.domain.cases import OUTLOOK_ACTOR, Case, CaseState
 from bot.domain.state_machine import Verb
 from bot.jobs import PermanentFailure
 from bot.placetel.parser import MailMessage
-from bot.storage.interface import FlagStatus, Store
+from bot.storage.interface import FlagStatus, MailState, Store
 
 log = logging.getLogger(__name__)
 
 CATEGORY_PREFIX = "Rufpool: "
 
 
-class FlagWriter(Protocol):
+class MailboxClient(Protocol):
+    """What the flag sync needs from a mailbox (implemented by :class:`bot.graph.mailbox.GraphMailboxes`)."""
+
+    async def get_message(self, mailbox: str, message_id: str) -> MailMessage | None: ...
+
     async def set_flag(self, mailbox: str, message_id: str, flag: FlagStatus, at: datetime) -> None: ...
 
     async def set_own_categories(self, mailbox: str, message_id: str, prefix: str, ours: list[str]) -> None: ...
@@ -57,6 +70,15 @@ def flag_agrees(case: Case, flag: FlagStatus) -> bool:
     return flag == desired_flag(case)
 
 
+def own_categories(case: Case) -> list[str]:
+    """The categories the bot puts on a case's mails when categories are switched on."""
+    if case.state is CaseState.CLAIMED and case.claimed_by:
+        return [f"{CATEGORY_PREFIX}In Bearbeitung – {case.claimed_by.name}"]
+    if case.state is CaseState.DONE and case.done_by:
+        return [f"{CATEGORY_PREFIX}Erledigt – {case.done_by.name}"]
+    return []
+
+
 OUTLOOK_VERB = {
     FlagStatus.COMPLETE: Verb.OUTLOOK_COMPLETE,
     FlagStatus.NOT_FLAGGED: Verb.OUTLOOK_CLEAR,
@@ -64,15 +86,33 @@ OUTLOOK_VERB = {
 }
 
 
+def _flag_of(mail: MailMessage) -> FlagStatus | None:
+    try:
+        return FlagStatus(mail.flag_status)
+    except ValueError:
+        log.warning("mail %s has an unknown flag status %r", mail.message_id[-12:], mail.flag_status)
+        return None
+
+
 class FlagSync:
-    def __init__(self, settings: Settings, store: Store, writer: FlagWriter) -> None:
+    def __init__(self, settings: Settings, store: Store, mailboxes: MailboxClient) -> None:
         self._settings = settings
         self._store = store
-        self._writer = writer
+        self._mailboxes = mailboxes
+        self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
 
     @property
     def _claim_timeout(self) -> timedelta:
         return timedelta(minutes=self._settings.claim_timeout_minutes)
+
+    def _mail_lock(self, mailbox: str, message_id: str) -> asyncio.Lock:
+        """One lock per mail: a read is never judged while one of the bot's writes to that mail is under way."""
+        key = (mailbox.lower(), message_id)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[key] = lock
+        return lock
 
     async def case_changed(self, case: Case) -> None:
         """After an applied transition: bring every mail of the case to the case's flag (through the outbox)."""
@@ -81,58 +121,85 @@ class FlagSync:
 
     async def observe(self, line: PoolLine, mail: MailMessage) -> None:
         """An ``updated`` notification (or a delta pass) showed a mail the bot knows: sync Outlook → Teams."""
-        state = await self._store.mails.get_mail(mail.mailbox, mail.message_id)
-        if state is None:
+        flag = _flag_of(mail)
+        if flag is None:
             return
-        try:
-            flag = FlagStatus(mail.flag_status)
-        except ValueError:
-            log.warning("mail %s has an unknown flag status %r", mail.message_id[-12:], mail.flag_status)
-            return
-        if flag in (state.observed_flag, state.written_flag):
+        async with self._mail_lock(mail.mailbox, mail.message_id):
+            state = await self._store.mails.get_mail(mail.mailbox, mail.message_id)
+            if state is None:
+                return
+            if flag not in (state.observed_flag, state.written_flag):
+                # The read may predate a write of ours that finished meanwhile; none is under way now.
+                fresh = await self._mailboxes.get_message(mail.mailbox, mail.message_id)
+                if fresh is None:
+                    return
+                flag = _flag_of(fresh)
+                if flag is None:
+                    return
             await self._store.mails.set_observed_flag(mail.mailbox, mail.message_id, flag)
-            case = await self._store.cases.get(state.case_id)
-            if case is not None and not flag_agrees(case, flag):
-                await effects.write_flag(self._store.jobs, mail.mailbox, mail.message_id, case.id)
-            return
-        await self._store.mails.set_observed_flag(mail.mailbox, mail.message_id, flag)
+            if flag in (state.observed_flag, state.written_flag):
+                await self._repair(state, flag)
+                return
+            # The person's flag supersedes the bot's earlier write: going back to that value later is a change too.
+            await self._store.mails.set_written_flag(mail.mailbox, mail.message_id, flag)
+            await self._outlook_change(line, state, flag)
+
+    async def _repair(self, mail: MailState, flag: FlagStatus) -> None:
+        """Not a person's change: write the mail again only when it disagrees with its case (drift)."""
+        case = await self._store.cases.get(mail.case_id)
+        if case is not None and not flag_agrees(case, flag):
+            log.info("mail %s of case %s shows %s; writing it again", mail.message_id[-12:], case.id[:8], flag)
+            await effects.write_flag(self._store.jobs, mail.mailbox, mail.message_id, case.id)
+
+    async def _outlook_change(self, line: PoolLine, mail: MailState, flag: FlagStatus) -> None:
+        now = datetime.now(UTC)
         outcome = await self._store.cases.transition(
-            state.case_id, OUTLOOK_VERB[flag], OUTLOOK_ACTOR, datetime.now(UTC), self._claim_timeout
+            mail.case_id, OUTLOOK_VERB[flag], OUTLOOK_ACTOR, now, self._claim_timeout
         )
         if not outcome.applied:
-            log.info("Outlook flag %s on case %s changes nothing (%s)", flag, state.case_id[:8], outcome.refusal)
-            if not flag_agrees(outcome.case, flag):
-                await self.case_changed(outcome.case)
+            log.info("Outlook flag %s on case %s changes nothing (%s)", flag, mail.case_id[:8], outcome.refusal)
+            await self._repair(mail, flag)
             return
-        log.info("Outlook flag %s moved case %s to %s", flag, state.case_id[:8], outcome.case.state)
-        await effects.refresh_card(self._store.jobs, outcome.case.id)
+        case = outcome.case
+        log.info("Outlook flag %s on %s moved case %s to %s", flag, line.id, case.id[:8], case.state)
+        await effects.refresh_card(self._store.jobs, case.id)
         await effects.reply_in_thread(
-            self._store.jobs,
-            outcome.case.id,
-            outcome.case.version,
-            {"key": f"outlook_{outcome.case.state.value}", "at": datetime.now(UTC).isoformat()},
+            self._store.jobs, case.id, case.version, {"key": f"outlook_{case.state.value}", "at": now.isoformat()}
         )
-        await self.case_changed(outcome.case)
+        await self.case_changed(case)
+
+    async def reconcile(self, line: PoolLine) -> int:
+        """Read again the mails whose last write was never confirmed and repair them; returns how many were read.
+
+        Runs after the delta pass, which has already taken in the flags people changed while notifications were
+        lost; what is left is the bot's own writes that never arrived (a dead-lettered PATCH).
+        """
+        checked = 0
+        for mail in await self._store.mails.unconfirmed_writes(line.mailbox):
+            case = await self._store.cases.get(mail.case_id)
+            if case is None or (mail.observed_flag is not None and flag_agrees(case, mail.observed_flag)):
+                continue
+            current = await self._mailboxes.get_message(mail.mailbox, mail.message_id)
+            if current is not None:
+                await self.observe(line, current)
+                checked += 1
+        return checked
 
     async def handle_write_flag(self, payload: dict[str, Any]) -> None:
         """The outbox job: PATCH one mail's flag to what its case says now."""
         mailbox, message_id = str(payload["mailbox"]), str(payload["message_id"])
-        case = await self._store.cases.get(str(payload["case_id"]))
-        if case is None:
-            raise PermanentFailure(f"case {payload['case_id']} does not exist")
-        flag = desired_flag(case)
-        # Record the intent first: the notification of our own PATCH may arrive before the PATCH returns.
-        await self._store.mails.set_written_flag(mailbox, message_id, flag)
-        await self._writer.set_flag(mailbox, message_id, flag, case.done_at or datetime.now(UTC))
-        await self._store.mails.set_observed_flag(mailbox, message_id, flag)
-        if self._settings.outlook_categories_enabled:
-            await self._write_category(mailbox, message_id, case)
-
-    async def _write_category(self, mailbox: str, message_id: str, case: Case) -> None:
-        """Optional (off by default): categories are shared by everyone using the mailbox, so only ours change."""
-        ours = []
-        if case.state is CaseState.CLAIMED and case.claimed_by:
-            ours = [f"{CATEGORY_PREFIX}In Bearbeitung – {case.claimed_by.name}"]
-        elif case.state is CaseState.DONE and case.done_by:
-            ours = [f"{CATEGORY_PREFIX}Erledigt – {case.done_by.name}"]
-        await self._writer.set_own_categories(mailbox, message_id, CATEGORY_PREFIX, ours)
+        async with self._mail_lock(mailbox, message_id):
+            case = await self._store.cases.get(str(payload["case_id"]))
+            if case is None:
+                raise PermanentFailure(f"case {payload['case_id']} does not exist")
+            flag = desired_flag(case)
+            # Record the intent first: the notification of our own PATCH may arrive before the PATCH returns.
+            try:
+                await self._store.mails.set_written_flag(mailbox, message_id, flag)
+            except LookupError as unknown:
+                raise PermanentFailure(str(unknown)) from unknown
+            await self._mailboxes.set_flag(mailbox, message_id, flag, case.done_at or datetime.now(UTC))
+            await self._store.mails.set_observed_flag(mailbox, message_id, flag)
+            if self._settings.outlook_categories_enabled:
+                # Categories are shared by everyone using the mailbox: only the bot's own (prefixed) ones change.
+                await self._mailboxes.set_own_categories(mailbox, message_id, CATEGORY_PREFIX, own_categories(case))

@@ -72,6 +72,9 @@ def card_verbs(state: CaseState) -> tuple[Verb, ...]:
 def state_label(case: Case, lang: Lang, *, markdown: bool = False) -> str:
     """"Offen" / "In Bearbeitung – Anna Schmidt" / "Erledigt – Anna Schmidt", for a TextBlock when ``markdown``."""
     holder = case.holder
+    if holder is not None and holder.is_outlook:
+        # Graph does not say who set the flag in Outlook: say where, not a made-up name.
+        return text(lang, "state_done_outlook")
     safe = inert if markdown else plain
     return text(lang, f"state_{case.state}", name=safe(holder.name, NAME_LIMIT) if holder else "?")
 
@@ -159,8 +162,9 @@ def _facts(view: CaseCardView) -> list[Json]:
     holder, since = case.holder, case.held_since
     if holder is not None and since is not None:
         title = text(lang, "fact_claimed" if case.state is CaseState.CLAIMED else "fact_done")
+        name = text(lang, "actor_outlook") if holder.is_outlook else inert(holder.name, NAME_LIMIT)
         value = text(
-            lang, "holder_since", name=inert(holder.name, NAME_LIMIT), absolute=format_absolute(since, lang),
+            lang, "holder_since", name=name, absolute=format_absolute(since, lang),
             relative=format_relative(since, now, lang),
         )
         facts.append((title, value))

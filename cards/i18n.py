@@ -32,6 +32,8 @@ _DE: Mapping[str, str] = {
     "state_open": "Offen",
     "state_claimed": "In Bearbeitung – {name}",
     "state_done": "Erledigt – {name}",
+    "state_done_outlook": "In Outlook erledigt",
+    "actor_outlook": "in Outlook (von wem, ist unbekannt)",
     # caller
     "caller_withheld": "Unbekannt / unterdrückt",
     "caller_none": "Keine Rufnummer",
@@ -146,6 +148,8 @@ _EN: Mapping[str, str] = {
     "state_open": "Open",
     "state_claimed": "In progress – {name}",
     "state_done": "Done – {name}",
+    "state_done_outlook": "Done in Outlook",
+    "actor_outlook": "in Outlook (by someone unknown)",
     "caller_withheld": "Unknown / withheld",
     "caller_none": "No number",
     "caller_unrecognised": "Unrecognised mail",

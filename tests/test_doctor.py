@@ -397,6 +397,8 @@ async def test_bot_framework_token_is_part_of_the_report(sandbox: Sandbox) -> No
     assert [p.message.split(":")[0] for p in credentials.problems] == [
         f"Bot Framework token for MicrosoftAppId {BOT_APP.client_id}"
     ]
+    statuses = {result.check: result.status for result in results}
+    assert statuses[MAILBOXES] == "OK" and statuses[SUBSCRIPTIONS] == "FAIL"  # Graph is still checked
 
 
 def test_secrets_are_masked_in_the_report() -> None:

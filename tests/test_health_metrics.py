@@ -63,19 +63,22 @@ async def samples(client: AppClient) -> dict[str, dict[tuple[tuple[str, str], ..
 
 
 async def test_healthz_ready_with_the_database(client: AppClient) -> None:
-    response = await client.get("/healthz")
+    for path in ("/healthz", "/healthz?probe=ready"):
+        response = await client.get(path)
 
-    assert response.status == 200
-    assert await response.json() == {"status": "ok", "checks": {"live": True, "database": True}}
+        assert response.status == 200
+        assert await response.json() == {"live": True, "ready": True, "checks": {"database": True}}
 
 
-async def test_healthz_not_ready_without_the_database(client: AppClient) -> None:
+async def test_healthz_alive_but_not_ready_without_the_database(client: AppClient) -> None:
     await client.app[SERVICES].store.close()
 
-    response = await client.get("/healthz")
+    liveness = await client.get("/healthz")
+    readiness = await client.get("/healthz?probe=ready")
 
-    assert response.status == 503
-    assert await response.json() == {"status": "degraded", "checks": {"live": True, "database": False}}
+    assert liveness.status == 200
+    assert readiness.status == 503
+    assert await readiness.json() == {"live": True, "ready": False, "checks": {"database": False}}
 
 
 async def test_metrics_lists_every_figure(client: AppClient) -> None:

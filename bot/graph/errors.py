@@ -23,8 +23,12 @@ def retry_after(headers: dict[str, str] | None) -> timedelta | None:
     return None
 
 
-def is_not_found(error: APIError) -> bool:
-    return error.response_status_code == 404
+def graph_status(error: BaseException) -> int | None:
+    """The HTTP status of a failed Graph call, also when it was already mapped by :func:`as_job_error`."""
+    for candidate in (error, error.__cause__):
+        if isinstance(candidate, APIError):
+            return candidate.response_status_code
+    return None
 
 
 def as_job_error(error: Exception) -> Exception:

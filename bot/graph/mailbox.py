@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph import GraphServiceClient
 from msgraph.generated.models.attachment import Attachment
@@ -28,8 +27,8 @@ from msgraph.generated.users.item.messages.item.attachments.attachments_request_
 )
 from msgraph.generated.users.item.messages.item.message_item_request_builder import MessageItemRequestBuilder
 
-from bot.graph.errors import as_job_error, is_not_found
-from bot.ingest import DeltaPage
+from bot.graph.errors import as_job_error, graph_status
+from bot.ingest import DeltaExpired, DeltaPage
 from bot.placetel.parser import MailAttachment, MailMessage
 from bot.storage.interface import FlagStatus
 
@@ -60,7 +59,8 @@ _FLAG_TO_GRAPH = {
 }
 
 
-def _config(query: Any = None, *, page_size: int | None = None) -> RequestConfiguration[Any]:
+def request_config(query: Any = None, *, page_size: int | None = None) -> RequestConfiguration[Any]:
+    """Request options with ``Prefer: IdType="ImmutableId"`` (and a page size for collections)."""
     config: RequestConfiguration[Any] = RequestConfiguration(query_parameters=query)
     config.headers.add("Prefer", IMMUTABLE_IDS)
     if page_size:
@@ -126,9 +126,9 @@ class GraphMailboxes:
     async def get_message(self, mailbox: str, message_id: str) -> MailMessage | None:
         query = MessageItemRequestBuilder.MessageItemRequestBuilderGetQueryParameters(select=MESSAGE_FIELDS)
         try:
-            message = await self._call(mailbox, lambda: self._message(mailbox, message_id).get(_config(query)))
+            message = await self._call(mailbox, lambda: self._message(mailbox, message_id).get(request_config(query)))
         except Exception as exc:
-            if isinstance(exc.__cause__, APIError) and is_not_found(exc.__cause__):
+            if graph_status(exc) == 404:
                 return None
             raise
         if message is None:
@@ -140,14 +140,14 @@ class GraphMailboxes:
             return ()
         query = AttachmentsRequestBuilder.AttachmentsRequestBuilderGetQueryParameters(select=ATTACHMENT_FIELDS)
         builder = self._message(mailbox, message.id).attachments
-        response = await self._call(mailbox, lambda: builder.get(_config(query)))
+        response = await self._call(mailbox, lambda: builder.get(request_config(query)))
         items = response.value if response and response.value else []
         return tuple(_to_attachment(item) for item in items if not item.is_inline)
 
     async def attachment_bytes(self, mailbox: str, message_id: str, attachment_id: str) -> tuple[str, bytes] | None:
         """Content type and bytes of a file attachment (msgraph-sdk decodes contentBytes already)."""
         builder = self._message(mailbox, message_id).attachments.by_attachment_id(attachment_id)
-        attachment = await self._call(mailbox, lambda: builder.get(_config()))
+        attachment = await self._call(mailbox, lambda: builder.get(request_config()))
         if not isinstance(attachment, FileAttachment) or attachment.content_bytes is None:
             return None
         return attachment.content_type or "application/octet-stream", attachment.content_bytes
@@ -159,8 +159,13 @@ class GraphMailboxes:
         while True:
             # msgraph-sdk's PageIterator loses the deltaLink: page by hand with with_url.
             current = builder.with_url(next_url) if next_url else builder
-            config = _config(None if next_url else query, page_size=DELTA_PAGE_SIZE)
-            response = await self._call(mailbox, lambda current=current, config=config: current.get(config))  # type: ignore[misc]
+            config = request_config(None if next_url else query, page_size=DELTA_PAGE_SIZE)
+            try:
+                response = await self._call(mailbox, lambda current=current, config=config: current.get(config))  # type: ignore[misc]
+            except Exception as exc:
+                if graph_status(exc) == 410:
+                    raise DeltaExpired(f"Graph no longer knows the delta state of {mailbox}") from exc
+                raise
             values = list(response.value or []) if response else []
             removed = [m.id for m in values if m.id and "@removed" in (m.additional_data or {})]
             messages = [
@@ -186,7 +191,7 @@ class GraphMailboxes:
     async def set_own_categories(self, mailbox: str, message_id: str, prefix: str, ours: list[str]) -> None:
         """Replace the categories starting with ``prefix``; the team's own categories stay untouched."""
         query = MessageItemRequestBuilder.MessageItemRequestBuilderGetQueryParameters(select=["categories"])
-        current = await self._call(mailbox, lambda: self._message(mailbox, message_id).get(_config(query)))
+        current = await self._call(mailbox, lambda: self._message(mailbox, message_id).get(request_config(query)))
         kept = [c for c in (current.categories if current and current.categories else []) if not c.startswith(prefix)]
         categories = kept + ours
         await self._call(mailbox, lambda: self._message(mailbox, message_id).patch(Message(categories=categories)))

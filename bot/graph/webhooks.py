@@ -1,7 +1,8 @@
 """Webhook endpoints for Graph change and lifecycle notifications.
 
 Graph wants an answer within 3 s and retries, then drops slow endpoints: the handler only checks the clientState,
-persists the notification as a job and answers 202. All Graph and Teams work happens later in the job runner.
+persists the notification as a job and answers 202. All Graph and Teams work happens later in the job runner, so
+the answer never waits on either.
 """
 
 from __future__ import annotations
@@ -15,23 +16,52 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from bot import metrics
-from bot.graph.notifications import NotificationCollection
+from bot.graph.notifications import Notification, NotificationCollection
 from bot.storage.interface import JobQueue
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
 NOTIFICATION_JOB = "graph.notification"
+_TOO_LARGE = "body larger than 1 MiB"
 
 
-def _validation_response(request: web.Request) -> web.Response | None:
-    token = request.query.get("validationToken")
-    if token is None:
-        return None
-    # text/plain, never HTML: the token is attacker-controlled and must not be interpreted by anything.
+def _validation_response(token: str) -> web.Response:
+    # text/plain with nosniff, never HTML: the token is attacker-controlled and must not be interpreted by anything.
     return web.Response(
         status=200, text=token, content_type="text/plain", headers={"X-Content-Type-Options": "nosniff"}
     )
+
+
+def _error(status: int, reason: str) -> web.Response:
+    return web.json_response({"error": reason}, status=status)
+
+
+async def _read_body(request: web.Request) -> bytes | None:
+    """The whole body, or None as soon as it exceeds :data:`MAX_BODY_BYTES` (also without a Content-Length)."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.readany():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse(raw: bytes) -> NotificationCollection | str:
+    """The validated collection, or the reason it is not one."""
+    try:
+        return NotificationCollection.model_validate(json.loads(raw))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return f"body is not JSON: {exc}"
+    except ValidationError as exc:
+        reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+        return f"not a Graph notification collection: {reason}"
+
+
+def _client_state_matches(notification: Notification, expected: bytes) -> bool:
+    return hmac.compare_digest((notification.clientState or "").encode(), expected)
 
 
 def notification_handler(
@@ -41,46 +71,42 @@ def notification_handler(
     expected = client_state.encode()
 
     async def handle(request: web.Request) -> web.Response:
-        validation = _validation_response(request)
-        if validation is not None:
-            return validation
+        token = request.query.get("validationToken")
+        if token is not None:
+            return _validation_response(token)
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-            return web.json_response({"error": "body larger than 1 MiB"}, status=413)
+            return _error(413, _TOO_LARGE)
         try:
-            raw = await request.content.read(MAX_BODY_BYTES + 1)
+            raw = await _read_body(request)
         except (ConnectionError, ValueError) as exc:
-            return web.json_response({"error": f"unreadable body: {exc}"}, status=400)
-        if len(raw) > MAX_BODY_BYTES:
-            return web.json_response({"error": "body larger than 1 MiB"}, status=413)
-        try:
-            payload = NotificationCollection.model_validate(json.loads(raw))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return _error(400, f"unreadable body: {exc}")
+        if raw is None:
+            return _error(413, _TOO_LARGE)
+        parsed = _parse(raw)
+        if isinstance(parsed, str):
             metrics.NOTIFICATIONS.labels("malformed").inc()
-            return web.json_response({"error": f"body is not JSON: {exc}"}, status=400)
-        except ValidationError as exc:
-            metrics.NOTIFICATIONS.labels("malformed").inc()
-            reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
-            return web.json_response({"error": f"not a Graph notification collection: {reason}"}, status=400)
+            return _error(400, parsed)
 
         accepted = 0
-        for notification in payload.value:
-            given = (notification.clientState or "").encode()
-            if not hmac.compare_digest(given, expected):
+        for notification in parsed.value:
+            if not _client_state_matches(notification, expected):
+                # Answered 202 all the same: a non-2xx answer would only make Graph send it again.
                 metrics.NOTIFICATIONS.labels("bad_client_state").inc()
                 log.warning(
-                    "ignored a notification with a wrong clientState (subscription %s)", notification.subscriptionId
+                    "ignored a notification with a wrong clientState (subscription %r)", notification.subscriptionId
                 )
                 continue
             try:
                 await queue.enqueue(
                     NOTIFICATION_JOB,
-                    notification.model_dump(mode="json", by_alias=True, exclude_none=True),
+                    # The clientState is a secret and has served its purpose: it is not stored.
+                    notification.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"clientState"}),
                     dedupe_key=notification.dedupe_key(),
                 )
             except Exception:
                 # 5xx only when the notification could not be persisted: Graph will redeliver it.
                 log.exception("could not persist a notification")
-                return web.json_response({"error": "could not persist the notification"}, status=503)
+                return _error(503, "could not persist the notification")
             accepted += 1
             metrics.NOTIFICATIONS.labels("accepted").inc()
         if accepted:

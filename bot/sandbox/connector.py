@@ -5,7 +5,7 @@ Routes (the swagger's templates, conversation ids URL-encoded since Teams ids ho
   POST /v3/conversations/{conversationId}/activities       send
   POST /v3/conversations/{conversationId}/activities/{id}  reply
   PUT  /v3/conversations/{conversationId}/activities/{id}  update
-  GET  /v3/conversations/{conversationId}/members | /pagedmembers
+  GET  /v3/conversations/{conversationId}/members | /members/{memberId} | /pagedmembers
 Every body is validated against the swagger (``bot.sandbox.swagger``); a wrong shape answers 400 and is recorded
 in ``violations``, which the test fixture asserts empty. Requests need a bearer token from the identity stand-in
 for ``https://api.botframework.com``. Writes are rate-limited per bot per thread like Teams, and faults can be
@@ -195,6 +195,7 @@ class ConnectorStandIn:
             ("POST", f"{_CONVERSATION}/activities/{{activityId}}", self._reply),
             ("PUT", f"{_CONVERSATION}/activities/{{activityId}}", self._update),
             ("GET", f"{_CONVERSATION}/members", self._members),
+            ("GET", f"{_CONVERSATION}/members/{{memberId}}", self._member),
             ("GET", f"{_CONVERSATION}/pagedmembers", self._paged_members),
         )
         for method, route, handler in api:
@@ -358,6 +359,14 @@ class ConnectorStandIn:
 
     async def _members(self, request: web.Request, _body: dict[str, Any], _app_id: str | None) -> web.Response:
         return web.json_response(self.members.get(_base(request.match_info["conversationId"]), []))
+
+    async def _member(self, request: web.Request, _body: dict[str, Any], _app_id: str | None) -> web.Response:
+        """One member by id or AAD object id (Teams accepts either); a team's id serves as its conversation id."""
+        wanted = request.match_info["memberId"]
+        for member in self.members.get(_base(request.match_info["conversationId"]), []):
+            if wanted in (member.get("id"), member.get("aadObjectId")):
+                return web.json_response(member)
+        return _error(404, "MemberNotFoundInConversation", "The member was not found in the conversation")
 
     async def _paged_members(self, request: web.Request, _body: dict[str, Any], _app_id: str | None) -> web.Response:
         members = self.members.get(_base(request.match_info["conversationId"]), [])

@@ -124,7 +124,7 @@ class MailState:
     observed_flag: FlagStatus | None
     """The flag last read from Graph."""
     written_flag: FlagStatus | None
-    """The flag the bot last PATCHed (its own change must not come back as a user action)."""
+    """The flag the bot last PATCHed or took in from Outlook (its own change must not come back as a user action)."""
 
 
 class MailRepository(Protocol):
@@ -135,6 +135,9 @@ class MailRepository(Protocol):
     async def set_observed_flag(self, mailbox: str, message_id: str, flag: FlagStatus) -> None: ...
 
     async def set_written_flag(self, mailbox: str, message_id: str, flag: FlagStatus) -> None: ...
+
+    async def unconfirmed_writes(self, mailbox: str, limit: int = 500) -> list[MailState]:
+        """Mails of ``mailbox`` whose written flag was never read back (observed differs): reconciliation's list."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -506,6 +506,15 @@ class SqlMailRepository(MailRepository):
     async def set_written_flag(self, mailbox: str, message_id: str, flag: FlagStatus) -> None:
         await self._set_flag("written_flag", mailbox, message_id, flag)
 
+    async def unconfirmed_writes(self, mailbox: str, limit: int = 500) -> list[MailState]:
+        async with self._db.transaction() as cursor:
+            await cursor.execute(
+                "SELECT * FROM mails WHERE mailbox = ? AND written_flag IS NOT NULL "
+                "AND (observed_flag IS NULL OR observed_flag <> written_flag) ORDER BY message_id LIMIT ?",
+                (mailbox.lower(), limit),
+            )
+            return [_mail_from_row(row) for row in await cursor.fetchall()]
+
 
 def _subscription_from_row(row: Row) -> Subscription:
     return Subscription(row["mailbox"], row["subscription_id"], require_utc(row["expires_at"]))

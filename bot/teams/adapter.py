@@ -6,6 +6,7 @@ import logging
 
 from botbuilder.core import TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter
+from botbuilder.schema import ActivityEventNames
 from botframework.connector.auth import AuthenticationConstants, BotFrameworkAuthentication
 
 from bot.config import Settings
@@ -41,6 +42,8 @@ def build_adapter(settings: Settings) -> tuple[CloudAdapter, BotFrameworkAuthent
     adapter = CloudAdapter(authentication)
 
     async def on_turn_error(turn_context: TurnContext, error: Exception) -> None:
+        if turn_context.activity.name == ActivityEventNames.continue_conversation:
+            raise error  # a proactive turn runs inside an outbox job, which must see the failure to retry it
         log.error("unhandled error in a turn: %s", redact(repr(error)), exc_info=error)
         if turn_context.activity.type == "message":
             await turn_context.send_activity("Entschuldigung, da ist etwas schiefgegangen. Bitte erneut versuchen.")

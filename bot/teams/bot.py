@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
-from botbuilder.core import ActivityHandler, CardFactory, InvokeResponse, MessageFactory, TurnContext
+from botbuilder.core import ActivityHandler, BotAdapter, CardFactory, InvokeResponse, MessageFactory, TurnContext
 from botbuilder.core.teams import TeamsInfo
-from botbuilder.schema import Activity, ChannelAccount
+from botbuilder.schema import Activity, ChannelAccount, ErrorResponseException
+from botframework.connector.aio import ConnectorClient
 
 from bot.actions import ActionRequest, ActionResult, CardActions
-from bot.commands import CommandRequest, Commands
+from bot.commands import CommandRequest, Commands, parse_command
 from bot.domain.cases import Actor
 from bot.storage.interface import Installation, Store
 
@@ -31,6 +33,7 @@ CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 MESSAGE_CONTENT_TYPE = "application/vnd.microsoft.activity.message"
 ERROR_CONTENT_TYPE = "application/vnd.microsoft.error"
 MEMBERSHIP_CACHE_SECONDS = 300.0
+ADMIN_COMMANDS = frozenset({"link", "unlink"})
 
 
 def card_invoke_response(result: ActionResult) -> InvokeResponse:
@@ -75,11 +78,23 @@ def _team_id(activity: Activity) -> str | None:
     return str(team["id"]) if isinstance(team, dict) and team.get("id") else None
 
 
+def _channel_name(activity: Activity) -> str:
+    channel = _channel_data(activity).get("channel")
+    name = channel.get("name") if isinstance(channel, dict) else None
+    return str(name) if name else "General"
+
+
 def _tenant_id(activity: Activity) -> str | None:
     tenant = _channel_data(activity).get("tenant")
     if isinstance(tenant, dict) and tenant.get("id"):
         return str(tenant["id"])
     return activity.conversation.tenant_id if activity.conversation else None
+
+
+def _definitely_not_member(error: Exception) -> bool:
+    """The connector's answer for a user outside the team (404), or a team the bot has left (403)."""
+    response = error.response if isinstance(error, ErrorResponseException) else None
+    return response is not None and response.status_code in (HTTPStatus.NOT_FOUND, HTTPStatus.FORBIDDEN)
 
 
 class RufpoolBot(ActivityHandler):
@@ -94,34 +109,45 @@ class RufpoolBot(ActivityHandler):
     async def on_conversation_update_activity(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
         bot_id = activity.recipient.id if activity.recipient else None
-        if any(member.id == bot_id for member in activity.members_added or []):
+        bot_added = any(member.id == bot_id for member in activity.members_added or [])
+        if bot_added:
+            await self._remember_installation(turn_context, installing=True)
+        elif _channel_data(activity).get("eventType") == "channelCreated":
             await self._remember_installation(turn_context)
 
     async def on_installation_update_add(self, turn_context: TurnContext) -> None:
-        await self._remember_installation(turn_context)
+        await self._remember_installation(turn_context, installing=True)
 
-    async def _remember_installation(self, turn_context: TurnContext) -> None:
+    async def _remember_installation(self, turn_context: TurnContext, *, installing: bool = False) -> None:
+        """Store what proactive posting needs: reference, tenant, team, service URL, and the channel at hand.
+
+        TeamsInfo.get_team_channels is synchronous inside botbuilder (it would block the event loop), so channels
+        are learnt from activities instead: the one of the installation, then each one the bot is used in. An
+        (re-)installation also renews the reference and service URL.
+        """
         activity = turn_context.activity
         team_id = _team_id(activity)
         if team_id is None:
             return
-        # TeamsInfo.get_team_channels is synchronous inside botbuilder (it would block the event loop): the
-        # channel comes from the activity; every channel is recorded again when it is linked.
-        channel_id = _channel_id(activity) or team_id
-        team = _channel_data(activity).get("team")
-        team_name = str(team.get("name") or "") if isinstance(team, dict) else ""
-        channels = [{"id": channel_id, "name": team_name or "General"}]
-        reference = TurnContext.get_conversation_reference(activity)
+        existing = await self._store.links.get_installation(team_id)
+        channels = list(existing.channels) if existing else []
+        channel_id = _channel_id(activity) or team_id  # a team's General channel has the team's id
+        known = any(channel.get("id") == channel_id for channel in channels)
+        if existing is not None and known and not installing:
+            return
+        if not known:
+            channels.append({"id": channel_id, "name": _channel_name(activity)})
+        installed_at: datetime | None
+        if existing is None or installing:
+            renewed = TurnContext.get_conversation_reference(activity).serialize()
+            tenant_id, service_url, installed_at = _tenant_id(activity) or "", activity.service_url, datetime.now(UTC)
+        else:
+            renewed = existing.conversation_reference
+            tenant_id, service_url, installed_at = existing.tenant_id, existing.service_url, existing.installed_at
         await self._store.links.save_installation(
-            Installation(
-                team_id=team_id,
-                tenant_id=_tenant_id(activity) or "",
-                service_url=activity.service_url,
-                conversation_reference=reference.serialize(),
-                channels=channels,
-            )
+            Installation(team_id, tenant_id, service_url, renewed, channels, installed_at)
         )
-        log.info("installed in team %s", team_id[:16])
+        log.info("team %s: %d channel(s) known", team_id[:16], len(channels))
 
     # Messages (commands) -------------------------------------------------------------------------------------
 
@@ -130,11 +156,16 @@ class RufpoolBot(ActivityHandler):
         if activity.value and not activity.text:
             await turn_context.send_activity(MessageFactory.text("Bitte die Schaltflächen der aktuellen Karte nutzen."))
             return
-        text = TurnContext.remove_recipient_mention(activity) if activity.entities else activity.text
+        if _channel_id(activity) is not None:
+            await self._remember_installation(turn_context)
+        # Mentions are stripped by parse_command: TurnContext.remove_recipient_mention deletes the bot's name
+        # everywhere in the text ("@Rufpool open" → "@ open") and reads it as a regular expression.
+        text = (activity.text or "").replace("&nbsp;", " ").strip()
+        command, _ = parse_command(text)
         request = CommandRequest(
-            text=(text or "").replace("&nbsp;", " ").strip(),
+            text=text,
             actor=_actor(activity.from_property),
-            actor_upn=getattr(activity.from_property, "user_principal_name", None),
+            actor_upn=await self._user_principal_name(turn_context) if command in ADMIN_COMMANDS else None,
             tenant_id=_tenant_id(activity),
             conversation_id=activity.conversation.id,
             service_url=activity.service_url,
@@ -148,6 +179,18 @@ class RufpoolBot(ActivityHandler):
             await turn_context.send_activity(MessageFactory.attachment(CardFactory.adaptive_card(reply.card)))
         elif reply.text:
             await turn_context.send_activity(MessageFactory.text(reply.text))
+
+    async def _user_principal_name(self, turn_context: TurnContext) -> str | None:
+        """The sender's UPN (LINK_ADMINS may name people by UPN); activities carry only the AAD object id."""
+        user = turn_context.activity.from_property
+        if user is None or not user.id:
+            return None
+        try:
+            member = await TeamsInfo.get_member(turn_context, user.id)
+        except Exception as error:
+            log.info("could not look up the sender's UPN: %s", type(error).__name__)
+            return None
+        return getattr(member, "user_principal_name", None)
 
     # Card actions ---------------------------------------------------------------------------------------------
 
@@ -183,10 +226,16 @@ class RufpoolBot(ActivityHandler):
         cached = self._membership.get(key)
         if cached is not None and time.monotonic() - cached[0] < MEMBERSHIP_CACHE_SECONDS:
             return cached[1]
+        # Not TeamsInfo.get_team_member: in botbuilder 4.17.1 it ignores team_id and asks the activity's own
+        # conversation, which in personal chat always contains the user.
+        connector: ConnectorClient = turn_context.turn_state[BotAdapter.BOT_CONNECTOR_CLIENT_KEY]
         try:
-            await TeamsInfo.get_team_member(turn_context, team_id, user.id)
+            await connector.conversations.get_conversation_member(team_id, user.id)
             member = True
-        except Exception:
+        except Exception as error:
+            if not _definitely_not_member(error):
+                log.warning("team membership lookup failed (%s); not cached", type(error).__name__)
+                return False
             member = False
         self._membership[key] = (time.monotonic(), member)
         return member

@@ -1,13 +1,17 @@
 """Proactive posting: one card thread per case in its line's channel, kept up to date, plus thread replies.
 
 Runs as outbox jobs (``teams.card``, ``teams.reply``). botbuilder does not retry 429/412/502/504 from the
-connector: its ``ErrorResponseException`` is mapped onto the job runner's retry vocabulary here.
+connector: its ``ErrorResponseException`` is mapped onto the job runner's retry vocabulary here. One card job per
+case runs at a time (a store lease, so also across instances): two concurrent jobs could otherwise both post a
+first card, or put an older version over a newer one.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from botbuilder.core import CardFactory, MessageFactory, TurnContext
@@ -35,6 +39,8 @@ from cards.messages import repeat_call_reply, state_change_reply
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUSES = {408, 412, 429, 500, 502, 503, 504}
+CARD_LEASE = timedelta(minutes=2)
+CARD_BUSY_RETRY = timedelta(seconds=1)
 
 
 class ConversationGone(Exception):
@@ -47,11 +53,18 @@ def _status_of(error: HttpOperationError) -> int:
 
 
 def _retry_after(error: HttpOperationError) -> timedelta | None:
+    """``Retry-After`` as delta-seconds or an HTTP date."""
     response = getattr(error, "response", None)
     value = response.headers.get("Retry-After") if response is not None and response.headers else None
+    if not value:
+        return None
     try:
-        return timedelta(seconds=float(value)) if value else None
+        return timedelta(seconds=max(0.0, float(value)))
     except ValueError:
+        pass
+    try:
+        return max(timedelta(0), parsedate_to_datetime(value) - datetime.now(UTC))
+    except (TypeError, ValueError):
         return None
 
 
@@ -80,8 +93,12 @@ class CardPoster:
         self._pacer = pacer
         self._lang = lang
 
-    def _reference(self, link: ChannelLink, conversation_id: str) -> ConversationReference:
+    def _reference(
+        self, link: ChannelLink, conversation_id: str, activity_id: str | None = None
+    ) -> ConversationReference:
+        """Where to act; ``activity_id`` makes sends replies to that message (the card, root of its thread)."""
         return ConversationReference(
+            activity_id=activity_id,
             channel_id="msteams",
             service_url=link.service_url,
             bot=ChannelAccount(id=self._app_id or "rufpool"),
@@ -106,9 +123,19 @@ class CardPoster:
 
     async def handle_card(self, payload: dict[str, Any]) -> None:
         """Post the case's card as a new thread, or update the posted card to the case's current version."""
-        case = await self._store.cases.get(str(payload["case_id"]))
+        case_id = str(payload["case_id"])
+        lease, holder = f"teams-card:{case_id}", uuid.uuid4().hex
+        if not await self._store.leases.try_acquire(lease, holder, CARD_LEASE, datetime.now(UTC)):
+            raise RetryLater("another job is posting this card", CARD_BUSY_RETRY)
+        try:
+            await self._bring_card_up_to_date(case_id)
+        finally:
+            await self._store.leases.release(lease, holder)
+
+    async def _bring_card_up_to_date(self, case_id: str) -> None:
+        case = await self._store.cases.get(case_id)
         if case is None:
-            raise PermanentFailure(f"case {payload['case_id']} does not exist")
+            raise PermanentFailure(f"case {case_id} does not exist")
         link = await self._store.links.link_for_line(case.line_id)
         if link is None:
             log.info("line %s is not linked to a channel yet; the card is posted when it is", case.line_id)
@@ -183,16 +210,18 @@ class CardPoster:
         if text is None:
             raise PermanentFailure(f"unknown reply {payload['message'].get('key')!r}")
 
+        reference = self._reference(link, card.conversation_id, card.activity_id)
+
         async def send(turn_context: TurnContext) -> None:
-            await turn_context.send_activity(MessageFactory.text(text))
+            # turn_context.send_activity would reply to the continuation event's random id; address the card.
+            reply = TurnContext.apply_conversation_reference(MessageFactory.text(text), reference)
+            await turn_context.adapter.send_activities(turn_context, [reply])
 
         try:
             await self._call(
                 link,
                 card.conversation_id,
-                lambda: self._adapter.continue_conversation(
-                    self._reference(link, card.conversation_id), send, self._app_id
-                ),
+                lambda: self._adapter.continue_conversation(reference, send, self._app_id),
             )
         except ConversationGone as gone:
             raise PermanentFailure("the case's thread no longer exists") from gone

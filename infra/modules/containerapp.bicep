@@ -131,7 +131,7 @@ resource app 'Microsoft.App/containerApps@2025-01-01' = {
             {
               type: 'Readiness'
               httpGet: {
-                path: '/healthz'
+                path: '/healthz?probe=ready'
                 port: port
               }
               initialDelaySeconds: 5

@@ -1,0 +1,291 @@
+"""``make demo``: Rufpool on one machine, with Microsoft's Agents Playground as the Teams client.
+
+    python -m bot.sandbox.demo [run] [--playground-port 56150] [--control-port 56151] [--data-dir DIR]
+    python -m bot.sandbox.demo simulate missed|voicemail|repeat|done [--from NUMBER] [--line ID] [--message ID]
+
+``run`` starts, in this process: the identity stand-in (https, Graph tokens via azure-identity), the Graph stand-in
+with two pool mailboxes, the bot (SQLite, ``SANDBOX_MODE``: the Playground sends no tokens) and the simulation page;
+and the Playground as a child process in its own process group. It then links the Playground team's channels to the
+pool lines through the production path (installation ``conversationUpdate``, then ``@Rufpool verbinden <line>`` by
+an admin), prints the URLs and a ``DEMO_READY {json}`` line, and runs until SIGINT or SIGTERM, which stop everything.
+``simulate`` talks to a running demo's page API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bot.app import SERVICES, create_app
+from bot.config import PoolLine, Settings
+from bot.logging_setup import configure_logging
+from bot.sandbox.demo_playground import (
+    CALLBACK_CHANNEL_ID,
+    CURRENT_USER,
+    TEAM_ID,
+    PlaygroundClient,
+    PlaygroundProcess,
+)
+from bot.sandbox.demo_simulator import KINDS, CallSimulator, control_app
+from bot.sandbox.graph import GraphStandIn
+from bot.sandbox.identity import GRAPH_AUDIENCE, IdentityServer, IdentityStandIn, RegisteredApp
+from bot.sandbox.tls import ensure_tls
+
+log = logging.getLogger("rufpool.demo")
+
+DEFAULT_PLAYGROUND_PORT = 56150
+DEFAULT_CONTROL_PORT = 56151
+READY_MARKER = "DEMO_READY"
+START_TIMEOUT_S = 90.0
+GRAPH_TENANT = "7e4a1f00-0000-4000-8000-00000000a001"
+
+POOL_LINES = (
+    PoolLine(id="zentrale", mailbox="zentrale@praxis.example", numbers=["+49 30 1234500"], display_name="Zentrale"),
+    PoolLine(id="praxis-nord", mailbox="nord@praxis.example", numbers=["+49 40 5550100"], display_name="Praxis Nord"),
+)
+# Which Playground channel each line is linked to at start.
+LINKED_CHANNELS = {"zentrale": CALLBACK_CHANNEL_ID, "praxis-nord": TEAM_ID}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    data_dir: Path
+    playground_port: int
+    control_port: int
+
+
+@dataclass(frozen=True)
+class DemoUrls:
+    playground: str
+    control: str
+    bot: str
+    graph: str
+
+
+def bot_settings(
+    identity: IdentityServer, graph: GraphStandIn, graph_app: RegisteredApp, data_dir: Path, port: int
+) -> Settings:
+    """The bot's configuration: auth off towards the Playground, Graph through azure-identity and the stand-ins."""
+    trust_bundle = ensure_tls(data_dir / "tls").trust_bundle
+    values: dict[str, Any] = {
+        "app_id": "",
+        "app_password": "",
+        "sandbox_mode": True,
+        "graph_tenant_id": graph_app.tenant_id,
+        "graph_client_id": graph_app.client_id,
+        "graph_client_secret": graph_app.client_secret,
+        "graph_base_url": graph.base_url + "/v1.0",
+        "graph_authority_host": identity.base_url,
+        "graph_ca_bundle": trust_bundle,
+        "graph_client_state": secrets.token_urlsafe(32),
+        "database_url": f"sqlite:///{data_dir / 'rufpool.sqlite3'}",
+        "public_base_url": f"http://127.0.0.1:{port}",
+        "port": port,
+        "pool_lines": [line.model_dump() for line in POOL_LINES],
+        "link_admins": [CURRENT_USER.aad_object_id],
+        "default_locale": "de-DE",
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+async def _serve(app: web.Application, port: int) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+    except OSError as error:
+        await runner.cleanup()
+        raise SystemExit(f"port {port} is busy ({error.strerror}); choose another with the options") from None
+    return runner
+
+
+async def _link_lines(playground: PlaygroundClient, service_url: str, bot: web.Application) -> None:
+    """Install the bot in the team and link each line, as an admin would in Teams."""
+    await playground.install_bot_in_team(service_url)
+    links = bot[SERVICES].store.links
+    for line in POOL_LINES:
+        # The Playground answers before the bot has handled the message.
+        await playground.post_message(LINKED_CHANNELS[line.id], f"verbinden {line.id}")
+        while True:
+            if await links.link_for_line(line.id) is not None:
+                break
+            await asyncio.sleep(0.1)
+
+
+async def _wait_for_subscriptions(graph: GraphStandIn, count: int) -> None:
+    """The bot subscribes to each pool mailbox in the background after start-up; mails before that are only
+    picked up by the catch-up, later."""
+    while True:
+        if len(graph.subscriptions()) >= count:
+            return
+        await asyncio.sleep(0.1)
+
+
+@dataclass(frozen=True)
+class RunningDemo:
+    urls: DemoUrls
+    playground: PlaygroundProcess
+
+
+@contextlib.asynccontextmanager
+async def demo_stack(options: DemoOptions) -> AsyncIterator[RunningDemo]:
+    """Everything running and linked; torn down in reverse order on exit, also when start-up fails half-way."""
+    async with contextlib.AsyncExitStack() as stack:
+        bot_port = free_port()
+        playground = PlaygroundProcess(
+            options.data_dir / "playground", f"http://127.0.0.1:{bot_port}/api/messages", options.playground_port
+        )
+        stack.push_async_callback(playground.stop)
+        await playground.start()  # the slowest part: it starts while the rest comes up
+
+        graph_app = RegisteredApp(
+            "7e4a1f00-0000-4000-8000-0000000000e1", secrets.token_urlsafe(24), GRAPH_TENANT, ("Mail.ReadWrite",)
+        )
+        identity = IdentityServer(IdentityStandIn([graph_app]), ensure_tls(options.data_dir / "tls")).start()
+        stack.callback(identity.stop)
+        graph = GraphStandIn(token_validator=identity.stand_in.token_validator(GRAPH_AUDIENCE), tenant_id=GRAPH_TENANT)
+        for line in POOL_LINES:
+            graph.add_mailbox(line.mailbox, line.display_name)
+        await graph.start()
+        stack.push_async_callback(graph.stop)
+
+        settings = bot_settings(identity, graph, graph_app, options.data_dir, bot_port)
+        bot = create_app(settings)
+        stack.push_async_callback((await _serve(bot, bot_port)).cleanup)
+
+        simulator = CallSimulator(graph, POOL_LINES)
+        control = await _serve(control_app(simulator, playground.url), options.control_port)
+        stack.push_async_callback(control.cleanup)
+
+        async with asyncio.timeout(START_TIMEOUT_S):
+            await playground.wait_ready()
+            http = await stack.enter_async_context(aiohttp.ClientSession())
+            await _link_lines(PlaygroundClient(http, playground.url), f"{playground.url}/_connector", bot)
+            await _wait_for_subscriptions(graph, len(POOL_LINES))
+        control_url = f"http://127.0.0.1:{options.control_port}"
+        yield RunningDemo(DemoUrls(playground.url, control_url, settings.public_base_url, graph.base_url), playground)
+
+
+def _banner(urls: DemoUrls) -> str:
+    return f"""
+Rufpool demo is running.
+
+  Teams (Agents Playground): {urls.playground}
+      team "Praxis": channel "Rückrufe Zentrale" shows line Zentrale, "General" shows line Praxis Nord
+  Simulate calls:            {urls.control}
+      or: python -m bot.sandbox.demo simulate missed --from "0171 2345678"
+          python -m bot.sandbox.demo simulate voicemail | repeat | done
+
+Ctrl-C stops everything.
+"""
+
+
+async def run(options: DemoOptions) -> int:
+    """Until SIGINT, SIGTERM or SIGHUP (0) or until the Playground dies (1). A signal during start-up unwinds
+    what was started so far."""
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    stop, ready = asyncio.Event(), asyncio.Event()
+
+    def on_signal() -> None:
+        if ready.is_set():
+            stop.set()
+        elif main is not None:
+            main.cancel()
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(signum, on_signal)
+    try:
+        async with demo_stack(options) as demo:
+            ready.set()
+            print(_banner(demo.urls), flush=True)
+            print(f"{READY_MARKER} {json.dumps({**asdict(demo.urls), 'data_dir': str(options.data_dir)})}", flush=True)
+            waits = {asyncio.create_task(demo.playground.exited()), asyncio.create_task(stop.wait())}
+            _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+            if not stop.is_set():
+                print("The Agents Playground has exited:\n" + demo.playground.log_tail(), file=sys.stderr, flush=True)
+            print("Stopping the demo ...", flush=True)
+    except asyncio.CancelledError:
+        print("Start-up interrupted; stopped.", flush=True)
+        return 0
+    return 0 if stop.is_set() else 1
+
+
+async def simulate(control_url: str, kind: str, caller: str | None, line: str | None, message: str | None) -> int:
+    body = {"kind": kind, "caller": caller, "line": line, "message": message}
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http,
+            http.post(control_url.rstrip("/") + "/api/simulate", json=body) as response,
+        ):
+            result = await response.json()
+    except aiohttp.ClientError as error:
+        print(f"no demo answers at {control_url} ({error}); start it with `make demo`", file=sys.stderr)
+        return 1
+    if response.status != 200:
+        print(result.get("error", response.reason), file=sys.stderr)
+        return 1
+    print(f"{result['line']}: {result['subject']} (Outlook flag: {result['flag_status']}, id {result['message_id']})")
+    return 0
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bot.sandbox.demo", description=(__doc__ or "").splitlines()[0])
+    commands = parser.add_subparsers(dest="command")
+    run_parser = commands.add_parser("run", help="start the demo (the default)")
+    for sub in (parser, run_parser):
+        sub.add_argument("--playground-port", type=int, default=DEFAULT_PLAYGROUND_PORT)
+        sub.add_argument("--control-port", type=int, default=DEFAULT_CONTROL_PORT)
+        sub.add_argument("--data-dir", type=Path, help="keep the database here (default: a fresh temp dir)")
+        sub.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sim = commands.add_parser("simulate", help="simulate a call or an Outlook click in a running demo")
+    sim.add_argument("kind", choices=KINDS)
+    sim.add_argument("--from", dest="caller", help="the caller's number (default: a new one; repeat: the last)")
+    sim.add_argument("--line", help="pool line id (default: the first)")
+    sim.add_argument("--message", help="done: this mail id (default: the newest open mail of --from)")
+    sim.add_argument("--control-url", default=f"http://127.0.0.1:{DEFAULT_CONTROL_PORT}")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+    if args.command == "simulate":
+        return asyncio.run(simulate(args.control_url, args.kind, args.caller, args.line, args.message))
+    configure_logging(args.log_level)
+    # botbuilder warns about every Teams channelData field it has no model attribute for: noise here.
+    logging.getLogger("msrest.serialization").setLevel(logging.ERROR)
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="rufpool-demo-"))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return asyncio.run(run(DemoOptions(data_dir.resolve(), args.playground_port, args.control_port)))
+    finally:
+        if args.data_dir is None:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

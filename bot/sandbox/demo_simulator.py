@@ -1,0 +1,258 @@
+"""Simulated calls for the demo: Placetel-style notification mails into the Graph stand-in, and Outlook clicks.
+
+One code path for the page (``GET /``, form ``POST /simulate``) and the CLI (``POST /api/simulate``,
+``GET /api/mails``). A repeat call is a missed call from the last caller: the bot groups it into the open case.
+"Mark done in Outlook" sets the mail's flag to ``complete`` as Outlook does; the flag sync does the rest.
+"""
+
+from __future__ import annotations
+
+import html
+import random
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Literal, get_args
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+from aiohttp import web
+
+from bot.config import PoolLine
+from bot.sandbox.graph import GraphStandIn
+from bot.sandbox.graph_model import Attachment, Message
+
+Kind = Literal["missed", "voicemail", "repeat", "done"]
+KINDS: tuple[str, ...] = get_args(Kind)
+PBX_SENDER = "no-reply@placetel.de"
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+class SimulationError(ValueError):
+    """A simulation request that cannot be carried out; the message is shown to the user."""
+
+
+@dataclass(frozen=True)
+class MailView:
+    """A mail in a pool mailbox, as the page and the API show it."""
+
+    message_id: str
+    line: str
+    subject: str
+    flag_status: str
+    received: str  # local time, HH:MM:SS
+
+
+def national(number: str) -> str:
+    return phonenumbers.format_number(phonenumbers.parse(number, "DE"), phonenumbers.PhoneNumberFormat.NATIONAL)
+
+
+def _e164(number: str) -> str | None:
+    try:
+        parsed = phonenumbers.parse(number, "DE")
+    except phonenumbers.NumberParseException:
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _names_caller(subject: str, caller: str) -> bool:
+    """The PBX subjects quote the numbers: ``… von '0171 2345678' auf '030 1234500'``."""
+    return _e164(caller) in {_e164(quoted) for quoted in re.findall(r"'([^']+)'", subject)}
+
+
+class CallSimulator:
+    def __init__(self, graph: GraphStandIn, lines: Sequence[PoolLine], seed: int = 0) -> None:
+        if not lines:
+            raise ValueError("the demo needs at least one pool line")
+        self._graph = graph
+        self._lines = {line.id: line for line in lines}
+        self._random = random.Random(seed)
+        self.last_caller: str | None = None
+
+    @property
+    def lines(self) -> list[PoolLine]:
+        return list(self._lines.values())
+
+    def _line(self, line_id: str | None) -> PoolLine:
+        if line_id is None:
+            return self.lines[0]
+        line = self._lines.get(line_id)
+        if line is None:
+            raise SimulationError(f"unknown line {line_id!r}; known: {', '.join(self._lines)}")
+        return line
+
+    def _new_caller(self) -> str:
+        """A mobile number not used before in this demo: a new case."""
+        return f"0171 {self._random.randint(1_000_000, 9_999_999)}"
+
+    def simulate(
+        self, kind: str, caller: str | None = None, line_id: str | None = None, message_id: str | None = None
+    ) -> MailView:
+        line = self._line(line_id)
+        match kind:
+            case "missed" | "voicemail":
+                return self._deliver(line, caller or self._new_caller(), voicemail=kind == "voicemail")
+            case "repeat":
+                previous = caller or self.last_caller
+                if previous is None:
+                    raise SimulationError("no call to repeat yet; simulate a missed call first")
+                return self._deliver(line, previous, voicemail=False)
+            case "done":
+                return self._mark_done(message_id, caller, line_id)
+        raise SimulationError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
+
+    def _deliver(self, line: PoolLine, caller: str, *, voicemail: bool) -> MailView:
+        if _e164(caller) is None:
+            raise SimulationError(f"{caller!r} is not a phone number")
+        to = national(line.numbers[0])
+        attachments: list[Attachment] = []
+        if voicemail:
+            subject = f"Neue Sprachnachricht von '{caller}' auf '{to}'"
+            seconds = self._random.randint(8, 95)
+            body = (
+                f"Sie haben eine neue Sprachnachricht erhalten.\n\nAnrufer: {caller}\n"
+                f"Länge: {seconds // 60}:{seconds % 60:02d}\n\nDie Nachricht finden Sie im Anhang.\n"
+            )
+            name = f"voicemail_{datetime.now(BERLIN):%Y%m%d_%H%M}.mp3"
+            attachments.append(Attachment(name, "audio/mpeg", self._random.randbytes(2000 * seconds)))
+        else:
+            subject = f"Verpasster Anruf von '{caller}' auf '{to}'"
+            body = f"Hallo,\n\nSie haben einen Anruf verpasst.\n\nVon: '{caller}'\nAuf: '{to}'\n\nIhr Placetel-Team\n"
+        message = self._graph.deliver_mail(
+            line.mailbox, subject, PBX_SENDER, body, sender_name="Telefonanlage", attachments=attachments
+        )
+        self.last_caller = caller
+        return self._view(line, message)
+
+    def _mark_done(self, message_id: str | None, caller: str | None, line_id: str | None) -> MailView:
+        """Flag complete, as Outlook does: the given mail, else the newest open mail naming the caller, else the
+        newest open mail (on the line, when given)."""
+        candidates = [
+            (line, message)
+            for line, message in self._messages()
+            if (message_id is None or message.id == message_id)
+            and (caller is None or _names_caller(message.subject, caller))
+            and (line_id is None or line.id == line_id)
+            and (message_id is not None or message.flag.get("flagStatus") != "complete")
+        ]
+        if not candidates:
+            raise SimulationError("no open mail matches; simulate a call first")
+        line, message = candidates[0]
+        self._graph.set_flag(line.mailbox, message.id, {"flagStatus": "complete"})
+        return self._view(line, message)
+
+    def _messages(self) -> list[tuple[PoolLine, Message]]:
+        """Every mail in the pool mailboxes, newest first."""
+        found = [(line, m) for line in self.lines for m in self._graph.mailbox(line.mailbox).messages.values()]
+        return sorted(found, key=lambda item: item[1].received, reverse=True)
+
+    @staticmethod
+    def _view(line: PoolLine, message: Message) -> MailView:
+        return MailView(
+            message.id,
+            line.id,
+            message.subject,
+            str(message.flag.get("flagStatus", "notFlagged")),
+            message.received.astimezone(BERLIN).strftime("%H:%M:%S"),
+        )
+
+    def mails(self) -> list[MailView]:
+        return [self._view(line, message) for line, message in self._messages()]
+
+
+# The page and its API ---------------------------------------------------------------------------------------
+
+_BUTTONS = (("missed", "Verpasster Anruf"), ("voicemail", "Sprachnachricht"), ("repeat", "Wiederholter Anruf"))
+_PAGE_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:52rem;color:#242424}
+h1{font-size:1.4rem}form.sim{display:flex;gap:.5rem;flex-wrap:wrap;align-items:end;margin-bottom:1.5rem}
+label{display:flex;flex-direction:column;font-size:.85rem;gap:.2rem}
+input,select,button{font:inherit;padding:.35rem .6rem}
+button{background:#5b5fc7;color:#fff;border:0;border-radius:4px;cursor:pointer}
+table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.4rem;text-align:left}
+.note{color:#616161;font-size:.9rem}.error{color:#c4314b}
+"""
+
+
+def _page(simulator: CallSimulator, playground_url: str, error: str | None) -> str:
+    esc = html.escape
+    options = "".join(
+        f'<option value="{esc(line.id)}">{esc(line.display_name)} ({esc(national(line.numbers[0]))})</option>'
+        for line in simulator.lines
+    )
+    buttons = "".join(f'<button name="kind" value="{kind}">{label}</button>' for kind, label in _BUTTONS)
+    rows = "".join(
+        f"<tr><td>{esc(mail.received)}</td><td>{esc(mail.line)}</td><td>{esc(mail.subject)}</td>"
+        f"<td>{esc(mail.flag_status)}</td><td>"
+        + (
+            ""
+            if mail.flag_status == "complete"
+            else f'<form method="post" action="/simulate"><input type="hidden" name="message" '
+            f'value="{esc(mail.message_id)}"><button name="kind" value="done">In Outlook erledigt</button></form>'
+        )
+        + "</td></tr>"
+        for mail in simulator.mails()
+    )
+    return f"""<!doctype html><html lang="de"><head><meta charset="utf-8"><title>Rufpool demo: Anrufe simulieren</title>
+<style>{_PAGE_STYLE}</style></head><body>
+<h1>Rufpool demo: Anrufe simulieren</h1>
+<p class="note">Die Karten erscheinen im Agents Playground:
+<a href="{esc(playground_url)}" target="_blank">{esc(playground_url)}</a>
+(Team „Praxis“, Kanal „Rückrufe Zentrale“ bzw. „General“ für Praxis Nord).</p>
+{f'<p class="error">{esc(error)}</p>' if error else ""}
+<form class="sim" method="post" action="/simulate">
+<label>Leitung<select name="line">{options}</select></label>
+<label>Anrufer<input name="caller" placeholder="leer: neue Nummer"></label>{buttons}</form>
+<h2>Mails im Postfach</h2>
+<table><tr><th>Zeit</th><th>Leitung</th><th>Betreff</th><th>Outlook-Flag</th><th></th></tr>{rows}</table>
+</body></html>"""
+
+
+def control_app(simulator: CallSimulator, playground_url: str) -> web.Application:
+    """The simulation page and its JSON API."""
+
+    def run(body: dict[str, Any]) -> MailView:
+        def optional(key: str) -> str | None:
+            value = body.get(key)
+            return str(value).strip() or None if value is not None else None
+
+        return simulator.simulate(str(body.get("kind", "")), optional("caller"), optional("line"), optional("message"))
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text=_page(simulator, playground_url, request.query.get("error")), content_type="text/html")
+
+    async def form(request: web.Request) -> web.Response:
+        fields = await request.post()
+        try:
+            run({key: str(value) for key, value in fields.items()})
+        except SimulationError as error:
+            raise web.HTTPSeeOther(request.app.router["page"].url_for().with_query(error=str(error))) from None
+        raise web.HTTPSeeOther("/")
+
+    def json_api(
+        handler: Callable[[web.Request], Awaitable[Any]],
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def wrapped(request: web.Request) -> web.Response:
+            try:
+                return web.json_response(await handler(request))
+            except (SimulationError, ValueError) as error:
+                return web.json_response({"error": str(error)}, status=400)
+
+        return wrapped
+
+    async def api_simulate(request: web.Request) -> Any:
+        body = await request.json()
+        if not isinstance(body, dict):
+            raise SimulationError("a JSON object is expected")
+        return asdict(run(body))
+
+    async def api_mails(_request: web.Request) -> Any:
+        return [asdict(mail) for mail in simulator.mails()]
+
+    app = web.Application()
+    app.router.add_get("/", page, name="page")
+    app.router.add_post("/simulate", form)
+    app.router.add_post("/api/simulate", json_api(api_simulate))
+    app.router.add_get("/api/mails", json_api(api_mails))
+    return app

@@ -1,0 +1,111 @@
+"""The pacer keeps every thread and every tenant under Teams' windows; a fake clock makes waiting instant."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.teams.pacing import PRUNE_EVERY, TENANT_WINDOWS, THREAD_WINDOWS, Pacer, SlidingWindows
+
+
+class FakeClock:
+    """Time that passes only when someone sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+def fits(times: list[float], windows: tuple[tuple[float, int], ...]) -> bool:
+    """No window of any length holds more sends than its limit."""
+    ordered = sorted(times)
+    return all(
+        ordered[i + limit] - ordered[i] >= seconds - 1e-9
+        for seconds, limit in windows
+        for i in range(len(ordered) - limit)
+    )
+
+
+def test_sliding_windows_name_the_wait() -> None:
+    windows = SlidingWindows(((1.0, 2),))
+    windows.record(10.0)
+    windows.record(10.4)
+    assert windows.delay(10.5) == 0.5
+    assert windows.delay(11.0) == 0.0
+    assert not windows.is_empty(11.0)
+    assert windows.is_empty(11.5)
+
+
+async def test_one_thread_stays_under_every_thread_window() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock, clock.sleep)
+    sent = []
+    for _ in range(130):
+        await pacer.wait("thread-1", "tenant")
+        sent.append(clock.now)
+
+    assert fits(sent, THREAD_WINDOWS)
+    assert sent[6] == sent[0]  # a burst of 7 goes at once
+    assert sent[7] >= sent[0] + 1.0
+    assert sent[60] >= sent[0] + 30.0  # 60 per 30 s
+    assert sent[-1] - sent[0] < 90.0  # but no slower than the windows demand
+
+
+async def test_the_tenant_window_is_shared_by_all_threads() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock, clock.sleep)
+    sent = []
+    for n in range(90):
+        await pacer.wait(f"thread-{n}", "tenant")
+        sent.append(clock.now)
+
+    assert fits(sent, TENANT_WINDOWS)
+    assert sent[29] == sent[0] and sent[30] >= sent[0] + 1.0
+
+
+async def test_a_busy_thread_does_not_hold_up_another_thread() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock, clock.sleep, thread_windows=((1.0, 1),))
+    finished: list[str] = []
+
+    async def send(thread: str) -> None:
+        await pacer.wait(thread, "tenant")
+        finished.append(thread)
+
+    await send("busy")
+    waiting = asyncio.create_task(send("busy"))
+    await asyncio.sleep(0)  # the second send to "busy" now waits for its window...
+    await send("quiet")  # ...while "quiet" goes at once
+    await waiting
+
+    assert finished == ["busy", "quiet", "busy"]
+    assert clock.slept == [1.0]
+
+
+async def test_tenants_are_paced_separately() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock, clock.sleep, tenant_windows=((1.0, 1),))
+    await pacer.wait("a", "tenant-1")
+    await pacer.wait("b", "tenant-2")
+    assert clock.slept == []
+    await pacer.wait("c", "tenant-1")
+    assert clock.slept == [1.0]
+
+
+async def test_forgotten_threads_are_pruned() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock, clock.sleep, tenant_windows=((1.0, 10_000),))
+    for n in range(PRUNE_EVERY - 1):
+        await pacer.wait(f"thread-{n}", "tenant")
+    assert pacer.tracked_threads == PRUNE_EVERY - 1
+
+    clock.now += 3601.0  # longer than the longest thread window
+    await pacer.wait("fresh", "tenant")  # the PRUNE_EVERY-th send sweeps
+    assert pacer.tracked_threads == 1  # only the thread that just sent
