@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     )
     default_locale: str = Field(default="de-DE", description="language of cards posted to channels (de or en)")
 
+    initial_import_hours: int = Field(
+        default=24, ge=0, description="when a mailbox is first watched, mail this much older becomes no item"
+    )
     claim_timeout_minutes: int = Field(default=120, ge=1, description="after this, anyone may release a claimed case")
     delta_interval_minutes: int = Field(default=15, ge=1, description="periodic catch-up and reconciliation")
     subscription_lifetime_minutes: int = Field(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from bot import effects, metrics
@@ -104,6 +105,9 @@ class MailIngestor:
         if known is not None:
             await self._on_flag_change(line, mail)
             return
+        if await self._before_baseline(mail):
+            log.debug("mail %s predates watching %s; history, not work", mail.message_id[-12:], line.id)
+            return
         parsed = parse_mail(mail, line.numbers, self._profiles)
         if "own mail" in parsed.notes:
             log.info("skipped a mail of the bot's own making in %s", line.id)
@@ -136,6 +140,12 @@ class MailIngestor:
             )
         if event.kind is EventKind.UNRECOGNISED:
             log.info("mail %s in %s was not understood; shown as an unrecognised item", mail.message_id[-12:], line.id)
+
+    async def _before_baseline(self, mail: MailMessage) -> bool:
+        """A mailbox's existing Inbox is history: only mail from ``INITIAL_IMPORT_HOURS`` before the bot first
+        watched it becomes items (later notifications about older mail, e.g. a flag change, are ignored too)."""
+        since = await self._store.subscriptions.watched_since(mail.mailbox, datetime.now(UTC))
+        return mail.received_at < since - timedelta(hours=self._settings.initial_import_hours)
 
     async def catch_up(self, line: PoolLine) -> int:
         """Run the delta query from the stored delta link; returns how many mails were looked at."""

@@ -13,7 +13,7 @@ from bot.domain.events import WITHHELD, EventKind, Voicemail
 from bot.domain.state_machine import RefusalCode, Verb
 from bot.storage.factory import open_store
 from bot.storage.interface import CardRef, ChannelLink, FlagStatus, Installation, Subscription
-from bot.storage.migrations import migrate
+from bot.storage.migrations import available_migrations, migrate
 from bot.storage.sql_store import SqlStore
 from tests.storage_fixtures import ALICE, BOB, CLAIM_TIMEOUT, T0, make_event
 
@@ -243,7 +243,8 @@ async def test_migrations_are_applied_once_even_when_started_concurrently(databa
         assert await migrate(first.database) == []
         async with first.database.transaction() as cursor:
             await cursor.execute("SELECT version FROM schema_migrations")
-            assert [row["version"] for row in await cursor.fetchall()] == [1]
+            versions = [row["version"] for row in await cursor.fetchall()]
+        assert sorted(versions) == [migration.version for migration in available_migrations()]
         await asyncio.gather(*(each.ping() for each in opened))
     finally:
         await asyncio.gather(*(each.close() for each in opened))
@@ -262,3 +263,10 @@ async def test_open_store_in_memory() -> None:
         assert await store.cases.get(outcome.case.id) == outcome.case
     finally:
         await store.close()
+
+
+async def test_watched_since_is_recorded_once(store: SqlStore) -> None:
+    first = await store.subscriptions.watched_since("Pool@Example.com", T0)
+    later = await store.subscriptions.watched_since("pool@example.com", T0 + timedelta(days=3))
+
+    assert first == later == T0

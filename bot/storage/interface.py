@@ -160,6 +160,9 @@ class SubscriptionRepository(Protocol):
 
     async def get_delta_link(self, mailbox: str) -> str | None: ...
 
+    async def watched_since(self, mailbox: str, now: datetime) -> datetime:
+        """When the bot first watched ``mailbox`` (recorded as ``now`` on the first call)."""
+
 
 class LeaseRepository(Protocol):
     """Named leases so that one instance of a deployment owns a mailbox's subscription or a periodic task."""

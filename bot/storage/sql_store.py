@@ -563,6 +563,17 @@ class SqlSubscriptionRepository(SubscriptionRepository):
         row = await self._one("SELECT delta_link FROM delta_links WHERE mailbox = ?", (mailbox,))
         return row["delta_link"] if row else None
 
+    async def watched_since(self, mailbox: str, now: datetime) -> datetime:
+        async with self._db.transaction() as cursor:
+            await cursor.execute(
+                "INSERT INTO mailbox_baselines (mailbox, watched_since) VALUES (?, ?) ON CONFLICT (mailbox) DO NOTHING",
+                (mailbox.lower(), now),
+            )
+            await cursor.execute("SELECT watched_since FROM mailbox_baselines WHERE mailbox = ?", (mailbox.lower(),))
+            row = await cursor.fetchone()
+        assert row is not None
+        return require_utc(row["watched_since"])
+
 
 class SqlLeaseRepository(LeaseRepository):
     def __init__(self, database: Database) -> None:
