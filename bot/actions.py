@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from bot import effects
 from bot.config import Settings
@@ -53,13 +53,19 @@ class ActionResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class ListPage(Protocol):
+    """Renders a page of the open/mine list (``bot.commands.Commands.list_page``)."""
+
+    async def __call__(self, request: ActionRequest, notice: str | None, positive: bool) -> ActionResult: ...
+
+
 class CardActions:
     def __init__(
         self,
         settings: Settings,
         store: Store,
         flag_sync: FlagSync,
-        list_page: Callable[[ActionRequest], Awaitable[ActionResult]],
+        list_page: ListPage,
         voicemail_links: VoicemailLinks | None,
     ) -> None:
         self._settings = settings
@@ -69,7 +75,12 @@ class CardActions:
         self._handlers: dict[str, Callable[[ActionRequest], Awaitable[ActionResult]]] = {
             verb.value: self._transition_handler(verb) for verb in USER_VERBS
         }
-        self._handlers[LIST_PAGE_VERB] = list_page
+        self._list_page = list_page
+
+        async def page(request: ActionRequest) -> ActionResult:
+            return await list_page(request, None, False)
+
+        self._handlers[LIST_PAGE_VERB] = page
 
     @property
     def claim_timeout(self) -> timedelta:
@@ -132,6 +143,8 @@ class CardActions:
             # The clicker may look at a stale card: answer with the current one, and refresh it for everyone.
             if _card_version(request.data) != outcome.case.version:
                 await effects.refresh_card(self._store.jobs, outcome.case.id)
+            if _list_origin(request) is not None:
+                return await self._back_to_list(request, notice, positive=False)
             return ActionResult(200, card=self.card_for(outcome.case, lang, notice), message=notice)
         log.info("%s: case %s (%s) by %s", verb, case.id[:8], mask_number(case.caller), request.actor.id[:8])
         previous_holder = case.claimed_by if verb is Verb.TAKE_OVER else None
@@ -151,7 +164,20 @@ class CardActions:
             },
         )
         await self._flag_sync.case_changed(outcome.case)
+        if _list_origin(request) is not None:
+            return replace(
+                await self._back_to_list(request, text(lang, "list_action_done"), positive=True), applied=True
+            )
         return ActionResult(200, card=self.card_for(outcome.case, lang), applied=True)
+
+    async def _back_to_list(self, request: ActionRequest, notice: str, *, positive: bool) -> ActionResult:
+        """A button clicked in an open/mine list answers with the list again, so the clicker keeps their place."""
+        return await self._list_page(replace(request, data=_list_origin(request) or {}), notice, positive)
+
+
+def _list_origin(request: ActionRequest) -> dict[str, Any] | None:
+    origin = request.data.get("list")
+    return origin if isinstance(origin, dict) else None
 
 
 def _card_version(data: Mapping[str, Any]) -> int | None:

@@ -101,8 +101,10 @@ class Commands:
     async def my_cases(self, request: CommandRequest, _argument: str) -> CommandReply:
         return CommandReply(card=await self._list(request, ListCommand.MINE, 0))
 
-    async def list_page(self, request: ActionRequest) -> ActionResult:
-        """The paging buttons of a list card (an ``Action.Execute``)."""
+    async def list_page(
+        self, request: ActionRequest, notice: str | None = None, positive: bool = False
+    ) -> ActionResult:
+        """The paging buttons of a list card (an ``Action.Execute``), and the list again after a Claim in it."""
         command = ListCommand(str(request.data.get("command", "open")))
         try:
             offset = max(0, int(request.data.get("offset", 0)))
@@ -119,7 +121,7 @@ class Commands:
             locale=request.locale,
             member_team_ids=_member_filter(request),
         )
-        return ActionResult(200, card=await self._list(listing, command, offset))
+        return ActionResult(200, card=await self._list(listing, command, offset, notice, positive))
 
     async def _line_ids(self, request: CommandRequest) -> list[str]:
         if request.channel_id is not None:
@@ -139,7 +141,14 @@ class Commands:
                 links.append(link)
         return links
 
-    async def _list(self, request: CommandRequest, command: ListCommand, offset: int) -> Json:
+    async def _list(
+        self,
+        request: CommandRequest,
+        command: ListCommand,
+        offset: int,
+        notice: str | None = None,
+        positive: bool = False,
+    ) -> Json:
         line_ids = await self._line_ids(request)
         claimed_by = request.actor.id if command is ListCommand.MINE else None
         cases, total = await self._store.cases.list_active(
@@ -154,6 +163,8 @@ class Commands:
                 line_names={line.id: line.display_name for line in self._settings.pool_lines},
                 lang=request.lang,
                 now=datetime.now(UTC),
+                notice=notice,
+                notice_positive=positive,
             )
         )
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from bot.domain.cases import Case, CaseState
 from bot.domain.events import WITHHELD, CallEvent, EventKind
 from bot.domain.state_machine import TRANSITIONS, Verb
-from cards.elements import Json, adaptive_card, case_action, column, column_set, fact_set, text_block
+from cards.elements import Json, adaptive_card, case_action, column, column_set, fact_set, notice_block, text_block
 from cards.format import (
     NAME_LIMIT,
     OUTLOOK_HOSTS,
@@ -70,7 +70,7 @@ def card_verbs(state: CaseState) -> tuple[Verb, ...]:
 
 
 def state_label(case: Case, lang: Lang, *, markdown: bool = False) -> str:
-    """"Offen" / "In Bearbeitung – Anna Schmidt" / "Erledigt – Anna Schmidt", for a TextBlock when ``markdown``."""
+    """ "Offen" / "In Bearbeitung – Anna Schmidt" / "Erledigt – Anna Schmidt", for a TextBlock when ``markdown``."""
     holder = case.holder
     if holder is not None and holder.is_outlook:
         # Graph does not say who set the flag in Outlook: say where, not a made-up name.
@@ -82,7 +82,10 @@ def state_label(case: Case, lang: Lang, *, markdown: bool = False) -> str:
 def card_activity_text(case: Case, lang: Lang) -> str:
     """A one-line plain summary of the case for notifications and the activity's ``summary``."""
     return text(
-        lang, "activity_summary", state=state_label(case, lang), caller=caller_label(case, lang),
+        lang,
+        "activity_summary",
+        state=state_label(case, lang),
+        caller=caller_label(case, lang),
         calls=calls_count(case.call_count, lang),
     )
 
@@ -95,10 +98,13 @@ def build_case_card(view: CaseCardView) -> Json:
     body.extend(_caller(view))
     body.extend(_facts(view))
     if _claim_timed_out(view):
-        body.append(text_block(
-            text(view.lang, "claim_timed_out", minutes=int(view.claim_timeout.total_seconds() // 60)),
-            isSubtle=True, size="Small",
-        ))
+        body.append(
+            text_block(
+                text(view.lang, "claim_timed_out", minutes=int(view.claim_timeout.total_seconds() // 60)),
+                isSubtle=True,
+                size="Small",
+            )
+        )
     body.extend(_history(view))
     if case.previous is not None:
         body.append(text_block(_previous_text(view), isSubtle=True, size="Small", separator=True))
@@ -106,12 +112,7 @@ def build_case_card(view: CaseCardView) -> Json:
 
 
 def _notice(notice: str) -> Json:
-    return {
-        "type": "Container",
-        "style": "attention",
-        "spacing": "Medium",
-        "items": [text_block(f"⚠️ {inert(notice, NOTICE_LIMIT)}", weight="Bolder", color="Attention")],
-    }
+    return notice_block(inert(notice, NOTICE_LIMIT))
 
 
 def _header(view: CaseCardView) -> Json:
@@ -124,7 +125,8 @@ def _header(view: CaseCardView) -> Json:
     )
     line = column(
         [text_block(inert(view.line_name, NAME_LIMIT), isSubtle=True, horizontalAlignment="Right", size="Small")],
-        width="auto", verticalContentAlignment="Center",
+        width="auto",
+        verticalContentAlignment="Center",
     )
     return {"type": "Container", "style": style, "bleed": True, "items": [column_set([badge, line])]}
 
@@ -136,18 +138,26 @@ def _caller(view: CaseCardView) -> list[Json]:
         blocks.append(text_block(inert(case.caller_name, NAME_LIMIT), spacing="None"))
     first = case.first_event
     if first is not None and first.kind is EventKind.UNRECOGNISED:
-        blocks.append(fact_set([
-            (text(lang, "mail_subject"), inert(first.mail.subject, SUBJECT_LIMIT)),
-            (text(lang, "mail_sender"), inert(first.mail.sender, SUBJECT_LIMIT)),
-        ], spacing="Small"))
+        blocks.append(
+            fact_set(
+                [
+                    (text(lang, "mail_subject"), inert(first.mail.subject, SUBJECT_LIMIT)),
+                    (text(lang, "mail_sender"), inert(first.mail.sender, SUBJECT_LIMIT)),
+                ],
+                spacing="Small",
+            )
+        )
         return blocks
     links = call_links(case.caller) if case.caller and case.caller != WITHHELD else None
     if links is not None:
         tel, teams = links
-        blocks.append(text_block(
-            f"📞 {markdown_link(text(lang, 'call_phone'), tel)}  ·  {markdown_link(text(lang, 'call_teams'), teams)}",
-            spacing="Small",
-        ))
+        blocks.append(
+            text_block(
+                f"📞 {markdown_link(text(lang, 'call_phone'), tel)}"
+                f"  ·  {markdown_link(text(lang, 'call_teams'), teams)}",
+                spacing="Small",
+            )
+        )
     return blocks
 
 
@@ -164,7 +174,10 @@ def _facts(view: CaseCardView) -> list[Json]:
         title = text(lang, "fact_claimed" if case.state is CaseState.CLAIMED else "fact_done")
         name = text(lang, "actor_outlook") if holder.is_outlook else inert(holder.name, NAME_LIMIT)
         value = text(
-            lang, "holder_since", name=name, absolute=format_absolute(since, lang),
+            lang,
+            "holder_since",
+            name=name,
+            absolute=format_absolute(since, lang),
             relative=format_relative(since, now, lang),
         )
         facts.append((title, value))
@@ -193,8 +206,11 @@ def _history(view: CaseCardView) -> list[Json]:
 
 def _event_line(view: CaseCardView, event: CallEvent) -> str:
     lang = view.lang
-    parts = [f"**{format_absolute(event.received_at, lang)}**", format_relative(event.received_at, view.now, lang),
-             _event_kind(event, lang)]
+    parts = [
+        f"**{format_absolute(event.received_at, lang)}**",
+        format_relative(event.received_at, view.now, lang),
+        _event_kind(event, lang),
+    ]
     listen = safe_link(view.voicemail_urls.get(event.source_id)) if event.voicemail is not None else None
     if listen is not None:
         parts.append(markdown_link(text(lang, "listen"), listen))
@@ -216,7 +232,9 @@ def _previous_text(view: CaseCardView) -> str:
     if previous is None or previous.done_by is None or previous.done_at is None:
         return text(view.lang, "previous_done_unknown")
     return text(
-        view.lang, "previous_done", name=inert(previous.done_by.name, NAME_LIMIT),
+        view.lang,
+        "previous_done",
+        name=inert(previous.done_by.name, NAME_LIMIT),
         date=format_date(previous.done_at, view.lang),
     )
 

@@ -46,6 +46,20 @@ def execute(title: str, verb: str, data: Mapping[str, Any], *, style: str | None
     return action
 
 
-def case_action(case: Case, verb: str, title: str, *, style: str | None = None) -> Json:
+def case_action(
+    case: Case, verb: str, title: str, *, style: str | None = None, extra: Mapping[str, Any] | None = None
+) -> Json:
     """An ``Action.Execute`` on ``case``; the version lets the bot tell a stale card from the current one."""
-    return execute(title, verb, {"case_id": case.id, "version": case.version, "line_id": case.line_id}, style=style)
+    data = {"case_id": case.id, "version": case.version, "line_id": case.line_id, **(extra or {})}
+    return execute(title, verb, data, style=style)
+
+
+def notice_block(escaped_text: str, *, positive: bool = False) -> Json:
+    """A highlighted line on top of a card: a refusal (attention) or a confirmation (good)."""
+    icon, style, color = ("✓", "good", "Good") if positive else ("⚠️", "attention", "Attention")
+    return {
+        "type": "Container",
+        "style": style,
+        "spacing": "Medium",
+        "items": [text_block(f"{icon} {escaped_text}", weight="Bolder", color=color)],
+    }

@@ -26,6 +26,7 @@ SUBJECT_LIMIT = 200
 
 # --- phone numbers ---------------------------------------------------------------------------------------------
 
+
 def _parse(number: str) -> phonenumbers.PhoneNumber | None:
     try:
         parsed = phonenumbers.parse(number, HOME_REGION)
@@ -66,6 +67,7 @@ def caller_label(case: Case, lang: Lang) -> str:
 
 
 # --- times -----------------------------------------------------------------------------------------------------
+
 
 def format_absolute(moment: datetime, lang: Lang, tz: tzinfo = BERLIN) -> str:
     """``27.11.2026, 10:32`` (German) or ``2026-11-27 10:32`` (English), in the team's time zone."""

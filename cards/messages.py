@@ -45,7 +45,13 @@ UNKNOWN_COMMAND_LIMIT = 60
 
 
 def state_change_reply(
-    verb: Verb, actor: Actor, at: datetime, lang: Lang, *, previous_holder: Actor | None = None, tz: tzinfo = BERLIN,
+    verb: Verb,
+    actor: Actor,
+    at: datetime,
+    lang: Lang,
+    *,
+    previous_holder: Actor | None = None,
+    tz: tzinfo = BERLIN,
 ) -> str:
     """The thread line for a state change, e.g. "Anna Schmidt hat übernommen · 10:32"."""
     previous = inert(previous_holder.name, NAME_LIMIT) if previous_holder else "?"
@@ -82,8 +88,13 @@ def build_help_card(lang: Lang, unknown_text: str | None = None) -> Json:
     """What the bot does and its commands; ``unknown_text`` is the message that was not understood, if any."""
     body = [text_block(text(lang, "help_title"), size="Large", weight="Bolder")]
     if unknown_text is not None:
-        body.append(text_block(text(lang, "help_unknown", text=inert(unknown_text, UNKNOWN_COMMAND_LIMIT)),
-                               color="Warning", weight="Bolder"))
+        body.append(
+            text_block(
+                text(lang, "help_unknown", text=inert(unknown_text, UNKNOWN_COMMAND_LIMIT)),
+                color="Warning",
+                weight="Bolder",
+            )
+        )
     body.append(text_block(text(lang, "help_intro")))
     body.append(text_block(text(lang, "help_commands"), weight="Bolder", spacing="Medium"))
     body.append(fact_set([(text(lang, command), text(lang, meaning)) for command, meaning in _HELP_COMMANDS]))

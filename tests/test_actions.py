@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -35,8 +36,8 @@ def _settings() -> Settings:
     )  # fmt: skip
 
 
-async def _list_page(request: ActionRequest) -> ActionResult:
-    return ActionResult(200, message=f"page {request.data.get('offset')}")
+async def _list_page(request: ActionRequest, notice: str | None, positive: bool) -> ActionResult:
+    return ActionResult(200, message=f"page {request.data.get('offset')}", extra={"notice": notice, "ok": positive})
 
 
 def _actions(store: SqlStore, links: VoicemailLinks | None = None) -> CardActions:
@@ -166,3 +167,24 @@ async def test_the_card_links_each_voicemail(store: SqlStore) -> None:
     card = str(_actions(store, links).card_for(case, Lang.DE))
     assert "[Anhören](https://bot.example/voicemail/v1." in card
     assert "Anhören" not in str(_actions(store).card_for(case, Lang.DE))
+
+
+async def test_claim_from_a_list_answers_with_the_list_again(store: SqlStore) -> None:
+    case = await _linked_case(store)
+    request = ActionRequest(
+        verb="claim",
+        data={"case_id": case.id, "version": case.version, "list": {"command": "open", "offset": 10}},
+        actor=ALICE,
+        tenant_id=TENANT,
+        conversation_id=CHANNEL,
+        channel_id=CHANNEL,
+    )
+    actions = _actions(store)
+
+    claimed = await actions.handle(request)
+    again = await actions.handle(replace(request, actor=BOB))
+
+    assert claimed.applied and claimed.message == "page 10"
+    assert claimed.extra == {"notice": "Gespeichert – die Karte im Kanal ist aktualisiert", "ok": True}
+    assert not again.applied and again.extra["ok"] is False
+    assert ALICE.name in again.extra["notice"]

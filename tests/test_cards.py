@@ -403,7 +403,13 @@ def test_list_title_rows_and_claim_buttons() -> None:
     claims = [action for action in executes(card) if action["verb"] == Verb.CLAIM]
     open_cases = [case for case in cases if case.state is CaseState.OPEN]
     assert [action["data"] for action in claims] == [
-        {"case_id": case.id, "version": case.version, "line_id": case.line_id} for case in open_cases
+        {
+            "case_id": case.id,
+            "version": case.version,
+            "line_id": case.line_id,
+            "list": {"command": "open", "offset": 0},
+        }
+        for case in open_cases
     ]
     assert "1–10 von 12" in all_text(card)
 
