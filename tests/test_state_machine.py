@@ -16,7 +16,6 @@ from bot.domain.state_machine import (
     Rule,
     Verb,
     Who,
-    allowed_verbs,
     decide,
     markdown_table,
 )
@@ -152,15 +151,6 @@ def test_release_by_someone_else_only_after_the_claim_timeout() -> None:
         released = decide(case, V.RELEASE, BOB, when, CLAIM_TIMEOUT)
         assert isinstance(released, Case) and released.state is S.OPEN and released.claimed_by is None
     assert isinstance(decide(case, V.RELEASE, ALICE, T0, CLAIM_TIMEOUT), Case), "the claimer may release any time"
-
-
-def test_allowed_verbs_are_the_card_buttons() -> None:
-    claimed = case_in(S.CLAIMED)
-    assert allowed_verbs(case_in(S.OPEN), BOB, NOW, CLAIM_TIMEOUT) == (V.CLAIM, V.DONE)
-    assert allowed_verbs(claimed, ALICE, NOW, CLAIM_TIMEOUT) == (V.RELEASE, V.DONE)
-    assert allowed_verbs(claimed, BOB, NOW, CLAIM_TIMEOUT) == (V.TAKE_OVER,)
-    assert allowed_verbs(claimed, BOB, T0 + CLAIM_TIMEOUT, CLAIM_TIMEOUT) == (V.RELEASE, V.TAKE_OVER)
-    assert allowed_verbs(case_in(S.DONE), BOB, NOW, CLAIM_TIMEOUT) == (V.REOPEN,)
 
 
 def test_markdown_table_lists_every_cell() -> None:

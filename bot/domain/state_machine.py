@@ -150,11 +150,6 @@ def _permission_refusal(
     raise AssertionError(f"unhandled permission {rule.who}")
 
 
-def allowed_verbs(case: Case, actor: Actor, now: datetime, claim_timeout: timedelta) -> tuple[Verb, ...]:
-    """The user verbs ``actor`` may fire on ``case`` now: what the card offers as buttons."""
-    return tuple(verb for verb in USER_VERBS if isinstance(decide(case, verb, actor, now, claim_timeout), Case))
-
-
 def decide(case: Case, verb: Verb, actor: Actor, now: datetime, claim_timeout: timedelta) -> Case | Refusal:
     """Apply ``verb`` by ``actor`` to ``case``: the new case (version + 1) or the refusal."""
     rule = TRANSITIONS.get((case.state, verb))

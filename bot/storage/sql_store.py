@@ -426,10 +426,6 @@ class SqlLinkRepository(LinkRepository):
     async def links_for_channel(self, channel_id: str) -> list[ChannelLink]:
         return await self._links("channel_id = ?", (channel_id,))
 
-    async def links_for_teams(self, team_ids: list[str]) -> list[ChannelLink]:
-        if not team_ids:
-            return []
-        return await self._links(f"team_id IN ({_placeholders(team_ids)})", team_ids)
 
 
 def _card_from_row(row: Row) -> CardRef:
@@ -545,11 +541,6 @@ class SqlSubscriptionRepository(SubscriptionRepository):
     async def subscription_by_id(self, subscription_id: str) -> Subscription | None:
         row = await self._one("SELECT * FROM subscriptions WHERE subscription_id = ?", (subscription_id,))
         return _subscription_from_row(row) if row else None
-
-    async def delete_subscription(self, mailbox: str) -> None:
-        """Forget the subscription; the delta link stays, so a new subscription catches up from it."""
-        async with self._db.transaction() as cursor:
-            await cursor.execute("DELETE FROM subscriptions WHERE mailbox = ?", (mailbox,))
 
     async def save_delta_link(self, mailbox: str, delta_link: str) -> None:
         async with self._db.transaction() as cursor:
