@@ -40,6 +40,7 @@ MAILBOXES = "Graph access to the mailboxes"
 SUBSCRIPTIONS = "subscriptions"
 DATABASE = "database"
 PUBLIC_URL = "public notification URL"
+OUTBOX = "outbox"
 
 EXPIRY_MARGIN = timedelta(hours=12)
 VALIDATION_TIMEOUT_S = 10.0  # Graph's limit for the validation handshake
@@ -400,6 +401,23 @@ async def check_database(settings: Settings) -> tuple[Store | None, list[Problem
     return store, []
 
 
+async def check_outbox(store: Store) -> list[Problem]:
+    """Dead letters are effects on Teams or Graph that never happened: each one is worth a look."""
+    dead = await store.jobs.dead_letters(limit=5)
+    if not dead:
+        return []
+    depth = await store.jobs.depth()
+    errors = "; ".join(f"{job.kind} #{job.id}: {job.last_error or '?'}" for job in dead)
+    return [
+        Problem(
+            OUTBOX,
+            f"{depth.get('dead', len(dead))} job(s) gave up after all retries (newest: {errors})",
+            "Fix the cause the errors name (permissions, a deleted channel, a removed mail); the card or flag "
+            "catches up with the next change of its case, and the periodic catch-up repairs flags.",
+        )
+    ]
+
+
 # ---------------------------------------------------------------- 6. public notification URL
 
 
@@ -486,12 +504,18 @@ async def diagnose(settings: Settings, now: datetime | None = None) -> list[Chec
             mailboxes = CheckResult(MAILBOXES, skipped=skip)
             subscriptions = CheckResult(SUBSCRIPTIONS, skipped=skip)
         public_url = CheckResult(PUBLIC_URL, await check_public_url(settings))
+        outbox = (
+            CheckResult(OUTBOX, await check_outbox(store))
+            if store is not None
+            else CheckResult(OUTBOX, skipped="the database is unavailable")
+        )
     return [
         CheckResult(CONFIGURATION, check_configuration(settings)),
         credentials,
         mailboxes,
         subscriptions,
         CheckResult(DATABASE, database_problems),
+        outbox,
         public_url,
     ]
 

@@ -22,6 +22,7 @@ from bot.doctor import (
     CREDENTIALS,
     DATABASE,
     MAILBOXES,
+    OUTBOX,
     PUBLIC_URL,
     SUBSCRIPTIONS,
     CheckResult,
@@ -40,12 +41,12 @@ from bot.sandbox.graph import GraphStandIn
 from bot.sandbox.identity import GRAPH_AUDIENCE, IdentityServer
 from bot.sandbox.tls import TlsMaterial
 from bot.storage.factory import open_store
-from bot.storage.interface import Store, Subscription
+from bot.storage.interface import RetryPolicy, Store, Subscription
 from tests.sandbox_teams_fixtures import BOT_APP, GRAPH_APP, TENANT
 
 POOL = "zentrale@example.com"
 CLIENT_STATE = "doctor-client-state-value"
-ALL_CHECKS = [CONFIGURATION, CREDENTIALS, MAILBOXES, SUBSCRIPTIONS, DATABASE, PUBLIC_URL]
+ALL_CHECKS = [CONFIGURATION, CREDENTIALS, MAILBOXES, SUBSCRIPTIONS, DATABASE, OUTBOX, PUBLIC_URL]
 
 
 def free_port() -> int:
@@ -133,7 +134,7 @@ async def test_all_green(sandbox: Sandbox) -> None:
     assert code == 0, output
     for check in ALL_CHECKS:
         assert f"[OK] {check}" in output
-    assert "0 problem(s), 0 warning(s); 6 of 6 checks passed" in output
+    assert "0 problem(s), 0 warning(s); 7 of 7 checks passed" in output
     assert "All checks passed." in output
 
 
@@ -425,3 +426,17 @@ async def test_login_endpoint_unreachable(sandbox: Sandbox) -> None:
     assert code == 1
     assert f"Graph token for GRAPH_CLIENT_ID {GRAPH_APP.client_id}: no answer from the login endpoint" in output
     assert "Fix: Allow outbound https to login.microsoftonline.com" in output and "GRAPH_AUTHORITY_HOST" in output
+
+
+async def test_dead_letters_are_reported(sandbox: Sandbox) -> None:
+    settings = sandbox.settings()
+    await sandbox.subscribe(settings)
+    await sandbox.store.jobs.enqueue("teams.card", {"case_id": "c1"})
+    (job,) = await sandbox.store.jobs.lease("w", ["teams.card"], timedelta(minutes=1))
+    await sandbox.store.jobs.fail(job, "w", "Teams refused the request (403)", RetryPolicy(max_attempts=1))
+
+    code, output = await doctor(settings)
+
+    assert code == 1
+    assert "[FAIL] outbox" in output
+    assert "1 job(s) gave up after all retries" in output and "teams.card" in output and "(403)" in output
