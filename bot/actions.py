@@ -126,8 +126,13 @@ class CardActions:
             return None
         return "not a member of the line's team"
 
+    def language(self, request: ActionRequest) -> Lang:
+        """The channel's language in a channel, where everyone shares one message (an answer in the clicker's
+        own language would flip back at the next update); the user's own language in a personal chat."""
+        return language_for(self._settings.default_locale if request.channel_id else request.locale)
+
     async def _transition(self, verb: Verb, request: ActionRequest) -> ActionResult:
-        lang = language_for(request.locale)
+        lang = self.language(request)
         case_id = str(request.data.get("case_id", ""))
         case = await self._store.cases.get(case_id) if case_id else None
         if case is None:

@@ -136,7 +136,12 @@ class MailIngestor:
                 queue,
                 outcome.case.id,
                 outcome.case.version,
-                {"key": "repeat_call", "at": event.received_at.isoformat(), "count": outcome.case.call_count},
+                {
+                    "key": "repeat_call",
+                    "source_id": event.source_id,
+                    "at": event.received_at.isoformat(),
+                    "count": outcome.case.call_count,
+                },
             )
         if event.kind is EventKind.UNRECOGNISED:
             log.info("mail %s in %s was not understood; shown as an unrecognised item", mail.message_id[-12:], line.id)

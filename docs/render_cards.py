@@ -1,8 +1,8 @@
 """Render the case and list cards to docs/cards/*.png with the adaptivecards JS renderer in headless Chromium.
 
-Run ``python docs/render_cards.py`` from the repository root (the .venv's Python). It installs the pinned npm
-renderer into docs/render/node_modules on first use (never touching the top-level package.json) and drives the
-Debian ``/usr/bin/chromium`` through Playwright; it never downloads a browser.
+Run ``python docs/render_cards.py`` from the repository root (the .venv's Python). The renderer is the pinned npm
+``adaptivecards`` from the top-level package.json (``npm ci``); it drives the Debian ``/usr/bin/chromium`` through
+Playwright and never downloads a browser.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from tests.cards_fixtures import (  # noqa: E402
 REFUSAL_NOTICE = "Bereits übernommen von Anna Schmidt um 10:32"
 RENDER_DIR = ROOT / "docs" / "render"
 OUTPUT_DIR = ROOT / "docs" / "cards"
-NPM_PACKAGES = ("adaptivecards@3.0.6", "markdown-it@14.1.0")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -55,10 +54,8 @@ PICTURES: dict[str, Callable[[], dict[str, Any]]] = {
 
 
 def ensure_renderer() -> None:
-    if not (RENDER_DIR / "node_modules" / "adaptivecards").is_dir():
-        (RENDER_DIR / "node_modules").mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(RENDER_DIR),
-                        *NPM_PACKAGES], check=True)
+    if not (ROOT / "node_modules" / "adaptivecards").is_dir():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=ROOT, check=True)
 
 
 @contextmanager

@@ -108,11 +108,18 @@ async def test_a_refusal_names_the_holder_and_time_and_refreshes_a_stale_card(st
     assert not fresh.applied and await _job_kinds(store) == []  # the card was current: nothing to refresh
 
 
-async def test_english_locale_gives_english_texts(store: SqlStore) -> None:
+async def test_english_locale_gives_english_texts_in_personal_chat(store: SqlStore) -> None:
     case = await _linked_case(store)
     actions = _actions(store)
     await actions.handle(_request("claim", case))
-    refused = await actions.handle(_request("claim", case, BOB, locale="en-US"))
+
+    async def member(_team_id: str) -> bool:
+        return True
+
+    in_channel = await actions.handle(_request("claim", case, BOB, locale="en-US"))
+    refused = await actions.handle(_request("claim", case, BOB, locale="en-US", channel_id=None, is_team_member=member))
+
+    assert in_channel.message is not None and in_channel.message.startswith("Bereits übernommen von Alice")
     assert refused.message is not None and refused.message.startswith("Already claimed by Alice at ")
     assert "In progress – Alice" in str(refused.card)
 

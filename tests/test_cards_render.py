@@ -32,11 +32,11 @@ def load_renderer() -> ModuleType:
 
 @pytest.fixture(scope="module")
 def renderer() -> ModuleType:
-    ready = Path("/usr/bin/chromium").exists() and (ROOT / "docs/render/node_modules/adaptivecards").is_dir()
+    ready = Path("/usr/bin/chromium").exists() and (ROOT / "node_modules/adaptivecards").is_dir()
     if not ready:
         if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail("Chromium or docs/render/node_modules missing (run python docs/render_cards.py once)")
-        pytest.skip("Chromium or docs/render/node_modules missing")
+            pytest.fail("Chromium or node_modules/adaptivecards missing (apt-get install chromium; npm ci)")
+        pytest.skip("Chromium or node_modules/adaptivecards missing")
     return load_renderer()
 
 

@@ -138,7 +138,8 @@ async def test_a_stale_card_is_refreshed(bot_stack: BotStack) -> None:
     assert len(the_card(bot_stack).versions) == versions  # already current for everyone: no needless PUT
 
 
-async def test_the_clickers_english_locale_gives_an_english_card(bot_stack: BotStack) -> None:
+async def test_in_a_channel_the_answer_keeps_the_channels_language(bot_stack: BotStack) -> None:
+    """Everyone shares one message: an English answer for the clicker would flip back at the next update."""
     card = await posted_case(bot_stack)
     claim = {"type": "Action.Execute", "verb": "claim", "data": action_data(card_json(card.current), "claim")}
     activity = bot_stack._activity(
@@ -152,7 +153,7 @@ async def test_the_clickers_english_locale_gives_an_english_card(bot_stack: BotS
     )
     response = await bot_stack.post_activity(activity)
     body = await response.json()
-    assert badge(invoke_card(body)) == "In progress – Cem Yilmaz"
+    assert badge(invoke_card(body)) == "In Bearbeitung – Cem Yilmaz"
     await bot_stack.settle()
     assert badge(card_json(the_card(bot_stack).current)) == "In Bearbeitung – Cem Yilmaz"  # the channel's language
 

@@ -282,6 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
         return asyncio.run(run(DemoOptions(data_dir.resolve(), args.playground_port, args.control_port)))
+    except KeyboardInterrupt:  # Ctrl-C before the signal handlers were installed: nothing was started yet
+        return 0
     finally:
         if args.data_dir is None:
             shutil.rmtree(data_dir, ignore_errors=True)

@@ -230,7 +230,8 @@ class CardPoster:
         at = datetime.fromisoformat(str(message.get("at"))) if message.get("at") else datetime.now(UTC)
         match message.get("key"):
             case "repeat_call":
-                event = case.last_event
+                # The event this reply is about, not the newest: two calls may land in the same second.
+                event = next((e for e in case.events if e.source_id == message.get("source_id")), case.last_event)
                 return (
                     repeat_call_reply(event, int(message.get("count", case.call_count)), self._lang) if event else None
                 )

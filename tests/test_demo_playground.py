@@ -1,0 +1,152 @@
+"""``make demo`` end to end through Microsoft's Agents Playground, driven by its HTTP and WebSocket API.
+
+The demo runs as a subprocess exactly as ``make demo`` starts it (free ports aside); the test plays Outlook (the
+Graph stand-in's control API or the demo's ``simulate`` CLI) and Teams users (the Playground's own API).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.sandbox.demo import POOL_LINES, free_port
+from bot.sandbox.demo_playground import CALLBACK_CHANNEL_ID, TEAM_USERS, PlaygroundClient
+from cards.i18n import Lang, language_for, ordinal, text
+from tests.demo_fixtures import (
+    REPO_ROOT,
+    DemoProcess,
+    actions,
+    alive,
+    card_of,
+    demo,
+    descendants,
+    is_card_update,
+    is_case_card_post,
+    is_thread_reply,
+    playground_stream,
+    requires_playground,
+    start_demo,
+    texts,
+)
+
+pytestmark = requires_playground
+__all__ = ["demo"]  # the fixture, imported for the tests here
+
+ZENTRALE = POOL_LINES[0]
+BEN = TEAM_USERS[0]
+CHANNEL_LANG = language_for("de-DE")  # the demo's DEFAULT_LOCALE: cards and thread replies posted by the bot
+# The Playground puts en-US into every activity: the clicker gets the card in English at once, then the bot's
+# update of the channel card (channel language) replaces it.
+CLICK_LANG = language_for("en-US")
+
+
+def said(lang: Lang, key: str, **values: object) -> str:
+    """The fixed part of a message: the text before its `` · <time>`` tail."""
+    return text(lang, key, time="", **values).split(" · ")[0]
+
+
+async def _flag_status(http: aiohttp.ClientSession, demo: DemoProcess, message_id: str) -> str | None:
+    async with http.get(f"{demo.control}/api/mails") as response:
+        mails = await response.json()
+    return next((mail["flag_status"] for mail in mails if mail["message_id"] == message_id), None)
+
+
+async def _simulate(demo: DemoProcess, *args: str) -> str:
+    """The CLI a person types while the demo runs."""
+    command = [sys.executable, "-m", "bot.sandbox.demo", "simulate", *args, "--control-url", demo.control]
+    done = await asyncio.to_thread(subprocess.run, command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+async def test_a_mail_becomes_a_card_that_is_claimed_and_done_and_the_flag_is_complete(demo: DemoProcess) -> None:
+    async with aiohttp.ClientSession() as http, playground_stream(http, demo.playground) as stream:
+        playground = PlaygroundClient(http, demo.playground)
+        mail = {
+            "subject": "Verpasster Anruf von '0171 2345678' auf '030 1234500'",
+            "from": "no-reply@placetel.de",
+            "body": "Sie haben einen Anruf verpasst.\nVon: '0171 2345678'\nAuf: '030 1234500'\n",
+        }
+        async with http.post(f"{demo.graph}/_control/mailboxes/{ZENTRALE.mailbox}/messages", json=mail) as response:
+            assert response.status == 200, await response.text()
+            message_id = (await response.json())["id"]
+
+        posted = await stream.wait_for(is_case_card_post, "a case card in the channel")
+        card, card_id = card_of(posted), posted["message"]["messageId"]
+        thread = posted["message"]["postConversationId"]
+        assert card is not None and "0171 2345678" in texts(card)
+        assert thread.startswith(CALLBACK_CHANNEL_ID + ";messageid=")
+        assert set(actions(card)) == {"claim", "done"}
+
+        claimed = await playground.invoke(thread, card_id, "claim", actions(card)["claim"], user=BEN)
+        assert text(CLICK_LANG, "state_claimed", name=BEN.name) in texts(claimed["value"]), claimed
+        claimed_state = text(CHANNEL_LANG, "state_claimed", name=BEN.name)
+        await stream.wait_for(lambda e: is_card_update(e, card_id, claimed_state), "the claimed card")
+        claim_reply = said(CHANNEL_LANG, "reply_claim", name=BEN.name)
+        await stream.wait_for(lambda e: is_thread_reply(e, thread, claim_reply), "the claim reply")
+
+        done = await playground.invoke(thread, card_id, "done", actions(claimed["value"])["done"], user=BEN)
+        assert text(CLICK_LANG, "state_done", name=BEN.name) in texts(done["value"]), done
+        done_state = text(CHANNEL_LANG, "state_done", name=BEN.name)
+        await stream.wait_for(lambda e: is_card_update(e, card_id, done_state), "the done card")
+
+        async with asyncio.timeout(30):
+            while await _flag_status(http, demo, message_id) != "complete":
+                await asyncio.sleep(0.2)
+        assert sum(is_case_card_post(event) for event in stream.events) == 1
+
+
+async def test_simulated_voicemail_repeat_call_and_outlook_done_show_in_the_channel(demo: DemoProcess) -> None:
+    async with aiohttp.ClientSession() as http, playground_stream(http, demo.playground) as stream:
+        assert "Sprachnachricht" in await _simulate(demo, "voicemail", "--from", "0171 7654321")
+        posted = await stream.wait_for(is_case_card_post, "the voicemail's card")
+        card_id, thread = posted["message"]["messageId"], posted["message"]["postConversationId"]
+        assert text(CHANNEL_LANG, "event_voicemail") in " ".join(texts(card_of(posted)))
+
+        await _simulate(demo, "repeat")
+        # Both mails arrive within the same second, so the reply may name either kind; the count is certain.
+        repeat_reply = text(CHANNEL_LANG, "reply_repeat_call", time="", ordinal=ordinal(2, CHANNEL_LANG)).split(" · ")[
+            1
+        ]
+        await stream.wait_for(lambda e: is_thread_reply(e, thread, repeat_reply), "the repeat-call reply")
+
+        assert "complete" in await _simulate(demo, "done", "--from", "+49 171 7654321")
+        done_in_outlook = text(CHANNEL_LANG, "state_done_outlook")
+        await stream.wait_for(lambda e: is_card_update(e, card_id, done_in_outlook), "the card done in Outlook")
+        assert sum(is_case_card_post(event) for event in stream.events) == 1
+
+
+def test_simulating_without_a_running_demo_says_how_to_start_it() -> None:
+    command = [sys.executable, "-m", "bot.sandbox.demo", "simulate", "missed"]
+    url = f"http://127.0.0.1:{free_port()}"
+    done = subprocess.run([*command, "--control-url", url], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "make demo" in done.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_stops_the_demo_and_every_process_it_started(tmp_path: Path, signum: signal.Signals) -> None:
+    running = start_demo(tmp_path, keep_data=False)
+    tree = descendants(running.process.pid)
+    data_dir = Path(running.ready["data_dir"])
+    assert any("agentsplayground" in _command_line(pid) for pid in tree), tree
+    assert data_dir.is_dir()
+
+    assert running.stop(signum) == 0, running.output()[-3000:]
+
+    assert [pid for pid in tree if alive(pid)] == []
+    assert not data_dir.exists()
+    assert "Stopping the demo" in running.output()
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
