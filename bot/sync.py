@@ -153,18 +153,31 @@ class FlagSync:
 
     async def _outlook_change(self, line: PoolLine, mail: MailState, flag: FlagStatus) -> None:
         now = datetime.now(UTC)
+        before = await self._store.cases.get(mail.case_id)
+        before_claimer = before.claimed_by if before is not None and before.state is CaseState.CLAIMED else None
         outcome = await self._store.cases.transition(
             mail.case_id, OUTLOOK_VERB[flag], OUTLOOK_ACTOR, now, self._claim_timeout
         )
         if not outcome.applied:
-            log.info("Outlook flag %s on case %s changes nothing (%s)", flag, mail.case_id[:8], outcome.refusal)
+            reason = outcome.refusal.code if outcome.refusal else None
+            log.info("Outlook flag %s on case %s changes nothing (%s)", flag, mail.case_id[:8], reason)
             await self._repair(mail, flag)
             return
         case = outcome.case
         log.info("Outlook flag %s on %s moved case %s to %s", flag, line.id, case.id[:8], case.state)
         await effects.refresh_card(self._store.jobs, case.id)
+        released = before_claimer if outcome.case.state is CaseState.OPEN else None
         await effects.reply_in_thread(
-            self._store.jobs, case.id, case.version, {"key": f"outlook_{case.state.value}", "at": now.isoformat()}
+            self._store.jobs,
+            case.id,
+            case.version,
+            {
+                "key": "state_change",
+                "verb": OUTLOOK_VERB[flag].value,
+                "actor": {"id": OUTLOOK_ACTOR.id, "name": OUTLOOK_ACTOR.name},
+                "previous_holder": {"id": released.id, "name": released.name} if released else None,
+                "at": now.isoformat(),
+            },
         )
         await self.case_changed(case)
 

@@ -55,7 +55,8 @@ def state_change_reply(
 ) -> str:
     """The thread line for a state change, e.g. "Anna Schmidt hat übernommen · 10:32"."""
     previous = inert(previous_holder.name, NAME_LIMIT) if previous_holder else "?"
-    return text(lang, _REPLY_KEYS[verb], name=inert(actor.name, NAME_LIMIT), previous=previous, time=clock(at, tz))
+    key = "reply_outlook_release" if verb is Verb.OUTLOOK_CLEAR and previous_holder else _REPLY_KEYS[verb]
+    return text(lang, key, name=inert(actor.name, NAME_LIMIT), previous=previous, time=clock(at, tz))
 
 
 def repeat_call_reply(event: CallEvent, call_number: int, lang: Lang, tz: tzinfo = BERLIN) -> str:

@@ -474,6 +474,10 @@ def test_thread_replies_read_well() -> None:
     assert state_change_reply(Verb.CLAIM, ANNA, at, Lang.DE) == "Anna Schmidt hat übernommen · 10:32"
     assert state_change_reply(Verb.TAKE_OVER, BOB, at, Lang.EN, previous_holder=ANNA) == (
         "Bob Meyer took over from Anna Schmidt · 10:32")
+    outlook = Actor("outlook", "Outlook")
+    assert state_change_reply(Verb.OUTLOOK_CLEAR, outlook, at, Lang.DE, previous_holder=ANNA) == (
+        "In Outlook freigegeben (war bei Anna Schmidt) · 10:32")
+    assert state_change_reply(Verb.OUTLOOK_CLEAR, outlook, at, Lang.DE) == "In Outlook wieder geöffnet · 10:32"
     hostile = state_change_reply(Verb.DONE, Actor("x", "[a](https://evil.example)"), at, Lang.DE)
     assert "](" not in hostile.replace(r"\]\(", "")
 

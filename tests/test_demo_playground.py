@@ -41,9 +41,9 @@ __all__ = ["demo"]  # the fixture, imported for the tests here
 ZENTRALE = POOL_LINES[0]
 BEN = TEAM_USERS[0]
 CHANNEL_LANG = language_for("de-DE")  # the demo's DEFAULT_LOCALE: cards and thread replies posted by the bot
-# The Playground puts en-US into every activity: the clicker gets the card in English at once, then the bot's
-# update of the channel card (channel language) replaces it.
-CLICK_LANG = language_for("en-US")
+# The Playground puts en-US into every activity; in a channel the clicker's answer keeps the channel's language
+# anyway, because everyone shares the one message.
+CLICK_LANG = CHANNEL_LANG
 
 
 def said(lang: Lang, key: str, **values: object) -> str:

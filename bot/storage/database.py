@@ -158,9 +158,10 @@ class SqliteDatabase:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         connection = await aiosqlite.connect(path, isolation_level=None)
+        # busy_timeout first: switching a new file to WAL takes a lock that other processes opening it may hold.
         for pragma in (
-            "PRAGMA journal_mode=WAL",
             f"PRAGMA busy_timeout={int(busy_timeout_ms)}",
+            "PRAGMA journal_mode=WAL",
             "PRAGMA foreign_keys=ON",
             "PRAGMA synchronous=NORMAL",
         ):

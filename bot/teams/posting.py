@@ -241,7 +241,4 @@ class CardPoster:
                     return None
                 previous = _actor(message.get("previous_holder"))
                 return state_change_reply(Verb(message["verb"]), actor, at, self._lang, previous_holder=previous)
-            case "outlook_done" | "outlook_open" | "outlook_claimed":
-                verb = Verb.OUTLOOK_COMPLETE if message["key"] == "outlook_done" else Verb.OUTLOOK_CLEAR
-                return state_change_reply(verb, Actor("outlook", "Outlook"), at, self._lang)
         return None
