@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import platform
+import resource
 import statistics
 import sys
 import tempfile
@@ -250,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--cases and --repeat must be at least 1")
     results = asyncio.run(run(args.cases, args.repeat, None if args.no_postgres else args.postgres))
     print(report(results, args.repeat))
+    # ru_maxrss is in KiB on Linux: the benchmark process holds the seeded stores' caches and every page built.
+    print(f"Peak memory of the benchmark process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     return 0
 
 
