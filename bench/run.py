@@ -22,14 +22,11 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import psycopg
 from pydantic import SecretStr
@@ -40,6 +37,7 @@ from bot.config import PoolLine, Settings
 from bot.domain.cases import Actor
 from bot.domain.events import CallEvent, EventKind, MailSource
 from bot.domain.state_machine import Verb
+from bot.sandbox.schemas import fresh_postgres_schema
 from bot.storage.factory import open_store
 from bot.storage.interface import ChannelLink, Store
 from cards.list_card import LIST_PAGE_VERB, PAGE_SIZE
@@ -189,20 +187,6 @@ def postgres_problem(url: str) -> str | None:
     return None
 
 
-@asynccontextmanager
-async def fresh_schema(base_url: str) -> AsyncIterator[str]:
-    """A URL whose connections use a new, empty schema, dropped afterwards."""
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    async with await psycopg.AsyncConnection.connect(base_url, autocommit=True) as connection:
-        await connection.execute(f"CREATE SCHEMA {schema}")
-    separator = "&" if "?" in base_url else "?"
-    try:
-        yield f"{base_url}{separator}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        async with await psycopg.AsyncConnection.connect(base_url, autocommit=True) as connection:
-            await connection.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
 async def run(cases: int, repeat: int, postgres_url: str | None) -> list[BackendResult]:
     results = []
     with tempfile.TemporaryDirectory(prefix="rufpool-bench-") as folder:
@@ -213,7 +197,7 @@ async def run(cases: int, repeat: int, postgres_url: str | None) -> list[Backend
         if problem is not None:
             print(f"PostgreSQL at {postgres_url} not reachable, skipped: {problem}", file=sys.stderr)
         else:
-            async with fresh_schema(postgres_url) as url:
+            async with fresh_postgres_schema(postgres_url) as url:
                 results.append(await bench_backend("PostgreSQL", url, cases, repeat))
     return results
 

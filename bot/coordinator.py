@@ -5,7 +5,6 @@ handlers for notification jobs. Webhook handlers only persist; protocol I/O happ
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -18,6 +17,7 @@ from bot.graph.subscriptions import SubscriptionManager
 from bot.ingest import MailIngestor
 from bot.jobs import PermanentFailure
 from bot.storage.interface import Store
+from bot.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -101,11 +101,7 @@ class MailboxCoordinator:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
 
     async def _every(self, interval: timedelta, action: Any) -> None:
         while True:

@@ -18,6 +18,7 @@ from typing import Any
 from bot import metrics
 from bot.logging_setup import redact
 from bot.storage.interface import Job, JobQueue, JobState, RetryPolicy
+from bot.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +69,7 @@ class JobRunner:
         self._tasks = [asyncio.create_task(self._work(n), name=f"job-worker-{n}") for n in range(self._concurrency)]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
 
     async def run_until_idle(self) -> None:

@@ -16,12 +16,10 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -29,6 +27,7 @@ import pytest
 from bot.domain.cases import Actor
 from bot.domain.events import CallEvent, EventKind, MailSource, Voicemail
 from bot.domain.state_machine import Verb
+from bot.sandbox.schemas import fresh_postgres_schema as sandbox_schema
 from bot.storage.database import Database
 from bot.storage.factory import open_database, open_store
 from bot.storage.sql_store import SqlStore
@@ -88,19 +87,9 @@ def postgres_url() -> str:
     return url
 
 
-@asynccontextmanager
-async def fresh_postgres_schema() -> AsyncIterator[str]:
-    """A URL whose connections work in a new, empty schema; the schema is dropped afterwards."""
-    base = postgres_url()
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    async with await psycopg.AsyncConnection.connect(base, autocommit=True) as connection:
-        await connection.execute(f"CREATE SCHEMA {schema}")
-    separator = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{separator}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        async with await psycopg.AsyncConnection.connect(base, autocommit=True) as connection:
-            await connection.execute(f"DROP SCHEMA {schema} CASCADE")
+def fresh_postgres_schema() -> AbstractAsyncContextManager[str]:
+    """A URL whose connections work in a new, empty schema of the test server; dropped afterwards."""
+    return sandbox_schema(postgres_url())
 
 
 def is_postgres(database_url: str) -> bool:

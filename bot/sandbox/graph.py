@@ -873,26 +873,26 @@ class GraphStandIn:
         return {}
 
 
+def _verifies(token: str, key: Any, audience: str | None, issuer: str | None) -> bool:
+    try:
+        jwt.decode(
+            token,
+            key,
+            algorithms=["RS256"],
+            audience=audience,
+            issuer=issuer,
+            options={"verify_aud": audience is not None, "verify_iss": issuer is not None},
+        )
+    except jwt.PyJWTError:
+        return False
+    return True
+
+
 def rs256_token_validator(
     public_key_pem: bytes, audience: str | None = None, issuer: str | None = None
 ) -> TokenValidator:
     """A validator for tokens signed by the identity stand-in's key (signature, expiry, optional aud/iss)."""
-
-    def validate(token: str) -> bool:
-        try:
-            jwt.decode(
-                token,
-                public_key_pem,
-                algorithms=["RS256"],
-                audience=audience,
-                issuer=issuer,
-                options={"verify_aud": audience is not None, "verify_iss": issuer is not None},
-            )
-        except jwt.PyJWTError:
-            return False
-        return True
-
-    return validate
+    return lambda token: _verifies(token, public_key_pem, audience, issuer)
 
 
 def jwks_token_validator(
@@ -904,17 +904,9 @@ def jwks_token_validator(
     def validate(token: str) -> bool:
         try:
             key = client.get_signing_key_from_jwt(token).key
-            jwt.decode(
-                token,
-                key,
-                algorithms=["RS256"],
-                audience=audience,
-                issuer=issuer,
-                options={"verify_aud": audience is not None, "verify_iss": issuer is not None},
-            )
         except jwt.PyJWTError:
             return False
-        return True
+        return _verifies(token, key, audience, issuer)
 
     return validate
 
