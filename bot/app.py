@@ -117,6 +117,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     start_up = asyncio.create_task(coordinator.start_up(), name="mailbox-start-up")
     coordinator.start()
     log.info("Rufpool is listening (%d pool lines)", len(settings.pool_lines))
+    if bot_auth.allow_unauthenticated:
+        log.warning("SANDBOX_MODE without MicrosoftAppId: activities are accepted WITHOUT authentication (local only)")
     try:
         yield
     finally:

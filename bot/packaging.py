@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from dotenv import dotenv_values
+
 from bot.config import GUID_PATTERN
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -205,7 +207,12 @@ def _developer_name(value: str) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    env = os.environ.get
+    dotenv = {key: value for key, value in dotenv_values(".env").items() if value is not None}
+
+    def env(name: str, default: str | None = None) -> str | None:
+        """The environment first, then ``.env`` (as the bot reads its settings)."""
+        return os.environ.get(name, dotenv.get(name, default))
+
     parser = argparse.ArgumentParser(
         prog="python -m bot.packaging",
         description="Build the Rufpool Teams app package (zip) and validate it offline.",
