@@ -217,3 +217,14 @@ async def test_unknown_text_gets_a_short_help_not_silence(bot_stack: BotStack, c
     shown = await ask(bot_stack, "was kannst du?", conversation_id)
     assert "Den Befehl „was kannst du?“ kenne ich nicht." in shown
     assert "offen / open" in shown
+
+
+@pytest.mark.parametrize(("locale", "expected"), [("de-DE", "Bitte die Schaltflächen"), ("en-US", "Please use")])
+async def test_an_old_submit_card_gets_a_hint_not_silence(bot_stack: BotStack, locale: str, expected: str) -> None:
+    await bot_stack.link()
+    activity = bot_stack._activity("message", user(1), CHANNEL_ID, value={"verb": "claim"}, locale=locale)
+
+    response = await bot_stack.post_activity(activity)
+
+    assert response.status < 300
+    assert bot_stack.connector.activities(CHANNEL_ID)[-1].current["text"].startswith(expected)

@@ -12,6 +12,7 @@ from botframework.connector.auth import AuthenticationConstants, BotFrameworkAut
 from bot.config import Settings
 from bot.logging_setup import redact
 from bot.teams.auth import BotAuthSettings, build_bot_framework_authentication
+from cards.i18n import language_for, text
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def build_adapter(settings: Settings) -> tuple[CloudAdapter, BotFrameworkAuthent
             raise error  # a proactive turn runs inside an outbox job, which must see the failure to retry it
         log.error("unhandled error in a turn: %s", redact(repr(error)), exc_info=error)
         if turn_context.activity.type == "message":
-            await turn_context.send_activity("Entschuldigung, da ist etwas schiefgegangen. Bitte erneut versuchen.")
+            await turn_context.send_activity(text(language_for(turn_context.activity.locale), "turn_failed"))
 
     adapter.on_turn_error = on_turn_error
     return adapter, authentication, bot_auth

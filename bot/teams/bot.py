@@ -25,6 +25,7 @@ from bot.actions import ActionRequest, ActionResult, CardActions
 from bot.commands import CommandRequest, Commands, parse_command
 from bot.domain.cases import Actor
 from bot.storage.interface import Installation, Store
+from cards.i18n import language_for, text
 
 log = logging.getLogger(__name__)
 
@@ -154,16 +155,18 @@ class RufpoolBot(ActivityHandler):
     async def on_message_activity(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
         if activity.value and not activity.text:
-            await turn_context.send_activity(MessageFactory.text("Bitte die Schaltflächen der aktuellen Karte nutzen."))
+            await turn_context.send_activity(
+                MessageFactory.text(text(language_for(activity.locale), "use_current_card"))
+            )
             return
         if _channel_id(activity) is not None:
             await self._remember_installation(turn_context)
         # Mentions are stripped by parse_command: TurnContext.remove_recipient_mention deletes the bot's name
         # everywhere in the text ("@Rufpool open" → "@ open") and reads it as a regular expression.
-        text = (activity.text or "").replace("&nbsp;", " ").strip()
-        command, _ = parse_command(text)
+        message = (activity.text or "").replace("&nbsp;", " ").strip()
+        command, _ = parse_command(message)
         request = CommandRequest(
-            text=text,
+            text=message,
             actor=_actor(activity.from_property),
             actor_upn=await self._user_principal_name(turn_context) if command in ADMIN_COMMANDS else None,
             tenant_id=_tenant_id(activity),
