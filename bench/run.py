@@ -28,7 +28,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from pydantic import SecretStr
 
 from bot.actions import ActionRequest
@@ -37,7 +36,7 @@ from bot.config import PoolLine, Settings
 from bot.domain.cases import Actor
 from bot.domain.events import CallEvent, EventKind, MailSource
 from bot.domain.state_machine import Verb
-from bot.sandbox.schemas import fresh_postgres_schema
+from bot.sandbox.schemas import fresh_postgres_schema, postgres_problem
 from bot.storage.factory import open_store
 from bot.storage.interface import ChannelLink, Store
 from cards.list_card import LIST_PAGE_VERB, PAGE_SIZE
@@ -176,15 +175,6 @@ async def bench_backend(backend: str, database_url: str, cases: int, repeat: int
         return BackendResult(backend, cases, seed_seconds, await measure(store, cases, repeat))
     finally:
         await store.close()
-
-
-def postgres_problem(url: str) -> str | None:
-    try:
-        with psycopg.connect(url, connect_timeout=3) as connection:
-            connection.execute("SELECT 1")
-    except psycopg.Error as error:
-        return str(error).strip() or type(error).__name__
-    return None
 
 
 async def run(cases: int, repeat: int, postgres_url: str | None) -> list[BackendResult]:

@@ -21,13 +21,13 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from bot.domain.cases import Actor
 from bot.domain.events import CallEvent, EventKind, MailSource, Voicemail
 from bot.domain.state_machine import Verb
 from bot.sandbox.schemas import fresh_postgres_schema as sandbox_schema
+from bot.sandbox.schemas import postgres_problem
 from bot.storage.database import Database
 from bot.storage.factory import open_database, open_store
 from bot.storage.sql_store import SqlStore
@@ -65,14 +65,7 @@ def make_event(
     )
 
 
-@functools.cache
-def _postgres_problem(url: str) -> str | None:
-    try:
-        with psycopg.connect(url, connect_timeout=3) as connection:
-            connection.execute("SELECT 1")
-    except psycopg.Error as error:
-        return str(error).strip() or type(error).__name__
-    return None
+_postgres_problem = functools.cache(postgres_problem)
 
 
 def postgres_url() -> str:

@@ -10,6 +10,16 @@ from urllib.parse import quote
 import psycopg
 
 
+def postgres_problem(url: str) -> str | None:
+    """Why the PostgreSQL server at ``url`` cannot be used, or None when it answers."""
+    try:
+        with psycopg.connect(url, connect_timeout=3) as connection:
+            connection.execute("SELECT 1")
+    except psycopg.Error as error:
+        return str(error).strip() or type(error).__name__
+    return None
+
+
 @asynccontextmanager
 async def fresh_postgres_schema(base_url: str, prefix: str = "t") -> AsyncIterator[str]:
     """A URL whose connections work in a new, empty schema; the schema is dropped afterwards."""
