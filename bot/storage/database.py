@@ -140,6 +140,20 @@ class _SqliteCursor:
         return rows
 
 
+async def _switch_to_wal(connection: aiosqlite.Connection, patience: float) -> None:
+    """Switch to WAL. Changing the journal mode may answer "database is locked" at once, without waiting for the
+    busy timeout, while another process opens the same new file; so wait here."""
+    deadline = asyncio.get_running_loop().time() + patience
+    while True:
+        try:
+            await connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.02)
+
+
 class SqliteDatabase:
     """SQLite in WAL mode with one writer.
 
@@ -158,14 +172,10 @@ class SqliteDatabase:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         connection = await aiosqlite.connect(path, isolation_level=None)
-        # busy_timeout first: switching a new file to WAL takes a lock that other processes opening it may hold.
-        for pragma in (
-            f"PRAGMA busy_timeout={int(busy_timeout_ms)}",
-            "PRAGMA journal_mode=WAL",
-            "PRAGMA foreign_keys=ON",
-            "PRAGMA synchronous=NORMAL",
-        ):
-            await connection.execute(pragma)
+        await connection.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        await _switch_to_wal(connection, busy_timeout_ms / 1000)
+        await connection.execute("PRAGMA foreign_keys=ON")
+        await connection.execute("PRAGMA synchronous=NORMAL")
         return cls(connection)
 
     @asynccontextmanager
