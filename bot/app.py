@@ -97,6 +97,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             effects.SET_FLAG: flag_sync.handle_write_flag,
         },
         policy=RetryPolicy(base_delay=timedelta(seconds=settings.outbox_retry_base_seconds)),
+        on_give_up={NOTIFICATION_JOB: coordinator.notification_given_up},
     )
     app[SERVICES] = Services(
         settings,

@@ -70,6 +70,13 @@ class MailboxCoordinator:
             case None:
                 log.info("change notification without resourceData ignored")
 
+    async def notification_given_up(self, payload: dict[str, Any]) -> None:
+        """A notification job ran out of retries: catch its mailbox up by delta instead, so its change is not lost."""
+        stored = await self._store.subscriptions.subscription_by_id(str(payload.get("subscriptionId", "")))
+        if stored is not None:
+            log.warning("a notification for %s gave up; catching the mailbox up instead", stored.mailbox)
+            await self.request_resync(self._line(stored.mailbox))
+
     async def handle_resync(self, payload: dict[str, Any]) -> None:
         line = self._line(str(payload["mailbox"]))
         count = await self._ingestor.catch_up(line)

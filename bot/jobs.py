@@ -38,7 +38,11 @@ class PermanentFailure(Exception):
 
 
 class JobRunner:
-    """Runs ``concurrency`` workers that lease due jobs and dispatch them by kind."""
+    """Runs ``concurrency`` workers that lease due jobs and dispatch them by kind.
+
+    ``on_give_up`` names, per kind, what to do when a job is dead-lettered, so that nothing is lost for good
+    (a notification that could not be processed makes the mailbox catch up by delta, for example).
+    """
 
     def __init__(
         self,
@@ -46,6 +50,7 @@ class JobRunner:
         handlers: Mapping[str, JobHandler],
         *,
         policy: RetryPolicy | None = None,
+        on_give_up: Mapping[str, JobHandler] | None = None,
         concurrency: int = 4,
         lease_for: timedelta = timedelta(minutes=2),
         idle_poll: float = 0.5,
@@ -53,6 +58,7 @@ class JobRunner:
         self._queue = queue
         self._handlers = dict(handlers)
         self._policy = policy or RetryPolicy()
+        self._on_give_up = dict(on_give_up or {})
         self._concurrency = concurrency
         self._lease_for = lease_for
         self._idle_poll = idle_poll
@@ -128,5 +134,11 @@ class JobRunner:
         state = await self._queue.fail(job, worker_id, redact(str(exc))[:500], policy, retry_after)
         if state is JobState.DEAD:
             metrics.DEAD_LETTERS.labels(job.kind).inc()
+            fallback = self._on_give_up.get(job.kind)
+            if fallback is not None:
+                try:
+                    await fallback(job.payload)
+                except Exception:
+                    log.exception("the fallback for dead job %s #%s failed", job.kind, job.id)
         else:
             metrics.JOB_RETRIES.labels(job.kind).inc()

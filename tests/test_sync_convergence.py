@@ -11,6 +11,7 @@ import random
 
 import pytest
 
+from bot.graph.webhooks import NOTIFICATION_JOB
 from bot.storage.interface import FlagStatus, JobState
 from tests.e2e_fixtures import BotStack, user
 from tests.sync_fixtures import CaseHandle, click, disagreements, drain, open_cases, outlook_flag
@@ -65,6 +66,9 @@ async def test_random_interleavings_converge(stack: BotStack, faults: bool) -> N
         assert await disagreements(stack, handles) == [], f"round {round_number}: {histories}"
         depth = await stack.services.store.jobs.depth()
         assert depth[JobState.PENDING] == depth[JobState.LEASED] == 0
-    assert await stack.services.store.jobs.dead_letters() == []
+    # A notification job can run out of retries when most of its Graph reads fail; its mailbox then catches up by
+    # delta (the convergence above shows that). Every other effect must have landed.
+    dead = await stack.services.store.jobs.dead_letters()
+    assert [job.kind for job in dead if job.kind != NOTIFICATION_JOB] == []
     if faults:
         assert sum(r.status in (429, 503) for r in stack.graph.requests) > 0

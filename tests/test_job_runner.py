@@ -1,0 +1,58 @@
+"""The job runner: retries, dead letters and the give-up fallback that keeps a lost job from losing its work."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from bot.jobs import JobRunner, PermanentFailure, RetryLater
+from bot.storage.interface import JobState, RetryPolicy
+from bot.storage.sql_store import SqlStore
+
+FAST = RetryPolicy(max_attempts=3, base_delay=timedelta(milliseconds=1), max_delay=timedelta(milliseconds=5))
+
+
+async def test_a_job_that_keeps_failing_is_dead_lettered_and_handed_to_its_fallback(store: SqlStore) -> None:
+    attempts: list[dict[str, Any]] = []
+    given_up: list[dict[str, Any]] = []
+
+    async def flaky(payload: dict[str, Any]) -> None:
+        attempts.append(payload)
+        raise RetryLater("Graph answered 503")
+
+    async def fallback(payload: dict[str, Any]) -> None:
+        given_up.append(payload)
+
+    runner = JobRunner(
+        store.jobs, {"graph.notification": flaky}, policy=FAST, on_give_up={"graph.notification": fallback}
+    )
+    await store.jobs.enqueue("graph.notification", {"subscriptionId": "sub-1"})
+
+    for _ in range(200):  # retries are due a few milliseconds later
+        await runner.run_until_idle()
+        if given_up:
+            break
+        await asyncio.sleep(0.005)
+
+    assert len(attempts) == FAST.max_attempts
+    assert given_up == [{"subscriptionId": "sub-1"}]
+    assert [job.kind for job in await store.jobs.dead_letters()] == ["graph.notification"]
+
+
+async def test_a_permanent_failure_is_dead_lettered_at_once_and_a_success_completes(store: SqlStore) -> None:
+    async def refuse(payload: dict[str, Any]) -> None:
+        raise PermanentFailure("case does not exist")
+
+    async def succeed(payload: dict[str, Any]) -> None:
+        return None
+
+    runner = JobRunner(store.jobs, {"teams.card": refuse, "teams.reply": succeed}, policy=FAST)
+    await store.jobs.enqueue("teams.card", {"case_id": "gone"})
+    await store.jobs.enqueue("teams.reply", {"case_id": "c1"})
+
+    await runner.run_until_idle()
+
+    depth = await store.jobs.depth()
+    assert depth[JobState.DEAD] == 1 and depth[JobState.DONE] == 1
+    assert depth[JobState.PENDING] == depth[JobState.LEASED] == 0
