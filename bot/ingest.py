@@ -91,6 +91,7 @@ class MailIngestor:
         self._reader = reader
         self._profiles = profiles
         self._on_flag_change = on_flag_change
+        self._watched_since: dict[str, datetime] = {}
 
     async def on_mail_changed(self, line: PoolLine, message_id: str) -> None:
         """A change notification for one mail: fetch it and take it through the pipeline."""
@@ -149,7 +150,10 @@ class MailIngestor:
     async def _before_baseline(self, mail: MailMessage) -> bool:
         """A mailbox's existing Inbox is history: only mail from ``INITIAL_IMPORT_HOURS`` before the bot first
         watched it becomes items (later notifications about older mail, e.g. a flag change, are ignored too)."""
-        since = await self._store.subscriptions.watched_since(mail.mailbox, datetime.now(UTC))
+        since = self._watched_since.get(mail.mailbox)
+        if since is None:  # recorded once per mailbox, so one read per process is enough
+            since = await self._store.subscriptions.watched_since(mail.mailbox, datetime.now(UTC))
+            self._watched_since[mail.mailbox] = since
         return mail.received_at < since - timedelta(hours=self._settings.initial_import_hours)
 
     async def catch_up(self, line: PoolLine) -> int:

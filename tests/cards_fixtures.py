@@ -60,8 +60,15 @@ def make_event(
 
 def make_case(*events: CallEvent, case_id: str = "case-1") -> Case:
     first, *rest = events or (make_event(),)
-    case = Case(id=case_id, line_id=LINE_ID, caller=first.caller, created_at=first.received_at, events=(first,),
-                caller_name=first.caller_name, updated_at=first.received_at)
+    case = Case(
+        id=case_id,
+        line_id=LINE_ID,
+        caller=first.caller,
+        created_at=first.received_at,
+        events=(first,),
+        caller_name=first.caller_name,
+        updated_at=first.received_at,
+    )
     for event in rest:
         case = case.with_event(event)
     return case
@@ -95,10 +102,12 @@ def case_view(case: Case, lang: Lang = Lang.DE, **overrides: Any) -> CaseCardVie
     return CaseCardView(**values)
 
 
-def list_view(cases: list[Case], total: int, offset: int = 0, lang: Lang = Lang.DE,
-              command: ListCommand = ListCommand.OPEN) -> CaseListView:
-    return CaseListView(command=command, cases=cases, total=total, offset=offset,
-                        line_names={LINE_ID: LINE_NAME}, lang=lang, now=NOW)
+def list_view(
+    cases: list[Case], total: int, offset: int = 0, lang: Lang = Lang.DE, command: ListCommand = ListCommand.OPEN
+) -> CaseListView:
+    return CaseListView(
+        command=command, cases=cases, total=total, offset=offset, line_names={LINE_ID: LINE_NAME}, lang=lang, now=NOW
+    )
 
 
 def many_cases(count: int) -> list[Case]:
@@ -120,10 +129,16 @@ def card_variants() -> Iterator[tuple[str, Callable[[], Json]]]:
         yield f"link-{lang}", partial(build_link_confirmation_card, LINE_NAME, lang)
     yield "withheld", lambda: build_case_card(case_view(make_case(make_event(caller=WITHHELD))))
     yield "no-number", lambda: build_case_card(case_view(make_case(make_event(caller=None))))
-    yield "unrecognised", lambda: build_case_card(case_view(make_case(
-        make_event(kind=EventKind.UNRECOGNISED, caller=None, subject=HOSTILE, sender=HOSTILE))))
-    yield "voicemail", lambda: build_case_card(case_view(
-        voicemail_case(), voicemail_urls={make_event(0).source_id: VOICEMAIL_URL}))
+    yield (
+        "unrecognised",
+        lambda: build_case_card(
+            case_view(make_case(make_event(kind=EventKind.UNRECOGNISED, caller=None, subject=HOSTILE, sender=HOSTILE)))
+        ),
+    )
+    yield (
+        "voicemail",
+        lambda: build_case_card(case_view(voicemail_case(), voicemail_urls={make_event(0).source_id: VOICEMAIL_URL})),
+    )
     yield "fax", lambda: build_case_card(case_view(make_case(make_event(kind=EventKind.FAX))))
     yield "notice", lambda: build_case_card(case_view(claimed_case(), notice="Bereits übernommen von Anna um 10:32"))
     yield "previous", lambda: build_case_card(case_view(previous_case()))
@@ -148,8 +163,14 @@ def _list_card(lang: Lang) -> Json:
 
 def previous_case() -> Case:
     case = open_case()
-    return Case(id=case.id, line_id=case.line_id, caller=case.caller, created_at=case.created_at, events=case.events,
-                previous=PreviousCase("case-0", BOB, datetime(2026, 11, 20, 15, 0, tzinfo=UTC)))
+    return Case(
+        id=case.id,
+        line_id=case.line_id,
+        caller=case.caller,
+        created_at=case.created_at,
+        events=case.events,
+        previous=PreviousCase("case-0", BOB, datetime(2026, 11, 20, 15, 0, tzinfo=UTC)),
+    )
 
 
 LONG_NAME = "Ä" * 500 + " [x](https://evil.example)"
@@ -159,8 +180,14 @@ LONG_LINK = OUTLOOK_LINK + "&x=" + "A" * 1500
 def long_case(count: int) -> Case:
     """The worst case for size: many events, the longest names and links."""
     events = [
-        make_event(n, at=NOW - timedelta(minutes=count - n), caller_name=LONG_NAME, web_link=LONG_LINK,
-                   kind=EventKind.VOICEMAIL, voicemail=Voicemail(f"att-{n}", "vm.wav", 3600))
+        make_event(
+            n,
+            at=NOW - timedelta(minutes=count - n),
+            caller_name=LONG_NAME,
+            web_link=LONG_LINK,
+            kind=EventKind.VOICEMAIL,
+            voicemail=Voicemail(f"att-{n}", "vm.wav", 3600),
+        )
         for n in range(count)
     ]
     return apply(make_case(*events), Verb.CLAIM, Actor("aad-long", LONG_NAME), NOW)
@@ -185,28 +212,27 @@ def markdown_link_targets(card: Json) -> list[str]:
     return [target for value in texts(card) for target in _UNESCAPED_LINK.findall(value)]
 
 
-def texts(node: Any) -> Iterator[str]:
-    """Every string a person reads as markdown: TextBlock texts, fact titles and values."""
+def walk(node: Any) -> Iterator[Json]:
+    """Every object in a card's JSON tree, depth first."""
     if isinstance(node, dict):
-        if node.get("type") == "TextBlock":
-            yield node["text"]
-        if "title" in node and "value" in node:
-            yield node["title"]
-            yield node["value"]
+        yield node
         for child in node.values():
-            yield from texts(child)
+            yield from walk(child)
     elif isinstance(node, list):
         for child in node:
-            yield from texts(child)
+            yield from walk(child)
+
+
+def texts(node: Any) -> Iterator[str]:
+    """Every string a person reads as markdown: TextBlock texts, fact titles and values."""
+    for element in walk(node):
+        if element.get("type") == "TextBlock":
+            yield element["text"]
+        if "title" in element and "value" in element:
+            yield element["title"]
+            yield element["value"]
 
 
 def actions(node: Any) -> Iterator[Json]:
     """Every action in the card, including those inside ShowCards and ActionSets."""
-    if isinstance(node, dict):
-        if str(node.get("type", "")).startswith("Action."):
-            yield node
-        for child in node.values():
-            yield from actions(child)
-    elif isinstance(node, list):
-        for child in node:
-            yield from actions(child)
+    return (element for element in walk(node) if str(element.get("type", "")).startswith("Action."))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.domain.cases import Case
 from bot.domain.events import CallEvent, EventKind, MailSource
+from tests.cards_fixtures import walk
 from tests.e2e_fixtures import POOL_MAILBOX, BotStack
 
 LINE_ID = "zentrale"
@@ -33,20 +33,10 @@ async def seed_cases(stack: BotStack, count: int) -> list[Case]:
     return cases
 
 
-def _walk(node: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _walk(item)
-
-
 def card_texts(card: dict[str, Any]) -> str:
     """Every TextBlock's text and every FactSet's title and value, one per line."""
     parts = []
-    for element in _walk(card.get("body", [])):
+    for element in walk(card.get("body", [])):
         if element.get("type") == "TextBlock":
             parts.append(str(element["text"]))
         elif "title" in element and "value" in element:
@@ -55,7 +45,7 @@ def card_texts(card: dict[str, Any]) -> str:
 
 
 def card_actions(card: dict[str, Any], verb: str) -> list[dict[str, Any]]:
-    return [element for element in _walk(card) if element.get("type") == "Action.Execute" and element["verb"] == verb]
+    return [element for element in walk(card) if element.get("type") == "Action.Execute" and element["verb"] == verb]
 
 
 def last_reply_card(stack: BotStack, conversation_id: str) -> dict[str, Any]:
