@@ -23,9 +23,7 @@ from typing import Any
 
 from jsonschema import Draft4Validator
 
-DEFAULT_SWAGGER_PATH = (
-    Path(__file__).resolve().parents[3] / "shared" / "contracts" / "bot-connector-api-v3.swagger.json"
-)
+DEFAULT_SWAGGER_PATH = Path(__file__).resolve().parent / "contracts" / "bot-connector-api-v3.swagger.json"
 _REF_PREFIX = "#/definitions/"
 
 
