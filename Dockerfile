@@ -7,12 +7,14 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 WORKDIR /src
 RUN python -m venv /opt/venv
-# Dependencies first: this layer is reused while only the code changes.
+# Dependencies first, at the exact versions of the lock file: this layer is reused while only the code changes.
+# Runtime dependencies only (no extras); every dependency ships manylinux wheels, so no compiler.
+COPY requirements/prod.txt ./requirements/prod.txt
+RUN /opt/venv/bin/pip install --require-hashes -r requirements/prod.txt
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY cards ./cards
-# Runtime dependencies only (no [dev] extra); every dependency ships manylinux wheels, so no compiler.
-RUN /opt/venv/bin/pip install .
+RUN /opt/venv/bin/pip install --no-deps .
 
 FROM python:3.11-slim AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 \

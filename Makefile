@@ -5,12 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: demo test lint typecheck unit package bench clean
+.PHONY: demo test lint typecheck unit package bench lock clean
 
-$(STAMP): pyproject.toml
+# Exact versions come from the lock file; the project itself is installed on top without resolving again.
+$(STAMP): pyproject.toml requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 $(NODE_STAMP): package.json package-lock.json
@@ -36,6 +38,13 @@ package: $(STAMP) $(NODE_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+# Re-resolve both lock files from pyproject.toml (newest allowed releases, for CPython 3.11 on Linux).
+LOCK := $(BIN)/uv pip compile --quiet --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes \
+	--no-header --annotation-style line
+lock: $(STAMP)
+	$(LOCK) pyproject.toml -o requirements/prod.txt
+	$(LOCK) pyproject.toml --extra dev -o requirements/dev.txt
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache build
