@@ -215,13 +215,21 @@ async def test_periodic_catch_up_finds_a_lost_mail_on_one_instance_per_interval(
     await bot_stack.settle()
     assert await events_per_mail(bot_stack) == {message_id: 1}
 
+    def delta_requests() -> int:
+        return sum("/delta" in r.path for r in bot_stack.graph.requests)
+
     async with restartable(bot_stack) as bots:  # a second instance on the same database
         port = free_port()
+        before_start = delta_requests()
         await bots.start(
             bot_stack.settings.model_copy(update={"port": port, "public_base_url": f"http://127.0.0.1:{port}"})
         )
+        # Its start-up catch-up runs in the background: wait for it, or it could land after the count below.
+        async with asyncio.timeout(30):
+            while delta_requests() == before_start:
+                await asyncio.sleep(0.05)
         await bot_stack.settle()
-        deltas = sum("/delta" in r.path for r in bot_stack.graph.requests)
+        deltas = delta_requests()
         await bot_stack.services.coordinator.periodic_catch_up()  # the first instance holds this interval
         await bot_stack.settle()
-        assert sum("/delta" in r.path for r in bot_stack.graph.requests) == deltas
+        assert delta_requests() == deltas
