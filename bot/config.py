@@ -156,6 +156,14 @@ class Settings(BaseSettings):
     outlook_categories_enabled: bool = Field(
         default=False, description="also set Outlook categories (shared by everyone using the mailbox)"
     )
+    outlook_read_sync: bool = Field(
+        default=True,
+        description="claim/done mark a case's mails read, release/reopen unread: the unread count = untouched calls",
+    )
+    outlook_read_repair: bool = Field(
+        default=False,
+        description="also undo read/unread set by hand in Outlook where it disagrees with the case (off: people win)",
+    )
     outbox_retry_base_seconds: float = Field(
         default=2.0,
         gt=0,

@@ -16,6 +16,11 @@ Rules:
   rewrite after it brings every mail to the winning state. An Outlook change that Graph overwrote with the bot's
   PATCH before Rufpool read it is never seen (Rufpool reads the flag when it processes a notification): then the
   Teams action wins. Either way both sides end in the same state.
+- Read state (``OUTLOOK_READ_SYNC``, on by default): the team reads the shared Inbox's unread count as "calls
+  nobody has touched", so claimed and done cases' mails are marked read and released or reopened ones unread again,
+  in the same PATCH as the flag. Reading is not handling: read/unread set in Outlook never moves a case. A
+  person's read state is left alone unless ``OUTLOOK_READ_REPAIR`` is on; the bot's own writes that never arrived
+  are always repaired. Unrecognised items nobody has taken on keep the read state Outlook gives them.
 - Reconciliation: the periodic delta pass sees every mail changed since the last pass (flags changed while
   notifications were lost) and feeds them through :meth:`FlagSync.observe`; then :meth:`FlagSync.reconcile` reads
   again every mail whose last write was never confirmed (a dead-lettered PATCH) and writes it again where it
@@ -33,10 +38,11 @@ from typing import Any, Protocol
 from bot import effects
 from bot.config import PoolLine, Settings
 from bot.domain.cases import OUTLOOK_ACTOR, Case, CaseState
+from bot.domain.events import EventKind
 from bot.domain.state_machine import Verb
 from bot.jobs import PermanentFailure
 from bot.placetel.parser import MailMessage
-from bot.storage.interface import FlagStatus, MailState, Store
+from bot.storage.interface import FlagStatus, MailState, MailUpdate, Store
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +54,7 @@ class MailboxClient(Protocol):
 
     async def get_message(self, mailbox: str, message_id: str) -> MailMessage | None: ...
 
-    async def set_flag(self, mailbox: str, message_id: str, flag: FlagStatus, at: datetime) -> None: ...
-
-    async def set_own_categories(self, mailbox: str, message_id: str, prefix: str, ours: list[str]) -> None: ...
+    async def update_message(self, mailbox: str, message_id: str, update: MailUpdate) -> None: ...
 
 
 def desired_flag(case: Case) -> FlagStatus:
@@ -68,6 +72,16 @@ def flag_agrees(case: Case, flag: FlagStatus) -> bool:
     if case.state is CaseState.OPEN:
         return flag in (FlagStatus.NOT_FLAGGED, FlagStatus.FLAGGED)
     return flag == desired_flag(case)
+
+
+def desired_read(case: Case) -> bool | None:
+    """Read once someone has taken the case on, unread while it waits; None: leave it (untouched unrecognised item)."""
+    if case.state is not CaseState.OPEN:
+        return True
+    first = case.first_event
+    if first is not None and first.kind is EventKind.UNRECOGNISED:
+        return None
+    return False
 
 
 def own_categories(case: Case) -> list[str]:
@@ -128,14 +142,16 @@ class FlagSync:
             state = await self._store.mails.get_mail(mail.mailbox, mail.message_id)
             if state is None:
                 return
-            if flag not in (state.observed_flag, state.written_flag):
+            if flag not in (state.observed_flag, state.written_flag) or not self._read_is_known(state, mail.is_read):
                 # The read may predate a write of ours that finished meanwhile; none is under way now.
                 fresh = await self._mailboxes.get_message(mail.mailbox, mail.message_id)
                 if fresh is None:
                     return
+                mail = fresh
                 flag = _flag_of(fresh)
                 if flag is None:
                     return
+            await self._observe_read(state, mail.is_read)
             await self._store.mails.set_observed_flag(mail.mailbox, mail.message_id, flag)
             if flag in (state.observed_flag, state.written_flag):
                 await self._repair(state, flag)
@@ -143,6 +159,34 @@ class FlagSync:
             # The person's flag supersedes the bot's earlier write: going back to that value later is a change too.
             await self._store.mails.set_written_flag(mail.mailbox, mail.message_id, flag)
             await self._outlook_change(line, state, flag)
+
+    def _read_is_known(self, state: MailState, is_read: bool) -> bool:
+        """Whether a read state is one the bot has seen or written already (so not news worth reading again)."""
+        known = {value for value in (state.observed_read, state.written_read) if value is not None}
+        return not self._settings.outlook_read_sync or not known or is_read in known
+
+    async def _observe_read(self, state: MailState, is_read: bool) -> None:
+        """Outlook's read state never moves a case; this only tells the bot's echo from drift and people's changes."""
+        if not self._settings.outlook_read_sync:
+            return
+        if is_read == state.observed_read and state.written_read in (None, is_read):
+            return  # nothing new, and no write of ours is unconfirmed
+        if is_read != state.observed_read:
+            await self._store.mails.set_observed_read(state.mailbox, state.message_id, is_read)
+        case = await self._store.cases.get(state.case_id)
+        wanted = desired_read(case) if case is not None else None
+        if wanted is None or is_read == wanted:
+            return
+        known = {value for value in (state.observed_read, state.written_read) if value is not None}
+        if known and is_read not in known:
+            # A person marked it read or unread in Outlook: that supersedes the bot's earlier write.
+            await self._store.mails.set_written_read(state.mailbox, state.message_id, is_read)
+            if not self._settings.outlook_read_repair:
+                return
+        elif state.written_read != wanted and not self._settings.outlook_read_repair:
+            return  # the bot never asked for this state (first sighting, a person's earlier choice, a pending write)
+        log.info("mail %s of case %s read=%s; writing it again", state.message_id[-12:], state.case_id[:8], is_read)
+        await effects.write_flag(self._store.jobs, state.mailbox, state.message_id, state.case_id)
 
     async def _repair(self, mail: MailState, flag: FlagStatus) -> None:
         """Not a person's change: write the mail again only when it disagrees with its case (drift)."""
@@ -190,7 +234,11 @@ class FlagSync:
         checked = 0
         for mail in await self._store.mails.unconfirmed_writes(line.mailbox):
             case = await self._store.cases.get(mail.case_id)
-            if case is None or (mail.observed_flag is not None and flag_agrees(case, mail.observed_flag)):
+            if case is None or (
+                mail.observed_flag is not None
+                and flag_agrees(case, mail.observed_flag)
+                and mail.observed_read == mail.written_read
+            ):
                 continue
             current = await self._mailboxes.get_message(mail.mailbox, mail.message_id)
             if current is not None:
@@ -199,20 +247,28 @@ class FlagSync:
         return checked
 
     async def handle_write_flag(self, payload: dict[str, Any]) -> None:
-        """The outbox job: PATCH one mail's flag to what its case says now."""
+        """The outbox job: PATCH one mail's flag (and read state, categories) to what its case says now."""
         mailbox, message_id = str(payload["mailbox"]), str(payload["message_id"])
         async with self._mail_lock(mailbox, message_id):
             case = await self._store.cases.get(str(payload["case_id"]))
             if case is None:
                 raise PermanentFailure(f"case {payload['case_id']} does not exist")
-            flag = desired_flag(case)
+            update = MailUpdate(
+                flag=desired_flag(case),
+                flag_at=case.done_at or datetime.now(UTC),
+                is_read=desired_read(case) if self._settings.outlook_read_sync else None,
+                # Categories are shared by everyone using the mailbox: only the bot's own (prefixed) ones change.
+                own_categories=tuple(own_categories(case)) if self._settings.outlook_categories_enabled else None,
+                category_prefix=CATEGORY_PREFIX,
+            )
             # Record the intent first: the notification of our own PATCH may arrive before the PATCH returns.
             try:
-                await self._store.mails.set_written_flag(mailbox, message_id, flag)
+                await self._store.mails.set_written_flag(mailbox, message_id, update.flag)
+                if update.is_read is not None:
+                    await self._store.mails.set_written_read(mailbox, message_id, update.is_read)
             except LookupError as unknown:
                 raise PermanentFailure(str(unknown)) from unknown
-            await self._mailboxes.set_flag(mailbox, message_id, flag, case.done_at or datetime.now(UTC))
-            await self._store.mails.set_observed_flag(mailbox, message_id, flag)
-            if self._settings.outlook_categories_enabled:
-                # Categories are shared by everyone using the mailbox: only the bot's own (prefixed) ones change.
-                await self._mailboxes.set_own_categories(mailbox, message_id, CATEGORY_PREFIX, own_categories(case))
+            await self._mailboxes.update_message(mailbox, message_id, update)
+            await self._store.mails.set_observed_flag(mailbox, message_id, update.flag)
+            if update.is_read is not None:
+                await self._store.mails.set_observed_read(mailbox, message_id, update.is_read)

@@ -122,6 +122,35 @@ async def test_simulated_voicemail_repeat_call_and_outlook_done_show_in_the_chan
         assert sum(is_case_card_post(event) for event in stream.events) == 1
 
 
+async def _unread(http: aiohttp.ClientSession, demo: DemoProcess, line: str) -> int:
+    async with http.get(f"{demo.control}/api/mailboxes") as response:
+        boxes = await response.json()
+    return int(next(box["unread"] for box in boxes if box["line"] == line))
+
+
+async def _wait_for_unread(http: aiohttp.ClientSession, demo: DemoProcess, line: str, expected: int) -> None:
+    async with asyncio.timeout(30):
+        while await _unread(http, demo, line) != expected:
+            await asyncio.sleep(0.2)
+
+
+async def test_the_outlook_unread_count_drops_on_claim_and_rises_on_release(demo: DemoProcess) -> None:
+    async with aiohttp.ClientSession() as http, playground_stream(http, demo.playground) as stream:
+        playground = PlaygroundClient(http, demo.playground)
+        before = await _unread(http, demo, ZENTRALE.id)
+        await _simulate(demo, "missed", "--from", "0171 3131313")
+        posted = await stream.wait_for(is_case_card_post, "the missed call's card")
+        card, card_id = card_of(posted), posted["message"]["messageId"]
+        thread = posted["message"]["postConversationId"]
+        assert await _unread(http, demo, ZENTRALE.id) == before + 1
+
+        claimed = await playground.invoke(thread, card_id, "claim", actions(card)["claim"], user=BEN)
+        await _wait_for_unread(http, demo, ZENTRALE.id, before)
+
+        await playground.invoke(thread, card_id, "release", actions(claimed["value"])["release"], user=BEN)
+        await _wait_for_unread(http, demo, ZENTRALE.id, before + 1)
+
+
 def test_simulating_without_a_running_demo_says_how_to_start_it() -> None:
     command = [sys.executable, "-m", "bot.sandbox.demo", "simulate", "missed"]
     url = f"http://127.0.0.1:{free_port()}"

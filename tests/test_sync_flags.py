@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bot.domain.cases import CaseState
-from bot.storage.interface import FlagStatus
+from bot.storage.interface import FlagStatus, MailUpdate
 from tests.e2e_fixtures import POOL_MAILBOX, BotStack, user
 from tests.sync_fixtures import (
     CaseHandle,
@@ -191,7 +191,7 @@ async def test_an_echo_that_arrives_before_the_patch_returns_is_not_an_action(
     stack: BotStack, three_calls: CaseHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     mailboxes = stack.services.mailboxes
-    set_flag = mailboxes.set_flag
+    update_message = mailboxes.update_message
     echoes_seen = []
 
     def updates_delivered(message_id: str) -> int:
@@ -200,14 +200,14 @@ async def test_an_echo_that_arrives_before_the_patch_returns_is_not_an_action(
             for delivery in stack.graph.deliveries
         )
 
-    async def answer_late(mailbox: str, message_id: str, flag: FlagStatus, at: datetime) -> None:
+    async def answer_late(mailbox: str, message_id: str, update: MailUpdate) -> None:
         before = updates_delivered(message_id)
-        await set_flag(mailbox, message_id, flag, at)
+        await update_message(mailbox, message_id, update)
         await stack.graph.idle()  # the echo is delivered and stored as a job while the PATCH has not returned
         echoes_seen.append(updates_delivered(message_id) > before)
         await asyncio.sleep(0.05)  # and a worker is free to pick it up
 
-    monkeypatch.setattr(mailboxes, "set_flag", answer_late)
+    monkeypatch.setattr(mailboxes, "update_message", answer_late)
     replies = len(thread_replies(stack, three_calls))
     await click(stack, three_calls, "claim", ANNA)
     await drain(stack)

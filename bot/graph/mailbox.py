@@ -30,7 +30,7 @@ from msgraph.generated.users.item.messages.item.message_item_request_builder imp
 from bot.graph.errors import as_job_error, graph_status
 from bot.ingest import DeltaExpired, DeltaPage
 from bot.placetel.parser import MailAttachment, MailMessage
-from bot.storage.interface import FlagStatus
+from bot.storage.interface import FlagStatus, MailUpdate
 
 MESSAGE_FIELDS = [
     "id",
@@ -39,6 +39,7 @@ MESSAGE_FIELDS = [
     "body",
     "receivedDateTime",
     "flag",
+    "isRead",
     "categories",
     "hasAttachments",
     "webLink",
@@ -91,6 +92,7 @@ def to_mail_message(mailbox: str, message: Message, attachments: tuple[MailAttac
         attachments=attachments,
         categories=tuple(message.categories or ()),
         flag_status=_flag_status(message),
+        is_read=bool(message.is_read),
     )
 
 
@@ -180,18 +182,21 @@ class GraphMailboxes:
                 return
             next_url = next_link
 
-    async def set_flag(self, mailbox: str, message_id: str, flag: FlagStatus, at: datetime) -> None:
-        followup = FollowupFlag(flag_status=_FLAG_TO_GRAPH[flag])
-        if flag is FlagStatus.COMPLETE:
+    async def update_message(self, mailbox: str, message_id: str, update: MailUpdate) -> None:
+        """Flag, read state and the bot's categories in one PATCH (one request, one change notification)."""
+        followup = FollowupFlag(flag_status=_FLAG_TO_GRAPH[update.flag])
+        if update.flag is FlagStatus.COMPLETE:
             followup.completed_date_time = DateTimeTimeZone(
-                date_time=at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"), time_zone="UTC"
+                date_time=update.flag_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"), time_zone="UTC"
             )
-        await self._call(mailbox, lambda: self._message(mailbox, message_id).patch(Message(flag=followup)))
+        patch = Message(flag=followup, is_read=update.is_read)
+        if update.own_categories is not None:
+            patch.categories = await self._categories_with(mailbox, message_id, update)
+        await self._call(mailbox, lambda: self._message(mailbox, message_id).patch(patch))
 
-    async def set_own_categories(self, mailbox: str, message_id: str, prefix: str, ours: list[str]) -> None:
-        """Replace the categories starting with ``prefix``; the team's own categories stay untouched."""
+    async def _categories_with(self, mailbox: str, message_id: str, update: MailUpdate) -> list[str]:
+        """The mail's categories with the bot's own (prefixed) replaced; the team's own categories stay untouched."""
         query = MessageItemRequestBuilder.MessageItemRequestBuilderGetQueryParameters(select=["categories"])
         current = await self._call(mailbox, lambda: self._message(mailbox, message_id).get(request_config(query)))
-        kept = [c for c in (current.categories if current and current.categories else []) if not c.startswith(prefix)]
-        categories = kept + ours
-        await self._call(mailbox, lambda: self._message(mailbox, message_id).patch(Message(categories=categories)))
+        theirs = current.categories if current and current.categories else []
+        return [c for c in theirs if not c.startswith(update.category_prefix)] + list(update.own_categories or ())

@@ -79,6 +79,7 @@ class MailMessage:
     attachments: tuple[MailAttachment, ...] = ()
     categories: tuple[str, ...] = ()
     flag_status: str = "notFlagged"
+    is_read: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,8 @@
 One code path for the page (``GET /``, form ``POST /simulate``) and the CLI (``POST /api/simulate``,
 ``GET /api/mails``). A repeat call is a missed call from the last caller: the bot groups it into the open case.
 "Mark done in Outlook" sets the mail's flag to ``complete`` as Outlook does; the flag sync does the rest.
+Each mailbox's unread count (the number Outlook shows after a favourite's name; ``GET /api/mailboxes``) is on the
+page and follows the cards live: it drops when a card is claimed and rises when it is released.
 """
 
 from __future__ import annotations
@@ -42,6 +44,17 @@ class MailView:
     subject: str
     flag_status: str
     received: str  # local time, HH:MM:SS
+    is_read: bool = False
+
+
+@dataclass(frozen=True)
+class MailboxView:
+    """A pool mailbox as Outlook's favourites show it: its name and the number of unread mails."""
+
+    line: str
+    mailbox: str
+    display_name: str
+    unread: int
 
 
 def national(number: str) -> str:
@@ -155,10 +168,22 @@ class CallSimulator:
             message.subject,
             str(message.flag.get("flagStatus", "notFlagged")),
             message.received.astimezone(BERLIN).strftime("%H:%M:%S"),
+            message.is_read,
         )
 
     def mails(self) -> list[MailView]:
         return [self._view(line, message) for line, message in self._messages()]
+
+    def mailboxes(self) -> list[MailboxView]:
+        return [
+            MailboxView(
+                line.id,
+                line.mailbox,
+                line.display_name,
+                sum(not message.is_read for message in self._graph.mailbox(line.mailbox).messages.values()),
+            )
+            for line in self.lines
+        ]
 
 
 # The page and its API ---------------------------------------------------------------------------------------
@@ -172,6 +197,16 @@ input,select,button{font:inherit;padding:.35rem .6rem}
 button{background:#5b5fc7;color:#fff;border:0;border-radius:4px;cursor:pointer}
 table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.4rem;text-align:left}
 .note{color:#616161;font-size:.9rem}.error{color:#c4314b}
+ul.boxes{list-style:none;padding:0;display:flex;gap:1.5rem}ul.boxes b{color:#5b5fc7}
+"""
+# Outlook's favourites update by themselves; so does the page's unread count (the table shows the last load).
+_UNREAD_SCRIPT = """
+async function refreshUnread(){
+  try{const boxes=await (await fetch('/api/mailboxes')).json();
+    for(const box of boxes){const el=document.getElementById('unread-'+box.line);if(el)el.textContent=box.unread;}
+  }catch(e){}
+}
+setInterval(refreshUnread,1000);
 """
 
 
@@ -182,6 +217,10 @@ def _page(simulator: CallSimulator, playground_url: str, error: str | None) -> s
         for line in simulator.lines
     )
     buttons = "".join(f'<button name="kind" value="{kind}">{label}</button>' for kind, label in _BUTTONS)
+    boxes = "".join(
+        f'<li>Posteingang {esc(box.display_name)} <b id="unread-{esc(box.line)}">{box.unread}</b></li>'
+        for box in simulator.mailboxes()
+    )
     rows = "".join(
         f"<tr><td>{esc(mail.received)}</td><td>{esc(mail.line)}</td><td>{esc(mail.subject)}</td>"
         f"<td>{esc(mail.flag_status)}</td><td>"
@@ -204,8 +243,12 @@ def _page(simulator: CallSimulator, playground_url: str, error: str | None) -> s
 <form class="sim" method="post" action="/simulate">
 <label>Leitung<select name="line">{options}</select></label>
 <label>Anrufer<input name="caller" placeholder="leer: neue Nummer"></label>{buttons}</form>
+<h2>Outlook-Favoriten: ungelesene Mails</h2>
+<p class="note">Die Zahl nach dem Postfach zählt die Anrufe, die noch niemand übernommen hat.</p>
+<ul class="boxes">{boxes}</ul>
 <h2>Mails im Postfach</h2>
 <table><tr><th>Zeit</th><th>Leitung</th><th>Betreff</th><th>Outlook-Flag</th><th></th></tr>{rows}</table>
+<script>{_UNREAD_SCRIPT}</script>
 </body></html>"""
 
 
@@ -250,9 +293,13 @@ def control_app(simulator: CallSimulator, playground_url: str) -> web.Applicatio
     async def api_mails(_request: web.Request) -> Any:
         return [asdict(mail) for mail in simulator.mails()]
 
+    async def api_mailboxes(_request: web.Request) -> Any:
+        return [asdict(box) for box in simulator.mailboxes()]
+
     app = web.Application()
     app.router.add_get("/", page, name="page")
     app.router.add_post("/simulate", form)
     app.router.add_post("/api/simulate", json_api(api_simulate))
     app.router.add_get("/api/mails", json_api(api_mails))
+    app.router.add_get("/api/mailboxes", json_api(api_mailboxes))
     return app

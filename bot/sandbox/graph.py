@@ -332,9 +332,16 @@ class GraphStandIn:
 
     def set_flag(self, mailbox: str, message_id: str, flag: dict[str, Any]) -> Message:
         """A user sets or clears the flag in Outlook: same change and notification as a Graph PATCH."""
+        return self._user_change(mailbox, message_id, {"flag": parse_flag(flag)})
+
+    def set_read(self, mailbox: str, message_id: str, is_read: bool) -> Message:
+        """A user opens the mail in Outlook, or marks it read or unread."""
+        return self._user_change(mailbox, message_id, {"isRead": is_read})
+
+    def _user_change(self, mailbox: str, message_id: str, changes: dict[str, Any]) -> Message:
         box = self.mailbox(mailbox)
         message = box.message(message_id)
-        apply_message_changes(message, {"flag": parse_flag(flag)}, box.next_sequence())
+        apply_message_changes(message, changes, box.next_sequence())
         self._notify(box, message, "updated")
         return message
 
@@ -761,6 +768,7 @@ class GraphStandIn:
             ("POST", "/_control/mailboxes/{mailbox}/messages", self._c_deliver),
             ("DELETE", "/_control/mailboxes/{mailbox}/messages/{message}", self._c_delete),
             ("POST", "/_control/mailboxes/{mailbox}/messages/{message}/flag", self._c_flag),
+            ("POST", "/_control/mailboxes/{mailbox}/messages/{message}/read", self._c_read),
             ("POST", "/_control/lifecycle", self._c_lifecycle),
             ("POST", "/_control/faults", self._c_add_fault),
             ("DELETE", "/_control/faults", self._c_clear_faults),
@@ -828,6 +836,12 @@ class GraphStandIn:
     async def _c_flag(self, request: web.Request, body: dict[str, Any]) -> Any:
         message = self.set_flag(request.match_info["mailbox"], request.match_info["message"], body)
         return message.to_graph()["flag"]
+
+    async def _c_read(self, request: web.Request, body: dict[str, Any]) -> Any:
+        if not isinstance(body.get("isRead"), bool):
+            raise GraphError(400, "RequestBodyRead", "Expected {\"isRead\": true|false}.")
+        message = self.set_read(request.match_info["mailbox"], request.match_info["message"], body["isRead"])
+        return {"isRead": message.is_read}
 
     async def _c_lifecycle(self, _request: web.Request, body: dict[str, Any]) -> Any:
         ids = self.fire_lifecycle(

@@ -114,6 +114,20 @@ class FlagStatus(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class MailUpdate:
+    """One PATCH of a mail: its flag, and optionally its read state and the bot's own categories."""
+
+    flag: FlagStatus
+    flag_at: datetime
+    """When the case was done (``completedDateTime`` of a complete flag)."""
+    is_read: bool | None = None
+    """None leaves the read state as it is."""
+    own_categories: tuple[str, ...] | None = None
+    """The bot's categories (all starting with ``category_prefix``); None leaves the categories as they are."""
+    category_prefix: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class MailState:
     """What the bot knows of one mail's Outlook flag, for echo suppression and reconciliation."""
 
@@ -124,6 +138,10 @@ class MailState:
     """The flag last read from Graph."""
     written_flag: FlagStatus | None
     """The flag the bot last PATCHed or took in from Outlook (its own change must not come back as a user action)."""
+    observed_read: bool | None = None
+    """The read state last read from Graph."""
+    written_read: bool | None = None
+    """The read state the bot last PATCHed or took in from Outlook (echo suppression, as for the flag)."""
 
 
 class MailRepository(Protocol):
@@ -134,6 +152,10 @@ class MailRepository(Protocol):
     async def set_observed_flag(self, mailbox: str, message_id: str, flag: FlagStatus) -> None: ...
 
     async def set_written_flag(self, mailbox: str, message_id: str, flag: FlagStatus) -> None: ...
+
+    async def set_observed_read(self, mailbox: str, message_id: str, is_read: bool) -> None: ...
+
+    async def set_written_read(self, mailbox: str, message_id: str, is_read: bool) -> None: ...
 
     async def unconfirmed_writes(self, mailbox: str, limit: int = 500) -> list[MailState]:
         """Mails of ``mailbox`` whose written flag was never read back (observed differs): reconciliation's list."""

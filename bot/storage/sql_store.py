@@ -462,9 +462,19 @@ def _flag(value: str | None) -> FlagStatus | None:
     return FlagStatus(value) if value is not None else None
 
 
+def _read_state(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
 def _mail_from_row(row: Row) -> MailState:
     return MailState(
-        row["mailbox"], row["message_id"], row["case_id"], _flag(row["observed_flag"]), _flag(row["written_flag"])
+        row["mailbox"],
+        row["message_id"],
+        row["case_id"],
+        _flag(row["observed_flag"]),
+        _flag(row["written_flag"]),
+        _read_state(row["observed_read"]),
+        _read_state(row["written_read"]),
     )
 
 
@@ -487,26 +497,33 @@ class SqlMailRepository(MailRepository):
             await cursor.execute("SELECT * FROM mails WHERE case_id = ? ORDER BY mailbox, message_id", (case_id,))
             return [_mail_from_row(row) for row in await cursor.fetchall()]
 
-    async def _set_flag(self, column: str, mailbox: str, message_id: str, flag: FlagStatus) -> None:
+    async def _set(self, column: str, mailbox: str, message_id: str, value: str | int) -> None:
         async with self._db.transaction() as cursor:
             changed = await cursor.execute(
                 f"UPDATE mails SET {column} = ? WHERE mailbox = ? AND message_id = ?",  # noqa: S608 - fixed column
-                (flag.value, mailbox.lower(), message_id),
+                (value, mailbox.lower(), message_id),
             )
         if changed == 0:
             raise LookupError(f"unknown mail {message_id} in {mailbox}: record its event first")
 
     async def set_observed_flag(self, mailbox: str, message_id: str, flag: FlagStatus) -> None:
-        await self._set_flag("observed_flag", mailbox, message_id, flag)
+        await self._set("observed_flag", mailbox, message_id, flag.value)
 
     async def set_written_flag(self, mailbox: str, message_id: str, flag: FlagStatus) -> None:
-        await self._set_flag("written_flag", mailbox, message_id, flag)
+        await self._set("written_flag", mailbox, message_id, flag.value)
+
+    async def set_observed_read(self, mailbox: str, message_id: str, is_read: bool) -> None:
+        await self._set("observed_read", mailbox, message_id, int(is_read))
+
+    async def set_written_read(self, mailbox: str, message_id: str, is_read: bool) -> None:
+        await self._set("written_read", mailbox, message_id, int(is_read))
 
     async def unconfirmed_writes(self, mailbox: str, limit: int = 500) -> list[MailState]:
         async with self._db.transaction() as cursor:
             await cursor.execute(
-                "SELECT * FROM mails WHERE mailbox = ? AND written_flag IS NOT NULL "
-                "AND (observed_flag IS NULL OR observed_flag <> written_flag) ORDER BY message_id LIMIT ?",
+                "SELECT * FROM mails WHERE mailbox = ? AND ((written_flag IS NOT NULL "
+                "AND (observed_flag IS NULL OR observed_flag <> written_flag)) OR (written_read IS NOT NULL "
+                "AND (observed_read IS NULL OR observed_read <> written_read))) ORDER BY message_id LIMIT ?",
                 (mailbox.lower(), limit),
             )
             return [_mail_from_row(row) for row in await cursor.fetchall()]
