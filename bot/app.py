@@ -73,9 +73,12 @@ def parser_profiles(settings: Settings) -> tuple[ParserProfile, ...]:
 async def _services(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     instance_id = f"instance-{uuid.uuid4().hex[:8]}"
-    store = await open_store(settings.database_url)
+    # Everything that only needs the settings first: a failure then leaves nothing open (an open store's thread
+    # would keep the process alive).
     credential = build_credential(settings)
     graph = build_graph_client(settings, credential)
+    adapter, authentication, bot_auth = build_adapter(settings)
+    store = await open_store(settings.database_url)
     mailboxes = GraphMailboxes(graph)
     flag_sync = FlagSync(settings, store, mailboxes)
     ingestor = MailIngestor(settings, store, mailboxes, parser_profiles(settings), flag_sync.observe)
@@ -84,7 +87,6 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     commands = Commands(settings, store)
     voicemail_links = VoicemailLinks.from_settings(settings)
     actions = CardActions(settings, store, flag_sync, commands.list_page, voicemail_links)
-    adapter, authentication, bot_auth = build_adapter(settings)
     bot = RufpoolBot(store, commands, actions)
     poster = CardPoster(adapter, settings.app_id, store, actions, Pacer(), language_for(settings.default_locale))
     runner = JobRunner(

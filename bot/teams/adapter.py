@@ -23,6 +23,7 @@ def auth_settings(settings: Settings) -> BotAuthSettings:
         app_id=settings.app_id,
         app_password=settings.app_password.get_secret_value(),
         tenant_id=settings.app_tenant_id,
+        app_type=settings.app_type,
         login_url=settings.to_channel_from_bot_login_url or None,
         oauth_scope=settings.to_channel_from_bot_oauth_scope or AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE,
         channel_token_issuer=settings.to_bot_from_channel_token_issuer
