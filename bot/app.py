@@ -87,7 +87,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     commands = Commands(settings, store)
     voicemail_links = VoicemailLinks.from_settings(settings)
     actions = CardActions(settings, store, flag_sync, commands.list_page, voicemail_links)
-    bot = RufpoolBot(store, commands, actions)
+    bot = RufpoolBot(store, commands, actions, settings.default_locale)
     poster = CardPoster(adapter, settings.app_id, store, actions, Pacer(), language_for(settings.default_locale))
     runner = JobRunner(
         store.jobs,

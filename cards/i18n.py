@@ -27,6 +27,16 @@ def language_for(locale: str | None) -> Lang:
     return Lang.EN if locale is not None and locale.strip().lower().startswith("en") else Lang.DE
 
 
+def conversation_language(channel_locale: str, user_locale: str | None, *, in_channel: object) -> Lang:
+    """The language of what the bot says in a conversation.
+
+    A channel is shared: every card, list, help, refusal and thread line there is in the channel's language
+    (``DEFAULT_LOCALE``), whoever asked, so an English Teams client never posts English into a German channel and an
+    updated card does not flip languages. Only personal chat follows the user's own locale.
+    """
+    return language_for(channel_locale if in_channel else user_locale)
+
+
 _DE: Mapping[str, str] = {
     # states and badges
     "state_open": "Offen",
@@ -129,7 +139,7 @@ _DE: Mapping[str, str] = {
     "help_title": "Rufpool",
     "help_intro": (
         "Ich mache aus verpassten Anrufen und Sprachnachrichten der Sammelrufnummer je eine Karte. "
-        "Wer zurückruft, klickt auf „Übernehmen“, danach auf „Erledigt“ – so ruft niemand doppelt an "
+        "Wer zurückruft, klickt auf „{claim}“, danach auf „{done}“ – so ruft niemand doppelt an "
         "und kein Anruf geht verloren."
     ),
     "help_unknown": "Den Befehl „{text}“ kenne ich nicht.",
@@ -142,10 +152,13 @@ _DE: Mapping[str, str] = {
     "cmd_open": "offen / open",
     "cmd_mine": "meine / mine",
     "cmd_help": "hilfe / help",
-    "cmd_link": "verbinden ‹Postfach oder Leitung›",
-    "cmd_unlink": "trennen",
+    "cmd_link": "verbinden ‹Leitung›",
+    "cmd_unlink": "trennen ‹Leitung›",
     # activity summary
     "activity_summary": "{state}: {caller} · {calls}",
+    # link and unlink without a line
+    "link_usage": "So geht's: @Rufpool verbinden ‹Leitung›. Leitungen: {known}",
+    "unlink_usage": "So geht's: @Rufpool trennen ‹Leitung›. Mit diesem Kanal verbunden: {linked}",
 }
 
 _EN: Mapping[str, str] = {
@@ -240,7 +253,7 @@ _EN: Mapping[str, str] = {
     "help_title": "Rufpool",
     "help_intro": (
         "I turn the missed calls and voicemails of the shared number into one card each. "
-        "Whoever calls back clicks “Claim”, then “Done” – so nobody calls twice and no call is forgotten."
+        "Whoever calls back clicks “{claim}”, then “{done}” – so nobody calls twice and no call is forgotten."
     ),
     "help_unknown": "I don't know the command “{text}”.",
     "help_commands": "Commands",
@@ -252,9 +265,11 @@ _EN: Mapping[str, str] = {
     "cmd_open": "open / offen",
     "cmd_mine": "mine / meine",
     "cmd_help": "help / hilfe",
-    "cmd_link": "verbinden ‹mailbox or line›",
-    "cmd_unlink": "trennen",
+    "cmd_link": "link ‹line›",
+    "cmd_unlink": "unlink ‹line›",
     "activity_summary": "{state}: {caller} · {calls}",
+    "link_usage": "Usage: @Rufpool link ‹line›. Lines: {known}",
+    "unlink_usage": "Usage: @Rufpool unlink ‹line›. Linked to this channel: {linked}",
 }
 
 TEXTS: Mapping[Lang, Mapping[str, str]] = {Lang.DE: _DE, Lang.EN: _EN}

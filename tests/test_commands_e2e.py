@@ -219,12 +219,21 @@ async def test_unknown_text_gets_a_short_help_not_silence(bot_stack: BotStack, c
     assert "offen / open" in shown
 
 
-@pytest.mark.parametrize(("locale", "expected"), [("de-DE", "Bitte die Schaltflächen"), ("en-US", "Please use")])
-async def test_an_old_submit_card_gets_a_hint_not_silence(bot_stack: BotStack, locale: str, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("conversation_id", "locale", "expected"),
+    [
+        (CHANNEL_ID, "de-DE", "Bitte die Schaltflächen"),
+        (CHANNEL_ID, "en-US", "Bitte die Schaltflächen"),  # the channel's language, whoever clicks
+        (PERSONAL_CHAT, "en-US", "Please use"),
+    ],
+)
+async def test_an_old_submit_card_gets_a_hint_not_silence(
+    bot_stack: BotStack, conversation_id: str, locale: str, expected: str
+) -> None:
     await bot_stack.link()
-    activity = bot_stack._activity("message", user(1), CHANNEL_ID, value={"verb": "claim"}, locale=locale)
+    activity = bot_stack._activity("message", user(1), conversation_id, value={"verb": "claim"}, locale=locale)
 
     response = await bot_stack.post_activity(activity)
 
     assert response.status < 300
-    assert bot_stack.connector.activities(CHANNEL_ID)[-1].current["text"].startswith(expected)
+    assert bot_stack.connector.activities(conversation_id)[-1].current["text"].startswith(expected)

@@ -25,7 +25,7 @@ from bot.actions import ActionRequest, ActionResult, CardActions
 from bot.commands import CommandRequest, Commands, parse_command
 from bot.domain.cases import Actor
 from bot.storage.interface import Installation, Store
-from cards.i18n import language_for, text
+from cards.i18n import Lang, conversation_language, text
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +99,15 @@ def _definitely_not_member(error: Exception) -> bool:
 
 
 class RufpoolBot(ActivityHandler):
-    def __init__(self, store: Store, commands: Commands, actions: CardActions) -> None:
+    def __init__(self, store: Store, commands: Commands, actions: CardActions, channel_locale: str = "de-DE") -> None:
+        self._channel_locale = channel_locale
         self._store = store
         self._commands = commands
         self._actions = actions
         self._membership: dict[tuple[str, str], tuple[float, bool]] = {}
+
+    def _language(self, activity: Activity) -> Lang:
+        return conversation_language(self._channel_locale, activity.locale, in_channel=_channel_id(activity))
 
     # Installation --------------------------------------------------------------------------------------------
 
@@ -155,9 +159,7 @@ class RufpoolBot(ActivityHandler):
     async def on_message_activity(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
         if activity.value and not activity.text:
-            await turn_context.send_activity(
-                MessageFactory.text(text(language_for(activity.locale), "use_current_card"))
-            )
+            await turn_context.send_activity(MessageFactory.text(text(self._language(activity), "use_current_card")))
             return
         if _channel_id(activity) is not None:
             await self._remember_installation(turn_context)
