@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import string
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.commands import ALIASES
 from bot.domain.cases import Actor, Case, CaseState
 from bot.domain.events import WITHHELD, EventKind, Voicemail
 from bot.domain.state_machine import TRANSITIONS, USER_VERBS, Refusal, RefusalCode, Verb, decide
@@ -25,7 +27,7 @@ from cards.format import (
     plain,
     safe_link,
 )
-from cards.i18n import TEXTS, Lang, language_for, ordinal, refusal_text
+from cards.i18n import TEXTS, Lang, language_for, ordinal, refusal_text, text
 from cards.list_card import LIST_PAGE_VERB, PAGE_SIZE, ListCommand, build_list_card
 from cards.messages import (
     build_help_card,
@@ -59,6 +61,7 @@ from tests.cards_fixtures import (
     previous_case,
     texts,
     voicemail_case,
+    walk,
 )
 
 TEAMS_CALL = "https://teams.microsoft.com/l/call/0/0?users=4:+4930123456"
@@ -550,10 +553,27 @@ def test_refusal_names_holder_and_time() -> None:
     assert refusal_text(refusal, Lang.EN) == "Already claimed by Anna Schmidt at 10:32"
 
 
-def test_help_card_lists_every_command() -> None:
-    card_text = all_text(build_help_card(Lang.DE))
-    for command in ("offen / open", "meine / mine", "hilfe / help", "verbinden", "trennen"):
-        assert command in card_text
+@pytest.mark.parametrize(
+    ("lang", "words"),
+    [
+        (Lang.DE, ["offen", "meine", "hilfe", "verbinden", "trennen"]),
+        (Lang.EN, ["open", "mine", "help", "link", "unlink"]),
+    ],
+)
+def test_help_card_lists_every_command_in_its_own_language(lang: Lang, words: list[str]) -> None:
+    [facts] = [element for element in walk(build_help_card(lang)["body"]) if element.get("type") == "FactSet"]
+    listed = [fact["title"].split()[0] for fact in facts["facts"]]
+    assert listed == words
+    assert sorted(ALIASES[word] for word in listed) == sorted(set(ALIASES.values()))
+
+
+@pytest.mark.parametrize("lang", list(Lang))
+def test_help_names_the_buttons_as_they_are_labelled(lang: Lang) -> None:
+    intro = all_text(build_help_card(lang))
+    quoted = set(re.findall(r"[„“]([^“”]+)[“”]", intro))
+    buttons = {action["title"] for action in executes(build_case_card(case_view(open_case(), lang=lang)))}
+    assert quoted == {text(lang, "verb_claim"), text(lang, "verb_done")}
+    assert quoted <= buttons
 
 
 def test_help_for_unknown_text_quotes_it_inert() -> None:

@@ -207,7 +207,7 @@ async def test_mine_lists_only_the_cases_i_claimed(bot_stack: BotStack, text: st
 ])
 async def test_help_explains_the_bot_and_its_commands(bot_stack: BotStack, text: str, conversation_id: str) -> None:
     shown = await ask(bot_stack, text, conversation_id)
-    for command in ("offen / open", "meine / mine", "hilfe / help"):
+    for command in ("offen", "meine", "hilfe", "verbinden ‹Leitung›", "trennen ‹Leitung›"):
         assert command in shown
     assert "kenne ich nicht" not in shown
 
@@ -216,7 +216,7 @@ async def test_help_explains_the_bot_and_its_commands(bot_stack: BotStack, text:
 async def test_unknown_text_gets_a_short_help_not_silence(bot_stack: BotStack, conversation_id: str) -> None:
     shown = await ask(bot_stack, "was kannst du?", conversation_id)
     assert "Den Befehl „was kannst du?“ kenne ich nicht." in shown
-    assert "offen / open" in shown
+    assert "offen: Offene und übernommene Rückrufe" in shown
 
 
 @pytest.mark.parametrize(
