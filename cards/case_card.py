@@ -143,7 +143,9 @@ def _header(view: CaseCardView) -> Json:
     case = view.case
     style = BADGE_STYLE[case.state]
     badge = column(
-        [text_block(state_label(case, view.lang, markdown=True), weight="Bolder", color=style)],
+        # The strip's background carries the state's colour; the text keeps the theme's default colour, which
+        # Teams keeps readable on it in light and dark themes (coloured text on it is not: WCAG AA needs 4.5:1).
+        [text_block(state_label(case, view.lang, markdown=True), weight="Bolder")],
         verticalContentAlignment="Center",
     )
     line = column(

@@ -85,13 +85,12 @@ def _row(view: CaseListView, case: Case) -> Json:
         [
             text_block(who),
             text_block(details, isSubtle=True, size="Small", spacing="None"),
-            text_block(
-                state_label(case, lang, markdown=True),
-                size="Small",
-                spacing="None",
-                color=BADGE_STYLE[case.state],
-                weight="Bolder",
-            ),
+            {  # the state's colour as background, the text in the theme's readable default colour
+                "type": "Container",
+                "style": BADGE_STYLE[case.state],
+                "spacing": "Small",
+                "items": [text_block(state_label(case, lang, markdown=True), size="Small", weight="Bolder")],
+            },
         ]
     )
     columns = [info]

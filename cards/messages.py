@@ -92,7 +92,6 @@ def build_help_card(lang: Lang, unknown_text: str | None = None) -> Json:
         body.append(
             text_block(
                 text(lang, "help_unknown", text=inert(unknown_text, UNKNOWN_COMMAND_LIMIT)),
-                color="Warning",
                 weight="Bolder",
             )
         )
