@@ -185,6 +185,11 @@ def test_caller_is_formatted_with_call_links_and_name() -> None:
     [
         ("+4930123456", "030 123456"),
         ("+491701234567", "0170 1234567"),
+        ("+4915123456789", "0151 23456789"),  # German mobiles: the 4-digit prefix apart, not "01512 3456789"
+        ("0151 23456789", "0151 23456789"),
+        ("+491601234567", "0160 1234567"),
+        ("+4917612345678", "0176 12345678"),
+        ("+4989123456", "089 123456"),
         ("+43122334455", "+43 1 22334455"),
         ("+12025550123", "+1 202-555-0123"),
         ("0049 30 123456", "030 123456"),
@@ -193,6 +198,13 @@ def test_caller_is_formatted_with_call_links_and_name() -> None:
 )
 def test_phone_numbers_for_people(number: str, shown: str) -> None:
     assert format_phone(number) == shown
+
+
+def test_a_mobile_number_is_stored_as_e164_and_dialled_as_e164() -> None:
+    case = make_case(make_event(caller="+4915123456789"))
+    card = build_case_card(case_view(case))
+    assert "0151 23456789" in all_text(card)
+    assert "tel:+4915123456789" in markdown_link_targets(card)
 
 
 @pytest.mark.parametrize("caller", [WITHHELD, None])
