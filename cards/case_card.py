@@ -129,8 +129,11 @@ def build_case_card(view: CaseCardView) -> Json:
         body.append(text_block(_previous_text(view), isSubtle=True, size="Small", separator=True))
     card = adaptive_card(body, _actions(view), fallback_text=card_activity_text(case, view.lang))
     if case.state is CaseState.CLAIMED:
-        # Teams asks each viewer's client to refresh a claimed card: the holder then sees Done and Release only.
+        # The holder's Teams client refreshes the shared card to the holder's own view: Done and Release only.
         card["refresh"] = {"action": execute("", REFRESH_VERB, {"case_id": case.id, "version": case.version})}
+        holder = case.claimed_by
+        if holder is not None and holder.teams_id:
+            card["refresh"]["userIds"] = [holder.teams_id]
     return card
 
 

@@ -55,7 +55,7 @@ def card_invoke_response(result: ActionResult) -> InvokeResponse:
 def _actor(account: ChannelAccount | None) -> Actor:
     if account is None:
         return Actor("unknown", "?")
-    return Actor(account.aad_object_id or account.id or "unknown", account.name or account.id or "?")
+    return Actor(account.aad_object_id or account.id or "unknown", account.name or account.id or "?", account.id)
 
 
 def _channel_data(activity: Activity) -> dict[str, Any]:
