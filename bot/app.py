@@ -20,6 +20,7 @@ from bot.commands import Commands
 from bot.config import Settings
 from bot.coordinator import MailboxCoordinator
 from bot.graph.client import build_credential, build_graph_client
+from bot.graph.directory import GraphDirectory
 from bot.graph.mailbox import GraphMailboxes
 from bot.graph.subscriptions import LIFECYCLE_PATH, NOTIFICATION_PATH, SubscriptionManager
 from bot.graph.webhooks import NOTIFICATION_JOB, notification_handler
@@ -84,7 +85,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     ingestor = MailIngestor(settings, store, mailboxes, parser_profiles(settings), flag_sync.observe)
     subscriptions = SubscriptionManager(graph, store, settings, instance_id)
     coordinator = MailboxCoordinator(settings, store, subscriptions, ingestor, instance_id, flag_sync.reconcile)
-    commands = Commands(settings, store)
+    commands = Commands(settings, store, GraphDirectory(graph).is_team_owner)
     voicemail_links = VoicemailLinks.from_settings(settings)
     actions = CardActions(settings, store, flag_sync, commands.list_page, voicemail_links)
     bot = RufpoolBot(store, commands, actions, settings.default_locale)

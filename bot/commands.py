@@ -54,6 +54,8 @@ class CommandRequest:
     locale: str | None = None
     member_team_ids: Callable[[list[str]], Awaitable[list[str]]] | None = None
     """Of the given team ids, those the user belongs to (personal chat); supplied by the Teams layer."""
+    team_group_id: str | None = None
+    """The team's Microsoft 365 group id (``aadGroupId``), for ``LINK_TEAM_OWNERS``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +72,15 @@ def parse_command(message: str) -> tuple[str | None, str]:
     return (command, rest[0] if rest else "") if command else (None, cleaned)
 
 
+TeamOwnerCheck = Callable[[str, str], Awaitable[bool]]
+"""Whether a user (AAD object id) owns a team's group (its ``aadGroupId``); the Graph directory supplies it."""
+
+
 class Commands:
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, is_team_owner: TeamOwnerCheck | None = None) -> None:
         self._settings = settings
         self._store = store
+        self._is_team_owner = is_team_owner
         self._handlers: dict[str, Callable[[CommandRequest, str], Awaitable[CommandReply]]] = {
             "open": self.open_cases,
             "mine": self.my_cases,
@@ -168,9 +175,15 @@ class Commands:
             )
         )
 
-    def _may_link(self, request: CommandRequest) -> bool:
+    async def _may_link(self, request: CommandRequest) -> bool:
+        """``LINK_ADMINS``; with ``LINK_TEAM_OWNERS`` also the owners of the team whose channel it is."""
         allowed = set(self._settings.link_admins)
-        return request.actor.id.lower() in allowed or (request.actor_upn or "").lower() in allowed
+        if request.actor.id.lower() in allowed or (request.actor_upn or "").lower() in allowed:
+            return True
+        check = self._is_team_owner if self._settings.link_team_owners else None
+        if check is None or not request.team_group_id:
+            return False
+        return await check(request.team_group_id, request.actor.id)
 
     def _find_line(self, argument: str) -> PoolLine | None:
         wanted = argument.strip().lower()
@@ -189,7 +202,7 @@ class Commands:
         lang = self.language(request)
         if request.channel_id is None or request.team_id is None or request.tenant_id is None:
             return text(lang, "link_only_in_channel"), None
-        if not self._may_link(request):
+        if not await self._may_link(request):
             return text(lang, "link_not_allowed"), None
         known = ", ".join(line.id for line in self._settings.pool_lines) or "-"
         if not argument.strip():

@@ -172,6 +172,10 @@ class Settings(BaseSettings):
     link_admins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated AAD object ids or UPNs allowed to link channels"
     )
+    link_team_owners: bool = Field(
+        default=False,
+        description="true: a team's owners may also link that team's channels (needs GroupMember.Read.All)",
+    )
     default_locale: str = Field(default="de-DE", description="language of cards posted to channels (de or en)")
 
     initial_import_hours: int = Field(

@@ -56,6 +56,9 @@ param poolLines array
 @description('E-mail addresses (UPNs) of the users allowed to link channels with "@Rufpool verbinden <Leitung>".')
 param linkAdmins array = []
 
+@description('true: the owners of a team may link that team\'s channels too. Needs the Graph application permission GroupMember.Read.All on the Graph app registration.')
+param linkTeamOwners bool = false
+
 // --- Hosting ---
 
 @description('Container image, e.g. myregistry.azurecr.io/rufpool:1.0.0')
@@ -181,6 +184,7 @@ module containerApp 'modules/containerapp.bicep' = {
       GRAPH_BASE_URL: graphBaseUrl
       POOL_LINES: string(poolLines)
       LINK_ADMINS: join(linkAdmins, ',')
+      LINK_TEAM_OWNERS: linkTeamOwners ? 'true' : 'false'
       LOG_LEVEL: 'INFO'
     }
   }

@@ -79,6 +79,11 @@ def _team_id(activity: Activity) -> str | None:
     return str(team["id"]) if isinstance(team, dict) and team.get("id") else None
 
 
+def _team_group_id(activity: Activity) -> str | None:
+    team = _channel_data(activity).get("team")
+    return str(team["aadGroupId"]) if isinstance(team, dict) and team.get("aadGroupId") else None
+
+
 def _channel_name(activity: Activity) -> str:
     channel = _channel_data(activity).get("channel")
     name = channel.get("name") if isinstance(channel, dict) else None
@@ -178,6 +183,7 @@ class RufpoolBot(ActivityHandler):
             channel_id=_channel_id(activity),
             locale=activity.locale,
             member_team_ids=lambda team_ids: self._member_teams(turn_context, team_ids),
+            team_group_id=_team_group_id(activity),
         )
         reply = await self._commands.handle(request)
         if reply.card is not None:
