@@ -105,7 +105,9 @@ _DE: Mapping[str, str] = {
     "list_action_done": "Gespeichert – die Karte im Kanal ist aktualisiert",
     "action_wrong_conversation": "Diese Aktion gilt nur im Kanal der Leitung (oder für Mitglieder ihres Teams)",
     "link_only_in_channel": "Verbinden und Trennen geht nur in einem Teamkanal: @Rufpool verbinden <Leitung>",
-    "link_not_allowed": "Nur Administratoren dürfen Kanäle mit Leitungen verbinden (LINK_ADMINS)",
+    "link_not_allowed": (
+        "Kanäle mit Leitungen verbinden dürfen nur Administratoren (LINK_ADMINS) und, wenn erlaubt, die Teambesitzer"
+    ),
     "link_unknown_line": "Die Leitung „{line}“ ist nicht konfiguriert. Bekannt: {known}",
     # thread replies
     "reply_claim": "{name} hat übernommen · {time}",
@@ -222,7 +224,9 @@ _EN: Mapping[str, str] = {
     "list_action_done": "Saved – the card in the channel is updated",
     "action_wrong_conversation": "This action only works in the line's channel (or for members of its team)",
     "link_only_in_channel": "Linking and unlinking work in a team channel only: @Rufpool link <line>",
-    "link_not_allowed": "Only administrators may link channels to lines (LINK_ADMINS)",
+    "link_not_allowed": (
+        "Only administrators (LINK_ADMINS) and, where allowed, the team's owners may link channels to lines"
+    ),
     "link_unknown_line": "The line “{line}” is not configured. Known: {known}",
     "reply_claim": "{name} claimed · {time}",
     "reply_take_over": "{name} took over from {previous} · {time}",
