@@ -19,8 +19,12 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
+# make demo PLAYGROUND_PORT=56160 CONTROL_PORT=56161 when the default ports are taken
+PLAYGROUND_PORT ?= 56150
+CONTROL_PORT ?= 56151
+
 demo: $(STAMP) $(NODE_STAMP)
-	$(BIN)/python -m bot.sandbox.demo
+	$(BIN)/python -m bot.sandbox.demo --playground-port $(PLAYGROUND_PORT) --control-port $(CONTROL_PORT)
 
 test: lint typecheck unit
 

@@ -1,16 +1,18 @@
-"""``python -m bot [serve|doctor]``."""
+"""``python -m bot [serve|doctor]``.
+
+``serve`` never starts half-configured: an invalid or incomplete configuration, or a start-up that fails (database
+unreachable, port taken), ends the process with one message and a non-zero exit code, never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import errno
 import logging
 import sys
 
-from aiohttp import web
-
-from bot.config import ConfigError, load_settings
-from bot.logging_setup import configure_logging
+from bot.config import ConfigError, load_serving_settings
+from bot.logging_setup import configure_logging, redact
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", nargs="?", default="serve", choices=["serve", "doctor"])
     args = parser.parse_args(argv)
     if args.command == "doctor":
+        import asyncio
+
         from bot.doctor import run_doctor_from_env
 
         # The report says what went wrong; library warnings (token failures, pool retries) would only repeat it.
@@ -25,14 +29,30 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("azure").setLevel(logging.ERROR)
         return asyncio.run(run_doctor_from_env())
     try:
-        settings = load_settings()
+        settings = load_serving_settings()
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
+    # Heavy imports only once the configuration is known to be good: a bad one is reported at once.
+    from aiohttp import web
+
     from bot.app import create_app
 
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    try:
+        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            print(
+                f"Rufpool could not start: port {settings.port} on {settings.host} is in use; set PORT.",
+                file=sys.stderr,
+            )
+        else:
+            print(f"Rufpool could not start: {redact(str(exc))}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        print(f"Rufpool could not start: {type(exc).__name__}: {redact(str(exc))}", file=sys.stderr)
+        return 1
     return 0
 
 

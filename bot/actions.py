@@ -21,8 +21,8 @@ from bot.logging_setup import mask_number
 from bot.storage.interface import Store
 from bot.sync import FlagSync
 from bot.voicemail import VoicemailLinks
-from cards.case_card import CaseCardView, build_case_card
-from cards.i18n import Lang, language_for, refusal_text, text
+from cards.case_card import REFRESH_VERB, CaseCardView, build_case_card
+from cards.i18n import Lang, conversation_language, refusal_text, text
 from cards.list_card import LIST_PAGE_VERB
 
 log = logging.getLogger(__name__)
@@ -81,12 +81,13 @@ class CardActions:
             return await list_page(request, None, False)
 
         self._handlers[LIST_PAGE_VERB] = page
+        self._handlers[REFRESH_VERB] = self._refresh
 
     @property
     def claim_timeout(self) -> timedelta:
         return timedelta(minutes=self._settings.claim_timeout_minutes)
 
-    def card_for(self, case: Case, lang: Lang, notice: str | None = None) -> Json:
+    def card_for(self, case: Case, lang: Lang, notice: str | None = None, viewer: Actor | None = None) -> Json:
         line = self._settings.lines_by_id.get(case.line_id)
         return build_case_card(
             CaseCardView(
@@ -97,6 +98,7 @@ class CardActions:
                 claim_timeout=self.claim_timeout,
                 voicemail_urls=self._voicemail_links.urls_for(case) if self._voicemail_links else {},
                 notice=notice,
+                viewer=viewer,
             )
         )
 
@@ -129,7 +131,7 @@ class CardActions:
     def language(self, request: ActionRequest) -> Lang:
         """The channel's language in a channel, where everyone shares one message (an answer in the clicker's
         own language would flip back at the next update); the user's own language in a personal chat."""
-        return language_for(self._settings.default_locale if request.channel_id else request.locale)
+        return conversation_language(self._settings.default_locale, request.locale, in_channel=request.channel_id)
 
     async def _transition(self, verb: Verb, request: ActionRequest) -> ActionResult:
         lang = self.language(request)
@@ -150,7 +152,7 @@ class CardActions:
                 await effects.refresh_card(self._store.jobs, outcome.case.id)
             if _list_origin(request) is not None:
                 return await self._back_to_list(request, notice, positive=False)
-            return ActionResult(200, card=self.card_for(outcome.case, lang, notice), message=notice)
+            return ActionResult(200, card=self.card_for(outcome.case, lang, notice, request.actor), message=notice)
         log.info("%s: case %s (%s) by %s", verb, case.id[:8], mask_number(case.caller), request.actor.id[:8])
         previous_holder = case.claimed_by if verb is Verb.TAKE_OVER else None
         await effects.refresh_card(self._store.jobs, outcome.case.id)
@@ -173,7 +175,18 @@ class CardActions:
             return replace(
                 await self._back_to_list(request, text(lang, "list_action_done"), positive=True), applied=True
             )
-        return ActionResult(200, card=self.card_for(outcome.case, lang), applied=True)
+        return ActionResult(200, card=self.card_for(outcome.case, lang, viewer=request.actor), applied=True)
+
+    async def _refresh(self, request: ActionRequest) -> ActionResult:
+        """A Teams client refreshing a claimed card: the current card as this user should see it; no change."""
+        lang = self.language(request)
+        case_id = str(request.data.get("case_id", ""))
+        case = await self._store.cases.get(case_id) if case_id else None
+        if case is None:
+            return ActionResult(404, message=text(lang, "action_unknown_case"))
+        if await self._refused_by_origin(case, request) is not None:
+            return ActionResult(403, message=text(lang, "action_wrong_conversation"))
+        return ActionResult(200, card=self.card_for(case, lang, viewer=request.actor))
 
     async def _back_to_list(self, request: ActionRequest, notice: str, *, positive: bool) -> ActionResult:
         """A button clicked in an open/mine list answers with the list again, so the clicker keeps their place."""

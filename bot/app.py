@@ -20,6 +20,7 @@ from bot.commands import Commands
 from bot.config import Settings
 from bot.coordinator import MailboxCoordinator
 from bot.graph.client import build_credential, build_graph_client
+from bot.graph.directory import GraphDirectory
 from bot.graph.mailbox import GraphMailboxes
 from bot.graph.subscriptions import LIFECYCLE_PATH, NOTIFICATION_PATH, SubscriptionManager
 from bot.graph.webhooks import NOTIFICATION_JOB, notification_handler
@@ -73,19 +74,21 @@ def parser_profiles(settings: Settings) -> tuple[ParserProfile, ...]:
 async def _services(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     instance_id = f"instance-{uuid.uuid4().hex[:8]}"
-    store = await open_store(settings.database_url)
+    # Everything that only needs the settings first: a failure then leaves nothing open (an open store's thread
+    # would keep the process alive).
     credential = build_credential(settings)
     graph = build_graph_client(settings, credential)
+    adapter, authentication, bot_auth = build_adapter(settings)
+    store = await open_store(settings.database_url)
     mailboxes = GraphMailboxes(graph)
     flag_sync = FlagSync(settings, store, mailboxes)
     ingestor = MailIngestor(settings, store, mailboxes, parser_profiles(settings), flag_sync.observe)
     subscriptions = SubscriptionManager(graph, store, settings, instance_id)
     coordinator = MailboxCoordinator(settings, store, subscriptions, ingestor, instance_id, flag_sync.reconcile)
-    commands = Commands(settings, store)
+    commands = Commands(settings, store, GraphDirectory(graph).is_team_owner)
     voicemail_links = VoicemailLinks.from_settings(settings)
     actions = CardActions(settings, store, flag_sync, commands.list_page, voicemail_links)
-    adapter, authentication, bot_auth = build_adapter(settings)
-    bot = RufpoolBot(store, commands, actions)
+    bot = RufpoolBot(store, commands, actions, settings.default_locale)
     poster = CardPoster(adapter, settings.app_id, store, actions, Pacer(), language_for(settings.default_locale))
     runner = JobRunner(
         store.jobs,

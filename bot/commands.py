@@ -14,7 +14,7 @@ from bot.actions import ActionRequest, ActionResult
 from bot.config import PoolLine, Settings
 from bot.domain.cases import Actor
 from bot.storage.interface import ChannelLink, Store
-from cards.i18n import Lang, language_for, text
+from cards.i18n import Lang, conversation_language, text
 from cards.list_card import PAGE_SIZE, CaseListView, ListCommand, build_list_card
 from cards.messages import build_help_card, build_link_confirmation_card, build_unlink_confirmation_card
 
@@ -54,10 +54,8 @@ class CommandRequest:
     locale: str | None = None
     member_team_ids: Callable[[list[str]], Awaitable[list[str]]] | None = None
     """Of the given team ids, those the user belongs to (personal chat); supplied by the Teams layer."""
-
-    @property
-    def lang(self) -> Lang:
-        return language_for(self.locale)
+    team_group_id: str | None = None
+    """The team's Microsoft 365 group id (``aadGroupId``), for ``LINK_TEAM_OWNERS``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +72,15 @@ def parse_command(message: str) -> tuple[str | None, str]:
     return (command, rest[0] if rest else "") if command else (None, cleaned)
 
 
+TeamOwnerCheck = Callable[[str, str], Awaitable[bool]]
+"""Whether a user (AAD object id) owns a team's group (its ``aadGroupId``); the Graph directory supplies it."""
+
+
 class Commands:
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, is_team_owner: TeamOwnerCheck | None = None) -> None:
         self._settings = settings
         self._store = store
+        self._is_team_owner = is_team_owner
         self._handlers: dict[str, Callable[[CommandRequest, str], Awaitable[CommandReply]]] = {
             "open": self.open_cases,
             "mine": self.my_cases,
@@ -86,14 +89,18 @@ class Commands:
             "unlink": self.unlink,
         }
 
+    def language(self, request: CommandRequest) -> Lang:
+        """Everyone in a channel reads the answer: the channel's language there, the user's own in personal chat."""
+        return conversation_language(self._settings.default_locale, request.locale, in_channel=request.channel_id)
+
     async def handle(self, request: CommandRequest) -> CommandReply:
         command, argument = parse_command(request.text)
         if command is None:
-            return CommandReply(card=build_help_card(request.lang, unknown_text=argument or None))
+            return CommandReply(card=build_help_card(self.language(request), unknown_text=argument or None))
         return await self._handlers[command](request, argument)
 
     async def help(self, request: CommandRequest, _argument: str) -> CommandReply:
-        return CommandReply(card=build_help_card(request.lang))
+        return CommandReply(card=build_help_card(self.language(request)))
 
     async def open_cases(self, request: CommandRequest, _argument: str) -> CommandReply:
         return CommandReply(card=await self._list(request, ListCommand.OPEN, 0))
@@ -161,16 +168,22 @@ class Commands:
                 total=total,
                 offset=offset,
                 line_names={line.id: line.display_name for line in self._settings.pool_lines},
-                lang=request.lang,
+                lang=self.language(request),
                 now=datetime.now(UTC),
                 notice=notice,
                 notice_positive=positive,
             )
         )
 
-    def _may_link(self, request: CommandRequest) -> bool:
+    async def _may_link(self, request: CommandRequest) -> bool:
+        """``LINK_ADMINS``; with ``LINK_TEAM_OWNERS`` also the owners of the team whose channel it is."""
         allowed = set(self._settings.link_admins)
-        return request.actor.id.lower() in allowed or (request.actor_upn or "").lower() in allowed
+        if request.actor.id.lower() in allowed or (request.actor_upn or "").lower() in allowed:
+            return True
+        check = self._is_team_owner if self._settings.link_team_owners else None
+        if check is None or not request.team_group_id:
+            return False
+        return await check(request.team_group_id, request.actor.id)
 
     def _find_line(self, argument: str) -> PoolLine | None:
         wanted = argument.strip().lower()
@@ -183,19 +196,25 @@ class Commands:
             None,
         )
 
-    async def _link_refusal(self, request: CommandRequest, argument: str) -> tuple[str | None, PoolLine | None]:
+    async def _link_refusal(
+        self, request: CommandRequest, argument: str, usage_key: str
+    ) -> tuple[str | None, PoolLine | None]:
+        lang = self.language(request)
         if request.channel_id is None or request.team_id is None or request.tenant_id is None:
-            return text(request.lang, "link_only_in_channel"), None
-        if not self._may_link(request):
-            return text(request.lang, "link_not_allowed"), None
+            return text(lang, "link_only_in_channel"), None
+        if not await self._may_link(request):
+            return text(lang, "link_not_allowed"), None
+        known = ", ".join(line.id for line in self._settings.pool_lines) or "-"
+        if not argument.strip():
+            linked = [link.line_id for link in await self._store.links.links_for_channel(request.channel_id)]
+            return text(lang, usage_key, known=known, linked=", ".join(linked) or "-"), None
         line = self._find_line(argument)
         if line is None:
-            known = ", ".join(line.id for line in self._settings.pool_lines) or "-"
-            return text(request.lang, "link_unknown_line", line=argument or "?", known=known), None
+            return text(lang, "link_unknown_line", line=argument, known=known), None
         return None, line
 
     async def link(self, request: CommandRequest, argument: str) -> CommandReply:
-        refusal, line = await self._link_refusal(request, argument)
+        refusal, line = await self._link_refusal(request, argument, "link_usage")
         if refusal is not None or line is None:
             return CommandReply(text=refusal)
         assert request.channel_id and request.team_id and request.tenant_id
@@ -214,14 +233,14 @@ class Commands:
         cases, _ = await self._store.cases.list_active([line.id], limit=10_000)
         for case in cases:
             await effects.refresh_card(self._store.jobs, case.id)
-        return CommandReply(card=build_link_confirmation_card(line.display_name, request.lang))
+        return CommandReply(card=build_link_confirmation_card(line.display_name, self.language(request)))
 
     async def unlink(self, request: CommandRequest, argument: str) -> CommandReply:
-        refusal, line = await self._link_refusal(request, argument)
+        refusal, line = await self._link_refusal(request, argument, "unlink_usage")
         if refusal is not None or line is None:
             return CommandReply(text=refusal)
         await self._store.links.unlink_line(line.id)
-        return CommandReply(card=build_unlink_confirmation_card(line.display_name, request.lang))
+        return CommandReply(card=build_unlink_confirmation_card(line.display_name, self.language(request)))
 
 
 def _member_filter(request: ActionRequest) -> Callable[[list[str]], Awaitable[list[str]]] | None:

@@ -1,11 +1,18 @@
 """Configuration from the environment and `.env`, validated once at start-up.
 
-An invalid configuration stops start-up with one message that names each bad setting and what is wrong with it.
+An invalid configuration stops start-up with one message that names every bad setting, what is wrong with it and
+how to fix it. Two layers: :class:`Settings` checks formats (GUIDs, URLs, JSON, files) and consistency;
+:func:`serving_problems` checks what a running bot needs on top (secrets or a certificate, the bot's identity).
+:func:`load_serving_settings` reports both in one round: a setting that fails its format check is replaced by a
+stand-in so that every other check still runs.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import re
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -17,10 +24,32 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LINE_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 GUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_GUID_FIELDS = ("app_id", "app_tenant_id", "graph_tenant_id", "graph_client_id")
+_STAND_IN_GUID = "00000000-0000-0000-0000-000000000000"
+URL_PATTERN = re.compile(r"^https?://[^/\s]+\S*$")
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One bad setting: which, what is wrong, and what to do."""
+
+    setting: str
+    problem: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.setting}: {self.problem}"
 
 
 class ConfigError(Exception):
-    """The configuration is invalid; the message names every bad setting."""
+    """The configuration is invalid; the message names every bad setting and its fix."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        lines = ["Invalid configuration:"]
+        for problem in problems:
+            lines += [f"  - {problem}", f"    fix: {problem.fix}"]
+        super().__init__("\n".join(lines))
 
 
 class PoolLine(BaseModel):
@@ -115,7 +144,7 @@ class Settings(BaseSettings):
     graph_client_id: str = Field(default="", description="client id of the app with Mail.ReadWrite (application)")
     graph_client_secret: SecretStr = Field(default=SecretStr(""), description="its client secret")
     graph_client_certificate_path: Path | None = Field(
-        default=None, description="or a PEM certificate with private key instead of the secret"
+        default=None, description="a PEM file with certificate and private key, instead of GRAPH_CLIENT_SECRET"
     )
     graph_base_url: str = Field(default="https://graph.microsoft.com/v1.0", description="Graph endpoint")
     graph_authority_host: str = Field(
@@ -142,6 +171,10 @@ class Settings(BaseSettings):
     parser_profiles: str = Field(default="", description="JSON list of extra parser profiles, or a file path")
     link_admins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated AAD object ids or UPNs allowed to link channels"
+    )
+    link_team_owners: bool = Field(
+        default=False,
+        description="true: a team's owners may also link that team's channels (needs GroupMember.Read.All)",
     )
     default_locale: str = Field(default="de-DE", description="language of cards posted to channels (de or en)")
 
@@ -177,8 +210,6 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_lines(cls, value: object) -> object:
         if isinstance(value, str):
-            import json
-
             if not value.strip():
                 return []
             try:
@@ -194,6 +225,14 @@ class Settings(BaseSettings):
             return [item.strip().lower() for item in value.split(",") if item.strip()]
         return value
 
+    @field_validator(*_GUID_FIELDS)
+    @classmethod
+    def _guid(cls, value: str) -> str:
+        value = value.strip()
+        if value and not GUID_PATTERN.match(value):
+            raise ValueError(f"{value[:60]!r} is not a GUID (like 00000000-0000-0000-0000-000000000000)")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
@@ -204,9 +243,60 @@ class Settings(BaseSettings):
     @field_validator("public_base_url", "graph_base_url", "graph_authority_host")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"{value!r} is not an http(s) URL")
+        if not URL_PATTERN.match(value):
+            raise ValueError(f"{value[:80]!r} is not an http(s) URL")
         return value.rstrip("/")
+
+    @field_validator(
+        "to_bot_from_channel_openid_metadata_url",
+        "to_bot_from_channel_token_issuer",
+        "to_channel_from_bot_login_url",
+        "to_bot_from_emulator_openid_metadata_url",
+    )
+    @classmethod
+    def _optional_url(cls, value: str) -> str:
+        if value and not URL_PATTERN.match(value):
+            raise ValueError(f"{value[:80]!r} is not an http(s) URL (leave it empty for Microsoft's public cloud)")
+        return value
+
+    @field_validator("bot_ca_bundle", "graph_ca_bundle", "graph_client_certificate_path")
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        if value is None or str(value) in {"", "."}:
+            return None
+        try:
+            content = value.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise ValueError(f"cannot read {str(value)!r} ({exc.strerror or exc})") from None
+        if "-----BEGIN CERTIFICATE-----" not in content:
+            raise ValueError(f"{str(value)!r} holds no PEM certificate")
+        return value
+
+    @field_validator("graph_client_certificate_path")
+    @classmethod
+    def _private_key(cls, value: Path | None) -> Path | None:
+        if value is not None and "PRIVATE KEY-----" not in value.read_text(encoding="utf-8", errors="replace"):
+            raise ValueError(f"{str(value)!r} holds no private key (PEM with certificate and key needed)")
+        return value
+
+    @field_validator("parser_profiles")
+    @classmethod
+    def _profiles(cls, value: str) -> str:
+        from bot.placetel.profiles import ProfileConfigError, load_profiles
+
+        raw = value.strip()
+        if not raw:
+            return value
+        if not raw.startswith(("[", "{")):
+            try:
+                raw = Path(raw).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ValueError(f"neither JSON nor a readable file ({exc.strerror or exc})") from None
+        try:
+            load_profiles(raw)
+        except ProfileConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -217,15 +307,6 @@ class Settings(BaseSettings):
         mailboxes = [line.mailbox for line in self.pool_lines]
         if len(set(mailboxes)) != len(mailboxes):
             problems.append("POOL_LINES: each mailbox may belong to one line only")
-        if not self.sandbox_mode:
-            if not self.app_id:
-                problems.append("MicrosoftAppId: required (only SANDBOX_MODE may run without authentication)")
-            elif not GUID_PATTERN.match(self.app_id):
-                problems.append("MicrosoftAppId: must be a GUID")
-            if self.app_type == "SingleTenant" and not self.app_tenant_id:
-                problems.append("MicrosoftAppTenantId: required for SingleTenant")
-        if self.pool_lines and not self.graph_client_state.get_secret_value():
-            problems.append("GRAPH_CLIENT_STATE: required (a random secret of up to 128 characters)")
         if len(self.graph_client_state.get_secret_value()) > 128:
             problems.append("GRAPH_CLIENT_STATE: at most 128 characters")
         if problems:
@@ -244,35 +325,200 @@ class Settings(BaseSettings):
         return bool(self.app_id)
 
 
-def _setting_name(field_name: str) -> str:
-    """The environment name a person sets for ``field_name``."""
-    for name, field in Settings.model_fields.items():
+def _field_for(name: str) -> str | None:
+    """The field behind ``name``: a field name, or any of its environment names, in any case."""
+    for field_name, field in Settings.model_fields.items():
         alias = field.validation_alias
         choices = [str(choice) for choice in alias.choices] if isinstance(alias, AliasChoices) else []
-        if field_name.lower() in {name, *(choice.lower() for choice in choices)}:
-            return choices[0] if choices else name.upper()
-    return field_name.upper()
+        if name.lower() in {field_name, *(choice.lower() for choice in choices)}:
+            return field_name
+    return None
 
 
-def _describe(error: ValidationError) -> str:
-    lines: list[str] = []
+def _fix_for(setting: str) -> str:
+    field_name = _field_for(setting)
+    meaning = Settings.model_fields[field_name].description if field_name else None
+    return f"correct {setting} ({meaning})." if meaning else f"correct {setting}."
+
+
+def _problems(error: ValidationError) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
     for item in error.errors():
         message = item["msg"].removeprefix("Value error, ")
-        if not item["loc"]:
-            lines.extend(f"  - {problem}" for problem in message.split("; "))
+        if not item["loc"]:  # the model validator: "SETTING: problem; SETTING: problem"
+            for entry in message.split("; "):
+                setting, _, problem = entry.partition(": ")
+                problems.append(ConfigProblem(setting, problem, _fix_for(setting)))
             continue
         head, *rest = item["loc"]
-        location = _setting_name(str(head)) + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in rest)
-        lines.append(f"  - {location}: {message}")
-    return "Invalid configuration:\n" + "\n".join(lines)
+        field_name = _field_for(str(head))
+        setting = _env_name(field_name, Settings.model_fields[field_name]) if field_name else str(head).upper()
+        location = setting + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in rest)
+        problems.append(ConfigProblem(location, message, _fix_for(setting)))
+    return problems
+
+
+_STAND_IN_LINE = {"id": "stand-in", "mailbox": "stand-in@invalid.example", "numbers": ["+4930123456"],
+                  "display_name": "stand-in"}  # fmt: skip
+"""Replaces invalid POOL_LINES in the second round, so the checks that need lines configured still run."""
+
+
+def _stand_ins(problems: list[ConfigProblem]) -> dict[str, object]:
+    values: dict[str, object] = {}
+    for problem in problems:
+        field_name = _field_for(re.split(r"[\[.]", problem.setting, maxsplit=1)[0])
+        if field_name is None:
+            continue
+        field = Settings.model_fields[field_name]
+        if field_name == "pool_lines":
+            values[field_name] = [_STAND_IN_LINE]
+        elif field_name in _GUID_FIELDS:
+            values[field_name] = _STAND_IN_GUID
+        else:
+            values[field_name] = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
+    return values
+
+
+def _settings_and_problems(overrides: dict[str, object]) -> tuple[Settings | None, list[ConfigProblem]]:
+    """The settings (with stand-ins for invalid values) and every format problem, in one round."""
+    try:
+        return Settings(**overrides), []  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = _problems(exc)
+    try:
+        lenient = Settings(**(overrides | _stand_ins(problems)))  # type: ignore[arg-type]
+    except ValidationError as exc:
+        named = {problem.setting for problem in problems}
+        return None, problems + [problem for problem in _problems(exc) if problem.setting not in named]
+    return lenient, problems
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def serving_problems(settings: Settings) -> list[ConfigProblem]:
+    """What the running bot needs beyond valid formats: its identity, secrets or a certificate, a safe sandbox."""
+    problems: list[ConfigProblem] = []
+    in_portal = "Azure portal > the Azure Bot > Configuration"
+    if settings.app_type == "MultiTenant":
+        problems.append(
+            ConfigProblem(
+                "MicrosoftAppType",
+                "MultiTenant is no longer offered for new Azure Bots",
+                "set MicrosoftAppType to SingleTenant (app registration with a client secret) or UserAssignedMSI "
+                f"(a user-assigned managed identity, no secret to rotate), as shown in {in_portal}.",
+            )
+        )
+    if settings.sandbox_mode and not settings.app_id and not _is_loopback(settings.host):
+        problems.append(
+            ConfigProblem(
+                "HOST",
+                f"{settings.host} is not a loopback address, but SANDBOX_MODE without MicrosoftAppId accepts "
+                "unauthenticated activities",
+                "set HOST=127.0.0.1 for the local sandbox, or set MicrosoftAppId (and its credentials) to serve "
+                "other hosts.",
+            )
+        )
+    if not settings.sandbox_mode and not settings.app_id:
+        problems.append(
+            ConfigProblem(
+                "MicrosoftAppId",
+                "required (only SANDBOX_MODE may run without authentication)",
+                f"set MicrosoftAppId to the Microsoft App ID shown in {in_portal} (a GUID).",
+            )
+        )
+    if settings.app_id and not settings.app_tenant_id:
+        problems.append(
+            ConfigProblem(
+                "MicrosoftAppTenantId",
+                f"required for {settings.app_type}",
+                f"set MicrosoftAppTenantId to the App Tenant ID shown in {in_portal} (a GUID).",
+            )
+        )
+    if settings.app_id and settings.app_type == "SingleTenant" and not settings.app_password.get_secret_value():
+        problems.append(
+            ConfigProblem(
+                "MicrosoftAppPassword",
+                "required for SingleTenant (the client secret of the bot's app registration)",
+                "create a client secret (Entra admin center > App registrations > the bot's app > Certificates & "
+                "secrets > New client secret) and set MicrosoftAppPassword to its Value, not its Secret ID; or use "
+                "MicrosoftAppType=UserAssignedMSI.",
+            )
+        )
+    if not settings.pool_lines:
+        problems.append(
+            ConfigProblem(
+                "POOL_LINES",
+                "required: without a pool line the bot watches no mailbox",
+                'set POOL_LINES to a JSON list, e.g. [{"id": "zentrale", "mailbox": "zentrale@firma.de", '
+                '"numbers": ["+49301234567"], "display_name": "Zentrale"}].',
+            )
+        )
+    problems += _graph_problems(settings)
+    if settings.pool_lines and not settings.graph_client_state.get_secret_value():
+        problems.append(
+            ConfigProblem(
+                "GRAPH_CLIENT_STATE",
+                "required with POOL_LINES",
+                "set it to a random secret of up to 128 characters, e.g. the output of "
+                "python -c 'import secrets; print(secrets.token_urlsafe(48))'; keep it when redeploying.",
+            )
+        )
+    return problems
+
+
+def _graph_problems(settings: Settings) -> list[ConfigProblem]:
+    overview = "Entra admin center > App registrations > the Graph app > Overview"
+    problems = []
+    if not settings.graph_tenant_id:
+        problems.append(
+            ConfigProblem("GRAPH_TENANT_ID", "required", f"set it to the Directory (tenant) ID ({overview}).")
+        )
+    if not settings.graph_client_id:
+        problems.append(
+            ConfigProblem("GRAPH_CLIENT_ID", "required", f"set it to the Application (client) ID ({overview}).")
+        )
+    if not (settings.graph_client_secret.get_secret_value() or settings.graph_client_certificate_path):
+        problems.append(
+            ConfigProblem(
+                "GRAPH_CLIENT_SECRET",
+                "required (or GRAPH_CLIENT_CERTIFICATE_PATH)",
+                "set GRAPH_CLIENT_SECRET to the Value of a client secret of the Graph app (Certificates & secrets), "
+                "or GRAPH_CLIENT_CERTIFICATE_PATH to a PEM file holding the uploaded certificate and its private key.",
+            )
+        )
+    return problems
+
+
+_ALTERNATIVE = {"GRAPH_CLIENT_SECRET": "GRAPH_CLIENT_CERTIFICATE_PATH"}
+"""A missing setting that need not be reported when its alternative is set, but invalid."""
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Read the settings; raise :class:`ConfigError` naming every bad setting."""
-    try:
-        return Settings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+    """Read the settings; raise :class:`ConfigError` naming every setting with a bad format."""
+    settings, problems = _settings_and_problems(overrides)
+    if problems or settings is None:
+        raise ConfigError(problems)
+    return settings
+
+
+def load_serving_settings(**overrides: object) -> Settings:
+    """Like :func:`load_settings`, and complete enough to serve: one error names every problem of both kinds."""
+    settings, problems = _settings_and_problems(overrides)
+    if settings is not None:
+        named = {problem.setting for problem in problems}
+        problems += [
+            problem
+            for problem in serving_problems(settings)
+            if problem.setting not in named and _ALTERNATIVE.get(problem.setting) not in named
+        ]
+    if problems or settings is None:
+        raise ConfigError(problems)
+    return settings
 
 
 def _env_name(name: str, field: FieldInfo) -> str:

@@ -25,7 +25,7 @@ from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph import GraphServiceClient
 from msgraph.generated.users.item.mail_folders.item.messages.messages_request_builder import MessagesRequestBuilder
 
-from bot.config import ConfigError, PoolLine, Settings, load_settings
+from bot.config import ConfigError, ConfigProblem, PoolLine, Settings, load_settings, serving_problems
 from bot.graph.client import GRAPH_SCOPE, build_credential, build_graph_client, ssl_context
 from bot.graph.subscriptions import NOTIFICATION_PATH
 from bot.logging_setup import redact
@@ -83,22 +83,15 @@ class CheckResult:
 
 
 def config_error_problems(error: ConfigError) -> list[Problem]:
-    """One problem per bad setting named in :func:`bot.config.load_settings`'s message."""
-    problems = []
-    for line in str(error).splitlines():
-        item = line.strip().removeprefix("- ")
-        if not line.startswith("  - ") or not item:
-            continue
-        setting = re.split(r"[\[.:]", item, maxsplit=1)[0].strip()
-        problems.append(
-            Problem(
-                CONFIGURATION,
-                item,
-                f"Correct {setting} in the environment (.env locally; the container app's settings or Key Vault "
-                "in Azure), then run doctor again.",
-            )
-        )
-    return problems or [Problem(CONFIGURATION, str(error), "Correct the settings named above.")]
+    """One problem per bad setting named by :func:`bot.config.load_settings`, with its fix."""
+    return [_config_problem(problem) for problem in error.problems] or [
+        Problem(CONFIGURATION, str(error), "Correct the settings named above.")
+    ]
+
+
+def _config_problem(problem: ConfigProblem) -> Problem:
+    where = " (in the environment: .env locally; the container app's settings or Key Vault in Azure)"
+    return Problem(CONFIGURATION, str(problem), problem.fix[:1].upper() + problem.fix[1:].rstrip(".") + where + ".")
 
 
 def graph_configured(settings: Settings) -> bool:
@@ -106,48 +99,15 @@ def graph_configured(settings: Settings) -> bool:
     return bool(settings.graph_tenant_id and settings.graph_client_id and has_secret)
 
 
+def bot_credentials_configured(settings: Settings) -> bool:
+    """Enough set to ask for a Bot Framework token (a missing setting is a configuration problem, not a network one)."""
+    has_secret = settings.app_type == "UserAssignedMSI" or bool(settings.app_password.get_secret_value())
+    return bool(settings.app_id and settings.app_tenant_id and has_secret)
+
+
 def check_configuration(settings: Settings) -> list[Problem]:
-    """What pydantic cannot reject outright but stops the bot from being useful."""
-    problems: list[Problem] = []
-    if not settings.pool_lines:
-        problems.append(
-            Problem(
-                CONFIGURATION,
-                "POOL_LINES is empty: the bot watches no mailbox.",
-                'Set POOL_LINES to a JSON list, e.g. [{"id": "zentrale", "mailbox": "zentrale@firma.de", '
-                '"numbers": ["<the line number in E.164>"], "display_name": "Zentrale"}].',
-                warning=True,
-            )
-        )
-    elif not graph_configured(settings):
-        missing = [
-            name
-            for name, value in (
-                ("GRAPH_TENANT_ID", settings.graph_tenant_id),
-                ("GRAPH_CLIENT_ID", settings.graph_client_id),
-                (
-                    "GRAPH_CLIENT_SECRET or GRAPH_CLIENT_CERTIFICATE_PATH",
-                    settings.graph_client_secret.get_secret_value() or settings.graph_client_certificate_path,
-                ),
-            )
-            if not value
-        ]
-        problems.append(
-            Problem(
-                CONFIGURATION,
-                f"Graph credentials missing: {', '.join(missing)}.",
-                "Set them from the app registration (Entra admin center > App registrations > Rufpool: "
-                "Directory (tenant) ID, Application (client) ID, Certificates & secrets).",
-            )
-        )
-    if settings.auth_enabled and not settings.app_password.get_secret_value():
-        problems.append(
-            Problem(
-                CONFIGURATION,
-                "MicrosoftAppPassword is empty although MicrosoftAppId is set.",
-                "Set MicrosoftAppPassword to a client secret of the bot's app registration (Certificates & secrets).",
-            )
-        )
+    """What ``python -m bot serve`` would refuse, and what makes the bot less useful than expected."""
+    problems = [_config_problem(problem) for problem in serving_problems(settings)]
     if not settings.sandbox_mode and not settings.public_base_url.startswith("https://"):
         problems.append(
             Problem(
@@ -242,8 +202,8 @@ async def check_graph_token(settings: Settings, credential: AsyncTokenCredential
 
 async def check_bot_token(settings: Settings) -> list[Problem]:
     """A Bot Framework token through the same botbuilder credentials the adapter uses (when auth is on)."""
-    if not settings.auth_enabled:
-        return []
+    if not bot_credentials_configured(settings):
+        return []  # check_configuration names what is missing
     who = f"Bot Framework token for MicrosoftAppId {settings.app_id}"
     try:
         bot_auth = auth_settings(settings)
@@ -484,7 +444,7 @@ async def diagnose(settings: Settings, now: datetime | None = None) -> list[Chec
             stack.push_async_callback(credential.close)
             graph_problems = await check_graph_token(settings, credential)
         credentials = CheckResult(CREDENTIALS, graph_problems + await check_bot_token(settings))
-        if not (graph_configured(settings) or settings.auth_enabled):
+        if not (graph_configured(settings) or bot_credentials_configured(settings)):
             credentials = CheckResult(CREDENTIALS, skipped="no Graph credentials and bot authentication is off")
 
         store, database_problems = await check_database(settings)

@@ -17,6 +17,11 @@ async def refresh_card(queue: JobQueue, case_id: str) -> None:
     await queue.enqueue(POST_CARD, {"case_id": case_id}, dedupe_key=f"card:{case_id}")
 
 
+async def repost_card(queue: JobQueue, case_id: str) -> None:
+    """Post the case's card again as a new channel message (the demo's Teams client forgets what it showed)."""
+    await queue.enqueue(POST_CARD, {"case_id": case_id, "repost": True}, dedupe_key=f"repost:{case_id}")
+
+
 async def reply_in_thread(queue: JobQueue, case_id: str, version: int, message: dict[str, Any]) -> None:
     """Add one line to the case's thread; ``message`` is ``{"key": ..., **params}`` rendered by cards.messages."""
     await queue.enqueue(THREAD_REPLY, {"case_id": case_id, "message": message}, dedupe_key=f"reply:{case_id}:{version}")

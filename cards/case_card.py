@@ -6,10 +6,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from bot.domain.cases import Case, CaseState
+from bot.domain.cases import Actor, Case, CaseState
 from bot.domain.events import WITHHELD, CallEvent, EventKind
-from bot.domain.state_machine import TRANSITIONS, Verb
-from cards.elements import Json, adaptive_card, case_action, column, column_set, fact_set, notice_block, text_block
+from bot.domain.state_machine import TRANSITIONS, Verb, Who
+from cards.elements import (
+    Json,
+    adaptive_card,
+    case_action,
+    column,
+    column_set,
+    execute,
+    fact_set,
+    notice_block,
+    text_block,
+)
 from cards.format import (
     NAME_LIMIT,
     OUTLOOK_HOSTS,
@@ -31,6 +41,9 @@ SHOWN_EVENTS = 10
 """The newest events listed on the card; older ones collapse into "+N weitere" so the card size stays bounded."""
 
 NOTICE_LIMIT = 300
+
+REFRESH_VERB = "refresh"
+"""``Action.Execute`` verb of a card's ``refresh``: answers with the card for the viewing user, changes nothing."""
 
 BUTTON_ORDER = (Verb.CLAIM, Verb.DONE, Verb.RELEASE, Verb.TAKE_OVER, Verb.REOPEN)
 """Display order of the user verbs; which of them a card shows comes from :data:`TRANSITIONS`."""
@@ -62,11 +75,17 @@ class CaseCardView:
     """Event source id → URL where the bot serves that voicemail."""
     notice: str | None = None
     """Plain text shown on top in attention style, e.g. why an action was refused."""
+    viewer: Actor | None = None
+    """Who the card is rendered for (an invoke answer or a refresh); None for the message everyone shares."""
 
 
-def card_verbs(state: CaseState) -> tuple[Verb, ...]:
-    """The user verbs the state machine allows from ``state``, in button order."""
-    return tuple(verb for verb in BUTTON_ORDER if (state, verb) in TRANSITIONS)
+def card_verbs(state: CaseState, *, holder_viewing: bool = False) -> tuple[Verb, ...]:
+    """The user verbs the state machine allows from ``state``, in button order; the holder cannot take over."""
+    return tuple(
+        verb
+        for verb in BUTTON_ORDER
+        if (state, verb) in TRANSITIONS and not (holder_viewing and TRANSITIONS[state, verb].who is Who.NOT_CLAIMER)
+    )
 
 
 def state_label(case: Case, lang: Lang, *, markdown: bool = False) -> str:
@@ -108,7 +127,14 @@ def build_case_card(view: CaseCardView) -> Json:
     body.extend(_history(view))
     if case.previous is not None:
         body.append(text_block(_previous_text(view), isSubtle=True, size="Small", separator=True))
-    return adaptive_card(body, _actions(view), fallback_text=card_activity_text(case, view.lang))
+    card = adaptive_card(body, _actions(view), fallback_text=card_activity_text(case, view.lang))
+    if case.state is CaseState.CLAIMED:
+        # The holder's Teams client refreshes the shared card to the holder's own view: Done and Release only.
+        card["refresh"] = {"action": execute("", REFRESH_VERB, {"case_id": case.id, "version": case.version})}
+        holder = case.claimed_by
+        if holder is not None and holder.teams_id:
+            card["refresh"]["userIds"] = [holder.teams_id]
+    return card
 
 
 def _notice(notice: str) -> Json:
@@ -120,7 +146,9 @@ def _header(view: CaseCardView) -> Json:
     case = view.case
     style = BADGE_STYLE[case.state]
     badge = column(
-        [text_block(state_label(case, view.lang, markdown=True), weight="Bolder", color=style)],
+        # The strip's background carries the state's colour; the text keeps the theme's default colour, which
+        # Teams keeps readable on it in light and dark themes (coloured text on it is not: WCAG AA needs 4.5:1).
+        [text_block(state_label(case, view.lang, markdown=True), weight="Bolder")],
         verticalContentAlignment="Center",
     )
     line = column(
@@ -242,7 +270,8 @@ def _previous_text(view: CaseCardView) -> str:
 def _actions(view: CaseCardView) -> list[Json]:
     case, lang = view.case, view.lang
     actions = []
-    for index, verb in enumerate(card_verbs(case.state)):
+    holder_viewing = view.viewer is not None and view.viewer == case.claimed_by
+    for index, verb in enumerate(card_verbs(case.state, holder_viewing=holder_viewing)):
         style = "positive" if index == 0 else None
         if verb is Verb.TAKE_OVER:
             actions.append(_take_over(view))

@@ -56,10 +56,10 @@ def case_action(
 
 def notice_block(escaped_text: str, *, positive: bool = False) -> Json:
     """A highlighted line on top of a card: a refusal (attention) or a confirmation (good)."""
-    icon, style, color = ("✓", "good", "Good") if positive else ("⚠️", "attention", "Attention")
+    icon, style = ("✓", "good") if positive else ("⚠️", "attention")
     return {
         "type": "Container",
         "style": style,
         "spacing": "Medium",
-        "items": [text_block(f"{icon} {escaped_text}", weight="Bolder", color=color)],
+        "items": [text_block(f"{icon} {escaped_text}", weight="Bolder")],
     }

@@ -19,6 +19,10 @@ HOME_REGION = "DE"
 OUTLOOK_HOSTS = frozenset({"outlook.office.com", "outlook.office365.com", "outlook.live.com"})
 """The only hosts a mail's web link may point to; any other link from a mail is dropped."""
 
+GERMAN_MOBILE = re.compile(r"^1[567]\d{7,9}$")
+"""German mobile numbers (015x, 016x, 017x): written with the four-digit prefix apart, "0151 23456789" (DIN 5008),
+where libphonenumber would split them "01512 3456789"."""
+
 NAME_LIMIT = 80
 URL_LIMIT = 2048
 SUBJECT_LIMIT = 200
@@ -36,11 +40,14 @@ def _parse(number: str) -> phonenumbers.PhoneNumber | None:
 
 
 def format_phone(number: str) -> str:
-    """``+4930123456`` → ``030 123456``; foreign numbers in international format; unparsable ones inert as given."""
+    """``+4930123456`` → ``030 123456``, ``+4915123456789`` → ``0151 23456789``; foreign numbers in international
+    format; unparsable ones inert as given. Numbers are stored as E.164; this is only how people read them."""
     parsed = _parse(number)
     if parsed is None:
         return inert(number, NAME_LIMIT)
     home = phonenumbers.region_code_for_number(parsed) == HOME_REGION
+    if home and GERMAN_MOBILE.match(national := phonenumbers.national_significant_number(parsed)):
+        return f"0{national[:3]} {national[3:]}"
     style = phonenumbers.PhoneNumberFormat.NATIONAL if home else phonenumbers.PhoneNumberFormat.INTERNATIONAL
     return phonenumbers.format_number(parsed, style)
 

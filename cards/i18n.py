@@ -27,6 +27,16 @@ def language_for(locale: str | None) -> Lang:
     return Lang.EN if locale is not None and locale.strip().lower().startswith("en") else Lang.DE
 
 
+def conversation_language(channel_locale: str, user_locale: str | None, *, in_channel: object) -> Lang:
+    """The language of what the bot says in a conversation.
+
+    A channel is shared: every card, list, help, refusal and thread line there is in the channel's language
+    (``DEFAULT_LOCALE``), whoever asked, so an English Teams client never posts English into a German channel and an
+    updated card does not flip languages. Only personal chat follows the user's own locale.
+    """
+    return language_for(channel_locale if in_channel else user_locale)
+
+
 _DE: Mapping[str, str] = {
     # states and badges
     "state_open": "Offen",
@@ -95,7 +105,9 @@ _DE: Mapping[str, str] = {
     "list_action_done": "Gespeichert – die Karte im Kanal ist aktualisiert",
     "action_wrong_conversation": "Diese Aktion gilt nur im Kanal der Leitung (oder für Mitglieder ihres Teams)",
     "link_only_in_channel": "Verbinden und Trennen geht nur in einem Teamkanal: @Rufpool verbinden <Leitung>",
-    "link_not_allowed": "Nur Administratoren dürfen Kanäle mit Leitungen verbinden (LINK_ADMINS)",
+    "link_not_allowed": (
+        "Kanäle mit Leitungen verbinden dürfen nur Administratoren (LINK_ADMINS) und, wenn erlaubt, die Teambesitzer"
+    ),
     "link_unknown_line": "Die Leitung „{line}“ ist nicht konfiguriert. Bekannt: {known}",
     # thread replies
     "reply_claim": "{name} hat übernommen · {time}",
@@ -129,7 +141,7 @@ _DE: Mapping[str, str] = {
     "help_title": "Rufpool",
     "help_intro": (
         "Ich mache aus verpassten Anrufen und Sprachnachrichten der Sammelrufnummer je eine Karte. "
-        "Wer zurückruft, klickt auf „Übernehmen“, danach auf „Erledigt“ – so ruft niemand doppelt an "
+        "Wer zurückruft, klickt auf „{claim}“, danach auf „{done}“ – so ruft niemand doppelt an "
         "und kein Anruf geht verloren."
     ),
     "help_unknown": "Den Befehl „{text}“ kenne ich nicht.",
@@ -139,13 +151,16 @@ _DE: Mapping[str, str] = {
     "help_cmd_help": "Diese Hilfe",
     "help_cmd_link": "Diesen Kanal mit einer Leitung verbinden (Admins)",
     "help_cmd_unlink": "Die Verbindung dieses Kanals trennen (Admins)",
-    "cmd_open": "offen / open",
-    "cmd_mine": "meine / mine",
-    "cmd_help": "hilfe / help",
-    "cmd_link": "verbinden ‹Postfach oder Leitung›",
-    "cmd_unlink": "trennen",
+    "cmd_open": "offen",
+    "cmd_mine": "meine",
+    "cmd_help": "hilfe",
+    "cmd_link": "verbinden ‹Leitung›",
+    "cmd_unlink": "trennen ‹Leitung›",
     # activity summary
     "activity_summary": "{state}: {caller} · {calls}",
+    # link and unlink without a line
+    "link_usage": "So geht's: @Rufpool verbinden ‹Leitung›. Leitungen: {known}",
+    "unlink_usage": "So geht's: @Rufpool trennen ‹Leitung›. Mit diesem Kanal verbunden: {linked}",
 }
 
 _EN: Mapping[str, str] = {
@@ -209,7 +224,9 @@ _EN: Mapping[str, str] = {
     "list_action_done": "Saved – the card in the channel is updated",
     "action_wrong_conversation": "This action only works in the line's channel (or for members of its team)",
     "link_only_in_channel": "Linking and unlinking work in a team channel only: @Rufpool link <line>",
-    "link_not_allowed": "Only administrators may link channels to lines (LINK_ADMINS)",
+    "link_not_allowed": (
+        "Only administrators (LINK_ADMINS) and, where allowed, the team's owners may link channels to lines"
+    ),
     "link_unknown_line": "The line “{line}” is not configured. Known: {known}",
     "reply_claim": "{name} claimed · {time}",
     "reply_take_over": "{name} took over from {previous} · {time}",
@@ -240,7 +257,7 @@ _EN: Mapping[str, str] = {
     "help_title": "Rufpool",
     "help_intro": (
         "I turn the missed calls and voicemails of the shared number into one card each. "
-        "Whoever calls back clicks “Claim”, then “Done” – so nobody calls twice and no call is forgotten."
+        "Whoever calls back clicks “{claim}”, then “{done}” – so nobody calls twice and no call is forgotten."
     ),
     "help_unknown": "I don't know the command “{text}”.",
     "help_commands": "Commands",
@@ -249,12 +266,14 @@ _EN: Mapping[str, str] = {
     "help_cmd_help": "This help",
     "help_cmd_link": "Link this channel to a line (admins)",
     "help_cmd_unlink": "Unlink this channel (admins)",
-    "cmd_open": "open / offen",
-    "cmd_mine": "mine / meine",
-    "cmd_help": "help / hilfe",
-    "cmd_link": "verbinden ‹mailbox or line›",
-    "cmd_unlink": "trennen",
+    "cmd_open": "open",
+    "cmd_mine": "mine",
+    "cmd_help": "help",
+    "cmd_link": "link ‹line›",
+    "cmd_unlink": "unlink ‹line›",
     "activity_summary": "{state}: {caller} · {calls}",
+    "link_usage": "Usage: @Rufpool link ‹line›. Lines: {known}",
+    "unlink_usage": "Usage: @Rufpool unlink ‹line›. Linked to this channel: {linked}",
 }
 
 TEXTS: Mapping[Lang, Mapping[str, str]] = {Lang.DE: _DE, Lang.EN: _EN}

@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from bot.domain.cases import Case, CaseState
 from bot.domain.state_machine import Verb
-from cards.case_card import BADGE_STYLE, NOTICE_LIMIT, state_label
+from cards.case_card import NOTICE_LIMIT, state_label
 from cards.elements import Json, adaptive_card, case_action, column, column_set, execute, notice_block, text_block
 from cards.format import NAME_LIMIT, caller_label, format_relative, inert
 from cards.i18n import Lang, calls_count, text
@@ -85,13 +85,8 @@ def _row(view: CaseListView, case: Case) -> Json:
         [
             text_block(who),
             text_block(details, isSubtle=True, size="Small", spacing="None"),
-            text_block(
-                state_label(case, lang, markdown=True),
-                size="Small",
-                spacing="None",
-                color=BADGE_STYLE[case.state],
-                weight="Bolder",
-            ),
+            # In the theme's default colour: the state colours as text fail WCAG AA (yellow on white is 1.5:1).
+            text_block(state_label(case, lang, markdown=True), size="Small", spacing="None", weight="Bolder"),
         ]
     )
     columns = [info]

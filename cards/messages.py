@@ -92,11 +92,11 @@ def build_help_card(lang: Lang, unknown_text: str | None = None) -> Json:
         body.append(
             text_block(
                 text(lang, "help_unknown", text=inert(unknown_text, UNKNOWN_COMMAND_LIMIT)),
-                color="Warning",
                 weight="Bolder",
             )
         )
-    body.append(text_block(text(lang, "help_intro")))
+    buttons = {"claim": text(lang, "verb_claim"), "done": text(lang, "verb_done")}
+    body.append(text_block(text(lang, "help_intro", **buttons)))
     body.append(text_block(text(lang, "help_commands"), weight="Bolder", spacing="Medium"))
     body.append(fact_set([(text(lang, command), text(lang, meaning)) for command, meaning in _HELP_COMMANDS]))
-    return adaptive_card(body, fallback_text=text(lang, "help_intro"))
+    return adaptive_card(body, fallback_text=text(lang, "help_intro", **buttons))

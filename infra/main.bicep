@@ -1,5 +1,6 @@
-// Rufpool on Azure: Azure Bot (single tenant, Teams channel) -> Container Apps (https, 1 replica)
-// with secrets from Key Vault via a managed identity, PostgreSQL flexible server, Log Analytics.
+// Rufpool on Azure: Azure Bot (single tenant or user-assigned managed identity, Teams channel) -> Container Apps
+// (https, 1 to maxReplicas replicas on one PostgreSQL database) with secrets from Key Vault via a managed identity,
+// PostgreSQL flexible server, Log Analytics.
 //
 //   az deployment group create --resource-group <rg> --template-file infra/main.bicep \
 //     --parameters @infra/main.parameters.json \
@@ -21,6 +22,10 @@ param tags object = {
 }
 
 // --- Identity: one single-tenant app registration serves the bot and (by default) Microsoft Graph ---
+
+@description('How the bot authenticates to the Bot Framework: SingleTenant = the app registration and its client secret; UserAssignedMSI = the user-assigned managed identity this template creates (no bot secret to rotate; Graph still uses the app registration).')
+@allowed(['SingleTenant', 'UserAssignedMSI'])
+param botAppType string = 'SingleTenant'
 
 @description('Application (client) ID of the single-tenant app registration (MicrosoftAppId).')
 param microsoftAppId string
@@ -51,6 +56,9 @@ param poolLines array
 @description('E-mail addresses (UPNs) of the users allowed to link channels with "@Rufpool verbinden <Leitung>".')
 param linkAdmins array = []
 
+@description('true: the owners of a team may link that team\'s channels too. Needs the Graph application permission GroupMember.Read.All on the Graph app registration.')
+param linkTeamOwners bool = false
+
 // --- Hosting ---
 
 @description('Container image, e.g. myregistry.azurecr.io/rufpool:1.0.0')
@@ -74,11 +82,17 @@ param postgresAdminLogin string = 'rufpool'
 param postgresAdminPassword string
 
 param postgresSkuName string = 'Standard_B1ms'
+
+@description('Most replicas of the container app. Replicas share the PostgreSQL database: a database lease gives each mailbox one subscription owner, the outbox hands each job to one worker. 2 = one replica keeps serving while the other restarts or a new revision starts.')
+@minValue(1)
+@maxValue(10)
+param maxReplicas int = 2
 param postgresSkuTier string = 'Burstable'
 
 param enableKeyVaultPurgeProtection bool = false
 
 var suffix = uniqueString(resourceGroup().id, appName)
+var botUsesManagedIdentity = botAppType == 'UserAssignedMSI'
 var databaseName = 'rufpool'
 
 module monitoring 'modules/monitoring.bicep' = {
@@ -114,6 +128,9 @@ module postgres 'modules/postgres.bicep' = {
   }
 }
 
+// The bot's id: the app registration's, or the managed identity's client id.
+var botAppId = botUsesManagedIdentity ? identity.outputs.clientId : microsoftAppId
+
 // psycopg accepts a URL; the password is percent-encoded, TLS is required by the server.
 var databaseUrl = 'postgresql://${postgresAdminLogin}:${uriComponent(postgresAdminPassword)}@${postgres.outputs.fqdn}:5432/${databaseName}?sslmode=require'
 
@@ -126,7 +143,7 @@ module keyVault 'modules/keyvault.bicep' = {
     readerPrincipalId: identity.outputs.principalId
     enablePurgeProtection: enableKeyVaultPurgeProtection
     secrets: {
-      MicrosoftAppPassword: microsoftAppPassword
+      MicrosoftAppPassword: botUsesManagedIdentity ? 'unused: the bot authenticates with its managed identity' : microsoftAppPassword
       'GRAPH-CLIENT-SECRET': empty(graphClientSecret) ? microsoftAppPassword : graphClientSecret
       'GRAPH-CLIENT-STATE': graphClientState
       'DATABASE-URL': databaseUrl
@@ -150,21 +167,24 @@ module containerApp 'modules/containerapp.bicep' = {
     registryServer: empty(containerRegistryName) ? '' : '${containerRegistryName}.azurecr.io'
     keyVaultUri: keyVault.outputs.vaultUri
     customHostName: customHostName
-    secretSettings: [
+    maxReplicas: maxReplicas
+    secretSettings: concat(botUsesManagedIdentity ? [] : [
       { env: 'MicrosoftAppPassword', vaultSecret: 'MicrosoftAppPassword' }
+    ], [
       { env: 'GRAPH_CLIENT_SECRET', vaultSecret: 'GRAPH-CLIENT-SECRET' }
       { env: 'GRAPH_CLIENT_STATE', vaultSecret: 'GRAPH-CLIENT-STATE' }
       { env: 'DATABASE_URL', vaultSecret: 'DATABASE-URL' }
-    ]
+    ])
     plainSettings: {
-      MicrosoftAppId: microsoftAppId
-      MicrosoftAppType: 'SingleTenant'
+      MicrosoftAppId: botAppId
+      MicrosoftAppType: botAppType
       MicrosoftAppTenantId: tenant().tenantId
       GRAPH_TENANT_ID: tenant().tenantId
       GRAPH_CLIENT_ID: empty(graphClientId) ? microsoftAppId : graphClientId
       GRAPH_BASE_URL: graphBaseUrl
       POOL_LINES: string(poolLines)
       LINK_ADMINS: join(linkAdmins, ',')
+      LINK_TEAM_OWNERS: linkTeamOwners ? 'true' : 'false'
       LOG_LEVEL: 'INFO'
     }
   }
@@ -175,7 +195,9 @@ module bot 'modules/bot.bicep' = {
   params: {
     name: 'bot-${appName}-${suffix}'
     tags: tags
-    microsoftAppId: microsoftAppId
+    microsoftAppId: botAppId
+    appType: botAppType
+    managedIdentityResourceId: botUsesManagedIdentity ? identity.outputs.id : ''
     messagingEndpoint: '${containerApp.outputs.publicBaseUrl}/api/messages'
     sku: botSku
   }
@@ -185,6 +207,8 @@ output publicBaseUrl string = containerApp.outputs.publicBaseUrl
 output containerAppName string = containerApp.outputs.name
 output containerAppFqdn string = containerApp.outputs.fqdn
 output botName string = bot.outputs.name
+@description('The bot\'s MicrosoftAppId (the managed identity\'s client id with UserAssignedMSI): use it for make package.')
+output botAppId string = botAppId
 output messagingEndpoint string = bot.outputs.endpoint
 output keyVaultName string = keyVault.outputs.vaultName
 output postgresHost string = postgres.outputs.fqdn

@@ -18,7 +18,9 @@ from bot.sandbox.tls import TlsMaterial, ensure_tls
 
 TENANT = "4f1b2c3d-0000-4000-8000-00000000a001"
 BOT_APP = RegisteredApp("0b0b0b0b-1111-4111-8111-00000000b0b0", "bot-secret-value", TENANT)
-GRAPH_APP = RegisteredApp("0c0c0c0c-2222-4222-8222-00000000c0c0", "graph-secret-value", TENANT, ("Mail.ReadWrite",))
+GRAPH_APP = RegisteredApp(
+    "0c0c0c0c-2222-4222-8222-00000000c0c0", "graph-secret-value", TENANT, ("Mail.ReadWrite", "GroupMember.Read.All")
+)
 
 
 @pytest.fixture(scope="session")

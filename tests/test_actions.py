@@ -19,6 +19,7 @@ from bot.storage.interface import ChannelLink
 from bot.storage.sql_store import SqlStore
 from bot.sync import FlagSync, MailboxClient
 from bot.voicemail import VoicemailLinks
+from cards.case_card import REFRESH_VERB
 from cards.i18n import Lang
 from cards.list_card import LIST_PAGE_VERB
 from tests.storage_fixtures import ALICE, BOB, make_event
@@ -77,7 +78,7 @@ async def _job_kinds(store: SqlStore) -> list[str]:
 
 def test_every_user_verb_and_list_paging_has_its_own_handler(store: SqlStore) -> None:
     handlers = _actions(store)._handlers
-    assert set(handlers) == {verb.value for verb in USER_VERBS} | {LIST_PAGE_VERB}
+    assert set(handlers) == {verb.value for verb in USER_VERBS} | {LIST_PAGE_VERB, REFRESH_VERB}
     assert len({id(handler) for handler in handlers.values()}) == len(handlers)
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import string
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.commands import ALIASES
 from bot.domain.cases import Actor, Case, CaseState
 from bot.domain.events import WITHHELD, EventKind, Voicemail
 from bot.domain.state_machine import TRANSITIONS, USER_VERBS, Refusal, RefusalCode, Verb, decide
@@ -24,7 +27,7 @@ from cards.format import (
     plain,
     safe_link,
 )
-from cards.i18n import TEXTS, Lang, language_for, ordinal, refusal_text
+from cards.i18n import TEXTS, Lang, language_for, ordinal, refusal_text, text
 from cards.list_card import LIST_PAGE_VERB, PAGE_SIZE, ListCommand, build_list_card
 from cards.messages import (
     build_help_card,
@@ -58,6 +61,7 @@ from tests.cards_fixtures import (
     previous_case,
     texts,
     voicemail_case,
+    walk,
 )
 
 TEAMS_CALL = "https://teams.microsoft.com/l/call/0/0?users=4:+4930123456"
@@ -68,15 +72,24 @@ def all_text(card: Json) -> str:
 
 
 def executes(card: Json) -> list[Json]:
-    return [action for action in actions(card) if action["type"] == "Action.Execute"]
+    """The card's buttons (its ``refresh`` action is no button)."""
+    return [action for action in actions(card) if action["type"] == "Action.Execute" and action["verb"] != "refresh"]
 
 
 # --- language ---------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("locale", "lang"),
-    [(None, Lang.DE), ("", Lang.DE), ("de-DE", Lang.DE), ("fr-FR", Lang.DE), ("en-US", Lang.EN), ("EN_gb", Lang.EN),
-     ("en", Lang.EN)],
+    [
+        (None, Lang.DE),
+        ("", Lang.DE),
+        ("de-DE", Lang.DE),
+        ("fr-FR", Lang.DE),
+        ("en-US", Lang.EN),
+        ("EN_gb", Lang.EN),
+        ("en", Lang.EN),
+    ],
 )
 def test_language_is_german_unless_the_locale_is_english(locale: str | None, lang: Lang) -> None:
     assert language_for(locale) is lang
@@ -114,6 +127,7 @@ def test_badge_colour_follows_the_state() -> None:
 
 
 # --- buttons ------------------------------------------------------------------------------------------------------
+
 
 def test_button_order_names_every_user_verb() -> None:
     assert sorted(BUTTON_ORDER) == sorted(USER_VERBS)
@@ -158,6 +172,7 @@ def test_buttons_of_a_new_version_carry_it() -> None:
 
 # --- caller -------------------------------------------------------------------------------------------------------
 
+
 def test_caller_is_formatted_with_call_links_and_name() -> None:
     card_text = all_text(build_case_card(case_view(open_case())))
     assert "030 123456" in card_text
@@ -167,11 +182,29 @@ def test_caller_is_formatted_with_call_links_and_name() -> None:
 
 @pytest.mark.parametrize(
     ("number", "shown"),
-    [("+4930123456", "030 123456"), ("+491701234567", "0170 1234567"), ("+43122334455", "+43 1 22334455"),
-     ("+12025550123", "+1 202-555-0123"), ("0049 30 123456", "030 123456"), ("[x](y)", r"\[x\]\(y\)")],
+    [
+        ("+4930123456", "030 123456"),
+        ("+491701234567", "0170 1234567"),
+        ("+4915123456789", "0151 23456789"),  # German mobiles: the 4-digit prefix apart, not "01512 3456789"
+        ("0151 23456789", "0151 23456789"),
+        ("+491601234567", "0160 1234567"),
+        ("+4917612345678", "0176 12345678"),
+        ("+4989123456", "089 123456"),
+        ("+43122334455", "+43 1 22334455"),
+        ("+12025550123", "+1 202-555-0123"),
+        ("0049 30 123456", "030 123456"),
+        ("[x](y)", r"\[x\]\(y\)"),
+    ],
 )
 def test_phone_numbers_for_people(number: str, shown: str) -> None:
     assert format_phone(number) == shown
+
+
+def test_a_mobile_number_is_stored_as_e164_and_dialled_as_e164() -> None:
+    case = make_case(make_event(caller="+4915123456789"))
+    card = build_case_card(case_view(case))
+    assert "0151 23456789" in all_text(card)
+    assert "tel:+4915123456789" in markdown_link_targets(card)
 
 
 @pytest.mark.parametrize("caller", [WITHHELD, None])
@@ -195,6 +228,7 @@ def test_unrecognised_mail_shows_subject_and_sender_instead_of_a_caller() -> Non
 
 
 # --- events, voicemail, mail --------------------------------------------------------------------------------------
+
 
 def test_voicemail_shows_duration_and_listen_link() -> None:
     case = voicemail_case()
@@ -243,7 +277,9 @@ def test_mail_link_only_to_outlook(link: str | None, shown: bool) -> None:
 
 
 def test_link_targets_cannot_break_out_of_markdown() -> None:
-    assert safe_link("https://outlook.office.com/x(1)[2]", OUTLOOK_HOSTS) == "https://outlook.office.com/x%281%29%5B2%5D"
+    assert (
+        safe_link("https://outlook.office.com/x(1)[2]", OUTLOOK_HOSTS) == "https://outlook.office.com/x%281%29%5B2%5D"
+    )
     assert safe_link("https://outlook.office.com/a b", OUTLOOK_HOSTS) is None
 
 
@@ -301,6 +337,7 @@ def test_activity_text_summarises_the_case() -> None:
 
 # --- times in Berlin ------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("utc", "berlin"),
     [
@@ -340,9 +377,9 @@ def test_relative_times(age: timedelta, german: str, english: str) -> None:
 
 # --- untrusted text -------------------------------------------------------------------------------------------------
 
+
 def hostile_card() -> Json:
-    event = make_event(kind=EventKind.UNRECOGNISED, caller=None, subject=HOSTILE, sender=HOSTILE,
-                       caller_name=HOSTILE)
+    event = make_event(kind=EventKind.UNRECOGNISED, caller=None, subject=HOSTILE, sender=HOSTILE, caller_name=HOSTILE)
     hostile_actor = Actor("aad-evil", "[Anna](https://evil.example) **Boss**")
     case = apply(make_case(event), Verb.CLAIM, hostile_actor, NOW)
     return build_case_card(case_view(case, line_name=HOSTILE, notice=HOSTILE))
@@ -366,8 +403,10 @@ def test_markdown_characters_in_mail_data_are_escaped() -> None:
     assert r"\*\*fett\*\* \<b\>x\</b\> \_k\_ \`c\`" in shown
 
 
-@pytest.mark.parametrize(("raw", "escaped"), [("# Titel", r"\# Titel"), ("- Punkt", r"\- Punkt"),
-                                              ("1. Punkt", r"\1. Punkt"), ("> Zitat", r"\> Zitat")])
+@pytest.mark.parametrize(
+    ("raw", "escaped"),
+    [("# Titel", r"\# Titel"), ("- Punkt", r"\- Punkt"), ("1. Punkt", r"\1. Punkt"), ("> Zitat", r"\> Zitat")],
+)
 def test_block_markdown_at_the_start_is_escaped(raw: str, escaped: str) -> None:
     assert inert(raw, 50) == escaped
 
@@ -393,6 +432,7 @@ def test_names_in_buttons_are_plain_and_capped() -> None:
 
 
 # --- list card ------------------------------------------------------------------------------------------------------
+
 
 def test_list_title_rows_and_claim_buttons() -> None:
     cases = many_cases(PAGE_SIZE)
@@ -458,8 +498,8 @@ def test_list_card_size_does_not_depend_on_the_total() -> None:
     assert abs(len(huge) - len(small)) < 10
 
 
-
 # --- small messages -----------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("verb", list(Verb))
 def test_every_state_change_has_a_thread_reply(verb: Verb) -> None:
@@ -473,10 +513,12 @@ def test_thread_replies_read_well() -> None:
     at = datetime(2026, 11, 27, 9, 32, tzinfo=UTC)
     assert state_change_reply(Verb.CLAIM, ANNA, at, Lang.DE) == "Anna Schmidt hat übernommen · 10:32"
     assert state_change_reply(Verb.TAKE_OVER, BOB, at, Lang.EN, previous_holder=ANNA) == (
-        "Bob Meyer took over from Anna Schmidt · 10:32")
+        "Bob Meyer took over from Anna Schmidt · 10:32"
+    )
     outlook = Actor("outlook", "Outlook")
     assert state_change_reply(Verb.OUTLOOK_CLEAR, outlook, at, Lang.DE, previous_holder=ANNA) == (
-        "In Outlook freigegeben (war bei Anna Schmidt) · 10:32")
+        "In Outlook freigegeben (war bei Anna Schmidt) · 10:32"
+    )
     assert state_change_reply(Verb.OUTLOOK_CLEAR, outlook, at, Lang.DE) == "In Outlook wieder geöffnet · 10:32"
     hostile = state_change_reply(Verb.DONE, Actor("x", "[a](https://evil.example)"), at, Lang.DE)
     assert "](" not in hostile.replace(r"\]\(", "")
@@ -490,8 +532,20 @@ def test_repeat_call_replies() -> None:
     assert repeat_call_reply(voicemail, 2, Lang.DE) == "Neue Sprachnachricht · 10:45 (2. Anruf)"
 
 
-@pytest.mark.parametrize(("n", "shown"), [(1, "1st"), (2, "2nd"), (3, "3rd"), (4, "4th"), (11, "11th"), (12, "12th"),
-                                          (13, "13th"), (21, "21st"), (102, "102nd")])
+@pytest.mark.parametrize(
+    ("n", "shown"),
+    [
+        (1, "1st"),
+        (2, "2nd"),
+        (3, "3rd"),
+        (4, "4th"),
+        (11, "11th"),
+        (12, "12th"),
+        (13, "13th"),
+        (21, "21st"),
+        (102, "102nd"),
+    ],
+)
 def test_english_ordinals(n: int, shown: str) -> None:
     assert ordinal(n, Lang.EN) == shown
 
@@ -511,10 +565,27 @@ def test_refusal_names_holder_and_time() -> None:
     assert refusal_text(refusal, Lang.EN) == "Already claimed by Anna Schmidt at 10:32"
 
 
-def test_help_card_lists_every_command() -> None:
-    card_text = all_text(build_help_card(Lang.DE))
-    for command in ("offen / open", "meine / mine", "hilfe / help", "verbinden", "trennen"):
-        assert command in card_text
+@pytest.mark.parametrize(
+    ("lang", "words"),
+    [
+        (Lang.DE, ["offen", "meine", "hilfe", "verbinden", "trennen"]),
+        (Lang.EN, ["open", "mine", "help", "link", "unlink"]),
+    ],
+)
+def test_help_card_lists_every_command_in_its_own_language(lang: Lang, words: list[str]) -> None:
+    [facts] = [element for element in walk(build_help_card(lang)["body"]) if element.get("type") == "FactSet"]
+    listed = [fact["title"].split()[0] for fact in facts["facts"]]
+    assert listed == words
+    assert sorted(ALIASES[word] for word in listed) == sorted(set(ALIASES.values()))
+
+
+@pytest.mark.parametrize("lang", list(Lang))
+def test_help_names_the_buttons_as_they_are_labelled(lang: Lang) -> None:
+    intro = all_text(build_help_card(lang))
+    quoted = set(re.findall(r"[„“]([^“”]+)[“”]", intro))
+    buttons = {action["title"] for action in executes(build_case_card(case_view(open_case(), lang=lang)))}
+    assert quoted == {text(lang, "verb_claim"), text(lang, "verb_done")}
+    assert quoted <= buttons
 
 
 def test_help_for_unknown_text_quotes_it_inert() -> None:
@@ -527,3 +598,28 @@ def test_link_confirmations_name_the_line() -> None:
     assert "**Zentrale**" in all_text(build_link_confirmation_card("Zentrale", Lang.DE))
     assert "Channel unlinked" in all_text(build_unlink_confirmation_card("Zentrale", Lang.EN))
     assert markdown_link_targets(build_link_confirmation_card(HOSTILE, Lang.DE)) == []
+
+
+# --- per viewer ---------------------------------------------------------------------------------------------------
+
+
+def test_the_holder_is_offered_done_and_release_only() -> None:
+    case = claimed_case()
+    assert case.claimed_by is not None
+
+    own = build_case_card(replace(case_view(case), viewer=case.claimed_by))
+    colleague = build_case_card(replace(case_view(case), viewer=Actor("aad-other", "Ben Weber")))
+
+    assert [action["verb"] for action in executes(own)] == ["done", "release"]
+    assert all(action["type"] != "Action.ShowCard" for action in own["actions"])
+    assert "take_over" in {action["verb"] for action in executes(colleague)}
+
+
+def test_a_claimed_card_asks_each_viewer_to_refresh_it() -> None:
+    case = claimed_case()
+
+    refresh = build_case_card(case_view(case))["refresh"]["action"]
+
+    assert refresh["type"] == "Action.Execute" and refresh["verb"] == "refresh"
+    assert refresh["data"] == {"case_id": case.id, "version": case.version}
+    assert "refresh" not in build_case_card(case_view(open_case()))

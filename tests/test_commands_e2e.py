@@ -207,7 +207,7 @@ async def test_mine_lists_only_the_cases_i_claimed(bot_stack: BotStack, text: st
 ])
 async def test_help_explains_the_bot_and_its_commands(bot_stack: BotStack, text: str, conversation_id: str) -> None:
     shown = await ask(bot_stack, text, conversation_id)
-    for command in ("offen / open", "meine / mine", "hilfe / help"):
+    for command in ("offen", "meine", "hilfe", "verbinden ‹Leitung›", "trennen ‹Leitung›"):
         assert command in shown
     assert "kenne ich nicht" not in shown
 
@@ -216,15 +216,24 @@ async def test_help_explains_the_bot_and_its_commands(bot_stack: BotStack, text:
 async def test_unknown_text_gets_a_short_help_not_silence(bot_stack: BotStack, conversation_id: str) -> None:
     shown = await ask(bot_stack, "was kannst du?", conversation_id)
     assert "Den Befehl „was kannst du?“ kenne ich nicht." in shown
-    assert "offen / open" in shown
+    assert "offen: Offene und übernommene Rückrufe" in shown
 
 
-@pytest.mark.parametrize(("locale", "expected"), [("de-DE", "Bitte die Schaltflächen"), ("en-US", "Please use")])
-async def test_an_old_submit_card_gets_a_hint_not_silence(bot_stack: BotStack, locale: str, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("conversation_id", "locale", "expected"),
+    [
+        (CHANNEL_ID, "de-DE", "Bitte die Schaltflächen"),
+        (CHANNEL_ID, "en-US", "Bitte die Schaltflächen"),  # the channel's language, whoever clicks
+        (PERSONAL_CHAT, "en-US", "Please use"),
+    ],
+)
+async def test_an_old_submit_card_gets_a_hint_not_silence(
+    bot_stack: BotStack, conversation_id: str, locale: str, expected: str
+) -> None:
     await bot_stack.link()
-    activity = bot_stack._activity("message", user(1), CHANNEL_ID, value={"verb": "claim"}, locale=locale)
+    activity = bot_stack._activity("message", user(1), conversation_id, value={"verb": "claim"}, locale=locale)
 
     response = await bot_stack.post_activity(activity)
 
     assert response.status < 300
-    assert bot_stack.connector.activities(CHANNEL_ID)[-1].current["text"].startswith(expected)
+    assert bot_stack.connector.activities(conversation_id)[-1].current["text"].startswith(expected)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, env_example, load_settings, settings_markdown
+from bot.config import ConfigError, env_example, load_serving_settings, load_settings, settings_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 LINE = (
@@ -32,48 +34,141 @@ def test_pool_lines_are_normalised(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.line_for_mailbox("ZENTRALE@praxis.example") == line
 
 
-def test_production_needs_the_bot_identity() -> None:
-    with pytest.raises(ConfigError) as error:
-        load_settings()
-    message = str(error.value)
-    assert "MicrosoftAppId: required" in message
-    assert "MicrosoftAppTenantId: required for SingleTenant" in message
+APP_ID, TENANT = "8e1b2c3d-0000-4000-8000-00000000b001", "8e1b2c3d-0000-4000-8000-00000000b002"
+COMPLETE = {
+    "MicrosoftAppId": APP_ID,
+    "MicrosoftAppPassword": "bot-secret",
+    "MicrosoftAppTenantId": TENANT,
+    "GRAPH_TENANT_ID": TENANT,
+    "GRAPH_CLIENT_ID": APP_ID,
+    "GRAPH_CLIENT_SECRET": "graph-secret",
+    "GRAPH_CLIENT_STATE": "client-state",
+    "POOL_LINES": LINE,
+    "LINK_ADMINS": "it@praxis.example",
+    "PUBLIC_BASE_URL": "https://rufpool.praxis.example",
+}
+"""A configuration ``python -m bot serve`` accepts; each row of the table below breaks it."""
+
+PEM_CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+# (changes to COMPLETE; None removes a setting) -> every setting the message must name, in any order
+BROKEN: list[tuple[str, dict[str, str | None], set[str]]] = [
+    ("nothing set", {name: None for name in COMPLETE},
+     {"MicrosoftAppId", "POOL_LINES", "GRAPH_TENANT_ID", "GRAPH_CLIENT_ID", "GRAPH_CLIENT_SECRET"}),
+    ("only the bot's ids (the reported hang)",
+     {name: None for name in COMPLETE if name not in ("MicrosoftAppId", "MicrosoftAppTenantId")},
+     {"MicrosoftAppPassword", "POOL_LINES", "GRAPH_TENANT_ID", "GRAPH_CLIENT_ID", "GRAPH_CLIENT_SECRET"}),
+    ("empty bot password", {"MicrosoftAppPassword": ""}, {"MicrosoftAppPassword"}),
+    ("bad GUID and missing client state in one round", {"MicrosoftAppId": "rufpool-bot", "GRAPH_CLIENT_STATE": None},
+     {"MicrosoftAppId", "GRAPH_CLIENT_STATE"}),
+    ("bad GUIDs everywhere", {"MicrosoftAppTenantId": "contoso.onmicrosoft.com", "GRAPH_TENANT_ID": "x",
+                              "GRAPH_CLIENT_ID": "{" + APP_ID + "}"},
+     {"MicrosoftAppTenantId", "GRAPH_TENANT_ID", "GRAPH_CLIENT_ID"}),
+    ("multi-tenant bot", {"MicrosoftAppType": "MultiTenant"}, {"MicrosoftAppType"}),
+    ("unknown app type", {"MicrosoftAppType": "Foo"}, {"MicrosoftAppType"}),
+    ("managed identity without tenant", {"MicrosoftAppType": "UserAssignedMSI", "MicrosoftAppTenantId": None},
+     {"MicrosoftAppTenantId"}),
+    ("POOL_LINES not JSON, URL not a URL", {"POOL_LINES": "[{", "PUBLIC_BASE_URL": "rufpool.praxis.example"},
+     {"POOL_LINES", "PUBLIC_BASE_URL"}),
+    ("bad line fields", {"POOL_LINES": LINE.replace('"zentrale"', '"Zentrale!"').replace("030 / 12 34 56-7", "abc")},
+     {"POOL_LINES[0].id", "POOL_LINES[0].numbers"}),
+    ("duplicate lines", {"POOL_LINES": LINE[:-1] + "," + LINE[1:]}, {"POOL_LINES"}),
+    ("database and Graph URLs", {"DATABASE_URL": "mysql://x", "GRAPH_BASE_URL": "graph.microsoft.com",
+                                 "TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL": "login"},
+     {"DATABASE_URL", "GRAPH_BASE_URL", "TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL"}),
+    ("missing Graph secret", {"GRAPH_CLIENT_SECRET": None}, {"GRAPH_CLIENT_SECRET"}),
+    ("certificate file missing", {"GRAPH_CLIENT_SECRET": None, "GRAPH_CLIENT_CERTIFICATE_PATH": "missing.pem"},
+     {"GRAPH_CLIENT_CERTIFICATE_PATH"}),
+    ("certificate without key", {"GRAPH_CLIENT_SECRET": None, "GRAPH_CLIENT_CERTIFICATE_PATH": "cert-only.pem"},
+     {"GRAPH_CLIENT_CERTIFICATE_PATH"}),
+    ("CA bundle not PEM", {"GRAPH_CA_BUNDLE": "not-pem.txt", "BOT_CA_BUNDLE": "missing.pem"},
+     {"GRAPH_CA_BUNDLE", "BOT_CA_BUNDLE"}),
+    ("parser profiles not JSON", {"PARSER_PROFILES": "[{"}, {"PARSER_PROFILES"}),
+    ("client state too long, port out of range", {"GRAPH_CLIENT_STATE": "s" * 129, "PORT": "0"},
+     {"GRAPH_CLIENT_STATE", "PORT"}),
+    ("sandbox on a public address", {"SANDBOX_MODE": "true", "MicrosoftAppId": None, "HOST": "0.0.0.0"}, {"HOST"}),
+]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("environment", "expected"),
-    [
-        ({"MicrosoftAppType": "Foo"}, "MicrosoftAppType: Input should be"),
-        ({"POOL_LINES": "[{"}, "POOL_LINES: must be a JSON list"),
-        ({"POOL_LINES": LINE.replace('"zentrale"', '"Zentrale!"')}, "POOL_LINES[0].id: must be a lower-case slug"),
-        ({"POOL_LINES": LINE.replace("030 / 12 34 56-7", "abc")}, "POOL_LINES[0].numbers: 'abc' is not a phone"),
-        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL: must start with sqlite:/// or postgresql://"),
-        ({"PUBLIC_BASE_URL": "ftp://x"}, "PUBLIC_BASE_URL: 'ftp://x' is not an http(s) URL"),
-        ({"MicrosoftAppId": "not-a-guid", "MicrosoftAppTenantId": "t"}, "MicrosoftAppId: must be a GUID"),
-        ({"POOL_LINES": LINE, "SANDBOX_MODE": "true"}, "GRAPH_CLIENT_STATE: required"),
-        ({"PORT": "0", "SANDBOX_MODE": "true"}, "PORT: Input should be greater than or equal to 1"),
-    ],
-)
-def test_each_bad_setting_is_named(monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], expected: str) -> None:
-    for name, value in environment.items():
+def _environment(tmp_path: Path, changes: dict[str, str | None]) -> dict[str, str]:
+    (tmp_path / "cert-only.pem").write_text(PEM_CERT)
+    (tmp_path / "not-pem.txt").write_text("hello")
+    environment = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)} | COMPLETE
+    for name, value in changes.items():
+        if value is None:
+            environment.pop(name, None)
+        else:
+            environment[name] = value
+    return environment
+
+
+def _named_settings(message: str) -> set[str]:
+    return {line[4:].split(": ", 1)[0] for line in message.splitlines() if line.startswith("  - ")}
+
+
+def test_the_complete_configuration_is_accepted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name, value in _environment(tmp_path, {}).items():
+        monkeypatch.setenv(name, value)
+    settings = load_serving_settings()
+    assert settings.app_id == APP_ID and settings.pool_lines[0].id == "zentrale"
+
+
+@pytest.mark.parametrize(("changes", "expected"), [row[1:] for row in BROKEN], ids=[row[0] for row in BROKEN])
+def test_every_problem_is_named_in_one_round(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, changes: dict[str, str | None], expected: set[str]
+) -> None:
+    for name in COMPLETE:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in _environment(tmp_path, changes).items():
         monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError) as error:
-        load_settings()
-    assert expected in str(error.value)
+        load_serving_settings()
+    message = str(error.value)
+    assert message.startswith("Invalid configuration:")
+    assert _named_settings(message) == expected, message
+    assert all(problem.fix for problem in error.value.problems)
+    assert message.count("\n    fix: ") == len(error.value.problems)
+    for secret in ("bot-secret", "graph-secret", "client-state"):
+        assert secret not in message
 
 
-def test_start_up_stops_with_one_clear_message(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "serve"],
-        cwd=tmp_path,
-        env={"PATH": "/usr/bin:/bin", "MicrosoftAppType": "Foo", "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 2
-    assert result.stderr.startswith("Invalid configuration:")
-    assert "MicrosoftAppType" in result.stderr
+def test_serve_exits_at_once_with_one_message_for_each_broken_configuration(tmp_path: Path) -> None:
+    """The real command, every row: exit code 2, the message on stderr, no traceback, no hang."""
+    for name, changes, expected in BROKEN:
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "-m", "bot", "serve"],
+            cwd=tmp_path,
+            env=_environment(tmp_path, changes),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        elapsed = time.monotonic() - started
+        print(f"{name}: exit {result.returncode} after {elapsed:.2f} s")
+        assert result.returncode == 2, (name, result.stderr)
+        assert result.stderr.startswith("Invalid configuration:"), (name, result.stderr)
+        assert _named_settings(result.stderr) == expected, (name, result.stderr)
+        assert "Traceback" not in result.stderr and not result.stdout
+
+
+def test_a_failing_start_up_ends_with_one_line_not_a_hang(tmp_path: Path) -> None:
+    """Valid settings, but the port is taken: exit 1 naming the port, no traceback."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        environment = _environment(tmp_path, {"PORT": str(port), "DATABASE_URL": f"sqlite:///{tmp_path}/r.sqlite3"})
+        result = subprocess.run(
+            [sys.executable, "-m", "bot", "serve"],
+            cwd=tmp_path,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1, result.stderr
+    assert f"port {port} on 127.0.0.1 is in use" in result.stderr
     assert "Traceback" not in result.stderr
 
 

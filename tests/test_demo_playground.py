@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -179,3 +180,84 @@ def _command_line(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+# --- issue: ports, the printed command, withheld callers, the live page, posting again ----------------------
+
+
+def test_a_busy_playground_port_is_named_at_once(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        args = ["run", "--playground-port", str(port), "--control-port", str(free_port())]
+        done = subprocess.run(
+            [sys.executable, "-m", "bot.sandbox.demo", *args, "--data-dir", str(tmp_path)],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode != 0
+    assert f"Port {port} (Agents Playground) is in use" in done.stderr
+    assert "make demo PLAYGROUND_PORT=<port>" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "playground").exists()  # nothing was started
+
+
+def test_make_demo_passes_the_ports() -> None:
+    done = subprocess.run(
+        ["make", "-n", "demo", "PLAYGROUND_PORT=56999", "CONTROL_PORT=56998"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "-m bot.sandbox.demo --playground-port 56999 --control-port 56998" in done.stdout, done.stdout
+
+
+def printed_simulate_command(demo: DemoProcess) -> str:
+    """The command the banner tells a person to type (``… missed --from anonym``, without the comment)."""
+    line = next(line for line in demo.output().splitlines() if "missed --from anonym" in line)
+    return line.strip().split("  (")[0]
+
+
+async def test_the_printed_command_works_outside_the_venv_and_simulates_a_withheld_caller(demo: DemoProcess) -> None:
+    command = printed_simulate_command(demo)
+    assert command.startswith("cd ") and f"--control-url {demo.control}" in command
+    bare = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home())}  # no venv on PATH, no PYTHONPATH
+    async with aiohttp.ClientSession() as http, playground_stream(http, demo.playground) as stream:
+        done = await asyncio.to_thread(
+            subprocess.run, ["bash", "-c", command], cwd="/", env=bare, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        assert "'anonym'" in done.stdout
+        posted = await stream.wait_for(is_case_card_post, "the withheld caller's card")
+        assert text(CHANNEL_LANG, "caller_withheld") in texts(card_of(posted))
+
+
+async def test_the_page_follows_the_flags_and_posts_the_open_cases_again(demo: DemoProcess) -> None:
+    async with aiohttp.ClientSession() as http, playground_stream(http, demo.playground) as stream:
+        await _simulate(demo, "missed", "--from", "0171 1112223")
+        first = await stream.wait_for(is_case_card_post, "the first card")
+        async with http.get(demo.control + "/") as response:
+            page = await response.text()
+        assert "leeren Kanal" in page and 'action="/repost"' in page and 'fetch("/rows")' in page
+
+        await _simulate(demo, "done", "--from", "0171 1112223")
+        async with asyncio.timeout(30):
+            while "complete" not in await (await http.get(demo.control + "/rows")).text():
+                await asyncio.sleep(0.2)
+
+        await _simulate(demo, "missed", "--from", "0171 4445556")
+        seen = {first["message"]["messageId"]}
+        second = await stream.wait_for(
+            lambda e: is_case_card_post(e) and e["message"]["messageId"] not in seen, "the second card"
+        )
+        seen.add(second["message"]["messageId"])
+        async with http.post(demo.control + "/api/repost") as response:
+            assert (await response.json())["reposted"] == 1  # the open one; the done one stays as it is
+        again = await stream.wait_for(
+            lambda e: is_case_card_post(e) and e["message"]["messageId"] not in seen, "the open case posted again"
+        )
+        assert "0171 4445556" in " ".join(texts(card_of(again)))

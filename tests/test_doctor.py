@@ -147,7 +147,7 @@ async def test_invalid_configuration_is_reported_with_its_fix() -> None:
     assert code == 1
     assert "[FAIL] configuration" in output
     assert "- problem: DATABASE_URL: must start with sqlite:/// or postgresql://" in output
-    assert "Fix: Correct DATABASE_URL in the environment" in output
+    assert "Fix: Correct DATABASE_URL (sqlite:///file or postgresql://… (scale-out)) (in the environment" in output
     assert "- problem: PORT: Input should be greater than or equal to 1" in output
     assert "[SKIP] database (skipped: the configuration is invalid)" in output
 
@@ -174,7 +174,7 @@ def test_cli_reports_an_invalid_environment(
     assert code == 1
     assert "POOL_LINES[0].id: must be a lower-case slug" in output
     assert "POOL_LINES[0].mailbox: 'nope' is not an e-mail address" in output
-    assert "Fix: Correct POOL_LINES in the environment" in output
+    assert "Fix: Correct POOL_LINES (JSON list" in output
 
 
 async def test_wrong_client_secret(sandbox: Sandbox) -> None:
@@ -331,17 +331,16 @@ async def test_public_url_echoing_wrongly(sandbox: Sandbox) -> None:
 
 
 async def test_warnings_alone_do_not_fail(sandbox: Sandbox) -> None:
-    code, output = await doctor(sandbox.settings(pool_lines=[], link_admins=[]))
+    await sandbox.subscribe(sandbox.settings())
+    code, output = await doctor(sandbox.settings(link_admins=[]))
 
     assert code == 0, output
     assert "[WARN] configuration" in output
-    assert "- warning: POOL_LINES is empty: the bot watches no mailbox." in output
     assert "- warning: LINK_ADMINS is empty" in output
-    assert f"[SKIP] {MAILBOXES} (skipped: no POOL_LINES)" in output
-    assert "0 problem(s), 2 warning(s)" in output
+    assert "0 problem(s), 1 warning(s)" in output
 
 
-def test_http_public_url_outside_the_sandbox_is_a_warning() -> None:
+def test_what_serve_refuses_is_a_configuration_problem() -> None:
     settings = load_settings(
         sandbox_mode=False,
         app_id=BOT_APP.client_id,
@@ -353,17 +352,36 @@ def test_http_public_url_outside_the_sandbox_is_a_warning() -> None:
 
     problems = check_configuration(settings)
 
-    assert [p.warning for p in problems] == [True, True]
-    assert problems[0].message == "POOL_LINES is empty: the bot watches no mailbox."
-    assert problems[1].message == "PUBLIC_BASE_URL http://bot.example.com is not https: Graph only notifies https URLs."
+    assert [(p.message.split(":")[0], p.warning) for p in problems] == [
+        ("POOL_LINES", False),
+        ("GRAPH_TENANT_ID", False),
+        ("GRAPH_CLIENT_ID", False),
+        ("GRAPH_CLIENT_SECRET", False),
+        ("PUBLIC_BASE_URL http", True),
+    ]
+    assert (
+        problems[-1].message == "PUBLIC_BASE_URL http://bot.example.com is not https: Graph only notifies https URLs."
+    )
 
 
 async def test_missing_graph_credentials(sandbox: Sandbox) -> None:
     code, output = await doctor(sandbox.settings(graph_client_id="", graph_client_secret=""))
 
     assert code == 1
-    assert "Graph credentials missing: GRAPH_CLIENT_ID, GRAPH_CLIENT_SECRET or GRAPH_CLIENT_CERTIFICATE_PATH." in output
+    assert "- problem: GRAPH_CLIENT_ID: required" in output
+    assert "- problem: GRAPH_CLIENT_SECRET: required (or GRAPH_CLIENT_CERTIFICATE_PATH)" in output
+    assert "Fix: Set it to the Application (client) ID (Entra admin center > App registrations" in output
     assert f"[SKIP] {MAILBOXES} (skipped: no Graph credentials)" in output
+
+
+async def test_an_empty_bot_password_is_a_setting_to_fill_not_a_network_problem(sandbox: Sandbox) -> None:
+    code, output = await doctor(bot_settings(sandbox, ""))
+
+    assert code == 1
+    assert "- problem: MicrosoftAppPassword: required for SingleTenant" in output
+    assert "Certificates & secrets > New client secret" in output
+    assert "login.microsoftonline.com" not in output
+    assert "Bot Framework token" not in output
 
 
 def bot_settings(sandbox: Sandbox, password: str) -> Settings:

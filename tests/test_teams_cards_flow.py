@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import Any
 
 from bot.domain.cases import CaseState
 from tests.e2e_fixtures import CHANNEL_ID, OTHER_CHANNEL_ID, POOL_MAILBOX, BotStack, user
@@ -193,3 +194,35 @@ async def test_an_unlinked_line_posts_once_linked(bot_stack: BotStack) -> None:
     await bot_stack.settle()
     assert badge(card_json(the_card(bot_stack).current)) == "Offen"
     assert the_card(bot_stack).conversation_id.startswith(CHANNEL_ID + ";messageid=")
+
+
+async def test_the_holder_sees_done_and_release_only_also_after_the_shared_update(bot_stack: BotStack) -> None:
+    """The invoke answer is the holder's own view; the shared card asks the holder's client to refresh to it."""
+    card = await posted_case(bot_stack)
+    anna, ben = user(0), user(1)
+
+    answer = invoke_card(
+        await bot_stack.click(
+            "claim", action_data(card_json(card.current), "claim"), anna, card.conversation_id, card.activity_id
+        )
+    )
+    await bot_stack.settle()
+    shared = card_json(the_card(bot_stack).current)
+
+    def verbs(view: dict[str, Any]) -> list[str]:
+        found = []
+        for action in view.get("actions", []):
+            inner = action.get("card", {}).get("actions", []) if action["type"] == "Action.ShowCard" else [action]
+            found += [a["verb"] for a in inner]
+        return found
+
+    assert verbs(answer) == ["done", "release"]
+    assert shared["refresh"]["userIds"] == [anna["id"]]
+    assert "take_over" in verbs(shared)  # everyone else's view
+    refresh = shared["refresh"]["action"]["data"]
+    own = invoke_card(await bot_stack.click("refresh", refresh, anna, card.conversation_id, card.activity_id))
+    other = invoke_card(await bot_stack.click("refresh", refresh, ben, card.conversation_id, card.activity_id))
+    assert verbs(own) == ["done", "release"]
+    assert "take_over" in verbs(other)
+    stored = await bot_stack.services.store.cases.get(refresh["case_id"])
+    assert stored is not None and stored.claimed_by is not None and stored.claimed_by.teams_id == anna["id"]

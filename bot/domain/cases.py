@@ -21,6 +21,9 @@ class Actor:
 
     id: str
     name: str
+    teams_id: str | None = field(default=None, compare=False)
+    """The user's id in Teams conversations (``from.id``, ``29:…``): a card's ``refresh.userIds`` needs it. Not part
+    of the identity: the same person with or without it is the same actor."""
 
     @property
     def is_outlook(self) -> bool:

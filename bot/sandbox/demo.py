@@ -1,7 +1,7 @@
 """``make demo``: Rufpool on one machine, with Microsoft's Agents Playground as the Teams client.
 
     python -m bot.sandbox.demo [run] [--playground-port 56150] [--control-port 56151] [--data-dir DIR]
-    python -m bot.sandbox.demo simulate missed|voicemail|repeat|done [--from NUMBER] [--line ID] [--message ID]
+    python -m bot.sandbox.demo simulate missed|voicemail|repeat|done [--from NUMBER|anonym] [--line ID] [--message ID]
 
 ``run`` starts, in this process: the identity stand-in (https, Graph tokens via azure-identity), the Graph stand-in
 with two pool mailboxes, the bot (SQLite, ``SANDBOX_MODE``: the Playground sends no tokens) and the simulation page;
@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -32,12 +33,14 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot import effects
 from bot.app import SERVICES, create_app
 from bot.config import PoolLine, Settings
 from bot.logging_setup import configure_logging
 from bot.sandbox.demo_playground import (
     CALLBACK_CHANNEL_ID,
     CURRENT_USER,
+    REPO_ROOT,
     TEAM_ID,
     PlaygroundClient,
     PlaygroundProcess,
@@ -110,6 +113,39 @@ def bot_settings(
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+class PortBusy(SystemExit):
+    """A port the demo needs is taken; the message names it and how to choose another."""
+
+    def __init__(self, port: int, what: str, make_variable: str, option: str) -> None:
+        super().__init__(
+            f"Port {port} ({what}) is in use. Stop what uses it, or choose another port: "
+            f"make demo {make_variable}=<port>  (or: python -m bot.sandbox.demo {option} <port>)"
+        )
+
+
+def port_in_use(port: int) -> bool:
+    """Something listens on ``port`` on this machine (any address) or keeps us from binding it on loopback."""
+    for family, address in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        with contextlib.suppress(OSError), socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.settimeout(0.5)
+            if probe.connect_ex((address, port)) == 0:
+                return True
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def check_ports(options: DemoOptions) -> None:
+    """Fail at once, naming the port, instead of starting the Playground on a port that is taken."""
+    if port_in_use(options.playground_port):
+        raise PortBusy(options.playground_port, "Agents Playground", "PLAYGROUND_PORT", "--playground-port")
+    if port_in_use(options.control_port):
+        raise PortBusy(options.control_port, "simulation page", "CONTROL_PORT", "--control-port")
+
+
 async def _serve(app: web.Application, port: int) -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -117,8 +153,18 @@ async def _serve(app: web.Application, port: int) -> web.AppRunner:
         await web.TCPSite(runner, "127.0.0.1", port).start()
     except OSError as error:
         await runner.cleanup()
-        raise SystemExit(f"port {port} is busy ({error.strerror}); choose another with the options") from None
+        raise SystemExit(f"Port {port} is in use ({error.strerror}); choose another with the options") from None
     return runner
+
+
+async def repost_open_cases(bot: web.Application) -> int:
+    """Post the card of every open or claimed case again (a freshly opened Playground shows an empty channel)."""
+    services = bot[SERVICES]
+    cases, _ = await services.store.cases.list_active([line.id for line in POOL_LINES], limit=1000)
+    for case in cases:
+        await effects.repost_card(services.store.jobs, case.id)
+    services.runner.wake()
+    return len(cases)
 
 
 async def _link_lines(playground: PlaygroundClient, service_url: str, bot: web.Application) -> None:
@@ -152,6 +198,7 @@ class RunningDemo:
 @contextlib.asynccontextmanager
 async def demo_stack(options: DemoOptions) -> AsyncIterator[RunningDemo]:
     """Everything running and linked; torn down in reverse order on exit, also when start-up fails half-way."""
+    check_ports(options)
     async with contextlib.AsyncExitStack() as stack:
         bot_port = free_port()
         playground = PlaygroundProcess(
@@ -176,11 +223,20 @@ async def demo_stack(options: DemoOptions) -> AsyncIterator[RunningDemo]:
         stack.push_async_callback((await _serve(bot, bot_port)).cleanup)
 
         simulator = CallSimulator(graph, POOL_LINES)
-        control = await _serve(control_app(simulator, playground.url), options.control_port)
+        control = await _serve(
+            control_app(simulator, playground.url, lambda: repost_open_cases(bot)), options.control_port
+        )
         stack.push_async_callback(control.cleanup)
 
+        try:
+            async with asyncio.timeout(START_TIMEOUT_S):
+                await playground.wait_ready()
+        except TimeoutError:
+            raise SystemExit(
+                f"The Agents Playground did not answer on port {options.playground_port} within "
+                f"{START_TIMEOUT_S:.0f} s. Its log:\n{playground.log_tail()}"
+            ) from None
         async with asyncio.timeout(START_TIMEOUT_S):
-            await playground.wait_ready()
             http = await stack.enter_async_context(aiohttp.ClientSession())
             await _link_lines(PlaygroundClient(http, playground.url), f"{playground.url}/_connector", bot)
             await _wait_for_subscriptions(graph, len(POOL_LINES))
@@ -188,15 +244,28 @@ async def demo_stack(options: DemoOptions) -> AsyncIterator[RunningDemo]:
         yield RunningDemo(DemoUrls(playground.url, control_url, settings.public_base_url, graph.base_url), playground)
 
 
+def simulate_command(control_url: str) -> str:
+    """The simulate command as it works from any shell: this interpreter's absolute path (the venv's), the
+    repository as the working directory, and the control URL when it is not the default."""
+    target = "" if control_url == f"http://127.0.0.1:{DEFAULT_CONTROL_PORT}" else f" --control-url {control_url}"
+    python = shlex.quote(sys.executable)
+    return f"cd {shlex.quote(str(REPO_ROOT))} && {python} -m bot.sandbox.demo simulate{target}"
+
+
 def _banner(urls: DemoUrls) -> str:
+    command = simulate_command(urls.control)
     return f"""
 Rufpool demo is running.
 
   Teams (Agents Playground): {urls.playground}
       team "Praxis": channel "Rückrufe Zentrale" shows line Zentrale, "General" shows line Praxis Nord
+      opened it after simulating calls? The channel is empty (a Playground limit):
+      "Offene Fälle erneut posten" on the simulation page posts the open cases again.
   Simulate calls:            {urls.control}
-      or: python -m bot.sandbox.demo simulate missed --from "0171 2345678"
-          python -m bot.sandbox.demo simulate voicemail | repeat | done
+      or, from any shell:
+          {command} missed --from "0171 2345678"
+          {command} missed --from anonym      (a withheld number)
+          {command} voicemail | repeat | done
 
 Ctrl-C stops everything.
 """
@@ -264,7 +333,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         sub.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     sim = commands.add_parser("simulate", help="simulate a call or an Outlook click in a running demo")
     sim.add_argument("kind", choices=KINDS)
-    sim.add_argument("--from", dest="caller", help="the caller's number (default: a new one; repeat: the last)")
+    sim.add_argument(
+        "--from",
+        dest="caller",
+        help="the caller's number, or anonym for a withheld one (default: a new number; repeat: the last)",
+    )
     sim.add_argument("--line", help="pool line id (default: the first)")
     sim.add_argument("--message", help="done: this mail id (default: the newest open mail of --from)")
     sim.add_argument("--control-url", default=f"http://127.0.0.1:{DEFAULT_CONTROL_PORT}")

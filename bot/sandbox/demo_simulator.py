@@ -22,6 +22,7 @@ import phonenumbers
 from aiohttp import web
 
 from bot.config import PoolLine
+from bot.placetel.profiles import WITHHELD_KEYWORDS
 from bot.sandbox.graph import GraphStandIn
 from bot.sandbox.graph_model import Attachment, Message
 
@@ -70,8 +71,11 @@ def _e164(number: str) -> str | None:
 
 
 def _names_caller(subject: str, caller: str) -> bool:
-    """The PBX subjects quote the numbers: ``… von '0171 2345678' auf '030 1234500'``."""
-    return _e164(caller) in {_e164(quoted) for quoted in re.findall(r"'([^']+)'", subject)}
+    """The PBX subjects quote the numbers: ``… von '0171 2345678' auf '030 1234500'`` (or ``'anonym'``)."""
+    quoted = re.findall(r"'([^']+)'", subject)
+    if caller.strip().lower() in WITHHELD_KEYWORDS:
+        return any(value.lower() in WITHHELD_KEYWORDS for value in quoted)
+    return _e164(caller) in {_e164(value) for value in quoted}
 
 
 class CallSimulator:
@@ -116,8 +120,12 @@ class CallSimulator:
         raise SimulationError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
 
     def _deliver(self, line: PoolLine, caller: str, *, voicemail: bool) -> MailView:
-        if _e164(caller) is None:
-            raise SimulationError(f"{caller!r} is not a phone number")
+        withheld = caller.strip().lower() in WITHHELD_KEYWORDS
+        if withheld:
+            caller = "anonym"  # Placetel's word in the subject for a withheld number
+        elif _e164(caller) is None:
+            known = ", ".join(sorted({"anonym", "unbekannt", "unterdrückt"}))
+            raise SimulationError(f"{caller!r} is not a phone number (for a withheld caller: {known})")
         to = national(line.numbers[0])
         attachments: list[Attachment] = []
         if voicemail:
@@ -196,10 +204,10 @@ label{display:flex;flex-direction:column;font-size:.85rem;gap:.2rem}
 input,select,button{font:inherit;padding:.35rem .6rem}
 button{background:#5b5fc7;color:#fff;border:0;border-radius:4px;cursor:pointer}
 table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.4rem;text-align:left}
-.note{color:#616161;font-size:.9rem}.error{color:#c4314b}
+.note{color:#616161;font-size:.9rem}.error{color:#c4314b}.ok{color:#0e700e}
 ul.boxes{list-style:none;padding:0;display:flex;gap:1.5rem}ul.boxes b{color:#5b5fc7}
 """
-# Outlook's favourites update by themselves; so does the page's unread count (the table shows the last load).
+# Outlook's favourites update by themselves; so does the page's unread count (and the table, see _LIVE_ROWS).
 _UNREAD_SCRIPT = """
 async function refreshUnread(){
   try{const boxes=await (await fetch('/api/mailboxes')).json();
@@ -210,18 +218,9 @@ setInterval(refreshUnread,1000);
 """
 
 
-def _page(simulator: CallSimulator, playground_url: str, error: str | None) -> str:
+def _rows(simulator: CallSimulator) -> str:
     esc = html.escape
-    options = "".join(
-        f'<option value="{esc(line.id)}">{esc(line.display_name)} ({esc(national(line.numbers[0]))})</option>'
-        for line in simulator.lines
-    )
-    buttons = "".join(f'<button name="kind" value="{kind}">{label}</button>' for kind, label in _BUTTONS)
-    boxes = "".join(
-        f'<li>Posteingang {esc(box.display_name)} <b id="unread-{esc(box.line)}">{box.unread}</b></li>'
-        for box in simulator.mailboxes()
-    )
-    rows = "".join(
+    return "".join(
         f"<tr><td>{esc(mail.received)}</td><td>{esc(mail.line)}</td><td>{esc(mail.subject)}</td>"
         f"<td>{esc(mail.flag_status)}</td><td>"
         + (
@@ -233,26 +232,60 @@ def _page(simulator: CallSimulator, playground_url: str, error: str | None) -> s
         + "</td></tr>"
         for mail in simulator.mails()
     )
+
+
+# The table follows the mailboxes while the page is open: a click in Teams changes the Outlook flag column.
+_LIVE_ROWS = """<script>
+setInterval(async () => {
+  try {
+    const response = await fetch("/rows");
+    if (response.ok) document.getElementById("rows").innerHTML = await response.text();
+  } catch (error) {}
+}, 1500);
+</script>"""
+
+
+def _page(simulator: CallSimulator, playground_url: str, error: str | None, notice: str | None = None) -> str:
+    esc = html.escape
+    options = "".join(
+        f'<option value="{esc(line.id)}">{esc(line.display_name)} ({esc(national(line.numbers[0]))})</option>'
+        for line in simulator.lines
+    )
+    buttons = "".join(f'<button name="kind" value="{kind}">{label}</button>' for kind, label in _BUTTONS)
+    boxes = "".join(
+        f'<li>Posteingang {esc(box.display_name)} <b id="unread-{esc(box.line)}">{box.unread}</b></li>'
+        for box in simulator.mailboxes()
+    )
     return f"""<!doctype html><html lang="de"><head><meta charset="utf-8"><title>Rufpool demo: Anrufe simulieren</title>
 <style>{_PAGE_STYLE}</style></head><body>
 <h1>Rufpool demo: Anrufe simulieren</h1>
 <p class="note">Die Karten erscheinen im Agents Playground:
 <a href="{esc(playground_url)}" target="_blank">{esc(playground_url)}</a>
 (Team „Praxis“, Kanal „Rückrufe Zentrale“ bzw. „General“ für Praxis Nord).</p>
-{f'<p class="error">{esc(error)}</p>' if error else ""}
+<p class="note">Der Playground zeigt nur, was er selbst empfangen hat, solange sein Browserfenster offen war: Wer
+ihn erst nach den simulierten Anrufen öffnet (oder neu lädt), sieht einen leeren Kanal. Dann die offenen Fälle
+erneut posten:</p>
+<form method="post" action="/repost"><button>Offene Fälle erneut posten</button></form>
+{f'<p class="error">{esc(error)}</p>' if error else ""}{f'<p class="ok">{esc(notice)}</p>' if notice else ""}
 <form class="sim" method="post" action="/simulate">
 <label>Leitung<select name="line">{options}</select></label>
-<label>Anrufer<input name="caller" placeholder="leer: neue Nummer"></label>{buttons}</form>
+<label>Anrufer<input name="caller" placeholder="leer: neue Nummer; anonym: unterdrückt"></label>{buttons}</form>
 <h2>Outlook-Favoriten: ungelesene Mails</h2>
 <p class="note">Die Zahl nach dem Postfach zählt die Anrufe, die noch niemand übernommen hat.</p>
 <ul class="boxes">{boxes}</ul>
 <h2>Mails im Postfach</h2>
-<table><tr><th>Zeit</th><th>Leitung</th><th>Betreff</th><th>Outlook-Flag</th><th></th></tr>{rows}</table>
+<table><thead><tr><th>Zeit</th><th>Leitung</th><th>Betreff</th><th>Outlook-Flag</th><th></th></tr></thead>
+<tbody id="rows">{_rows(simulator)}</tbody></table>
 <script>{_UNREAD_SCRIPT}</script>
+{_LIVE_ROWS}
 </body></html>"""
 
 
-def control_app(simulator: CallSimulator, playground_url: str) -> web.Application:
+Repost = Callable[[], Awaitable[int]]
+"""Posts the cards of every open or claimed case again as new channel messages; returns how many."""
+
+
+def control_app(simulator: CallSimulator, playground_url: str, repost: Repost | None = None) -> web.Application:
     """The simulation page and its JSON API."""
 
     def run(body: dict[str, Any]) -> MailView:
@@ -263,7 +296,21 @@ def control_app(simulator: CallSimulator, playground_url: str) -> web.Applicatio
         return simulator.simulate(str(body.get("kind", "")), optional("caller"), optional("line"), optional("message"))
 
     async def page(request: web.Request) -> web.Response:
-        return web.Response(text=_page(simulator, playground_url, request.query.get("error")), content_type="text/html")
+        text = _page(simulator, playground_url, request.query.get("error"), request.query.get("notice"))
+        return web.Response(text=text, content_type="text/html")
+
+    async def rows(_request: web.Request) -> web.Response:
+        return web.Response(text=_rows(simulator), content_type="text/html")
+
+    async def repost_form(request: web.Request) -> web.Response:
+        count = await repost() if repost is not None else 0
+        notice = (
+            f"{count} offene Fälle werden erneut gepostet." if count != 1 else "1 offener Fall wird erneut gepostet."
+        )
+        raise web.HTTPSeeOther(request.app.router["page"].url_for().with_query(notice=notice))
+
+    async def api_repost(_request: web.Request) -> Any:
+        return {"reposted": await repost() if repost is not None else 0}
 
     async def form(request: web.Request) -> web.Response:
         fields = await request.post()
@@ -302,4 +349,7 @@ def control_app(simulator: CallSimulator, playground_url: str) -> web.Applicatio
     app.router.add_post("/api/simulate", json_api(api_simulate))
     app.router.add_get("/api/mails", json_api(api_mails))
     app.router.add_get("/api/mailboxes", json_api(api_mailboxes))
+    app.router.add_get("/rows", rows)
+    app.router.add_post("/repost", repost_form)
+    app.router.add_post("/api/repost", json_api(api_repost))
     return app

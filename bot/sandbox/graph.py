@@ -131,6 +131,18 @@ def _application_id(token: str) -> str:
     return str(claims.get("appid") or claims.get("azp") or _UNKNOWN_APP_ID)
 
 
+def _roles(token: str) -> set[str]:
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return set()
+    return {str(role) for role in claims.get("roles") or []}
+
+
+GROUP_READ_ROLES = frozenset({"GroupMember.Read.All", "Group.Read.All", "Directory.Read.All"})
+"""Application permissions that allow reading a group's owners."""
+
+
 def _preferences(request: web.Request) -> dict[str, str]:
     prefs: dict[str, str] = {}
     for header in request.headers.getall("Prefer", []):
@@ -197,6 +209,7 @@ class GraphStandIn:
         self._random = random.Random(seed)
         self._notifier = Notifier(notification_ssl_context, tuple(notification_retry_delays), notification_timeout_s)
         self._mailboxes: dict[str, Mailbox] = {}
+        self._group_owners_by_id: dict[str, list[str]] = {}
         self._subscriptions: dict[str, Subscription] = {}
         self._sync_states: dict[str, SyncState] = {}
         self._faults: list[FaultRule] = []
@@ -572,6 +585,8 @@ class GraphStandIn:
         method = request.method
         if segs and segs[0].lower() == "subscriptions":
             return await self._subscriptions_route(request, segs[1:])
+        if len(segs) == 3 and segs[0].lower() == "groups" and segs[2].lower() == "owners" and method == "GET":
+            return self._group_owners(request, segs[1])
         if box is None:
             raise GraphError(400, "BadRequest", f"Resource '{'/'.join(segs)}' is not served by the stand-in.")
         rest = segs[2:]
@@ -597,6 +612,20 @@ class GraphStandIn:
         if len(rest) >= 2 and rest[1].lower() == "attachments" and method == "GET":
             return self._attachments(request, message, rest[2:])
         raise self._method_not_allowed()
+
+    def set_group_owners(self, group_id: str, owner_ids: Sequence[str]) -> None:
+        """A Microsoft 365 group (a team's aadGroupId) and the object ids of its owners."""
+        self._group_owners_by_id[group_id.lower()] = list(owner_ids)
+
+    def _group_owners(self, request: web.Request, group_id: str) -> web.Response:
+        token = request.headers.get("Authorization", "").partition(" ")[2]
+        if not _roles(token.strip()) & GROUP_READ_ROLES:
+            raise GraphError(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+        owners = self._group_owners_by_id.get(group_id.lower())
+        if owners is None:
+            raise GraphError(404, "Request_ResourceNotFound", f"Resource '{group_id}' does not exist.")
+        values = [{"@odata.type": "#microsoft.graph.user", "id": owner} for owner in owners]
+        return self._json(request, {"@odata.context": "groups/owners", "value": values})
 
     @staticmethod
     def _method_not_allowed() -> GraphError:

@@ -60,8 +60,8 @@ def _placeholders(values: Sized) -> str:
     return ", ".join("?" * len(values))
 
 
-def _actor(actor_id: str | None, name: str | None) -> Actor | None:
-    return Actor(actor_id, name or "") if actor_id is not None else None
+def _actor(actor_id: str | None, name: str | None, teams_id: str | None = None) -> Actor | None:
+    return Actor(actor_id, name or "", teams_id) if actor_id is not None else None
 
 
 def _event_from_row(row: Row) -> CallEvent:
@@ -99,7 +99,7 @@ def _case_from_row(row: Row, events: tuple[CallEvent, ...]) -> Case:
         version=row["version"],
         events=events,
         caller_name=row["caller_name"],
-        claimed_by=_actor(row["claimed_by_id"], row["claimed_by_name"]),
+        claimed_by=_actor(row["claimed_by_id"], row["claimed_by_name"], row["claimed_by_teams_id"]),
         claimed_at=to_utc(row["claimed_at"]),
         done_by=_actor(row["done_by_id"], row["done_by_name"]),
         done_at=to_utc(row["done_at"]),
@@ -118,6 +118,7 @@ def _mutable_case_columns(case: Case) -> dict[str, Any]:
         "updated_at": case.updated_at,
         "claimed_by_id": case.claimed_by.id if case.claimed_by else None,
         "claimed_by_name": case.claimed_by.name if case.claimed_by else None,
+        "claimed_by_teams_id": case.claimed_by.teams_id if case.claimed_by else None,
         "claimed_at": case.claimed_at,
         "done_by_id": case.done_by.id if case.done_by else None,
         "done_by_name": case.done_by.name if case.done_by else None,

@@ -12,7 +12,7 @@ from botframework.connector.auth import AuthenticationConstants, BotFrameworkAut
 from bot.config import Settings
 from bot.logging_setup import redact
 from bot.teams.auth import BotAuthSettings, build_bot_framework_authentication
-from cards.i18n import language_for, text
+from cards.i18n import conversation_language, text
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,7 @@ def auth_settings(settings: Settings) -> BotAuthSettings:
         app_id=settings.app_id,
         app_password=settings.app_password.get_secret_value(),
         tenant_id=settings.app_tenant_id,
+        app_type=settings.app_type,
         login_url=settings.to_channel_from_bot_login_url or None,
         oauth_scope=settings.to_channel_from_bot_oauth_scope or AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE,
         channel_token_issuer=settings.to_bot_from_channel_token_issuer
@@ -46,8 +47,11 @@ def build_adapter(settings: Settings) -> tuple[CloudAdapter, BotFrameworkAuthent
         if turn_context.activity.name == ActivityEventNames.continue_conversation:
             raise error  # a proactive turn runs inside an outbox job, which must see the failure to retry it
         log.error("unhandled error in a turn: %s", redact(repr(error)), exc_info=error)
-        if turn_context.activity.type == "message":
-            await turn_context.send_activity(text(language_for(turn_context.activity.locale), "turn_failed"))
+        activity = turn_context.activity
+        if activity.type == "message":
+            in_channel = activity.conversation is not None and activity.conversation.conversation_type == "channel"
+            lang = conversation_language(settings.default_locale, activity.locale, in_channel=in_channel)
+            await turn_context.send_activity(text(lang, "turn_failed"))
 
     adapter.on_turn_error = on_turn_error
     return adapter, authentication, bot_auth

@@ -37,20 +37,29 @@ from botframework.connector.auth import (
     AuthenticateRequestResult,
     AuthenticationConstants,
     BotFrameworkAuthentication,
+    ManagedIdentityAppCredentials,
     MicrosoftAppCredentials,
     ServiceClientCredentialsFactory,
 )
 
 log = logging.getLogger(__name__)
 
+MANAGED_IDENTITY = "UserAssignedMSI"
+SUPPORTED_APP_TYPES = ("SingleTenant", MANAGED_IDENTITY)
+
 
 @dataclass(frozen=True)
 class BotAuthSettings:
-    """What the bot needs to authenticate; defaults are Microsoft's public cloud. SingleTenant apps only."""
+    """What the bot needs to authenticate; defaults are Microsoft's public cloud.
+
+    ``app_type`` is ``SingleTenant`` (app registration + client secret) or ``UserAssignedMSI`` (the app id is the
+    client id of a user-assigned managed identity; tokens come from the host's managed identity endpoint, no secret).
+    """
 
     app_id: str
     app_password: str = field(repr=False)
     tenant_id: str
+    app_type: str = "SingleTenant"
     login_url: str | None = None  # TO_CHANNEL_FROM_BOT_LOGIN_URL; default https://login.microsoftonline.com/{tenant}
     oauth_scope: str = AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE
     channel_token_issuer: str = AuthenticationConstants.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER
@@ -66,8 +75,14 @@ class BotAuthSettings:
         if self.allow_unauthenticated:
             if self.app_id:
                 raise ValueError("allow_unauthenticated needs an empty app_id (botbuilder then skips all auth)")
-        elif not (self.app_id and self.app_password and self.tenant_id):
+        elif self.app_type not in SUPPORTED_APP_TYPES:
+            raise ValueError(f"app_type must be one of {', '.join(SUPPORTED_APP_TYPES)}")
+        elif not (self.app_id and self.tenant_id and (self.app_password or self.uses_managed_identity)):
             raise ValueError("app_id, app_password and tenant_id are required unless allow_unauthenticated is set")
+
+    @property
+    def uses_managed_identity(self) -> bool:
+        return self.app_type == MANAGED_IDENTITY
 
     @property
     def authority(self) -> str:
@@ -140,8 +155,11 @@ class MsalCredentialFactory(ServiceClientCredentialsFactory):
             raise PermissionError("Invalid app_id")
         key = (oauth_scope, login_endpoint)
         if key not in self._credentials:
-            self._credentials[key] = MsalClientSecretCredentials(
-                self._settings, oauth_scope, login_endpoint, validate_authority
+            self._credentials[key] = (
+                # MSAL finds the host's managed identity endpoint itself (IDENTITY_ENDPOINT in Container Apps).
+                ManagedIdentityAppCredentials(self._settings.app_id, oauth_scope)
+                if self._settings.uses_managed_identity
+                else MsalClientSecretCredentials(self._settings, oauth_scope, login_endpoint, validate_authority)
             )
         return self._credentials[key]
 
@@ -151,7 +169,7 @@ def build_bot_framework_authentication(settings: BotAuthSettings) -> BotFramewor
     configuration = SimpleNamespace(
         APP_ID=settings.app_id,
         APP_PASSWORD=settings.app_password,
-        APP_TYPE="SingleTenant",
+        APP_TYPE=settings.app_type,
         APP_TENANTID=settings.tenant_id,
         VALIDATE_AUTHORITY=settings.validate_authority,
         TO_CHANNEL_FROM_BOT_LOGIN_URL=settings.authority,

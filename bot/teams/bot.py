@@ -25,7 +25,7 @@ from bot.actions import ActionRequest, ActionResult, CardActions
 from bot.commands import CommandRequest, Commands, parse_command
 from bot.domain.cases import Actor
 from bot.storage.interface import Installation, Store
-from cards.i18n import language_for, text
+from cards.i18n import Lang, conversation_language, text
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def card_invoke_response(result: ActionResult) -> InvokeResponse:
 def _actor(account: ChannelAccount | None) -> Actor:
     if account is None:
         return Actor("unknown", "?")
-    return Actor(account.aad_object_id or account.id or "unknown", account.name or account.id or "?")
+    return Actor(account.aad_object_id or account.id or "unknown", account.name or account.id or "?", account.id)
 
 
 def _channel_data(activity: Activity) -> dict[str, Any]:
@@ -79,6 +79,11 @@ def _team_id(activity: Activity) -> str | None:
     return str(team["id"]) if isinstance(team, dict) and team.get("id") else None
 
 
+def _team_group_id(activity: Activity) -> str | None:
+    team = _channel_data(activity).get("team")
+    return str(team["aadGroupId"]) if isinstance(team, dict) and team.get("aadGroupId") else None
+
+
 def _channel_name(activity: Activity) -> str:
     channel = _channel_data(activity).get("channel")
     name = channel.get("name") if isinstance(channel, dict) else None
@@ -99,11 +104,15 @@ def _definitely_not_member(error: Exception) -> bool:
 
 
 class RufpoolBot(ActivityHandler):
-    def __init__(self, store: Store, commands: Commands, actions: CardActions) -> None:
+    def __init__(self, store: Store, commands: Commands, actions: CardActions, channel_locale: str = "de-DE") -> None:
+        self._channel_locale = channel_locale
         self._store = store
         self._commands = commands
         self._actions = actions
         self._membership: dict[tuple[str, str], tuple[float, bool]] = {}
+
+    def _language(self, activity: Activity) -> Lang:
+        return conversation_language(self._channel_locale, activity.locale, in_channel=_channel_id(activity))
 
     # Installation --------------------------------------------------------------------------------------------
 
@@ -155,9 +164,7 @@ class RufpoolBot(ActivityHandler):
     async def on_message_activity(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
         if activity.value and not activity.text:
-            await turn_context.send_activity(
-                MessageFactory.text(text(language_for(activity.locale), "use_current_card"))
-            )
+            await turn_context.send_activity(MessageFactory.text(text(self._language(activity), "use_current_card")))
             return
         if _channel_id(activity) is not None:
             await self._remember_installation(turn_context)
@@ -176,6 +183,7 @@ class RufpoolBot(ActivityHandler):
             channel_id=_channel_id(activity),
             locale=activity.locale,
             member_team_ids=lambda team_ids: self._member_teams(turn_context, team_ids),
+            team_group_id=_team_group_id(activity),
         )
         reply = await self._commands.handle(request)
         if reply.card is not None:

@@ -128,11 +128,11 @@ class CardPoster:
         if not await self._store.leases.try_acquire(lease, holder, CARD_LEASE, datetime.now(UTC)):
             raise RetryLater("another job is posting this card", CARD_BUSY_RETRY)
         try:
-            await self._bring_card_up_to_date(case_id)
+            await self._bring_card_up_to_date(case_id, repost=bool(payload.get("repost")))
         finally:
             await self._store.leases.release(lease, holder)
 
-    async def _bring_card_up_to_date(self, case_id: str) -> None:
+    async def _bring_card_up_to_date(self, case_id: str, *, repost: bool = False) -> None:
         case = await self._store.cases.get(case_id)
         if case is None:
             raise PermanentFailure(f"case {case_id} does not exist")
@@ -141,7 +141,9 @@ class CardPoster:
             log.info("line %s is not linked to a channel yet; the card is posted when it is", case.line_id)
             return
         card = await self._store.cards.get_card(case.id)
-        if card is not None and card.posted_version >= case.version:
+        if repost:
+            card = None  # a new message; the case's card and thread are the new ones from now on
+        elif card is not None and card.posted_version >= case.version:
             return
         if card is not None:
             try:

@@ -1,10 +1,17 @@
-// Azure Bot resource (single-tenant Entra app registration) with the Microsoft Teams channel enabled.
+// Azure Bot resource (a single-tenant Entra app registration or a user-assigned managed identity) with the
+// Microsoft Teams channel enabled.
 
 param name string
 param tags object = {}
 
-@description('Application (client) ID of the single-tenant app registration = MicrosoftAppId.')
+@description('MicrosoftAppId: the app registration\'s Application (client) ID, or the managed identity\'s client id.')
 param microsoftAppId string
+
+@allowed(['SingleTenant', 'UserAssignedMSI'])
+param appType string = 'SingleTenant'
+
+@description('Resource id of the user-assigned managed identity (UserAssignedMSI only).')
+param managedIdentityResourceId string = ''
 
 @description('https://<host>/api/messages')
 param messagingEndpoint string
@@ -25,8 +32,9 @@ resource bot 'Microsoft.BotService/botServices@2022-09-15' = {
     displayName: 'Rufpool'
     endpoint: messagingEndpoint
     msaAppId: microsoftAppId
-    msaAppType: 'SingleTenant'
+    msaAppType: appType
     msaAppTenantId: tenant().tenantId
+    msaAppMSIResourceId: appType == 'UserAssignedMSI' ? managedIdentityResourceId : null
     publicNetworkAccess: 'Enabled'
   }
 }

@@ -1,5 +1,6 @@
 // Container Apps environment (logs to Log Analytics) and the Rufpool container app: https ingress on port
-// 3978, always one replica (Graph notifications and the outbox worker must not wait for a cold start),
+// 3978, at least one replica always (Graph notifications and the outbox worker must not wait for a cold start),
+// up to maxReplicas under HTTP load,
 // secrets resolved from Key Vault through the user-assigned managed identity.
 
 param name string
@@ -33,8 +34,9 @@ param customHostName string = ''
 param cpu string = '0.5'
 param memory string = '1Gi'
 
+@description('Most replicas; more than 1 needs DATABASE_URL on PostgreSQL (SQLite is one process\'s file).')
 @minValue(1)
-param maxReplicas int = 1
+param maxReplicas int = 2
 
 var port = 3978
 
