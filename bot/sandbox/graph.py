@@ -36,6 +36,7 @@ from bot.sandbox.graph_model import (
     SyncState,
     apply_message_changes,
     apply_select,
+    authentication_results,
     parse_flag,
     parse_message_patch,
     parse_select,
@@ -309,10 +310,17 @@ class GraphStandIn:
         sender_name: str | None = None,
         attachments: Sequence[Attachment] = (),
         received: datetime | None = None,
+        authentication: str = "pass",
+        headers: Sequence[tuple[str, str]] = (),
     ) -> Message:
-        """A new mail arrives in the Inbox; subscribers get a `created` notification."""
+        """A new mail arrives in the Inbox; subscribers get a `created` notification.
+
+        Like Exchange Online, the stand-in stamps its sender-authentication verdict (``authentication``: pass,
+        fail, none) on top of the mail; ``headers`` are the sender's own headers below it (forged ones included).
+        """
         if body_type not in ("text", "html"):
             raise GraphError(400, "ErrorInvalidRequest", f"bodyType must be text or html, not '{body_type}'.")
+        stamped = [authentication_results(sender, authentication), *((str(n), str(v)) for n, v in headers)]
         box = self.mailbox(mailbox)
         message = box.add(
             Message(
@@ -325,6 +333,7 @@ class GraphStandIn:
                 recipient_address=box.address,
                 folder_id=box.inbox_id,
                 attachments=list(attachments),
+                headers=stamped,
             )
         )
         self._notify(box, message, "created")
@@ -826,6 +835,8 @@ class GraphStandIn:
             sender_name=body.get("fromName"),
             attachments=attachments,
             received=datetime.fromisoformat(received.replace("Z", "+00:00")) if received else None,
+            authentication=body.get("authentication", "pass"),
+            headers=[(h["name"], h["value"]) for h in body.get("internetMessageHeaders", [])],
         )
         return {"id": message.id, "internetMessageId": message.internet_message_id}
 
