@@ -310,17 +310,19 @@ class GraphStandIn:
         sender_name: str | None = None,
         attachments: Sequence[Attachment] = (),
         received: datetime | None = None,
-        authentication: str = "pass",
+        authentication: str | None = "pass",
         headers: Sequence[tuple[str, str]] = (),
     ) -> Message:
         """A new mail arrives in the Inbox; subscribers get a `created` notification.
 
         Like Exchange Online, the stand-in stamps its sender-authentication verdict (``authentication``: pass,
         fail, none) on top of the mail; ``headers`` are the sender's own headers below it (forged ones included).
+        ``authentication=None`` stamps nothing, as for mail sent inside the organisation.
         """
         if body_type not in ("text", "html"):
             raise GraphError(400, "ErrorInvalidRequest", f"bodyType must be text or html, not '{body_type}'.")
-        stamped = [authentication_results(sender, authentication), *((str(n), str(v)) for n, v in headers)]
+        stamp = [authentication_results(sender, authentication)] if authentication is not None else []
+        stamped = [*stamp, *((str(n), str(v)) for n, v in headers)]
         box = self.mailbox(mailbox)
         message = box.add(
             Message(
