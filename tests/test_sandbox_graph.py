@@ -199,6 +199,17 @@ async def test_internet_message_headers_come_only_when_selected_with_the_verdict
     assert forged_header == ("Authentication-Results", "dmarc=pass header.from=placetel.de")
     authentic = await GraphMailboxes(client).get_message(POOL, deliver(stand_in))
     assert authentic is not None and authentic.headers is not None and "dmarc=pass" in authentic.headers[0][1]
+    assert authentic.message_class == "IPM.Note"
+
+
+async def test_the_message_class_comes_with_single_reads_and_delta_pages(stand_in: GraphStandIn) -> None:
+    oof = deliver(stand_in, "Automatische Antwort", message_class="IPM.Note.Rules.OofTemplate.Microsoft")
+    mailboxes = GraphMailboxes(graph_client(stand_in))
+    single = await mailboxes.get_message(POOL, oof)
+    assert single is not None and single.message_class == "IPM.Note.Rules.OofTemplate.Microsoft"
+    pages = [page async for page in mailboxes.delta(POOL, None)]
+    (paged,) = [m for page in pages for m in page.messages]
+    assert paged.message_class == "IPM.Note.Rules.OofTemplate.Microsoft" and paged.headers is not None
 
 
 async def test_list_and_get_messages_deserialise_with_the_fields_we_need(stand_in: GraphStandIn) -> None:

@@ -49,6 +49,9 @@ MESSAGE_FIELDS = [
     # Only returned when selected; the parser reads the sender-authentication verdict and auto-reply markers in it.
     "internetMessageHeaders",
 ]
+MESSAGE_CLASS = "String 0x001A"
+"""PidTagMessageClass as an extended property: tells Outlook's automatic replies and reports from other mail."""
+MESSAGE_EXPAND = [f"singleValueExtendedProperties($filter=id eq '{MESSAGE_CLASS}')"]
 ATTACHMENT_FIELDS = ["id", "name", "contentType", "size", "isInline"]
 IMMUTABLE_IDS = 'IdType="ImmutableId"'
 MAILBOX_CONCURRENCY = 4
@@ -89,6 +92,13 @@ def _headers(message: Message, *, absent_means_none: bool) -> MailHeaders | None
     return tuple((item.name or "", item.value or "") for item in items[:MAX_HEADERS])
 
 
+def _message_class(message: Message) -> str:
+    for prop in message.single_value_extended_properties or ():
+        if (prop.id or "").lower() == MESSAGE_CLASS.lower():
+            return prop.value or ""
+    return ""
+
+
 def to_mail_message(
     mailbox: str, message: Message, attachments: tuple[MailAttachment, ...], *, from_delta: bool = False
 ) -> MailMessage:
@@ -111,6 +121,7 @@ def to_mail_message(
         flag_status=_flag_status(message),
         is_read=bool(message.is_read),
         headers=_headers(message, absent_means_none=from_delta),
+        message_class=_message_class(message),
     )
 
 
@@ -144,7 +155,9 @@ class GraphMailboxes:
         return self._client.users.by_user_id(mailbox).messages.by_message_id(message_id)
 
     async def get_message(self, mailbox: str, message_id: str) -> MailMessage | None:
-        query = MessageItemRequestBuilder.MessageItemRequestBuilderGetQueryParameters(select=MESSAGE_FIELDS)
+        query = MessageItemRequestBuilder.MessageItemRequestBuilderGetQueryParameters(
+            select=MESSAGE_FIELDS, expand=MESSAGE_EXPAND
+        )
         try:
             message = await self._call(mailbox, lambda: self._message(mailbox, message_id).get(request_config(query)))
         except Exception as exc:
@@ -174,7 +187,7 @@ class GraphMailboxes:
 
     async def delta(self, mailbox: str, delta_link: str | None) -> AsyncIterator[DeltaPage]:
         builder = self._client.users.by_user_id(mailbox).mail_folders.by_mail_folder_id("inbox").messages.delta
-        query = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(select=MESSAGE_FIELDS)
+        query = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(select=MESSAGE_FIELDS, expand=MESSAGE_EXPAND)
         next_url = delta_link
         while True:
             # msgraph-sdk's PageIterator loses the deltaLink: page by hand with with_url.

@@ -37,6 +37,7 @@ from bot.sandbox.graph_model import (
     apply_message_changes,
     apply_select,
     authentication_results,
+    parse_expand,
     parse_flag,
     parse_message_patch,
     parse_select,
@@ -312,6 +313,7 @@ class GraphStandIn:
         received: datetime | None = None,
         authentication: str | None = "pass",
         headers: Sequence[tuple[str, str]] = (),
+        message_class: str = "IPM.Note",
     ) -> Message:
         """A new mail arrives in the Inbox; subscribers get a `created` notification.
 
@@ -336,6 +338,7 @@ class GraphStandIn:
                 folder_id=box.inbox_id,
                 attachments=list(attachments),
                 headers=stamped,
+                message_class=message_class,
             )
         )
         self._notify(box, message, "created")
@@ -602,7 +605,8 @@ class GraphStandIn:
             raise self._method_not_allowed()
         message = box.message(rest[0])
         if len(rest) == 1 and method == "GET":
-            return self._json(request, apply_select(message.to_graph(), self._select(request, MESSAGE_PROPERTIES)))
+            select, expand = self._select(request, MESSAGE_PROPERTIES), parse_expand(request.query.get("$expand"))
+            return self._json(request, apply_select(message.to_graph(), select, expand))
         if len(rest) == 1 and method == "PATCH":
             return await self._patch_message(request, box, message)
         if len(rest) >= 2 and rest[1].lower() == "attachments" and method == "GET":
@@ -696,16 +700,16 @@ class GraphStandIn:
                 )
             if "$deltatoken" in query:
                 changed, removed = box.changed_since(state.watermark)
-                state = SyncState(box.user_id, box.sequence, state.select, changed, removed)
+                state = SyncState(box.user_id, box.sequence, state.select, changed, removed, state.expand)
         else:
-            select = self._select(request, MESSAGE_PROPERTIES)
-            state = SyncState(box.user_id, box.sequence, select, [m.id for m in box.newest_first()], [])
+            select, expand = self._select(request, MESSAGE_PROPERTIES), parse_expand(request.query.get("$expand"))
+            state = SyncState(box.user_id, box.sequence, select, [m.id for m in box.newest_first()], [], expand)
         page_size = _page_size(_preferences(request))
         values: list[dict[str, Any]] = []
         while state.pending_ids and len(values) < page_size:
             message = box.messages.get(state.pending_ids.pop(0))
             if message is not None:
-                values.append(apply_select(message.to_graph(), state.select))
+                values.append(apply_select(message.to_graph(), state.select, state.expand))
         while state.pending_removed and len(values) < page_size:
             values.append(
                 {
@@ -724,7 +728,7 @@ class GraphStandIn:
             self._sync_states[next_token] = state
             body["@odata.nextLink"] = f"{link_base}?$skiptoken={next_token}"
         else:
-            self._sync_states[next_token] = SyncState(box.user_id, state.watermark, state.select)
+            self._sync_states[next_token] = SyncState(box.user_id, state.watermark, state.select, expand=state.expand)
             body["@odata.deltaLink"] = f"{link_base}?$deltatoken={next_token}"
         return self._json(request, body)
 
@@ -839,6 +843,7 @@ class GraphStandIn:
             received=datetime.fromisoformat(received.replace("Z", "+00:00")) if received else None,
             authentication=body.get("authentication", "pass"),
             headers=[(h["name"], h["value"]) for h in body.get("internetMessageHeaders", [])],
+            message_class=body.get("messageClass", "IPM.Note"),
         )
         return {"id": message.id, "internetMessageId": message.internet_message_id}
 

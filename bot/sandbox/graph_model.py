@@ -43,8 +43,10 @@ MESSAGE_PROPERTIES = (
     "flag",
     "internetMessageHeaders",
 )
-SELECT_ONLY_PROPERTIES = frozenset({"internetMessageHeaders"})
-"""Properties Graph returns only when ``$select`` names them."""
+SELECT_ONLY_PROPERTIES = frozenset({"internetMessageHeaders", "singleValueExtendedProperties"})
+"""Properties Graph returns only when ``$select`` (or, for extended properties, ``$expand``) names them."""
+MESSAGE_CLASS_PROPERTY = "String 0x001A"
+"""MAPI PidTagMessageClass as a Graph extended property id (``IPM.Note``, ``IPM.Note.Rules.OofTemplate.Microsoft``)."""
 ATTACHMENT_PROPERTIES = (
     "id",
     "lastModifiedDateTime",
@@ -142,6 +144,7 @@ class Message:
     sequence: int = 0  # mailbox change counter value of the last change; drives delta
     headers: list[tuple[str, str]] = field(default_factory=list)
     """Internet message headers, topmost first (what Exchange Online stamped on receipt, then the sender's)."""
+    message_class: str = "IPM.Note"
 
     @property
     def etag(self) -> str:
@@ -183,6 +186,7 @@ class Message:
             "ccRecipients": [],
             "flag": dict(self.flag),
             "internetMessageHeaders": [{"name": name, "value": value} for name, value in self.headers],
+            "singleValueExtendedProperties": [{"id": MESSAGE_CLASS_PROPERTY, "value": self.message_class}],
         }
 
 
@@ -195,6 +199,7 @@ class SyncState:
     select: tuple[str, ...] | None
     pending_ids: list[str] = field(default_factory=list)
     pending_removed: list[str] = field(default_factory=list)
+    expand: tuple[str, ...] = ()
 
 
 @dataclass
@@ -282,11 +287,23 @@ def parse_select(raw: str | None, allowed: Iterable[str], type_name: str) -> tup
     return names
 
 
-def apply_select(entity: dict[str, Any], select: tuple[str, ...] | None) -> dict[str, Any]:
-    """Keep the selected properties; id and the OData annotations always stay, as in Graph."""
+def parse_expand(raw: str | None) -> tuple[str, ...]:
+    """``$expand`` on messages: only the message-class extended property is modelled."""
+    if raw is None or not raw.strip():
+        return ()
+    wanted = f"singleValueExtendedProperties($filter=id eq '{MESSAGE_CLASS_PROPERTY}')".lower()
+    if raw.replace('"', "'").strip().lower() != wanted:
+        raise GraphError(400, "BadRequest", f"$expand={raw} is not modelled by the stand-in.")
+    return ("singleValueExtendedProperties",)
+
+
+def apply_select(
+    entity: dict[str, Any], select: tuple[str, ...] | None, expand: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Keep the selected (and expanded) properties; id and the OData annotations always stay, as in Graph."""
     if select is None:
-        return {key: value for key, value in entity.items() if key not in SELECT_ONLY_PROPERTIES}
-    keep = {*select, "id"}
+        return {key: value for key, value in entity.items() if key not in SELECT_ONLY_PROPERTIES or key in expand}
+    keep = {*select, *expand, "id"}
     return {key: value for key, value in entity.items() if key in keep or key.startswith("@odata.")}
 
 
