@@ -215,7 +215,8 @@ def _event_line(view: CaseCardView, event: CallEvent) -> str:
         _event_kind(event, lang),
     ]
     if event.called_number:
-        parts.append(text(lang, "event_called", number=format_phone(event.called_number)))
+        number = format_phone(event.called_number).replace(" ", "\u00a0")  # a number never breaks across lines
+        parts.append(text(lang, "event_called", number=number))
     listen = safe_link(view.voicemail_urls.get(event.source_id)) if event.voicemail is not None else None
     if listen is not None:
         parts.append(markdown_link(text(lang, "listen"), listen))

@@ -215,7 +215,7 @@ def test_card_shows_which_of_the_lines_numbers_was_called() -> None:
     first = replace(make_event(0), called_number="+49301234500")
     second = replace(make_event(1), called_number="+49301234501")
     card_text = all_text(build_case_card(case_view(make_case(first, second))))
-    assert "auf 030 1234500" in card_text and "auf 030 1234501" in card_text
+    assert "auf\u00a0030\u00a01234500" in card_text and "auf\u00a0030\u00a01234501" in card_text
 
 
 # --- events, voicemail, mail --------------------------------------------------------------------------------------
