@@ -131,6 +131,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             await start_up
         await coordinator.stop()
         await runner.stop()
+        ingestor.close()
         await credential.close()
         await store.close()
 

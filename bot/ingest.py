@@ -20,7 +20,8 @@ from bot import effects, metrics
 from bot.config import PoolLine, Settings
 from bot.domain.events import CallEvent, EventKind, MailSource, Voicemail
 from bot.logging_setup import mask_number
-from bot.placetel.parser import MailMessage, ParsedMail, ParserProfile, parse_mail
+from bot.placetel.parser import MailMessage, ParsedMail, ParserProfile
+from bot.placetel.runner import ParserRunner
 from bot.storage.interface import FlagStatus, Store
 
 log = logging.getLogger(__name__)
@@ -59,12 +60,16 @@ def to_call_event(line: PoolLine, mail: MailMessage, parsed: ParsedMail) -> Call
             file_name=parsed.voicemail_file_name or "voicemail",
             duration_seconds=parsed.voicemail_duration_seconds,
         )
+    recognised = parsed.kind is not EventKind.UNRECOGNISED
     return CallEvent(
         source_id=CallEvent.source_id_for(mail.mailbox, mail.message_id),
         kind=parsed.kind,
         line_id=line.id,
-        caller=parsed.caller,
-        caller_name=parsed.caller_name,
+        # An unrecognised item never names a caller: no call link, and it never joins a caller's case.
+        caller=parsed.caller if recognised else None,
+        caller_name=parsed.caller_name if recognised else None,
+        caller_as_written=parsed.caller_as_written if recognised else None,
+        called_number=parsed.pool_number if recognised and parsed.pool_number in line.numbers else None,
         received_at=parsed.call_time or mail.received_at,
         mail=MailSource(
             mailbox=mail.mailbox,
@@ -89,9 +94,13 @@ class MailIngestor:
         self._settings = settings
         self._store = store
         self._reader = reader
-        self._profiles = profiles
+        self._parser = ParserRunner(profiles)
         self._on_flag_change = on_flag_change
         self._watched_since: dict[str, datetime] = {}
+
+    def close(self) -> None:
+        """Stop the parser's worker process."""
+        self._parser.close()
 
     async def on_mail_changed(self, line: PoolLine, message_id: str) -> None:
         """A change notification for one mail: fetch it and take it through the pipeline."""
@@ -109,9 +118,14 @@ class MailIngestor:
         if await self._before_baseline(mail):
             log.debug("mail %s predates watching %s; history, not work", mail.message_id[-12:], line.id)
             return
-        parsed = parse_mail(mail, line.numbers, self._profiles)
-        if "own mail" in parsed.notes:
-            log.info("skipped a mail of the bot's own making in %s", line.id)
+        if mail.headers is None:  # a delta page without the headers: sender authentication needs them
+            fetched = await self._reader.get_message(line.mailbox, mail.message_id)
+            if fetched is None:
+                return
+            mail = fetched
+        parsed = await self._parser.parse(mail, line.numbers)
+        if parsed.ignored:
+            log.info("ignored mail %s in %s: %s", mail.message_id[-12:], line.id, parsed.notes[-1])
             return
         event = to_call_event(line, mail, parsed)
         outcome = await self._store.cases.record_event(event)

@@ -29,6 +29,7 @@ from cards.format import (
     format_absolute,
     format_date,
     format_duration,
+    format_phone,
     format_relative,
     inert,
     markdown_link,
@@ -166,6 +167,8 @@ def _caller(view: CaseCardView) -> list[Json]:
         blocks.append(text_block(inert(case.caller_name, NAME_LIMIT), spacing="None"))
     first = case.first_event
     if first is not None and first.kind is EventKind.UNRECOGNISED:
+        # Sender and subject only: nothing in such a mail is trusted, so no number and no call link.
+        blocks.append(text_block(text(lang, "unrecognised_hint"), isSubtle=True, size="Small", spacing="None"))
         blocks.append(
             fact_set(
                 [
@@ -239,6 +242,9 @@ def _event_line(view: CaseCardView, event: CallEvent) -> str:
         format_relative(event.received_at, view.now, lang),
         _event_kind(event, lang),
     ]
+    if event.called_number:
+        number = format_phone(event.called_number).replace(" ", "\u00a0")  # a number never breaks across lines
+        parts.append(text(lang, "event_called", number=number))
     listen = safe_link(view.voicemail_urls.get(event.source_id)) if event.voicemail is not None else None
     if listen is not None:
         parts.append(markdown_link(text(lang, "listen"), listen))

@@ -70,6 +70,9 @@ def caller_label(case: Case, lang: Lang) -> str:
         return text(lang, "caller_withheld")
     if case.caller is None:
         return text(lang, "caller_none")
+    as_written = next((e.caller_as_written for e in reversed(case.events) if e.caller_as_written), None)
+    if as_written is not None:  # phonenumbers deems it invalid: its formatting would mangle it (0152 … → 152…)
+        return inert(as_written, NAME_LIMIT)
     return format_phone(case.caller)
 
 

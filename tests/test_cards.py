@@ -210,7 +210,7 @@ def test_a_mobile_number_is_stored_as_e164_and_dialled_as_e164() -> None:
 @pytest.mark.parametrize("caller", [WITHHELD, None])
 def test_withheld_or_missing_caller_has_no_call_link(caller: str | None) -> None:
     card = build_case_card(case_view(make_case(make_event(caller=caller))))
-    expected = "Unbekannt / unterdrückt" if caller == WITHHELD else "Keine Rufnummer"
+    expected = "Unbekannt / unterdrückt" if caller == WITHHELD else "Unbekannt – Rufnummer nicht lesbar"
     assert card["body"][1]["text"] == expected
     serialised = json.dumps(card)
     assert "tel:" not in serialised
@@ -221,10 +221,33 @@ def test_unrecognised_mail_shows_subject_and_sender_instead_of_a_caller() -> Non
     event = make_event(kind=EventKind.UNRECOGNISED, caller=None, subject="Rechnung 4711", sender="buchhaltung@firma.de")
     card = build_case_card(case_view(make_case(event), Lang.EN))
     card_text = all_text(card)
-    assert "Unrecognised mail" in card_text
+    assert "Not recognised" in card_text
+    assert "No call notification" in card_text
     assert "Rechnung 4711" in card_text
     assert f"buchhaltung{LOOKALIKE_AT}firma{LOOKALIKE_DOT}de" in card_text
     assert "tel:" not in json.dumps(card)
+
+
+def test_unrecognised_item_never_shows_a_call_link_even_with_a_number() -> None:
+    event = make_event(kind=EventKind.UNRECOGNISED, caller="+4930123456", subject="Re: Rückruf 030 123456")
+    card = build_case_card(case_view(make_case(event)))
+    assert "Nicht erkannt" in all_text(card)
+    serialised = json.dumps(card)
+    assert "tel:" not in serialised and "teams.microsoft.com/l/call" not in serialised
+
+
+def test_invalid_number_is_shown_exactly_as_the_mail_wrote_it() -> None:
+    event = replace(make_event(caller="+491523334445"), caller_as_written="0152 3334445")
+    card = build_case_card(case_view(make_case(event)))
+    assert card["body"][1]["text"] == "0152 3334445"
+    assert format_phone("+491523334445") != "0152 3334445"  # what the card would show without the raw form
+
+
+def test_card_shows_which_of_the_lines_numbers_was_called() -> None:
+    first = replace(make_event(0), called_number="+49301234500")
+    second = replace(make_event(1), called_number="+49301234501")
+    card_text = all_text(build_case_card(case_view(make_case(first, second))))
+    assert "auf\u00a0030\u00a01234500" in card_text and "auf\u00a0030\u00a01234501" in card_text
 
 
 # --- events, voicemail, mail --------------------------------------------------------------------------------------

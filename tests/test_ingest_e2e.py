@@ -97,7 +97,9 @@ async def test_mails_delivered_while_the_bot_is_down_are_taken_in_once(bot_stack
         # The parser's fields come in the delta pages (the $select of the first round stays in the delta state),
         # not from one GET per mail.
         first_delta = next(r for r in bot_stack.graph.requests if "/delta" in r.path)
-        assert {"subject", "body", "from", "receivedDateTime"} <= set(first_delta.query["$select"].split(","))
+        assert {"subject", "body", "from", "receivedDateTime", "internetMessageHeaders"} <= set(
+            first_delta.query["$select"].split(",")
+        )
         single_reads = [r for r in bot_stack.graph.requests if r.method == "GET" and r.path.endswith(tuple(mail_ids))]
         assert single_reads == []
 
@@ -233,3 +235,28 @@ async def test_periodic_catch_up_finds_a_lost_mail_on_one_instance_per_interval(
         await bot_stack.services.coordinator.periodic_catch_up()  # the first instance holds this interval
         await bot_stack.settle()
         assert delta_requests() == deltas
+
+
+async def test_the_event_names_the_called_number_and_keeps_an_invalid_number_as_written(bot_stack: BotStack) -> None:
+    """A caller who tried both of the line's numbers has one case, and each call says which number it was."""
+    line = bot_stack.settings.lines_by_id[LINE_ID]
+    two_numbers = line.model_copy(update={"numbers": [*line.numbers, "+49301234501"]})
+    settings = bot_stack.settings.model_copy(update={"pool_lines": [two_numbers]})
+    async with restartable(bot_stack) as bot:
+        await bot.stop()
+        await bot.start(settings)
+        await bot_stack.link()
+        first = bot_stack.deliver_missed_call("0152 3334445")
+        second = bot_stack.deliver_missed_call(
+            "0152 3334445",
+            subject="Verpasster Anruf von '0152 3334445' auf '030 1234501'",
+            body="Sie haben einen Anruf verpasst.\nVon: 0152 3334445\nAn: 030 1234501\n",
+        )
+        await bot_stack.settle()
+
+        case = await bot_stack.services.store.cases.find_by_message(POOL_MAILBOX, first)
+        assert case is not None
+        called = {e.mail.message_id: e.called_number for e in case.events}
+        assert called == {first: "+49301234500", second: "+49301234501"}
+        assert {e.caller_as_written for e in case.events} == {"0152 3334445"}  # phonenumbers: not a valid number
+        assert len(bot_stack.channel_cards()) == 1

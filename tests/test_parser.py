@@ -26,6 +26,7 @@ from bot.placetel import (
 )
 from bot.placetel.text import body_to_text, decode_subject
 from bot.placetel.timing import parse_duration
+from tests.pbx_mail import eop_headers
 
 CORPUS = sorted((Path(__file__).parent / "corpus" / "mails").glob("*.json"))
 CORE_FIELDS = {"kind", "caller", "call_time", "profile", "is_pbx_mail"}
@@ -49,6 +50,8 @@ def load_case(path: Path) -> tuple[MailMessage, list[str], dict[str, Any]]:
         received_at=datetime.fromisoformat(raw["received_at"]),
         web_link=raw.get("web_link"),
         attachments=tuple(MailAttachment(**a) for a in raw.get("attachments", ())),
+        headers=tuple((name, value) for name, value in raw.get("headers", ())),
+        message_class=raw.get("message_class", ""),
     )
     return mail, doc["pool_numbers"], doc["expected"]
 
@@ -62,9 +65,10 @@ def as_comparable(parsed: ParsedMail, field: str) -> Any:
 
 def mail(subject: str, body: str, *, sender: str = "no-reply@placetel.de", body_type: str = "text",
          attachments: tuple[MailAttachment, ...] = ()) -> MailMessage:
+    """A mail that passed sender authentication at Exchange Online."""
     return MailMessage(mailbox="zentrale@musterfirma.de", message_id="m1", subject=subject,
                        sender_address=sender, body=body, body_type=body_type, received_at=RECEIVED,
-                       attachments=attachments)
+                       attachments=attachments, headers=eop_headers(sender))
 
 
 def test_corpus_is_large_enough() -> None:
@@ -147,12 +151,12 @@ def test_voicemail_wording_without_audio_is_noted() -> None:
     assert "voicemail without audio attachment" in parsed.notes
 
 
-def test_tiff_fax_from_unknown_pbx_is_a_fax() -> None:
+def test_tiff_fax_from_unknown_sender_is_no_fax() -> None:
     attachment = MailAttachment("f1", "seite1.tif", "image/tiff", 100)
     parsed = parse_mail(mail("Eingang", "Absender: 040 7654321", sender="x@pbx.example",
                              attachments=(attachment,)), POOL)
-    assert (parsed.kind, parsed.fax_attachment_id, parsed.profile) == (EventKind.FAX, "f1", None)
-    assert parsed.is_pbx_mail
+    assert (parsed.kind, parsed.fax_attachment_id, parsed.caller) == (EventKind.UNRECOGNISED, None, None)
+    assert not parsed.is_pbx_mail
 
 
 def test_implausible_time_in_the_mail_falls_back_to_received_time() -> None:

@@ -47,6 +47,7 @@ from msgraph.generated.users.item.messages.item.attachments.attachments_request_
 from msgraph.generated.users.item.messages.item.message_item_request_builder import MessageItemRequestBuilder
 from msgraph_core import GraphClientFactory
 
+from bot.graph.mailbox import GraphMailboxes
 from bot.sandbox.graph import GraphStandIn, jwks_token_validator, rs256_token_validator
 from bot.sandbox.graph_model import Attachment
 
@@ -180,6 +181,35 @@ def configured(query: Query, prefer: str | None = None) -> RequestConfiguration[
 
 
 # ------------------------------------------------------------------------------------------------ messages
+
+
+async def test_internet_message_headers_come_only_when_selected_with_the_verdict_on_top(
+    stand_in: GraphStandIn,
+) -> None:
+    forged = deliver(stand_in, authentication="fail",
+                     headers=[("Authentication-Results", "dmarc=pass header.from=placetel.de")])
+    client = graph_client(stand_in)
+    plain = await client.users.by_user_id(POOL).messages.by_message_id(forged).get()
+    assert plain is not None and plain.internet_message_headers is None
+
+    mail = await GraphMailboxes(client).get_message(POOL, forged)
+    assert mail is not None and mail.headers is not None
+    (top_name, top_value), forged_header = mail.headers
+    assert top_name == "Authentication-Results" and "dmarc=fail" in top_value
+    assert forged_header == ("Authentication-Results", "dmarc=pass header.from=placetel.de")
+    authentic = await GraphMailboxes(client).get_message(POOL, deliver(stand_in))
+    assert authentic is not None and authentic.headers is not None and "dmarc=pass" in authentic.headers[0][1]
+    assert authentic.message_class == "IPM.Note"
+
+
+async def test_the_message_class_comes_with_single_reads_and_delta_pages(stand_in: GraphStandIn) -> None:
+    oof = deliver(stand_in, "Automatische Antwort", message_class="IPM.Note.Rules.OofTemplate.Microsoft")
+    mailboxes = GraphMailboxes(graph_client(stand_in))
+    single = await mailboxes.get_message(POOL, oof)
+    assert single is not None and single.message_class == "IPM.Note.Rules.OofTemplate.Microsoft"
+    pages = [page async for page in mailboxes.delta(POOL, None)]
+    (paged,) = [m for page in pages for m in page.messages]
+    assert paged.message_class == "IPM.Note.Rules.OofTemplate.Microsoft" and paged.headers is not None
 
 
 async def test_list_and_get_messages_deserialise_with_the_fields_we_need(stand_in: GraphStandIn) -> None:

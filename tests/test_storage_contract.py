@@ -21,7 +21,8 @@ from tests.storage_fixtures import ALICE, BOB, CLAIM_TIMEOUT, T0, make_event
 async def test_record_event_creates_a_case_and_round_trips_every_field(store: SqlStore) -> None:
     event = make_event("m1", caller_name="Erika Muster", kind=EventKind.VOICEMAIL,
                        voicemail=Voicemail("att-1", "voicemail.wav", 42))
-    event = replace(event, received_at=event.received_at.astimezone(timezone(timedelta(hours=2))))
+    event = replace(event, received_at=event.received_at.astimezone(timezone(timedelta(hours=2))),
+                    caller_as_written="030 123456 (alt)", called_number="+49301234501")
 
     outcome = await store.cases.record_event(event)
 

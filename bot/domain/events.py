@@ -48,6 +48,10 @@ class CallEvent:
     mail: MailSource
     caller_name: str | None = None
     voicemail: Voicemail | None = None
+    caller_as_written: str | None = None
+    """The caller as the mail wrote it, kept when the number is not valid under the numbering plan: shown as is."""
+    called_number: str | None = None
+    """Which of the line's numbers was called (E.164), when the mail says."""
 
     def __post_init__(self) -> None:
         if self.received_at.tzinfo is None:

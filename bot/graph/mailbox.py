@@ -30,6 +30,7 @@ from msgraph.generated.users.item.messages.item.message_item_request_builder imp
 from bot.graph.errors import as_job_error, graph_status
 from bot.ingest import DeltaExpired, DeltaPage
 from bot.placetel.parser import MailAttachment, MailMessage
+from bot.placetel.trust import MAX_HEADERS, MailHeaders
 from bot.storage.interface import FlagStatus, MailUpdate
 
 MESSAGE_FIELDS = [
@@ -45,7 +46,12 @@ MESSAGE_FIELDS = [
     "webLink",
     "internetMessageId",
     "changeKey",
+    # Only returned when selected; the parser reads the sender-authentication verdict and auto-reply markers in it.
+    "internetMessageHeaders",
 ]
+MESSAGE_CLASS = "String 0x001A"
+"""PidTagMessageClass as an extended property: tells Outlook's automatic replies and reports from other mail."""
+MESSAGE_EXPAND = [f"singleValueExtendedProperties($filter=id eq '{MESSAGE_CLASS}')"]
 ATTACHMENT_FIELDS = ["id", "name", "contentType", "size", "isInline"]
 IMMUTABLE_IDS = 'IdType="ImmutableId"'
 MAILBOX_CONCURRENCY = 4
@@ -74,7 +80,28 @@ def _flag_status(message: Message) -> str:
     return str(status.value) if status else FlagStatus.NOT_FLAGGED.value
 
 
-def to_mail_message(mailbox: str, message: Message, attachments: tuple[MailAttachment, ...]) -> MailMessage:
+def _headers(message: Message, *, absent_means_none: bool) -> MailHeaders | None:
+    """``internetMessageHeaders`` as (name, value) pairs, topmost first.
+
+    A single GET that selected them and got none means the mail has none (``()``); in a delta page, missing
+    headers mean "not delivered here" (``None``), and ingestion reads the mail once more.
+    """
+    items = message.internet_message_headers
+    if items is None:
+        return None if absent_means_none else ()
+    return tuple((item.name or "", item.value or "") for item in items[:MAX_HEADERS])
+
+
+def _message_class(message: Message) -> str:
+    for prop in message.single_value_extended_properties or ():
+        if (prop.id or "").lower() == MESSAGE_CLASS.lower():
+            return prop.value or ""
+    return ""
+
+
+def to_mail_message(
+    mailbox: str, message: Message, attachments: tuple[MailAttachment, ...], *, from_delta: bool = False
+) -> MailMessage:
     sender = message.from_.email_address if message.from_ and message.from_.email_address else None
     body = message.body
     received = message.received_date_time or datetime.now(UTC)
@@ -93,6 +120,8 @@ def to_mail_message(mailbox: str, message: Message, attachments: tuple[MailAttac
         categories=tuple(message.categories or ()),
         flag_status=_flag_status(message),
         is_read=bool(message.is_read),
+        headers=_headers(message, absent_means_none=from_delta),
+        message_class=_message_class(message),
     )
 
 
@@ -126,7 +155,9 @@ class GraphMailboxes:
         return self._client.users.by_user_id(mailbox).messages.by_message_id(message_id)
 
     async def get_message(self, mailbox: str, message_id: str) -> MailMessage | None:
-        query = MessageItemRequestBuilder.MessageItemRequestBuilderGetQueryParameters(select=MESSAGE_FIELDS)
+        query = MessageItemRequestBuilder.MessageItemRequestBuilderGetQueryParameters(
+            select=MESSAGE_FIELDS, expand=MESSAGE_EXPAND
+        )
         try:
             message = await self._call(mailbox, lambda: self._message(mailbox, message_id).get(request_config(query)))
         except Exception as exc:
@@ -156,7 +187,7 @@ class GraphMailboxes:
 
     async def delta(self, mailbox: str, delta_link: str | None) -> AsyncIterator[DeltaPage]:
         builder = self._client.users.by_user_id(mailbox).mail_folders.by_mail_folder_id("inbox").messages.delta
-        query = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(select=MESSAGE_FIELDS)
+        query = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(select=MESSAGE_FIELDS, expand=MESSAGE_EXPAND)
         next_url = delta_link
         while True:
             # msgraph-sdk's PageIterator loses the deltaLink: page by hand with with_url.
@@ -171,7 +202,7 @@ class GraphMailboxes:
             values = list(response.value or []) if response else []
             removed = [m.id for m in values if m.id and "@removed" in (m.additional_data or {})]
             messages = [
-                to_mail_message(mailbox, m, await self._attachments(mailbox, m))
+                to_mail_message(mailbox, m, await self._attachments(mailbox, m), from_delta=True)
                 for m in values
                 if m.id and "@removed" not in (m.additional_data or {})
             ]

@@ -63,13 +63,26 @@ def normalise_numbers(raws: Iterable[str], region: str = "DE") -> frozenset[str]
     return frozenset(n for n in (normalise_number(r, region) for r in raws) if n is not None)
 
 
-def find_numbers(text: str, region: str = "DE", *, strict: bool = True) -> list[NumberCandidate]:
-    """All phone numbers in ``text`` in order of appearance, one entry per occurrence."""
-    return list(_iter_numbers(text, region, strict))
+def is_valid_number(e164: str) -> bool:
+    """Whether ``phonenumbers`` deems the (E.164) number valid under its numbering plan, not merely possible."""
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse(e164, None))
+    except Exception:  # NumberParseException, and others on odd input
+        return False
 
 
-def _iter_numbers(text: str, region: str, strict: bool) -> Iterator[NumberCandidate]:
-    for match in _CANDIDATE.finditer(text):
+def find_numbers(text: str, region: str = "DE", *, strict: bool = True, limit: int = 200) -> list[NumberCandidate]:
+    """Phone numbers in ``text`` in order of appearance, one entry per occurrence.
+
+    At most ``limit`` number-like tokens are looked at, so a text full of digits costs a bounded amount of work.
+    """
+    return list(_iter_numbers(text, region, strict, limit))
+
+
+def _iter_numbers(text: str, region: str, strict: bool, limit: int) -> Iterator[NumberCandidate]:
+    for count, match in enumerate(_CANDIDATE.finditer(text)):
+        if count >= limit:
+            return
         yield from _split_token(match.group(0), match.start(), region, strict)
 
 

@@ -2,18 +2,18 @@
 
 The rules, in order (docs/parser.md explains them):
 
-1. Mail of the bot's own making (sender is the mailbox itself, or subject starts ``[Rufpool]``) is no PBX mail.
-2. The first profile whose sender domains match the sender (or, for a forwarded notice, the original sender
-   in the forwarded header) supplies the patterns.
-3. Without a profile, mail with neither call wording in the subject nor a voicemail/fax attachment is no PBX
-   mail; otherwise the generic rules apply, and the mail counts as a PBX mail only if they find a caller or
-   a voicemail/fax attachment.
+1. Mail of the bot's own making (sender is the mailbox itself, or subject starts ``[Rufpool]``), automatic replies
+   and bounces are *ignored*: no item at all.
+2. Only a profile's trusted sender can make a call: the sender must match a profile (address or domain) *and* pass
+   sender authentication (:mod:`bot.placetel.trust`). Everything else — people's mail (replies, forwards, the
+   team's own notes), other senders, forged PBX senders — is an unrecognised item without caller.
+3. A PBX notice that is not about a call (mailbox full, invoice, maintenance) is an unrecognised item too.
 4. Kind: a voicemail or fax attachment, else the subject's wording, else the body's wording, else a missed
    call when a caller was found (by the number search only if the text speaks of calls).
 5. Caller: the profile's caller patterns, else the one phone number in the text that is not the pool line's
-   own, else a withheld marker, else none. Every uncertain decision leaves a note.
+   own, else a withheld marker, else none ("unbekannt"). Every uncertain decision leaves a note.
 
-:func:`parse_mail` never raises.
+:func:`parse_mail` never raises, and every step is linear in the (capped) mail size.
 """
 
 from __future__ import annotations
@@ -24,16 +24,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bot.domain.events import WITHHELD, EventKind
-from bot.placetel.numbers import NumberCandidate, find_numbers, normalise_numbers
-from bot.placetel.profiles import BUILTIN_PROFILES, GENERIC_PROFILE, AttachmentRule, ParserProfile, compiled
+from bot.placetel.classify import automated_reason, conversation_reason, ignore_reason
+from bot.placetel.numbers import NumberCandidate, find_numbers, is_valid_number, normalise_numbers
+from bot.placetel.profiles import BUILTIN_PROFILES, AttachmentRule, ParserProfile, compiled
 from bot.placetel.text import body_to_text, decode_subject, strip_reply_prefixes, without_addresses
 from bot.placetel.timing import as_aware, blank_dates_and_times, parse_clock, parse_date, parse_duration
+from bot.placetel.trust import MailHeaders, check_sender
 
 OWN_SUBJECT_MARKER = "[Rufpool]"
 """Subject prefix of every mail the bot itself sends; such mail is never read as a PBX notice."""
 
 _MAX_BODY_CHARS = 300_000
-_MAX_TEXT_CHARS = 60_000
+_MAX_TEXT_CHARS = 20_000
+"""Visible text read from a body: a PBX notice is a few hundred characters; the cap bounds the work per mail."""
+_MAX_SUBJECT_CHARS = 1_000
 _MAX_PATTERN_HITS = 20
 _FUTURE_TOLERANCE = timedelta(minutes=15)
 _PAST_TOLERANCE = timedelta(days=31)
@@ -43,12 +47,13 @@ _CALL_WORDING = re.compile(
     r"missed\s+call|caller|\bcall\s+from|\b(?:tele)?fax\b",
     re.IGNORECASE,
 )
-_FORWARDED_SENDER = re.compile(
-    r"^[ \t>]*(?:Von|From|Absender)[ \t]*:[^\n]*?([\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+)", re.IGNORECASE | re.MULTILINE
-)
 _CALLER_LABEL_BEFORE = re.compile(
     r"\b(?:von|from|anrufer\w*|rufnummer|caller|calling|absender\w*|anruf\s+von)\b[^\n\d]{0,24}$", re.IGNORECASE
 )
+_LABEL_WINDOW = 48
+"""How far before a number :data:`_CALLER_LABEL_BEFORE` looks (the longest label plus its 24-character gap)."""
+_MAX_SEARCH_NUMBERS = 50
+"""The number search looks at this many candidates at most: a mail full of numbers is no clear call notice."""
 _NAME_JUNK = re.compile(r"[()<>\[\]'\"„“”‘’«»:;,|/\\]+")
 _LETTER = re.compile(r"[^\W\d_]")
 
@@ -80,6 +85,10 @@ class MailMessage:
     categories: tuple[str, ...] = ()
     flag_status: str = "notFlagged"
     is_read: bool = False
+    headers: MailHeaders | None = None
+    """Internet message headers, topmost first; None when they were not fetched (sender authentication fails)."""
+    message_class: str = ""
+    """Outlook's message class (``IPM.Note``, ``IPM.Note.Rules.OofTemplate.Microsoft``, ``REPORT.…``) when known."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +100,12 @@ class ParsedMail:
     subject: str = ""
     """Decoded subject (RFC 2047 words resolved)."""
     caller: str | None = None
-    """E.164, :data:`bot.domain.events.WITHHELD`, or None when no number was found."""
+    """E.164, :data:`bot.domain.events.WITHHELD`, or None when no number was found (shown as "unbekannt")."""
     caller_raw: str | None = None
+    caller_as_written: str | None = None
+    """The caller exactly as the mail wrote it, set when ``phonenumbers`` deems the number invalid."""
+    ignored: bool = False
+    """Not even an unrecognised item: the bot's own mail, an automatic reply or a bounce (see the notes)."""
     caller_name: str | None = None
     pool_number: str | None = None
     voicemail_attachment_id: str | None = None
@@ -113,13 +126,18 @@ def parse_mail(
     try:
         return _Reading(mail, pool_numbers, profiles, default_region).parse()
     except Exception as exc:  # the contract: a mail the parser chokes on is still an (unrecognised) item
-        return ParsedMail(
-            kind=EventKind.UNRECOGNISED,
-            call_time=_received_time(mail),
-            is_pbx_mail=False,
-            subject=mail.subject if isinstance(mail.subject, str) else "",
-            notes=(f"parser error: {type(exc).__name__}",),
-        )
+        return unrecognised(mail, f"parser error: {type(exc).__name__}")
+
+
+def unrecognised(mail: MailMessage, note: str) -> ParsedMail:
+    """An unrecognised item for ``mail`` without reading it (parser error, time budget exceeded)."""
+    return ParsedMail(
+        kind=EventKind.UNRECOGNISED,
+        call_time=_received_time(mail),
+        is_pbx_mail=False,
+        subject=mail.subject if isinstance(mail.subject, str) else "",
+        notes=(note,),
+    )
 
 
 def _received_time(mail: MailMessage) -> datetime:
@@ -164,34 +182,47 @@ class _Reading:
         self.profiles = profiles
         self.region = region
         self.notes: list[str] = []
+        self.profile_name: str | None = None
+        """Set once the mail is known to come from this profile's (authenticated) sender."""
         self.received = _received_time(mail)
         if mail.received_at.tzinfo is None:
             self.notes.append("received time had no time zone; read as UTC")
-        self.subject = decode_subject(mail.subject or "")
+        self.subject = decode_subject((mail.subject or "")[:_MAX_SUBJECT_CHARS])
         self.core_subject = strip_reply_prefixes(self.subject)
         body = mail.body or ""
         if len(body) > _MAX_BODY_CHARS:
             body = body[:_MAX_BODY_CHARS]
             self.notes.append("body truncated")
-        self.text = body_to_text(body, mail.body_type or "text")[:_MAX_TEXT_CHARS]
+        self.text = body_to_text(body, mail.body_type or "text", _MAX_TEXT_CHARS)[:_MAX_TEXT_CHARS]
         self.full = f"{self.core_subject}\n{self.text}"
         self.scan_text = blank_dates_and_times(without_addresses(self.full))
         self.pool = normalise_numbers(pool_numbers, region)
 
     def parse(self) -> ParsedMail:
+        mail = self.mail
+        headers = mail.headers or ()
+        sender = (mail.sender_address or "").strip()
         if self._is_own_mail():
-            return self._result(EventKind.UNRECOGNISED, is_pbx=False, note="own mail")
-        profile = self._profile()
+            return self._ignored("own mail")
+        ignore = ignore_reason(headers, self.subject, sender, mail.message_class or "")
+        if ignore is not None:
+            return self._ignored(ignore)
+        profile = next((p for p in self.profiles if p.matches_sender(sender)), None)
+        conversation = conversation_reason(headers, self.subject, sender, mail.mailbox or "")
         if profile is None:
-            has_attachment = any(self._attachment(GENERIC_PROFILE, kind) for kind in ("voicemail", "fax"))
-            if not (has_attachment or _CALL_WORDING.search(self.core_subject)):
-                return self._result(
-                    EventKind.UNRECOGNISED,
-                    is_pbx=False,
-                    note="sender matches no profile and the subject has no call wording",
-                )
-            return self._read(GENERIC_PROFILE, profile_name=None)
-        return self._read(profile, profile_name=profile.name)
+            reason = conversation or automated_reason(headers) or "sender is no configured PBX"
+            return self._result(EventKind.UNRECOGNISED, is_pbx=False, note=f"not a call: {reason}")
+        if conversation is not None and conversation != "mail from a member of the team":
+            return self._result(EventKind.UNRECOGNISED, is_pbx=False, note=f"not a call: {conversation}")
+        verdict = check_sender(mail.headers, sender, profile.sender_authentication, profile.trusted_arc_sealers)
+        if not verdict.passed:
+            return self._result(
+                EventKind.UNRECOGNISED, is_pbx=False, note=f"sender authentication failed: {verdict.reason}"
+            )
+        self.profile_name = profile.name
+        if self._is_notice(profile, self.core_subject):
+            return self._result(EventKind.UNRECOGNISED, is_pbx=True, note="PBX notice that is not about a call")
+        return self._read(profile)
 
     # --- which rules apply ---------------------------------------------------------------------------------
 
@@ -200,23 +231,19 @@ class _Reading:
         mailbox = (self.mail.mailbox or "").strip().lower()
         return (bool(sender) and sender == mailbox) or self.subject.lstrip().startswith(OWN_SUBJECT_MARKER)
 
-    def _profile(self) -> ParserProfile | None:
-        for profile in self.profiles:
-            if profile.matches_sender(self.mail.sender_address or ""):
-                return profile
-        for match in _FORWARDED_SENDER.finditer(self.text):
-            for profile in self.profiles:
-                if profile.matches_sender(match.group(1)):
-                    self.notes.append("forwarded notice; profile chosen from the original sender")
-                    return profile
-        return None
+    @staticmethod
+    def _is_notice(rules: ParserProfile, text: str) -> bool:
+        return any(compiled(p).search(text) for p in rules.notice_patterns)
 
     # --- reading with one profile ----------------------------------------------------------------------------
 
-    def _read(self, rules: ParserProfile, profile_name: str | None) -> ParsedMail:
+    def _read(self, rules: ParserProfile) -> ParsedMail:
         audio = self._attachment(rules, "voicemail")
         fax = self._attachment(rules, "fax")
-        kind = self._kind_from_attachments(audio, fax) or self._kind_from_wording(rules)
+        kind = self._kind_from_attachments(audio, fax) or self._kind_from_wording(rules, self.core_subject)
+        if kind is None and self._is_notice(rules, self.text):
+            return self._result(EventKind.UNRECOGNISED, is_pbx=True, note="PBX notice that is not about a call")
+        kind = kind or self._kind_from_wording(rules, self.text)
         pool_number = self._called_number(rules)
         caller = self._caller(rules, exclude=pool_number)
         if kind is None:
@@ -228,14 +255,8 @@ class _Reading:
                 kind = EventKind.MISSED_CALL
                 self.notes.append("no attachment and no kind wording: read as missed call")
             else:
-                kind = EventKind.UNRECOGNISED
                 self.notes.append("could not tell what kind of notice this is")
-                if caller.by_search:
-                    caller = _Caller()
-                    self.notes.append("number found in the text not taken as a caller")
-        if profile_name is None and caller.value is None and audio is None and fax is None:
-            self.notes.append("call wording, but no caller and no attachment")
-            return self._result(EventKind.UNRECOGNISED, is_pbx=False)
+                return self._result(EventKind.UNRECOGNISED, is_pbx=True)
         if pool_number is None:
             self.notes.append("pool number not found in the mail")
         if kind is EventKind.VOICEMAIL and audio is None:
@@ -247,21 +268,47 @@ class _Reading:
             subject=self.subject,
             caller=caller.value,
             caller_raw=caller.raw,
+            caller_as_written=self._as_written(caller),
             caller_name=self._caller_name(rules, caller),
             pool_number=pool_number,
             voicemail_attachment_id=audio.id if audio and kind is EventKind.VOICEMAIL else None,
             voicemail_file_name=audio.name if audio and kind is EventKind.VOICEMAIL else None,
             voicemail_duration_seconds=self._duration(rules) if kind is EventKind.VOICEMAIL else None,
             fax_attachment_id=fax.id if fax and kind is EventKind.FAX else None,
-            profile=profile_name,
+            profile=rules.name,
             notes=tuple(self.notes),
         )
 
+    def _as_written(self, caller: _Caller) -> str | None:
+        if caller.value is None or caller.value == WITHHELD or caller.raw is None:
+            return None
+        if is_valid_number(caller.value):
+            return None
+        self.notes.append("caller number is not valid under the numbering plan; shown as written")
+        return " ".join(caller.raw.split())[:40]
+
     def _result(self, kind: EventKind, *, is_pbx: bool, note: str | None = None) -> ParsedMail:
+        """A result that names no caller: unrecognised items never carry a number, so never a call link."""
         if note:
             self.notes.append(note)
         return ParsedMail(
-            kind=kind, call_time=self.received, is_pbx_mail=is_pbx, subject=self.subject, notes=tuple(self.notes)
+            kind=kind,
+            call_time=self.received,
+            is_pbx_mail=is_pbx,
+            subject=self.subject,
+            profile=self.profile_name,
+            notes=tuple(self.notes),
+        )
+
+    def _ignored(self, note: str) -> ParsedMail:
+        self.notes.append(note)
+        return ParsedMail(
+            kind=EventKind.UNRECOGNISED,
+            call_time=self.received,
+            is_pbx_mail=False,
+            subject=self.subject,
+            notes=tuple(self.notes),
+            ignored=True,
         )
 
     def _hits(self, patterns: Sequence[str], text: str | None = None) -> Iterator[str]:
@@ -294,33 +341,18 @@ class _Reading:
             return EventKind.VOICEMAIL
         return EventKind.FAX if fax is not None else None
 
-    def _kind_from_wording(self, rules: ParserProfile) -> EventKind | None:
+    def _kind_from_wording(self, rules: ParserProfile, text: str) -> EventKind | None:
         wording = rules.subject_patterns
         # In a subject a voicemail word outranks "missed"; in a body, footers often mention the mailbox,
         # so there "missed" wins.
-        for text, order in (
-            (
-                self.core_subject,
-                (
-                    (EventKind.FAX, wording.fax),
-                    (EventKind.VOICEMAIL, wording.voicemail),
-                    (EventKind.MISSED_CALL, wording.missed_call),
-                ),
-            ),
-            (
-                self.text,
-                (
-                    (EventKind.FAX, wording.fax),
-                    (EventKind.MISSED_CALL, wording.missed_call),
-                    (EventKind.VOICEMAIL, wording.voicemail),
-                ),
-            ),
-        ):
-            for kind, patterns in order:
-                if any(compiled(p).search(text) for p in patterns):
-                    if text is self.text:
-                        self.notes.append("kind taken from the body wording")
-                    return kind
+        in_subject = text is self.core_subject
+        voicemail, missed = (EventKind.VOICEMAIL, wording.voicemail), (EventKind.MISSED_CALL, wording.missed_call)
+        order = ((EventKind.FAX, wording.fax), *((voicemail, missed) if in_subject else (missed, voicemail)))
+        for kind, patterns in order:
+            if any(compiled(p).search(text) for p in patterns):
+                if not in_subject:
+                    self.notes.append("kind taken from the body wording")
+                return kind
         return None
 
     # --- numbers ---------------------------------------------------------------------------------------------
@@ -366,14 +398,15 @@ class _Reading:
 
     def _caller_by_search(self, own: frozenset[str]) -> _Caller:
         """Fallback: every valid phone number in the text that is not the pool line's own."""
-        candidates = [c for c in find_numbers(self.scan_text, self.region, strict=True) if c.e164 not in own]
+        found = find_numbers(self.scan_text, self.region, strict=True, limit=_MAX_SEARCH_NUMBERS)
+        candidates = [c for c in found if c.e164 not in own]
         distinct = list(dict.fromkeys(c.e164 for c in candidates))
         if not distinct:
             return _Caller()
         if len(distinct) == 1:
             self.notes.append("caller found by number search")
             return _Caller(candidates[0].e164, candidates[0].raw, by_search=True)
-        labelled = [c for c in candidates if _CALLER_LABEL_BEFORE.search(self.scan_text[: c.start])]
+        labelled = [c for c in candidates if _CALLER_LABEL_BEFORE.search(self._before(c.start))]
         labelled_distinct = list(dict.fromkeys(c.e164 for c in labelled))
         if len(labelled_distinct) == 1:
             self.notes.append(f"{len(distinct)} numbers in the mail; chose the one labelled as caller")
@@ -381,6 +414,10 @@ class _Reading:
         chosen = (labelled or candidates)[0]
         self.notes.append(f"{len(distinct)} candidate numbers; caller uncertain")
         return _Caller(chosen.e164, chosen.raw, by_search=True)
+
+    def _before(self, position: int) -> str:
+        """The text just before ``position``, where a caller label would stand."""
+        return self.scan_text[max(0, position - _LABEL_WINDOW) : position]
 
     def _withheld_wording(self, keywords: Sequence[str]) -> bool:
         if not keywords:

@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bot.placetel.trust import SenderAuthentication
+
 _FLAGS = re.IGNORECASE | re.MULTILINE
 
 
@@ -86,10 +88,24 @@ class AttachmentRule(_Frozen):
         return any(mime == ct or (ct.endswith("/*") and mime.startswith(ct[:-1])) for ct in self.content_types)
 
 
+_DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?)+")
+
+
 class ParserProfile(_Frozen):
+    """One PBX: who sends its notices (the trusted senders), how they read, and how the sender is verified."""
+
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
     sender_domains: tuple[str, ...] = ()
     """A sender matches a domain exactly or any of its subdomains."""
+    sender_addresses: tuple[str, ...] = ()
+    """Single trusted sender addresses (``pbx@example.de``), for a PBX sharing its domain with people."""
+    sender_authentication: SenderAuthentication = "dmarc_or_spf"
+    """What the mail's ``Authentication-Results`` must show (bot/placetel/trust.py); ``off`` trusts the From."""
+    trusted_arc_sealers: tuple[str, ...] = ()
+    """authserv-ids whose ``ARC-Authentication-Results`` count when the mail was relayed (e.g. mx.microsoft.com)."""
+    notice_patterns: Patterns = ()
+    """Wording of the PBX's notices that are no calls (mailbox full, invoice, maintenance): tried on the subject,
+    then the body, before the kind; such a mail becomes an unrecognised item."""
     subject_patterns: KindPatterns = KindPatterns()
     body_patterns: BodyPatterns = BodyPatterns()
     attachment_rules: tuple[AttachmentRule, ...] = ()
@@ -103,9 +119,24 @@ class ParserProfile(_Frozen):
     def _domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         domains = tuple(d.strip().lower().lstrip("@").rstrip(".") for d in value)
         for domain in domains:
-            if not re.fullmatch(r"[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?)+", domain):
+            if not _DOMAIN.fullmatch(domain):
                 raise ValueError(f"not a domain name: {domain!r}")
         return domains
+
+    @field_validator("sender_addresses")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        addresses = tuple(a.strip().lower() for a in value)
+        for address in addresses:
+            local, _, domain = address.rpartition("@")
+            if not local or any(ch.isspace() or ch == "@" for ch in local) or not _DOMAIN.fullmatch(domain):
+                raise ValueError(f"not an e-mail address: {address!r}")
+        return addresses
+
+    @field_validator("trusted_arc_sealers")
+    @classmethod
+    def _sealers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(s.strip().lower() for s in value if s.strip())
 
     @field_validator("withheld_keywords")
     @classmethod
@@ -113,8 +144,12 @@ class ParserProfile(_Frozen):
         return tuple(k.strip().lower() for k in value if k.strip())
 
     def matches_sender(self, address: str) -> bool:
-        domain = address.rsplit("@", 1)[-1].strip().lower().rstrip(">").rstrip(".")
-        return any(domain == d or domain.endswith("." + d) for d in self.sender_domains)
+        """The sender is one of the profile's trusted senders (by From address only: see :meth:`verify`)."""
+        lowered = address.strip().lower().strip("<>").rstrip(".")
+        if lowered in self.sender_addresses:
+            return True
+        domain = lowered.rsplit("@", 1)[-1] if "@" in lowered else ""
+        return bool(domain) and any(domain == d or domain.endswith("." + d) for d in self.sender_domains)
 
 
 class ProfileConfigError(ValueError):
@@ -233,6 +268,15 @@ _VOICEMAIL_WORDING = (
     r"neue\s+nachricht\s+(?:von|auf|f[üu]r)",
 )
 _FAX_WORDING = (r"\b(?:tele)?fax\b", r"\bfax\s+(?:von|from)\b")
+_NOTICE_WORDING = (
+    # The PBX writes about itself or the account, not about a call.
+    r"(?:mailbox|sprachbox|voice\s*-?mail(?:box)?|anrufbeantworter|speicher(?:platz)?)\s+(?:ist\s+|is\s+)?"
+    r"(?:fast\s+|bald\s+|almost\s+|nearly\s+)?(?:voll|full|belegt)",
+    r"\b(?:rechnung|invoice|gutschrift|mahnung|zahlungserinnerung|lastschrift|einzelverbindungsnachweis)",
+    r"\b(?:wartung|wartungsarbeiten|maintenance|st[öo]rung|outage|systemhinweis|system\s+notice)",
+    r"\b(?:passwort|password|kennwort|zugangsdaten|zwei-faktor|two-factor)",
+    r"\b(?:newsletter|guthaben|kontostand|account\s+balance)\b",
+)
 
 WITHHELD_KEYWORDS = (
     "anonymous",
@@ -280,6 +324,7 @@ PLACETEL_PROFILE = ParserProfile(
     ),
     attachment_rules=(_VOICEMAIL_ATTACHMENT, _TIFF_FAX, _PDF_FAX),
     withheld_keywords=WITHHELD_KEYWORDS,
+    notice_patterns=_NOTICE_WORDING,
 )
 
 WAV_PBX_PROFILE = ParserProfile(
@@ -290,15 +335,7 @@ WAV_PBX_PROFILE = ParserProfile(
     body_patterns=_GENERIC_BODY_PATTERNS,
     attachment_rules=(_VOICEMAIL_ATTACHMENT, _TIFF_FAX, _PDF_FAX),
     withheld_keywords=WITHHELD_KEYWORDS,
+    notice_patterns=_NOTICE_WORDING,
 )
 
 BUILTIN_PROFILES: tuple[ParserProfile, ...] = (PLACETEL_PROFILE, WAV_PBX_PROFILE)
-
-GENERIC_PROFILE = ParserProfile(
-    name="generic",
-    subject_patterns=_GENERIC_KIND_PATTERNS,
-    body_patterns=_GENERIC_BODY_PATTERNS,
-    attachment_rules=(_VOICEMAIL_ATTACHMENT, _TIFF_FAX, _PDF_FAX),
-    withheld_keywords=WITHHELD_KEYWORDS,
-)
-"""Rules for mail from a sender no profile claims: used only when the text speaks of calls."""

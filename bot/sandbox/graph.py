@@ -36,6 +36,8 @@ from bot.sandbox.graph_model import (
     SyncState,
     apply_message_changes,
     apply_select,
+    authentication_results,
+    parse_expand,
     parse_flag,
     parse_message_patch,
     parse_select,
@@ -322,10 +324,20 @@ class GraphStandIn:
         sender_name: str | None = None,
         attachments: Sequence[Attachment] = (),
         received: datetime | None = None,
+        authentication: str | None = "pass",
+        headers: Sequence[tuple[str, str]] = (),
+        message_class: str = "IPM.Note",
     ) -> Message:
-        """A new mail arrives in the Inbox; subscribers get a `created` notification."""
+        """A new mail arrives in the Inbox; subscribers get a `created` notification.
+
+        Like Exchange Online, the stand-in stamps its sender-authentication verdict (``authentication``: pass,
+        fail, none) on top of the mail; ``headers`` are the sender's own headers below it (forged ones included).
+        ``authentication=None`` stamps nothing, as for mail sent inside the organisation.
+        """
         if body_type not in ("text", "html"):
             raise GraphError(400, "ErrorInvalidRequest", f"bodyType must be text or html, not '{body_type}'.")
+        stamp = [authentication_results(sender, authentication)] if authentication is not None else []
+        stamped = [*stamp, *((str(n), str(v)) for n, v in headers)]
         box = self.mailbox(mailbox)
         message = box.add(
             Message(
@@ -338,6 +350,8 @@ class GraphStandIn:
                 recipient_address=box.address,
                 folder_id=box.inbox_id,
                 attachments=list(attachments),
+                headers=stamped,
+                message_class=message_class,
             )
         )
         self._notify(box, message, "created")
@@ -606,7 +620,8 @@ class GraphStandIn:
             raise self._method_not_allowed()
         message = box.message(rest[0])
         if len(rest) == 1 and method == "GET":
-            return self._json(request, apply_select(message.to_graph(), self._select(request, MESSAGE_PROPERTIES)))
+            select, expand = self._select(request, MESSAGE_PROPERTIES), parse_expand(request.query.get("$expand"))
+            return self._json(request, apply_select(message.to_graph(), select, expand))
         if len(rest) == 1 and method == "PATCH":
             return await self._patch_message(request, box, message)
         if len(rest) >= 2 and rest[1].lower() == "attachments" and method == "GET":
@@ -714,16 +729,16 @@ class GraphStandIn:
                 )
             if "$deltatoken" in query:
                 changed, removed = box.changed_since(state.watermark)
-                state = SyncState(box.user_id, box.sequence, state.select, changed, removed)
+                state = SyncState(box.user_id, box.sequence, state.select, changed, removed, state.expand)
         else:
-            select = self._select(request, MESSAGE_PROPERTIES)
-            state = SyncState(box.user_id, box.sequence, select, [m.id for m in box.newest_first()], [])
+            select, expand = self._select(request, MESSAGE_PROPERTIES), parse_expand(request.query.get("$expand"))
+            state = SyncState(box.user_id, box.sequence, select, [m.id for m in box.newest_first()], [], expand)
         page_size = _page_size(_preferences(request))
         values: list[dict[str, Any]] = []
         while state.pending_ids and len(values) < page_size:
             message = box.messages.get(state.pending_ids.pop(0))
             if message is not None:
-                values.append(apply_select(message.to_graph(), state.select))
+                values.append(apply_select(message.to_graph(), state.select, state.expand))
         while state.pending_removed and len(values) < page_size:
             values.append(
                 {
@@ -742,7 +757,7 @@ class GraphStandIn:
             self._sync_states[next_token] = state
             body["@odata.nextLink"] = f"{link_base}?$skiptoken={next_token}"
         else:
-            self._sync_states[next_token] = SyncState(box.user_id, state.watermark, state.select)
+            self._sync_states[next_token] = SyncState(box.user_id, state.watermark, state.select, expand=state.expand)
             body["@odata.deltaLink"] = f"{link_base}?$deltatoken={next_token}"
         return self._json(request, body)
 
@@ -855,6 +870,9 @@ class GraphStandIn:
             sender_name=body.get("fromName"),
             attachments=attachments,
             received=datetime.fromisoformat(received.replace("Z", "+00:00")) if received else None,
+            authentication=body.get("authentication", "pass"),
+            headers=[(h["name"], h["value"]) for h in body.get("internetMessageHeaders", [])],
+            message_class=body.get("messageClass", "IPM.Note"),
         )
         return {"id": message.id, "internetMessageId": message.internet_message_id}
 

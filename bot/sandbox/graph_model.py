@@ -41,7 +41,12 @@ MESSAGE_PROPERTIES = (
     "toRecipients",
     "ccRecipients",
     "flag",
+    "internetMessageHeaders",
 )
+SELECT_ONLY_PROPERTIES = frozenset({"internetMessageHeaders", "singleValueExtendedProperties"})
+"""Properties Graph returns only when ``$select`` (or, for extended properties, ``$expand``) names them."""
+MESSAGE_CLASS_PROPERTY = "String 0x001A"
+"""MAPI PidTagMessageClass as a Graph extended property id (``IPM.Note``, ``IPM.Note.Rules.OofTemplate.Microsoft``)."""
 ATTACHMENT_PROPERTIES = (
     "id",
     "lastModifiedDateTime",
@@ -137,6 +142,9 @@ class Message:
     created: datetime = field(default_factory=utcnow)
     last_modified: datetime = field(default_factory=utcnow)
     sequence: int = 0  # mailbox change counter value of the last change; drives delta
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    """Internet message headers, topmost first (what Exchange Online stamped on receipt, then the sender's)."""
+    message_class: str = "IPM.Note"
 
     @property
     def etag(self) -> str:
@@ -177,6 +185,8 @@ class Message:
             "toRecipients": [{"emailAddress": {"name": self.recipient_address, "address": self.recipient_address}}],
             "ccRecipients": [],
             "flag": dict(self.flag),
+            "internetMessageHeaders": [{"name": name, "value": value} for name, value in self.headers],
+            "singleValueExtendedProperties": [{"id": MESSAGE_CLASS_PROPERTY, "value": self.message_class}],
         }
 
 
@@ -189,6 +199,7 @@ class SyncState:
     select: tuple[str, ...] | None
     pending_ids: list[str] = field(default_factory=list)
     pending_removed: list[str] = field(default_factory=list)
+    expand: tuple[str, ...] = ()
 
 
 @dataclass
@@ -233,6 +244,33 @@ class Mailbox:
         return changed, removed
 
 
+def authentication_results(sender: str, verdict: str) -> tuple[str, str]:
+    """The ``Authentication-Results`` Exchange Online Protection stamps on a mail from ``sender``.
+
+    ``verdict`` ``pass``: SPF, DKIM and DMARC pass for the sender's domain; ``fail``: the domain's DMARC policy
+    rejects the mail's origin (a forged sender); ``none``: the domain publishes nothing.
+    """
+    domain = sender.rsplit("@", 1)[-1].lower()
+    if verdict == "pass":
+        value = (
+            f"spf=pass (sender IP is 192.0.2.25) smtp.mailfrom={domain}; dkim=pass (signature was verified) "
+            f"header.d={domain};dmarc=pass action=none header.from={domain};compauth=pass reason=100"
+        )
+    elif verdict == "fail":
+        value = (
+            "spf=fail (sender IP is 198.51.100.66) smtp.mailfrom=attacker.example; dkim=none (message not signed) "
+            f"header.d=none;dmarc=fail action=oreject header.from={domain};compauth=fail reason=000"
+        )
+    elif verdict == "none":
+        value = (
+            f"spf=none (sender IP is 198.51.100.66) smtp.mailfrom={domain}; dkim=none (message not signed) "
+            f"header.d=none;dmarc=none action=none header.from={domain};compauth=none reason=905"
+        )
+    else:
+        raise GraphError(400, "BadRequest", f"authentication must be pass, fail or none, not '{verdict}'.")
+    return "Authentication-Results", value
+
+
 def parse_select(raw: str | None, allowed: Iterable[str], type_name: str) -> tuple[str, ...] | None:
     """Parse `$select`; unknown properties fail as Graph's URI parser does."""
     if raw is None or not raw.strip():
@@ -249,11 +287,23 @@ def parse_select(raw: str | None, allowed: Iterable[str], type_name: str) -> tup
     return names
 
 
-def apply_select(entity: dict[str, Any], select: tuple[str, ...] | None) -> dict[str, Any]:
-    """Keep the selected properties; id and the OData annotations always stay, as in Graph."""
+def parse_expand(raw: str | None) -> tuple[str, ...]:
+    """``$expand`` on messages: only the message-class extended property is modelled."""
+    if raw is None or not raw.strip():
+        return ()
+    wanted = f"singleValueExtendedProperties($filter=id eq '{MESSAGE_CLASS_PROPERTY}')".lower()
+    if raw.replace('"', "'").strip().lower() != wanted:
+        raise GraphError(400, "BadRequest", f"$expand={raw} is not modelled by the stand-in.")
+    return ("singleValueExtendedProperties",)
+
+
+def apply_select(
+    entity: dict[str, Any], select: tuple[str, ...] | None, expand: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Keep the selected (and expanded) properties; id and the OData annotations always stay, as in Graph."""
     if select is None:
-        return entity
-    keep = {*select, "id"}
+        return {key: value for key, value in entity.items() if key not in SELECT_ONLY_PROPERTIES or key in expand}
+    keep = {*select, *expand, "id"}
     return {key: value for key, value in entity.items() if key in keep or key.startswith("@odata.")}
 
 

@@ -79,6 +79,8 @@ def _event_from_row(row: Row) -> CallEvent:
         mail=MailSource(row["mailbox"], row["message_id"], row["web_link"], row["subject"], row["sender"]),
         caller_name=row["caller_name"],
         voicemail=voicemail,
+        caller_as_written=row["caller_as_written"],
+        called_number=row["called_number"],
     )
 
 
@@ -197,7 +199,8 @@ class SqlCaseRepository(CaseRepository):
         await cursor.execute(
             "INSERT INTO events (source_id, case_id, kind, line_id, caller, caller_name, received_at, mailbox, "
             "message_id, web_link, subject, sender, voicemail_attachment_id, voicemail_file_name, "
-            "voicemail_duration_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "voicemail_duration_seconds, caller_as_written, called_number) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 event.source_id,
                 case_id,
@@ -214,6 +217,8 @@ class SqlCaseRepository(CaseRepository):
                 voicemail.attachment_id if voicemail else None,
                 voicemail.file_name if voicemail else None,
                 voicemail.duration_seconds if voicemail else None,
+                event.caller_as_written,
+                event.called_number,
             ),
         )
         await cursor.execute(
