@@ -73,8 +73,12 @@ class BackendResult:
 
 def bench_settings() -> Settings:
     lines = [
-        PoolLine(id=line_id, mailbox=f"{line_id}@praxis.example", numbers=[f"+4930123450{n}"],
-                 display_name=f"{line_id.title()} Praxisgemeinschaft Dr. med. Beispiel")
+        PoolLine(
+            id=line_id,
+            mailbox=f"{line_id}@praxis.example",
+            numbers=[f"+4930123450{n}"],
+            display_name=f"{line_id.title()} Praxisgemeinschaft Dr. med. Beispiel",
+        )
         for n, line_id in enumerate(LINE_IDS)
     ]
     return Settings(  # type: ignore[call-arg]
@@ -100,8 +104,9 @@ def _event(n: int, now: datetime, total: int) -> CallEvent:
 async def seed(store: Store, cases: int, now: datetime) -> None:
     """``cases`` active cases, one caller each, a minute apart; every :data:`CLAIMED_EVERY`-th one claimed."""
     for line_id in LINE_IDS:
-        await store.links.link_channel(ChannelLink(line_id, TENANT, TEAM_ID, CHANNEL_ID, "https://bench.invalid/",
-                                                   "bench", now))
+        await store.links.link_channel(
+            ChannelLink(line_id, TENANT, TEAM_ID, CHANNEL_ID, "https://bench.invalid/", "bench", now)
+        )
     limit = asyncio.Semaphore(SEED_CONCURRENCY)
 
     async def one(n: int) -> None:
@@ -119,9 +124,7 @@ def _card_kb(card: dict[str, Any] | None) -> float:
     return len(json.dumps(card).encode()) / 1024
 
 
-async def _time(
-    scenario: str, answer: Callable[[], Awaitable[dict[str, Any] | None]], repeat: int
-) -> Timing:
+async def _time(scenario: str, answer: Callable[[], Awaitable[dict[str, Any] | None]], repeat: int) -> Timing:
     for _ in range(min(5, repeat)):
         await answer()
     samples, largest = [], 0.0
@@ -143,17 +146,32 @@ async def measure(store: Store, cases: int, repeat: int) -> list[Timing]:
         async def all_teams(team_ids: list[str]) -> list[str]:
             return team_ids
 
-        return CommandRequest(text=text, actor=reader, actor_upn=None, tenant_id=TENANT,
-                              conversation_id=channel_id or "a:bench-personal-chat", service_url="",
-                              team_id=TEAM_ID if channel_id else None, channel_id=channel_id, locale="de-DE",
-                              member_team_ids=all_teams)
+        return CommandRequest(
+            text=text,
+            actor=reader,
+            actor_upn=None,
+            tenant_id=TENANT,
+            conversation_id=channel_id or "a:bench-personal-chat",
+            service_url="",
+            team_id=TEAM_ID if channel_id else None,
+            channel_id=channel_id,
+            locale="de-DE",
+            member_team_ids=all_teams,
+        )
 
     async def command(text: str, channel_id: str | None) -> dict[str, Any] | None:
         return (await commands.handle(request(text, channel_id))).card
 
     last_offset = max(0, (cases - 1) // PAGE_SIZE * PAGE_SIZE)
-    last_page = ActionRequest(verb=LIST_PAGE_VERB, data={"command": "open", "offset": last_offset}, actor=reader,
-                              tenant_id=TENANT, conversation_id=CHANNEL_ID, channel_id=CHANNEL_ID, locale="de-DE")
+    last_page = ActionRequest(
+        verb=LIST_PAGE_VERB,
+        data={"command": "open", "offset": last_offset},
+        actor=reader,
+        tenant_id=TENANT,
+        conversation_id=CHANNEL_ID,
+        channel_id=CHANNEL_ID,
+        locale="de-DE",
+    )
 
     async def deepest_page() -> dict[str, Any] | None:
         return (await commands.list_page(last_page)).card
@@ -193,8 +211,10 @@ async def run(cases: int, repeat: int, postgres_url: str | None) -> list[Backend
 
 
 def machine() -> str:
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}")
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}"
+    )
 
 
 def report(results: Sequence[BackendResult], repeat: int) -> str:
@@ -217,8 +237,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=10_000, help="active cases to seed (default 10000)")
     parser.add_argument("--repeat", type=int, default=200, help="timed answers per scenario (default 200)")
-    parser.add_argument("--postgres", default=os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL),
-                        help="PostgreSQL server (a fresh schema is created and dropped); skipped when unreachable")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL),
+        help="PostgreSQL server (a fresh schema is created and dropped); skipped when unreachable",
+    )
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     args = parser.parse_args(argv)
     if args.cases < 1 or args.repeat < 1:

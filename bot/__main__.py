@@ -1,4 +1,4 @@
-"""``python -m bot [serve|doctor]``.
+"""``python -m bot [serve|doctor|report]``.
 
 ``serve`` never starts half-configured: an invalid or incomplete configuration, or a start-up that fails (database
 unreachable, port taken), ends the process with one message and a non-zero exit code, never a traceback.
@@ -10,6 +10,7 @@ import argparse
 import errno
 import logging
 import sys
+from datetime import date
 
 from bot.config import ConfigError, load_serving_settings
 from bot.logging_setup import configure_logging, redact
@@ -17,8 +18,24 @@ from bot.logging_setup import configure_logging, redact
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description="Rufpool: pool-line callbacks in Teams")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "doctor"])
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "doctor", "report"])
+    report = parser.add_argument_group("report", "one CSV row per case created in a period (python -m bot report)")
+    report.add_argument("--from", dest="first_day", type=date.fromisoformat, help="first day, YYYY-MM-DD")
+    report.add_argument("--to", dest="last_day", type=date.fromisoformat, help="last day (included), YYYY-MM-DD")
+    report.add_argument("--csv", action="store_true", help="CSV on standard output (the only format)")
+    report.add_argument("--line", action="append", default=[], help="only this line id (repeatable)")
+    report.add_argument("--with-numbers", action="store_true", help="full phone numbers instead of masked ones")
     args = parser.parse_args(argv)
+    if args.command == "report":
+        if args.first_day is None or args.last_day is None:
+            parser.error("report needs --from and --to")
+        if not args.csv:
+            parser.error("report writes CSV only: add --csv")
+        import asyncio
+
+        from bot.stats.report_cli import run_report
+
+        return asyncio.run(run_report(args.first_day, args.last_day, args.line, args.with_numbers))
     if args.command == "doctor":
         import asyncio
 

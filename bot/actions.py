@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from bot import effects
 from bot.config import Settings
+from bot.domain.callers import CallerIdentity
 from bot.domain.cases import Actor, Case
 from bot.domain.state_machine import USER_VERBS, Verb
 from bot.logging_setup import mask_number
@@ -67,8 +68,10 @@ class CardActions:
         flag_sync: FlagSync,
         list_page: ListPage,
         voicemail_links: VoicemailLinks | None,
+        identify_caller: Callable[[Case], CallerIdentity | None] | None = None,
     ) -> None:
         self._settings = settings
+        self._identify_caller = identify_caller
         self._store = store
         self._flag_sync = flag_sync
         self._voicemail_links = voicemail_links
@@ -99,6 +102,7 @@ class CardActions:
                 voicemail_urls=self._voicemail_links.urls_for(case) if self._voicemail_links else {},
                 notice=notice,
                 viewer=viewer,
+                identity=self._identify_caller(case) if self._identify_caller else None,
             )
         )
 

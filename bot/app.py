@@ -16,27 +16,34 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot import effects, metrics
 from bot.actions import CardActions
+from bot.callers import CallerCache, CallerDirectory
 from bot.commands import Commands
 from bot.config import Settings
 from bot.coordinator import MailboxCoordinator
 from bot.graph.client import build_credential, build_graph_client
 from bot.graph.directory import GraphDirectory
 from bot.graph.mailbox import GraphMailboxes
+from bot.graph.people import GraphPeople
 from bot.graph.subscriptions import LIFECYCLE_PATH, NOTIFICATION_PATH, SubscriptionManager
 from bot.graph.webhooks import NOTIFICATION_JOB, notification_handler
 from bot.ingest import MailIngestor
 from bot.jobs import JobRunner
 from bot.placetel.profiles import BUILTIN_PROFILES, ParserProfile, load_profiles, merge_profiles
-from bot.storage.factory import open_store
+from bot.stats.chart import CHART_PATH, ChartLinks, chart_handler
+from bot.stats.digest import DIGEST_JOB, DigestRuns, DigestScheduler
+from bot.stats.queries import StatsQueries
+from bot.stats.service import StatsService
+from bot.storage.factory import open_store, sql_database
 from bot.storage.interface import RetryPolicy, Store
 from bot.sync import FlagSync
 from bot.teams.adapter import build_adapter
 from bot.teams.auth import authenticated_messages_handler
 from bot.teams.bot import RufpoolBot
+from bot.teams.digest import DigestPoster
 from bot.teams.pacing import Pacer
 from bot.teams.posting import CardPoster
 from bot.voicemail import VOICEMAIL_PATH, VoicemailLinks, voicemail_handler
-from cards.i18n import language_for
+from cards.i18n import BERLIN, language_for
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +68,8 @@ class Services:
 
 SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", Services)
+CHART: web.AppKey[Handler] = web.AppKey("chart")
+CALLERS = web.AppKey("callers", CallerDirectory)
 
 
 def parser_profiles(settings: Settings) -> tuple[ParserProfile, ...]:
@@ -81,15 +90,37 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     adapter, authentication, bot_auth = build_adapter(settings)
     store = await open_store(settings.database_url)
     mailboxes = GraphMailboxes(graph)
+
+    async def refresh_cards_of(numbers: set[str]) -> None:
+        cases, _ = await store.cases.list_active([line.id for line in settings.pool_lines], limit=10_000)
+        for case in cases:
+            if case.caller in numbers:
+                await effects.refresh_card(store.jobs, case.id, redraw=True)
+
+    callers = CallerDirectory(
+        settings,
+        CallerCache(sql_database(store)),
+        GraphPeople(graph),
+        store.leases,
+        instance_id,
+        on_numbers_changed=refresh_cards_of,
+    )
     flag_sync = FlagSync(settings, store, mailboxes)
     ingestor = MailIngestor(settings, store, mailboxes, parser_profiles(settings), flag_sync.observe)
     subscriptions = SubscriptionManager(graph, store, settings, instance_id)
     coordinator = MailboxCoordinator(settings, store, subscriptions, ingestor, instance_id, flag_sync.reconcile)
-    commands = Commands(settings, store, GraphDirectory(graph).is_team_owner)
+    chart_links = ChartLinks.from_settings(settings)
+    app[CHART] = chart_handler(chart_links)
+    app[CALLERS] = callers
+    stats = StatsService(settings, StatsQueries(sql_database(store)), chart_links, callers.name_for_number)
+    commands = Commands(settings, store, GraphDirectory(graph).is_team_owner, stats=stats)
     voicemail_links = VoicemailLinks.from_settings(settings)
-    actions = CardActions(settings, store, flag_sync, commands.list_page, voicemail_links)
+    actions = CardActions(settings, store, flag_sync, commands.list_page, voicemail_links, callers.identify)
     bot = RufpoolBot(store, commands, actions, settings.default_locale)
-    poster = CardPoster(adapter, settings.app_id, store, actions, Pacer(), language_for(settings.default_locale))
+    pacer, channel_lang = Pacer(), language_for(settings.default_locale)
+    poster = CardPoster(adapter, settings.app_id, store, actions, pacer, channel_lang)
+    digest_runs = DigestRuns(sql_database(store))
+    digests = DigestPoster(adapter, settings.app_id, store, digest_runs, stats, pacer, channel_lang)
     runner = JobRunner(
         store.jobs,
         {
@@ -98,6 +129,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             effects.POST_CARD: poster.handle_card,
             effects.THREAD_REPLY: poster.handle_reply,
             effects.SET_FLAG: flag_sync.handle_write_flag,
+            DIGEST_JOB: digests.handle_digest,
         },
         policy=RetryPolicy(base_delay=timedelta(seconds=settings.outbox_retry_base_seconds)),
         on_give_up={NOTIFICATION_JOB: coordinator.notification_given_up},
@@ -120,6 +152,10 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     # so it runs in the background after start-up.
     start_up = asyncio.create_task(coordinator.start_up(), name="mailbox-start-up")
     coordinator.start()
+    await callers.reload()
+    callers.start()
+    digest_scheduler = DigestScheduler(settings, digest_runs, BERLIN, wake=runner.wake)
+    digest_scheduler.start()
     log.info("Rufpool is listening (%d pool lines)", len(settings.pool_lines))
     if bot_auth.allow_unauthenticated:
         log.warning("SANDBOX_MODE without MicrosoftAppId: activities are accepted WITHOUT authentication (local only)")
@@ -130,6 +166,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await start_up
         await coordinator.stop()
+        await callers.stop()
+        await digest_scheduler.stop()
         await runner.stop()
         ingestor.close()
         await credential.close()
@@ -179,6 +217,10 @@ async def voicemail(request: web.Request) -> web.StreamResponse:
     return await request.app[SERVICES].voicemail(request)
 
 
+async def chart(request: web.Request) -> web.StreamResponse:
+    return await request.app[CHART](request)
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
     app[SETTINGS] = settings
@@ -187,6 +229,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post(NOTIFICATION_PATH, notifications)
     app.router.add_post(LIFECYCLE_PATH, notifications)
     app.router.add_get(VOICEMAIL_PATH, voicemail)
+    app.router.add_get(CHART_PATH, chart)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_endpoint)
     return app

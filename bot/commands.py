@@ -13,6 +13,7 @@ from bot import effects
 from bot.actions import ActionRequest, ActionResult
 from bot.config import PoolLine, Settings
 from bot.domain.cases import Actor
+from bot.stats.service import BadPeriod, StatsService, parse_days
 from bot.storage.interface import ChannelLink, Store
 from cards.i18n import Lang, conversation_language, text
 from cards.list_card import PAGE_SIZE, CaseListView, ListCommand, build_list_card
@@ -34,6 +35,8 @@ ALIASES = {
     "verbinden": "link",
     "unlink": "unlink",
     "trennen": "unlink",
+    "statistik": "stats",
+    "stats": "stats",
 }
 _LEADING_BOT_NAME = re.compile(r"^\s*@?rufpool\b[:,]?\s*", re.IGNORECASE)
 _MENTION = re.compile(r"<at\b[^>]*>.*?</at>", re.IGNORECASE | re.DOTALL)
@@ -77,16 +80,25 @@ TeamOwnerCheck = Callable[[str, str], Awaitable[bool]]
 
 
 class Commands:
-    def __init__(self, settings: Settings, store: Store, is_team_owner: TeamOwnerCheck | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        is_team_owner: TeamOwnerCheck | None = None,
+        *,
+        stats: StatsService | None = None,
+    ) -> None:
         self._settings = settings
         self._store = store
         self._is_team_owner = is_team_owner
+        self._stats = stats
         self._handlers: dict[str, Callable[[CommandRequest, str], Awaitable[CommandReply]]] = {
             "open": self.open_cases,
             "mine": self.my_cases,
             "help": self.help,
             "link": self.link,
             "unlink": self.unlink,
+            "stats": self.stats,
         }
 
     def language(self, request: CommandRequest) -> Lang:
@@ -107,6 +119,20 @@ class Commands:
 
     async def my_cases(self, request: CommandRequest, _argument: str) -> CommandReply:
         return CommandReply(card=await self._list(request, ListCommand.MINE, 0))
+
+    async def stats(self, request: CommandRequest, argument: str) -> CommandReply:
+        """The stats card: a channel's lines, or in personal chat the user's own numbers and their teams' lines."""
+        lang = self.language(request)
+        if self._stats is None:
+            return CommandReply(card=build_help_card(lang, unknown_text=request.text or None))
+        try:
+            days = parse_days(argument)
+        except BadPeriod as bad:
+            return CommandReply(text=text(lang, "stats_bad_period", value=str(bad)))
+        period = StatsService.last_days(days, datetime.now(UTC))
+        you = request.actor.id if request.channel_id is None else None
+        card = await self._stats.card(await self._line_ids(request), period, lang, you=you)
+        return CommandReply(card=card)
 
     async def list_page(
         self, request: ActionRequest, notice: str | None = None, positive: bool = False

@@ -41,6 +41,9 @@ class ConfigProblem:
         return f"{self.setting}: {self.problem}"
 
 
+CallerSourceName = Literal["contacts", "directory", "pbx"]
+
+
 class ConfigError(Exception):
     """The configuration is invalid; the message names every bad setting and its fix."""
 
@@ -205,6 +208,20 @@ class Settings(BaseSettings):
         "10 min); a longer Retry-After wins",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="log level")
+    # Caller names and statistics (issue 21).
+    caller_sources: Annotated[list[CallerSourceName], NoDecode] = Field(
+        default_factory=lambda: list[CallerSourceName](["pbx"]),
+        description="where a caller's name comes from, in this order (comma-separated): contacts (the shared "
+        "mailbox's Outlook contacts, Contacts.Read), directory (users' phones, User.Read.All), pbx (the mail)",
+    )
+    caller_refresh_minutes: int = Field(
+        default=30, ge=1, le=1440, description="how often the caller cache is refreshed from Graph by delta query"
+    )
+    weekly_digest: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description='JSON: line id → day and time of its weekly stats card, e.g. {"zentrale": "mo 08:00"} (off '
+        "when absent; Europe/Berlin time)",
+    )
 
     @field_validator("pool_lines", mode="before")
     @classmethod
@@ -231,6 +248,38 @@ class Settings(BaseSettings):
         value = value.strip()
         if value and not GUID_PATTERN.match(value):
             raise ValueError(f"{value[:60]!r} is not a GUID (like 00000000-0000-0000-0000-000000000000)")
+        return value
+
+    @field_validator("caller_sources", mode="before")
+    @classmethod
+    def _parse_sources(cls, value: object) -> object:
+        if isinstance(value, str):
+            sources = [item.strip().lower() for item in value.split(",") if item.strip()]
+            if len(set(sources)) != len(sources):
+                raise ValueError("name each source once")
+            return sources
+        return value
+
+    @field_validator("weekly_digest", mode="before")
+    @classmethod
+    def _parse_digest(cls, value: object) -> object:
+        if isinstance(value, str):
+            import json
+
+            if not value.strip():
+                return {}
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"must be a JSON object ({exc.msg} at position {exc.pos})") from None
+        if isinstance(value, dict):
+            from bot.stats.schedule import parse_schedule
+
+            for line_id, when in value.items():
+                try:
+                    parse_schedule(str(when))
+                except ValueError as exc:
+                    raise ValueError(f"{line_id}: {exc}") from None
         return value
 
     @field_validator("database_url")
@@ -307,6 +356,9 @@ class Settings(BaseSettings):
         mailboxes = [line.mailbox for line in self.pool_lines]
         if len(set(mailboxes)) != len(mailboxes):
             problems.append("POOL_LINES: each mailbox may belong to one line only")
+        unknown_digest_lines = sorted(set(self.weekly_digest) - set(ids))
+        if unknown_digest_lines:
+            problems.append(f"WEEKLY_DIGEST: unknown line(s) {', '.join(unknown_digest_lines)}")
         if len(self.graph_client_state.get_secret_value()) > 128:
             problems.append("GRAPH_CLIENT_STATE: at most 128 characters")
         if problems:

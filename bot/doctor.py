@@ -11,11 +11,11 @@ import asyncio
 import re
 import secrets
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TextIO
+from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -41,6 +41,7 @@ SUBSCRIPTIONS = "subscriptions"
 DATABASE = "database"
 PUBLIC_URL = "public notification URL"
 OUTBOX = "outbox"
+CALLER_SOURCES = "caller names (Graph permissions)"
 
 EXPIRY_MARGIN = timedelta(hours=12)
 VALIDATION_TIMEOUT_S = 10.0  # Graph's limit for the validation handshake
@@ -270,6 +271,45 @@ async def check_mailboxes(settings: Settings, graph: GraphServiceClient) -> list
     return [problem for problems in results for problem in problems]
 
 
+# ---------------------------------------------------------------- 3b. caller sources (only when configured)
+
+CONTACTS_FIX = (
+    "Give the app registration the Microsoft Graph application permission Contacts.Read with admin consent and put "
+    "the pool mailboxes' contacts into its RBAC scope (New-ManagementRoleAssignment -Role \"Application "
+    "Contacts.Read\" with the same -CustomResourceScope as Mail.ReadWrite), or remove 'contacts' from CALLER_SOURCES."
+)
+DIRECTORY_FIX = (
+    "Give the app registration the Microsoft Graph application permission User.Read.All with admin consent, or "
+    "remove 'directory' from CALLER_SOURCES."
+)
+
+
+async def _probe(request: Callable[[], Awaitable[object]], what: str, fix: str) -> list[Problem]:
+    try:
+        await request()
+    except APIError as exc:
+        if exc.response_status_code in (401, 403):
+            return [Problem(CALLER_SOURCES, f"{what}: Graph refused access ({exc.response_status_code}).", fix)]
+        return [Problem(CALLER_SOURCES, f"{what}: Graph answered {exc.response_status_code}.", fix, warning=True)]
+    except Exception as exc:
+        return [Problem(CALLER_SOURCES, f"{what}: Graph unreachable ({_brief(exc)}).", fix, warning=True)]
+    return []
+
+
+async def check_caller_sources(settings: Settings, graph: GraphServiceClient) -> list[Problem]:
+    """Read one item of each configured caller source, with the permission the caller cache needs for it."""
+    problems: list[Problem] = []
+    one = RequestConfiguration[Any]()
+    one.headers.add("Prefer", "odata.maxpagesize=1")
+    if "contacts" in settings.caller_sources:
+        for line in settings.pool_lines:
+            contacts = graph.users.by_user_id(line.mailbox).contacts
+            problems += await _probe(lambda c=contacts: c.get(one), f"{line.mailbox} contacts", CONTACTS_FIX)  # type: ignore[misc]
+    if "directory" in settings.caller_sources:
+        problems += await _probe(lambda: graph.users.delta.get(one), "directory users", DIRECTORY_FIX)
+    return problems
+
+
 # ---------------------------------------------------------------- 4. subscriptions
 
 _START_FIX = (
@@ -438,6 +478,7 @@ def _graph_skip_reason(settings: Settings, credential: AsyncTokenCredential | No
 async def diagnose(settings: Settings, now: datetime | None = None) -> list[CheckResult]:
     """Run every check; one failing check never stops the others."""
     now = now or datetime.now(UTC)
+    callers: CheckResult | None = None
     async with AsyncExitStack() as stack:
         credential, graph_problems = graph_credential(settings)
         if credential is not None:
@@ -455,6 +496,8 @@ async def diagnose(settings: Settings, now: datetime | None = None) -> list[Chec
         if skip is None and credential is not None:
             graph = build_graph_client(settings, credential)
             mailboxes = CheckResult(MAILBOXES, await check_mailboxes(settings, graph))
+            if set(settings.caller_sources) - {"pbx"}:
+                callers = CheckResult(CALLER_SOURCES, await check_caller_sources(settings, graph))
             subscriptions = (
                 CheckResult(SUBSCRIPTIONS, await check_subscriptions(settings, graph, store, now))
                 if store is not None
@@ -473,6 +516,7 @@ async def diagnose(settings: Settings, now: datetime | None = None) -> list[Chec
         CheckResult(CONFIGURATION, check_configuration(settings)),
         credentials,
         mailboxes,
+        *([callers] if callers is not None else []),
         subscriptions,
         CheckResult(DATABASE, database_problems),
         outbox,

@@ -12,9 +12,13 @@ SET_FLAG = "graph.flag"
 RESYNC_MAILBOX = "graph.resync"
 
 
-async def refresh_card(queue: JobQueue, case_id: str) -> None:
-    """Post the case's card, or update it to the case's current state; pending refreshes coalesce."""
-    await queue.enqueue(POST_CARD, {"case_id": case_id}, dedupe_key=f"card:{case_id}")
+async def refresh_card(queue: JobQueue, case_id: str, *, redraw: bool = False) -> None:
+    """Post the case's card, or update it to the case's current state; pending refreshes coalesce.
+
+    ``redraw`` updates a card already at the case's version (what it shows besides the case changed: the caller's
+    name)."""
+    payload: dict[str, Any] = {"case_id": case_id, **({"redraw": True} if redraw else {})}
+    await queue.enqueue(POST_CARD, payload, dedupe_key=f"card:{case_id}")
 
 
 async def repost_card(queue: JobQueue, case_id: str) -> None:

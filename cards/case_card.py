@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from bot.domain.callers import CallerIdentity
 from bot.domain.cases import Actor, Case, CaseState
 from bot.domain.events import WITHHELD, CallEvent, EventKind
 from bot.domain.state_machine import TRANSITIONS, Verb, Who
@@ -78,6 +79,8 @@ class CaseCardView:
     """Plain text shown on top in attention style, e.g. why an action was refused."""
     viewer: Actor | None = None
     """Who the card is rendered for (an invoke answer or a refresh); None for the message everyone shares."""
+    identity: CallerIdentity | None = None
+    """Who the caller is (contacts, directory, PBX); None when no caller source is configured: the mail's name."""
 
 
 def card_verbs(state: CaseState, *, holder_viewing: bool = False) -> tuple[Verb, ...]:
@@ -163,8 +166,9 @@ def _header(view: CaseCardView) -> Json:
 def _caller(view: CaseCardView) -> list[Json]:
     case, lang = view.case, view.lang
     blocks = [text_block(caller_label(case, lang), size="ExtraLarge", weight="Bolder", spacing="Medium")]
-    if case.caller_name:
-        blocks.append(text_block(inert(case.caller_name, NAME_LIMIT), spacing="None"))
+    name_line = _caller_name_line(view)
+    if name_line:
+        blocks.append(text_block(name_line, spacing="None"))
     first = case.first_event
     if first is not None and first.kind is EventKind.UNRECOGNISED:
         # Sender and subject only: nothing in such a mail is trusted, so no number and no call link.
@@ -190,6 +194,17 @@ def _caller(view: CaseCardView) -> list[Json]:
             )
         )
     return blocks
+
+
+def _caller_name_line(view: CaseCardView) -> str | None:
+    """``Dr. Weber · Labor Nord`` (already inert), or None when the caller's name is not known."""
+    identity = view.identity
+    if identity is None:
+        return inert(view.case.caller_name, NAME_LIMIT) if view.case.caller_name else None
+    if identity.name is None:
+        return None
+    name = f"**{inert(identity.name, NAME_LIMIT)}**"
+    return f"{name} · {inert(identity.detail, NAME_LIMIT)}" if identity.detail else name
 
 
 def _facts(view: CaseCardView) -> list[Json]:

@@ -36,6 +36,7 @@ _REPEAT_KEYS: Mapping[EventKind, str] = {
 _HELP_COMMANDS = (
     ("cmd_open", "help_cmd_open"),
     ("cmd_mine", "help_cmd_mine"),
+    ("cmd_stats", "help_cmd_stats"),
     ("cmd_help", "help_cmd_help"),
     ("cmd_link", "help_cmd_link"),
     ("cmd_unlink", "help_cmd_unlink"),

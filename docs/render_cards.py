@@ -7,6 +7,7 @@ Playwright and never downloads a browser.
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -19,8 +20,11 @@ from playwright.sync_api import Page, sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bot.stats.chart import render_heatmap  # noqa: E402
 from cards.case_card import build_case_card  # noqa: E402
+from cards.i18n import Lang  # noqa: E402
 from cards.list_card import build_list_card  # noqa: E402
+from cards.stats_card import StatsCardView, build_stats_card  # noqa: E402
 from tests.cards_fixtures import (  # noqa: E402
     VOICEMAIL_URL,
     case_view,
@@ -32,6 +36,7 @@ from tests.cards_fixtures import (  # noqa: E402
     open_case,
     voicemail_case,
 )
+from tests.stats_fixtures import LINE_NAMES, team_stats, weekday_hours  # noqa: E402
 
 REFUSAL_NOTICE = "Bereits übernommen von Anna Schmidt um 10:32"
 RENDER_DIR = ROOT / "docs" / "render"
@@ -50,7 +55,15 @@ PICTURES: dict[str, Callable[[], dict[str, Any]]] = {
     "voicemail": lambda: build_case_card(
         case_view(voicemail_case(), voicemail_urls={make_event(0).source_id: VOICEMAIL_URL})),
     "list": lambda: build_list_card(list_view(many_cases(5), total=12)),
+    "stats": lambda: build_stats_card(StatsCardView(
+        team_stats(), Lang.DE, LINE_NAMES, caller_names={"+492214710355": "Dr. Weber"},
+        chart_url=chart_data_uri())),
 }
+
+
+def chart_data_uri() -> str:
+    """The chart inline: in Teams it is a signed link to the bot; the picture has no bot to ask."""
+    return "data:image/png;base64," + base64.b64encode(render_heatmap(weekday_hours(), Lang.DE)).decode("ascii")
 
 
 def ensure_renderer() -> None:

@@ -107,4 +107,5 @@ def test_lock_files_pin_every_declared_dependency_within_its_bounds(lock: str, g
 
 
 def test_production_lock_holds_no_stand_in_or_test_package() -> None:
-    assert {"jsonschema", "pytest", "playwright", "pillow", "uv"} & set(_lock("prod.txt")) == set()
+    # (pillow is a runtime dependency: the bot renders the stats card's chart.)
+    assert {"jsonschema", "pytest", "playwright", "uv"} & set(_lock("prod.txt")) == set()

@@ -89,6 +89,7 @@ def test_bot_offers_open_mine_help_in_team_and_personal_scope(unpacked: Path) ->
         assert [(c["title"], c["description"]) for c in lists[scope]] == [
             ("open", "Offene Rückrufe anzeigen"),
             ("mine", "Meine übernommenen Rückrufe"),
+            ("statistik", "Statistik der Leitung (woche, monat)"),
             ("help", "Hilfe"),
         ]
 

@@ -62,6 +62,17 @@ POOL_LINES = (
     PoolLine(id="zentrale", mailbox="zentrale@praxis.example", numbers=["+49 30 1234500"], display_name="Zentrale"),
     PoolLine(id="praxis-nord", mailbox="nord@praxis.example", numbers=["+49 40 5550100"], display_name="Praxis Nord"),
 )
+# People the demo's Graph knows, so that cards name these callers (CALLER_SOURCES): a contact of the Zentrale's
+# mailbox and a user of the directory.
+DEMO_CONTACTS: dict[str, list[dict[str, Any]]] = {
+    "zentrale@praxis.example": [
+        {"displayName": "Dr. Weber", "companyName": "Labor Nord", "businessPhones": ["0221 4710355"]},
+        {"displayName": "Frau Lindner", "companyName": "Sanitätshaus Lindner", "mobilePhone": "0172 5550123"},
+    ]
+}
+DEMO_USERS: list[dict[str, Any]] = [
+    {"displayName": "Ben Krüger", "department": "Buchhaltung", "mobilePhone": "+49 151 22233344"}
+]
 # Which Playground channel each line is linked to at start.
 LINKED_CHANNELS = {"zentrale": CALLBACK_CHANNEL_ID, "praxis-nord": TEAM_ID}
 
@@ -109,6 +120,7 @@ def bot_settings(
         "pool_lines": [line.model_dump() for line in POOL_LINES],
         "link_admins": [CURRENT_USER.aad_object_id],
         "default_locale": "de-DE",
+        "caller_sources": "contacts,directory,pbx",
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
@@ -208,13 +220,21 @@ async def demo_stack(options: DemoOptions) -> AsyncIterator[RunningDemo]:
         await playground.start()  # the slowest part: it starts while the rest comes up
 
         graph_app = RegisteredApp(
-            "7e4a1f00-0000-4000-8000-0000000000e1", secrets.token_urlsafe(24), GRAPH_TENANT, ("Mail.ReadWrite",)
+            "7e4a1f00-0000-4000-8000-0000000000e1",
+            secrets.token_urlsafe(24),
+            GRAPH_TENANT,
+            ("Mail.ReadWrite", "Contacts.Read", "User.Read.All"),
         )
         identity = IdentityServer(IdentityStandIn([graph_app]), ensure_tls(options.data_dir / "tls")).start()
         stack.callback(identity.stop)
         graph = GraphStandIn(token_validator=identity.stand_in.token_validator(GRAPH_AUDIENCE), tenant_id=GRAPH_TENANT)
         for line in POOL_LINES:
             graph.add_mailbox(line.mailbox, line.display_name)
+        for mailbox, contacts in DEMO_CONTACTS.items():
+            for contact in contacts:
+                graph.upsert_contact(mailbox, contact)
+        for user in DEMO_USERS:
+            graph.upsert_user(user)
         await graph.start()
         stack.push_async_callback(graph.stop)
 

@@ -26,6 +26,7 @@ from urllib.parse import unquote
 import jwt
 from aiohttp import web
 
+from bot.sandbox.graph_directory import DIRECTORY_KEY, PeopleDirectory, contacts_key
 from bot.sandbox.graph_model import (
     ATTACHMENT_PROPERTIES,
     MESSAGE_PROPERTIES,
@@ -214,6 +215,7 @@ class GraphStandIn:
         self._group_owners_by_id: dict[str, list[str]] = {}
         self._subscriptions: dict[str, Subscription] = {}
         self._sync_states: dict[str, SyncState] = {}
+        self.people = PeopleDirectory()
         self._faults: list[FaultRule] = []
         self._requests: list[RecordedRequest] = []
         self._in_flight: dict[str, int] = {}
@@ -357,6 +359,20 @@ class GraphStandIn:
         self._notify(box, message, "created")
         return message
 
+    def upsert_contact(self, mailbox: str, contact: dict[str, Any]) -> dict[str, Any]:
+        """Add or change an Outlook contact of ``mailbox`` (Graph contact properties; ``id`` picks the contact)."""
+        return self.people.collection(contacts_key(self.mailbox(mailbox).user_id)).upsert(contact)
+
+    def remove_contact(self, mailbox: str, contact_id: str) -> None:
+        self.people.collection(contacts_key(self.mailbox(mailbox).user_id)).remove(contact_id)
+
+    def upsert_user(self, user: dict[str, Any]) -> dict[str, Any]:
+        """Add or change a user of the directory (Graph user properties)."""
+        return self.people.collection(DIRECTORY_KEY).upsert(user)
+
+    def remove_user(self, user_id: str) -> None:
+        self.people.collection(DIRECTORY_KEY).remove(user_id)
+
     def set_flag(self, mailbox: str, message_id: str, flag: dict[str, Any]) -> Message:
         """A user sets or clears the flag in Outlook: same change and notification as a Graph PATCH."""
         return self._user_change(mailbox, message_id, {"flag": parse_flag(flag)})
@@ -440,6 +456,7 @@ class GraphStandIn:
     def expire_delta_tokens(self) -> None:
         """Forget all sync states: the next deltaLink call gets 410 and the client must resync."""
         self._sync_states.clear()
+        self.people.expire_tokens()
 
     def reset(self) -> None:
         """Empty every mailbox and forget subscriptions, faults, tokens, requests and deliveries."""
@@ -449,6 +466,7 @@ class GraphStandIn:
         }
         self._subscriptions.clear()
         self._sync_states.clear()
+        self.people.reset()
         self._faults.clear()
         self._requests.clear()
         self._notifier.deliveries.clear()
@@ -499,7 +517,7 @@ class GraphStandIn:
             await self._authenticate(request)
             segments = _segments(request.rel_url.raw_path.removeprefix("/v1.0"))
             box = None
-            if len(segments) >= 2 and segments[0].lower() == "users":
+            if len(segments) >= 2 and segments[0].lower() == "users" and segments[1:] != ["delta"]:
                 box = self.mailbox(segments[1])
                 self._acquire_slot(box.user_id)
                 mailbox_key = box.user_id
@@ -601,9 +619,13 @@ class GraphStandIn:
             return await self._subscriptions_route(request, segs[1:])
         if len(segs) == 3 and segs[0].lower() == "groups" and segs[2].lower() == "owners" and method == "GET":
             return self._group_owners(request, segs[1])
+        if box is None and [seg.lower() for seg in segs] == ["users", "delta"] and method == "GET":
+            return self._people_delta(request, DIRECTORY_KEY, "users/delta")
         if box is None:
             raise GraphError(400, "BadRequest", f"Resource '{'/'.join(segs)}' is not served by the stand-in.")
         rest = segs[2:]
+        if rest and rest[0].lower() == "contacts" and method == "GET":
+            return self._contacts(request, box, rest[1:])
         in_folder = False
         if len(rest) >= 2 and rest[0].lower() == "mailfolders":
             if not box.folder_matches(rest[1]):
@@ -761,6 +783,24 @@ class GraphStandIn:
             body["@odata.deltaLink"] = f"{link_base}?$deltatoken={next_token}"
         return self._json(request, body)
 
+    def _contacts(self, request: web.Request, box: Mailbox, rest: list[str]) -> web.Response:
+        key = contacts_key(box.user_id)
+        if rest == ["delta"]:
+            return self._people_delta(request, key, f"users/{box.user_id}/contacts/delta")
+        if rest:
+            raise self._method_not_allowed()
+        select = self.people.select(key, request.query.get("$select"))
+        return self._json(request, {"value": self.people.list(key, select)})
+
+    def _people_delta(self, request: web.Request, key: str, path: str) -> web.Response:
+        select = None
+        if "$deltatoken" not in request.query and "$skiptoken" not in request.query:
+            select = self.people.select(key, request.query.get("$select"))
+        link_base = f"{request.scheme}://{request.host}/v1.0/{path}"
+        page_size = _page_size(_preferences(request))
+        body = self.people.delta(key, dict(request.query), select, page_size, link_base)
+        return self._json(request, {"@odata.context": f"{self.base_url}/v1.0/$metadata#Collection", **body})
+
     # ---------------------------------------------------------------- subscriptions
 
     async def _subscriptions_route(self, request: web.Request, rest: list[str]) -> web.Response:
@@ -813,6 +853,10 @@ class GraphStandIn:
             ("DELETE", "/_control/mailboxes/{mailbox}/messages/{message}", self._c_delete),
             ("POST", "/_control/mailboxes/{mailbox}/messages/{message}/flag", self._c_flag),
             ("POST", "/_control/mailboxes/{mailbox}/messages/{message}/read", self._c_read),
+            ("POST", "/_control/mailboxes/{mailbox}/contacts", self._c_upsert_contact),
+            ("DELETE", "/_control/mailboxes/{mailbox}/contacts/{contact}", self._c_remove_contact),
+            ("POST", "/_control/users", self._c_upsert_user),
+            ("DELETE", "/_control/users/{user}", self._c_remove_user),
             ("POST", "/_control/lifecycle", self._c_lifecycle),
             ("POST", "/_control/faults", self._c_add_fault),
             ("DELETE", "/_control/faults", self._c_clear_faults),
@@ -889,6 +933,20 @@ class GraphStandIn:
             raise GraphError(400, "RequestBodyRead", "Expected {\"isRead\": true|false}.")
         message = self.set_read(request.match_info["mailbox"], request.match_info["message"], body["isRead"])
         return {"isRead": message.is_read}
+
+    async def _c_upsert_contact(self, request: web.Request, body: dict[str, Any]) -> Any:
+        return self.upsert_contact(request.match_info["mailbox"], body)
+
+    async def _c_remove_contact(self, request: web.Request, _body: dict[str, Any]) -> Any:
+        self.remove_contact(request.match_info["mailbox"], request.match_info["contact"])
+        return {}
+
+    async def _c_upsert_user(self, _request: web.Request, body: dict[str, Any]) -> Any:
+        return self.upsert_user(body)
+
+    async def _c_remove_user(self, request: web.Request, _body: dict[str, Any]) -> Any:
+        self.remove_user(request.match_info["user"])
+        return {}
 
     async def _c_lifecycle(self, _request: web.Request, body: dict[str, Any]) -> Any:
         ids = self.fire_lifecycle(

@@ -37,3 +37,10 @@ async def open_store(database_url: str) -> Store:
         await store.close()
         raise
     return store
+
+
+def sql_database(store: Store) -> Database:
+    """The database under ``store``, for the modules that keep their own tables (caller cache, statistics)."""
+    if not isinstance(store, SqlStore):
+        raise TypeError(f"expected the SQL store, got {type(store).__name__}")
+    return store.database

@@ -128,11 +128,13 @@ class CardPoster:
         if not await self._store.leases.try_acquire(lease, holder, CARD_LEASE, datetime.now(UTC)):
             raise RetryLater("another job is posting this card", CARD_BUSY_RETRY)
         try:
-            await self._bring_card_up_to_date(case_id, repost=bool(payload.get("repost")))
+            await self._bring_card_up_to_date(
+                case_id, repost=bool(payload.get("repost")), redraw=payload.get("redraw") is True
+            )
         finally:
             await self._store.leases.release(lease, holder)
 
-    async def _bring_card_up_to_date(self, case_id: str, *, repost: bool = False) -> None:
+    async def _bring_card_up_to_date(self, case_id: str, *, repost: bool = False, redraw: bool = False) -> None:
         case = await self._store.cases.get(case_id)
         if case is None:
             raise PermanentFailure(f"case {case_id} does not exist")
@@ -143,7 +145,7 @@ class CardPoster:
         card = await self._store.cards.get_card(case.id)
         if repost:
             card = None  # a new message; the case's card and thread are the new ones from now on
-        elif card is not None and card.posted_version >= case.version:
+        elif card is not None and card.posted_version >= case.version and not redraw:
             return
         if card is not None:
             try:

@@ -1,0 +1,278 @@
+"""The caller cache: Outlook contacts of the pool mailboxes and the directory's users, by phone number.
+
+A background refresh pulls what changed from Graph by delta query (``contacts/delta`` per mailbox, ``users/delta``)
+into the ``caller_entries`` table; every instance then rebuilds its in-memory :class:`CallerIndex` from that table.
+Cards read only the index, so a card never waits on Graph, and a Graph outage leaves the last known names in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from bot.config import Settings
+from bot.domain.callers import (
+    DIRECTORY_SOURCE_KEY,
+    CallerEntry,
+    CallerIdentity,
+    CallerIndex,
+    CallerSource,
+    contacts_source_key,
+    identify,
+)
+from bot.domain.cases import Case
+from bot.graph.errors import graph_status
+from bot.ingest import DeltaExpired
+from bot.placetel.numbers import normalise_number
+from bot.storage.database import Database
+from bot.storage.interface import LeaseRepository
+from bot.tasks import cancel_and_wait
+
+log = logging.getLogger(__name__)
+
+NUMBER_REGION = "DE"
+"""National numbers in contacts (``0221 4710355``) are read as German, like the PBX mails."""
+LEASE_NAME = "caller-cache-refresh"
+NAME_LIMIT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """A contact or a user as Graph returns it: phone fields as typed by people, not yet normalised."""
+
+    id: str
+    display_name: str
+    detail: str | None
+    phones: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PeoplePage:
+    people: list[Person]
+    removed_ids: list[str]
+    delta_link: str | None
+    """Set on the last page only."""
+
+
+class PeopleReader(Protocol):
+    """What the cache needs from Graph (:class:`bot.graph.people.GraphPeople`)."""
+
+    def contacts_delta(self, mailbox: str, delta_link: str | None) -> AsyncIterator[PeoplePage]: ...
+
+    def users_delta(self, delta_link: str | None) -> AsyncIterator[PeoplePage]: ...
+
+
+def entries_of(source: str, person: Person) -> list[CallerEntry]:
+    """The cache rows of one person: one per distinct number that normalises to E.164."""
+    name = person.display_name.strip()[:NAME_LIMIT]
+    if not name:
+        return []
+    detail = (person.detail or "").strip()[:NAME_LIMIT] or None
+    numbers = {n for n in (normalise_number(raw, NUMBER_REGION) for raw in person.phones if raw) if n}
+    return [CallerEntry(source, person.id, number, name, detail) for number in sorted(numbers)]
+
+
+class CallerCache:
+    """The ``caller_entries`` and ``caller_sync`` tables."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def delta_link(self, source: str) -> str | None:
+        async with self._db.transaction() as cursor:
+            await cursor.execute("SELECT delta_link FROM caller_sync WHERE source = ?", (source,))
+            row = await cursor.fetchone()
+        return row["delta_link"] if row else None
+
+    async def apply(
+        self,
+        source: str,
+        people: Sequence[Person],
+        removed_ids: Sequence[str],
+        delta_link: str | None,
+        now: datetime,
+        *,
+        replace_all: bool = False,
+    ) -> None:
+        """Write one delta round (or, with ``replace_all``, a complete listing) in one transaction."""
+        async with self._db.transaction() as cursor:
+            if replace_all:
+                await cursor.execute("DELETE FROM caller_entries WHERE source = ?", (source,))
+            for entry_id in [*removed_ids, *(person.id for person in people)]:
+                if not replace_all:
+                    await cursor.execute(
+                        "DELETE FROM caller_entries WHERE source = ? AND entry_id = ?", (source, entry_id)
+                    )
+            for person in people:
+                for entry in entries_of(source, person):
+                    await cursor.execute(
+                        "INSERT INTO caller_entries (source, entry_id, number, display_name, detail) "
+                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, entry_id, number) DO UPDATE SET "
+                        "display_name = excluded.display_name, detail = excluded.detail",
+                        (entry.source, entry.entry_id, entry.number, entry.display_name, entry.detail),
+                    )
+            if delta_link is not None:
+                await cursor.execute(
+                    "INSERT INTO caller_sync (source, delta_link, synced_at) VALUES (?, ?, ?) ON CONFLICT (source) "
+                    "DO UPDATE SET delta_link = excluded.delta_link, synced_at = excluded.synced_at",
+                    (source, delta_link, now),
+                )
+
+    async def forget(self, source: str) -> None:
+        async with self._db.transaction() as cursor:
+            await cursor.execute("DELETE FROM caller_entries WHERE source = ?", (source,))
+            await cursor.execute("DELETE FROM caller_sync WHERE source = ?", (source,))
+
+    async def entries(self) -> list[CallerEntry]:
+        async with self._db.transaction() as cursor:
+            await cursor.execute("SELECT source, entry_id, number, display_name, detail FROM caller_entries")
+            rows = await cursor.fetchall()
+        return [
+            CallerEntry(row["source"], row["entry_id"], row["number"], row["display_name"], row["detail"])
+            for row in rows
+        ]
+
+
+class CallerDirectory:
+    """Keeps the caller cache fresh and answers "who is this?" for cards from memory.
+
+    ``on_numbers_changed`` is told which numbers got other entries after a refresh (not at the first load), so that
+    the cards of those callers' active cases show the new name.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        cache: CallerCache,
+        reader: PeopleReader,
+        leases: LeaseRepository,
+        instance_id: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_numbers_changed: Callable[[set[str]], Awaitable[None]] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._sources = [CallerSource(source) for source in settings.caller_sources]
+        self._cache = cache
+        self._reader = reader
+        self._leases = leases
+        self._instance_id = instance_id
+        self._clock = clock
+        self._index = CallerIndex()
+        self._loaded = False
+        self._on_numbers_changed = on_numbers_changed
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def graph_sources(self) -> list[CallerSource]:
+        return [source for source in self._sources if source is not CallerSource.PBX]
+
+    @property
+    def index(self) -> CallerIndex:
+        return self._index
+
+    def identify(self, case: Case) -> CallerIdentity | None:
+        """The identity a card shows; None without a Graph source (the card then shows the mail's name, as it always
+        did)."""
+        if not self.graph_sources:
+            return None
+        line = self._settings.lines_by_id.get(case.line_id)
+        return identify(
+            self._index,
+            self._sources,
+            number=case.caller,
+            mailbox=line.mailbox if line else "",
+            pbx_name=case.caller_name,
+        )
+
+    def name_for_number(self, number: str) -> str | None:
+        """A name for a number outside any one case (the stats card's repeat callers): contacts, then directory."""
+        for line in self._settings.pool_lines:
+            found = identify(self._index, self.graph_sources, number=number, mailbox=line.mailbox, pbx_name=None)
+            if found.name is not None:
+                return found.name
+        return None
+
+    # Refresh ------------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.graph_sources:
+            self._tasks = [asyncio.create_task(self._refresh_forever(), name="caller-cache")]
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._tasks)
+        self._tasks = []
+
+    async def _refresh_forever(self) -> None:
+        interval = timedelta(minutes=self._settings.caller_refresh_minutes)
+        while True:
+            try:
+                await self.refresh(interval)
+            except Exception:
+                log.exception("refreshing the caller cache failed; the last known names stay in use")
+            await asyncio.sleep(interval.total_seconds())
+
+    async def refresh(self, lease_for: timedelta = timedelta(minutes=30)) -> None:
+        """Pull changes from Graph (one instance at a time), then reload this instance's index from the cache."""
+        if await self._leases.try_acquire(LEASE_NAME, self._instance_id, lease_for, self._clock()):
+            try:
+                await self.pull()
+            finally:
+                await self._leases.release(LEASE_NAME, self._instance_id)
+        await self.reload()
+
+    async def reload(self) -> None:
+        """Rebuild the index from the cache; the cards of active cases whose caller's entries changed are refreshed."""
+        previous, self._index = self._index, CallerIndex(await self._cache.entries())
+        changed = previous.numbers_changed(self._index) if self._loaded else set()
+        self._loaded = True
+        if changed and self._on_numbers_changed is not None:
+            await self._on_numbers_changed(changed)
+
+    async def pull(self) -> None:
+        """One delta round per configured source; a failing source does not hold up the others."""
+        jobs: list[tuple[str, Callable[[str | None], AsyncIterator[PeoplePage]]]] = []
+        if CallerSource.CONTACTS in self._sources:
+            for line in self._settings.pool_lines:
+                jobs.append(
+                    (
+                        contacts_source_key(line.mailbox),
+                        lambda link, mailbox=line.mailbox: self._reader.contacts_delta(mailbox, link),  # type: ignore[misc]
+                    )
+                )
+        if CallerSource.DIRECTORY in self._sources:
+            jobs.append((DIRECTORY_SOURCE_KEY, self._reader.users_delta))
+        for source, pages in jobs:
+            try:
+                await self._pull_source(source, pages)
+            except Exception as exc:
+                status = graph_status(exc)
+                if status == 403:
+                    log.warning("caller source %s: Graph refused access (403); run doctor for the permission", source)
+                else:
+                    log.warning("caller source %s could not be refreshed: %s", source, type(exc).__name__)
+
+    async def _pull_source(self, source: str, pages: Callable[[str | None], AsyncIterator[PeoplePage]]) -> None:
+        link = await self._cache.delta_link(source)
+        try:
+            await self._apply_pages(source, pages(link), full=link is None)
+        except DeltaExpired:
+            log.info("caller source %s: delta state expired, reading everything again", source)
+            await self._apply_pages(source, pages(None), full=True)
+
+    async def _apply_pages(self, source: str, pages: AsyncIterator[PeoplePage], *, full: bool) -> None:
+        if full:
+            # A complete listing replaces the source at once, so people deleted meanwhile disappear too.
+            people: list[Person] = []
+            final: str | None = None
+            async for page in pages:
+                people.extend(page.people)
+                final = page.delta_link or final
+            await self._cache.apply(source, people, [], final, self._clock(), replace_all=True)
+            log.info("caller source %s: %d people read", source, len(people))
+            return
+        async for page in pages:
+            await self._cache.apply(source, page.people, page.removed_ids, page.delta_link, self._clock())
