@@ -108,7 +108,7 @@ _DE: Mapping[str, str] = {
     "action_wrong_conversation": "Diese Aktion gilt nur im Kanal der Leitung (oder für Mitglieder ihres Teams)",
     "link_only_in_channel": "Verbinden und Trennen geht nur in einem Teamkanal: @Rufpool verbinden <Leitung>",
     "link_not_allowed": (
-        "Kanäle mit Leitungen verbinden dürfen nur Administratoren (LINK_ADMINS) und, wenn erlaubt, die Teambesitzer"
+        "Nur Administratoren (LINK_ADMINS) und, wenn erlaubt, die Teambesitzer dürfen Kanäle mit Leitungen verbinden"
     ),
     "link_unknown_line": "Die Leitung „{line}“ ist nicht konfiguriert. Bekannt: {known}",
     # thread replies

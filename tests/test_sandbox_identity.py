@@ -41,7 +41,7 @@ def test_azure_identity_obtains_a_graph_token(identity_server: IdentityServer, s
     assert claims is not None
     assert claims["appid"] == GRAPH_APP.client_id
     assert claims["tid"] == TENANT
-    assert claims["roles"] == ["Mail.ReadWrite"]
+    assert claims["roles"] == list(GRAPH_APP.roles)
     assert token.expires_on > time.time() + 3000
 
 
