@@ -124,9 +124,9 @@ class VoicemailLinks:
     def urls_for(self, case: Case) -> dict[str, str]:
         """Event source id → listen URL, for every voicemail of the case (the card builder's ``voicemail_urls``)."""
         return {
-            event.source_id: self.url(VoicemailRef(event.mail.mailbox, event.mail.message_id, voicemail.attachment_id))
+            event.source_id: self.url(VoicemailRef(mail.mailbox, mail.message_id, voicemail.attachment_id))
             for event in case.events
-            if (voicemail := event.voicemail) is not None
+            if (voicemail := event.voicemail) is not None and (mail := event.mail) is not None
         }
 
 
