@@ -28,6 +28,8 @@ from bot.graph.subscriptions import LIFECYCLE_PATH, NOTIFICATION_PATH, Subscript
 from bot.graph.webhooks import NOTIFICATION_JOB, notification_handler
 from bot.ingest import MailIngestor
 from bot.jobs import JobRunner
+from bot.live_calls import LiveCalls
+from bot.placetel.notify import GLOBAL_SCOPE, NOTIFY_JOB, NOTIFY_PATH, notify_handler
 from bot.placetel.profiles import BUILTIN_PROFILES, ParserProfile, load_profiles, merge_profiles
 from bot.stats.chart import CHART_PATH, ChartLinks, chart_handler
 from bot.stats.digest import DIGEST_JOB, DigestRuns, DigestScheduler
@@ -64,12 +66,22 @@ class Services:
     messages: Handler
     notifications: Handler
     voicemail: Handler
+    placetel_notify: Handler
 
 
 SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", Services)
 CHART: web.AppKey[Handler] = web.AppKey("chart")
 CALLERS = web.AppKey("callers", CallerDirectory)
+
+
+def notify_secrets(settings: Settings) -> dict[str, str]:
+    """Placetel Notify secrets by scope: the global one and each line's own."""
+    secrets = {GLOBAL_SCOPE: settings.placetel_notify_secret.get_secret_value()}
+    secrets.update(
+        {line.id: line.notify_secret.get_secret_value() for line in settings.pool_lines if line.notify_secret}
+    )
+    return secrets
 
 
 def parser_profiles(settings: Settings) -> tuple[ParserProfile, ...]:
@@ -117,6 +129,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     voicemail_links = VoicemailLinks.from_settings(settings)
     actions = CardActions(settings, store, flag_sync, commands.list_page, voicemail_links, callers.identify)
     bot = RufpoolBot(store, commands, actions, settings.default_locale)
+    live_calls = LiveCalls(settings, store, flag_sync)
     pacer, channel_lang = Pacer(), language_for(settings.default_locale)
     poster = CardPoster(adapter, settings.app_id, store, actions, pacer, channel_lang)
     digest_runs = DigestRuns(sql_database(store))
@@ -130,6 +143,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             effects.THREAD_REPLY: poster.handle_reply,
             effects.SET_FLAG: flag_sync.handle_write_flag,
             DIGEST_JOB: digests.handle_digest,
+            NOTIFY_JOB: live_calls.handle_notification,
         },
         policy=RetryPolicy(base_delay=timedelta(seconds=settings.outbox_retry_base_seconds)),
         on_give_up={NOTIFICATION_JOB: coordinator.notification_given_up},
@@ -146,6 +160,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         ),
         notifications=notification_handler(store.jobs, settings.graph_client_state.get_secret_value(), runner.wake),
         voicemail=voicemail_handler(voicemail_links, mailboxes),
+        placetel_notify=notify_handler(store.jobs, notify_secrets(settings), runner.wake),
     )
     runner.start()
     # Subscribing makes Graph call our webhook back (validation handshake): that needs the server listening,
@@ -221,6 +236,10 @@ async def chart(request: web.Request) -> web.StreamResponse:
     return await request.app[CHART](request)
 
 
+async def placetel_notify(request: web.Request) -> web.StreamResponse:
+    return await request.app[SERVICES].placetel_notify(request)
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
     app[SETTINGS] = settings
@@ -230,6 +249,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post(LIFECYCLE_PATH, notifications)
     app.router.add_get(VOICEMAIL_PATH, voicemail)
     app.router.add_get(CHART_PATH, chart)
+    app.router.add_post(NOTIFY_PATH, placetel_notify)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_endpoint)
     return app
