@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -182,3 +183,8 @@ def test_markdown_table_lists_every_cell() -> None:
     table = markdown_table()
     for (state, verb), rule in EXPECTED_TABLE.items():
         assert f"| {state} | {verb} | {rule.target} | {rule.who} |" in table
+
+
+def test_the_readme_shows_the_table() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert markdown_table() in readme
