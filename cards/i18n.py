@@ -173,6 +173,7 @@ _DE: Mapping[str, str] = {
     "reply_callback": "Rückruf von {agent} · {time} · {result}",
     "reply_caller_reached": "Anrufer hat erneut angerufen und wurde erreicht · {time}",
     "reply_callback_reached": "Durch Rückruf erledigt · {time}",
+    "refused_already_done_callback": "Bereits erledigt – durch Rückruf um {time}",
     # activity summary
     "activity_summary": "{state}: {caller} · {calls}",
     # link and unlink without a line
@@ -344,6 +345,7 @@ _EN: Mapping[str, str] = {
     "reply_callback": "Callback by {agent} · {time} · {result}",
     "reply_caller_reached": "Caller called again and was reached · {time}",
     "reply_callback_reached": "Done by callback · {time}",
+    "refused_already_done_callback": "Already done – called back at {time}",
     "activity_summary": "{state}: {caller} · {calls}",
     "link_usage": "Usage: @Rufpool link ‹line›. Lines: {known}",
     "unlink_usage": "Usage: @Rufpool unlink ‹line›. Linked to this channel: {linked}",
@@ -431,6 +433,8 @@ _REFUSAL_KEYS: Mapping[RefusalCode, tuple[str, str | None]] = {
 def refusal_text(refusal: Refusal, lang: Lang, tz: tzinfo = BERLIN) -> str:
     """Why an action was refused, e.g. "Bereits übernommen von Anna Schmidt um 10:32" (plain text, not escaped)."""
     with_holder, without_holder = _REFUSAL_KEYS[refusal.code]
+    if refusal.code is RefusalCode.ALREADY_DONE and refusal.holder and refusal.holder.is_callback and refusal.since:
+        return text(lang, "refused_already_done_callback", time=clock(refusal.since, tz))
     if without_holder is None:
         return text(lang, with_holder)
     if refusal.holder is None or refusal.since is None:

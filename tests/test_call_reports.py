@@ -17,7 +17,7 @@ from bot.domain.matching import find_same_call, merge_reports, reports_same_call
 from bot.domain.state_machine import Refusal, RefusalCode, Verb, decide
 from bot.storage.sql_store import SqlStore
 from cards.case_card import build_case_card
-from cards.i18n import Lang
+from cards.i18n import Lang, refusal_text
 from cards.messages import contact_reply
 from tests.cards_fixtures import callback_case, caller_reached_case, case_view, markdown_link_targets, texts
 from tests.storage_fixtures import ALICE, CLAIM_TIMEOUT, T0, make_event
@@ -256,3 +256,11 @@ def test_contact_thread_lines_read_as_specified() -> None:
     again = Contact("y", ContactKind.CALLER_REACHED, at, True, 60)
     assert contact_reply(again, Lang.DE) == "Anrufer hat erneut angerufen und wurde erreicht · 14:32"
     assert contact_reply(again, Lang.EN) == "Caller called again and was reached · 14:32"
+
+
+def test_a_click_on_a_case_done_by_callback_says_so() -> None:
+    case = callback_case(reached=True)
+    refused = decide(case, Verb.CLAIM, ALICE, T0, CLAIM_TIMEOUT)
+    assert isinstance(refused, Refusal)
+    assert refusal_text(refused, Lang.DE) == "Bereits erledigt – durch Rückruf um 10:34"
+    assert refusal_text(refused, Lang.EN) == "Already done – called back at 10:34"

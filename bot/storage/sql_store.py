@@ -264,13 +264,18 @@ class SqlCaseRepository(CaseRepository):
         )
 
     @staticmethod
-    async def _update_merged_event(cursor: Cursor, event: CallEvent) -> None:
-        """Store what a second report added to an event: its mail (and voicemail) or its call id."""
+    async def _update_merged_event(cursor: Cursor, event: CallEvent, took_mail: bool) -> bool:
+        """Store what a second report added to an event: its mail (and voicemail) or its call id.
+
+        Only while the event still lacks what is added: two reports racing for one event must not both join it
+        (on PostgreSQL the loser's reads may already show the winner's case; this row check cannot be stale).
+        """
         voicemail, mail = event.voicemail, event.mail
-        await cursor.execute(
-            "UPDATE events SET kind = ?, caller_name = ?, mailbox = ?, message_id = ?, web_link = ?, subject = ?, "
+        still_lacking = "message_id = ?" if took_mail else "call_id IS NULL"
+        changed = await cursor.execute(
+            "UPDATE events SET kind = ?, caller_name = ?, mailbox = ?, message_id = ?, web_link = ?, subject = ?, "  # noqa: S608 - fixed SQL fragments
             "sender = ?, voicemail_attachment_id = ?, voicemail_file_name = ?, voicemail_duration_seconds = ?, "
-            "call_id = ? WHERE source_id = ?",
+            f"call_id = ? WHERE source_id = ? AND {still_lacking}",
             (
                 event.kind.value,
                 event.caller_name,
@@ -284,8 +289,10 @@ class SqlCaseRepository(CaseRepository):
                 voicemail.duration_seconds if voicemail else None,
                 event.call_id,
                 event.source_id,
+                *((NO_MAIL,) if took_mail else ()),
             ),
         )
+        return changed == 1
 
     async def _known_case_id(self, cursor: Cursor, event: CallEvent) -> str | None:
         """The case that already holds this report: by source id, by call id, or by mail."""
@@ -320,7 +327,8 @@ class SqlCaseRepository(CaseRepository):
         if case is None:
             raise LookupError(f"event {recorded.source_id} points at a missing case")
         merged = merge_reports(recorded, event)
-        await self._update_merged_event(cursor, merged)
+        if not await self._update_merged_event(cursor, merged, took_mail=event.mail is not None):
+            raise _LostRace
         if event.mail is not None:
             await self._insert_mail(cursor, event.mail, case.id)
         updated = case.with_merged_event(merged)
