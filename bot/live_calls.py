@@ -161,6 +161,8 @@ class LiveCalls:
             await effects.refresh_card(queue, outcome.case.id)
             return
         if not outcome.event_added:
+            # A redelivery, or a retry after a crash: the card may still lack this call (refreshes coalesce).
+            await effects.refresh_card(queue, outcome.case.id)
             return
         metrics.EVENTS.labels(kind.value).inc()
         log.info(
@@ -218,7 +220,10 @@ class LiveCalls:
         if outcome is None:
             log.info("%s to/from %s on %s: no open case; nothing to do", contact.kind, mask_number(caller), line.id)
             return None
+        queue = self._store.jobs
         if not outcome.added:
+            # A redelivery, or a retry after a crash: the card may still lack this contact (refreshes coalesce).
+            await effects.refresh_card(queue, outcome.case.id)
             return outcome
         metrics.CONTACTS.labels(contact.kind.value).inc()
         log.info(
@@ -228,7 +233,6 @@ class LiveCalls:
             outcome.case.id[:8],
             ": done by callback" if outcome.closed else "",
         )
-        queue = self._store.jobs
         await effects.refresh_card(queue, outcome.case.id)
         await effects.reply_in_thread(
             queue, outcome.case.id, outcome.case.version, {"key": "contact", "call_id": contact.call_id}
