@@ -155,6 +155,11 @@ async def test_duplicate_and_out_of_order_events_count_once(bot_stack: BotStack,
     (card,) = bot_stack.channel_cards()
     assert len(thread_replies(bot_stack, card)) == 1
 
+    async with bot_stack.http.get(bot_stack.bot_url + "/metrics") as response:
+        metrics = await response.text()
+    assert 'rufpool_placetel_webhooks_total{outcome="accepted"}' in metrics
+    assert 'rufpool_contacts_total{kind="callback"}' in metrics
+
 
 # Callbacks ---------------------------------------------------------------------------------------------------
 
