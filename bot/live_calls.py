@@ -125,7 +125,11 @@ class LiveCalls:
             line
             for line in self._settings.pool_lines
             if delivery.may_concern(line)
-            and ((number is not None and number in line.numbers) or line.extension_name(peer or event.from_))
+            and (
+                (number is not None and number in line.numbers)
+                or line.extension_name(peer) is not None
+                or line.extension_name(event.from_) is not None
+            )
         ]
 
     def _is_outgoing(self, delivery: Delivery) -> bool:

@@ -219,6 +219,19 @@ async def test_a_callback_while_someone_holds_the_case_closes_it_too(
     assert done is not None and done.state is CaseState.DONE and done.done_by == CALLBACK_ACTOR
 
 
+async def test_a_callback_from_a_team_members_own_number_counts_through_their_sip_user(
+    bot_stack: BotStack, placetel: PlacetelStandIn
+) -> None:
+    await placetel.missed_call(CALLER, POOL_NUMBER)
+    await bot_stack.settle()
+
+    await placetel.callback("030 1234599", CALLER, peer=ANNA_SIP, reached=False)  # Anna's direct number
+    await bot_stack.settle()
+
+    (contact,) = (await the_case(bot_stack)).contacts
+    assert (contact.agent, contact.reached) == ("Anna Schmidt", False)
+
+
 @pytest.mark.parametrize("bot_settings_overrides", [settings_with(auto_done_on_callback="never")])
 async def test_a_line_that_never_closes_by_callback_shows_it_and_offers_done_first(
     bot_stack: BotStack, placetel: PlacetelStandIn
