@@ -184,6 +184,23 @@ async def test_a_callback_that_reached_the_caller_marks_the_case_done(
     assert bot_stack.graph.mailbox(POOL_MAILBOX).message(message_id).flag["flagStatus"] == FlagStatus.COMPLETE
 
 
+async def test_the_mail_of_a_call_already_done_by_callback_joins_it_and_is_flagged_complete(
+    bot_stack: BotStack, placetel: PlacetelStandIn
+) -> None:
+    await placetel.missed_call(CALLER, POOL_NUMBER)
+    await bot_stack.settle()
+    await placetel.callback(POOL_NUMBER, CALLER, peer=ANNA_SIP, reached=True)
+    await bot_stack.settle()
+
+    message_id = bot_stack.deliver_missed_call(CALLER)
+    await outbox_drained(bot_stack)
+
+    case = await bot_stack.services.store.cases.find_by_message(POOL_MAILBOX, message_id)
+    assert case is not None and case.state is CaseState.DONE and case.call_count == 1
+    assert bot_stack.graph.mailbox(POOL_MAILBOX).message(message_id).flag["flagStatus"] == FlagStatus.COMPLETE
+    assert len(bot_stack.channel_cards()) == 1 and badge(card_now(bot_stack)) == "Erledigt – durch Rückruf"
+
+
 async def test_an_unreached_callback_is_shown_and_never_closes(bot_stack: BotStack, placetel: PlacetelStandIn) -> None:
     await placetel.missed_call(CALLER, POOL_NUMBER)
     await bot_stack.settle()
