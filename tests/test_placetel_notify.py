@@ -11,6 +11,8 @@ from datetime import timedelta
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bot.placetel.notify import (
     GLOBAL_SCOPE,
@@ -249,3 +251,31 @@ async def test_without_any_secret_everything_is_refused(store: SqlStore) -> None
         assert response.status == 401
         assert "not configured" in (await response.json())["error"]
     assert await queued(store) == []
+
+
+# Anything at all ------------------------------------------------------------------------------------------------
+
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FIELD_VALUES = st.one_of(st.text(max_size=300), st.integers(), st.none(), st.lists(st.integers(), max_size=3))
+FIELDS = st.dictionaries(
+    st.sampled_from(["event", "call_id", "from", "to", "direction", "peer", "type", "duration", "x"]), FIELD_VALUES
+)
+
+
+@FUZZ
+@given(body=st.binary(max_size=2000), content_type=st.sampled_from([FORM, "application/json", "", "text/plain"]))
+def test_any_bytes_parse_to_an_event_or_a_reason(body: bytes, content_type: str) -> None:
+    parsed = parse_event(body, content_type)
+    assert isinstance(parsed, str) or parsed.call_id
+
+
+@FUZZ
+@given(fields=FIELDS, as_json=st.booleans())
+def test_any_fields_parse_to_an_event_or_a_reason(fields: dict[str, object], as_json: bool) -> None:
+    if as_json:
+        body, content_type = json.dumps(fields).encode(), "application/json"
+    else:
+        body, content_type = urllib.parse.urlencode({k: str(v) for k, v in fields.items()}).encode(), FORM
+    parsed = parse_event(body, content_type)
+    if not isinstance(parsed, str):
+        assert parsed.event.value == fields["event"] and parsed.duration >= 0
