@@ -129,7 +129,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     voicemail_links = VoicemailLinks.from_settings(settings)
     actions = CardActions(settings, store, flag_sync, commands.list_page, voicemail_links, callers.identify)
     bot = RufpoolBot(store, commands, actions, settings.default_locale)
-    live_calls = LiveCalls(settings, store, flag_sync)
+    # The runner is built below with live_calls among its handlers; the lambda reaches it once it exists.
+    live_calls = LiveCalls(settings, store, flag_sync, wake_workers=lambda: runner.wake())
     pacer, channel_lang = Pacer(), language_for(settings.default_locale)
     poster = CardPoster(adapter, settings.app_id, store, actions, pacer, channel_lang)
     digest_runs = DigestRuns(sql_database(store))

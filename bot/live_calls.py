@@ -18,6 +18,7 @@ webhook changes nothing; events may come in any order.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -75,10 +76,15 @@ def webhook_caller(raw: str) -> str | None:
 
 
 class LiveCalls:
-    def __init__(self, settings: Settings, store: Store, flag_sync: FlagSync) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, flag_sync: FlagSync, wake_workers: Callable[[], None] = lambda: None
+    ) -> None:
         self._settings = settings
         self._store = store
         self._flag_sync = flag_sync
+        # Idle job workers start on the card and the thread line at once: the card is meant to change in real
+        # time, not at the workers' next poll.
+        self._wake_workers = wake_workers
 
     @property
     def _match_window(self) -> timedelta:
@@ -186,6 +192,7 @@ class LiveCalls:
                 "count": outcome.case.call_count,
             }
             await effects.reply_in_thread(queue, outcome.case.id, outcome.case.version, message)
+        self._wake_workers()
 
     async def _callback(self, delivery: Delivery) -> None:
         event = delivery.event
@@ -243,6 +250,7 @@ class LiveCalls:
         )
         if outcome.closed:
             await self._flag_sync.case_changed(outcome.case)
+        self._wake_workers()
         return outcome
 
 
