@@ -219,8 +219,8 @@ class Settings(BaseSettings):
     # Placetel's call webhooks (Notify API), a second source next to the mails.
     placetel_notify_secret: SecretStr = Field(
         default=SecretStr(""),
-        description="shared secret of Placetel's Notify API (Settings → External APIs); a line's notify_secret "
-        "overrides it; empty (and no line secret) = the webhook refuses everything",
+        description="shared secret of Placetel's Notify API (Settings → External APIs), valid for every line; a "
+        "line's own notify_secret is valid for that line; with neither, the webhook refuses everything",
     )
     auto_done_on_callback: AutoDone = Field(
         default=AutoDone.NEVER,
