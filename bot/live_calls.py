@@ -163,6 +163,7 @@ class LiveCalls:
             received_at=delivery.received_at,
             mail=None,
             call_id=event.call_id,
+            called_number=normalise_number(event.to),
         )
         outcome = await self._store.cases.record_event(call_event, self._match_window)
         queue = self._store.jobs

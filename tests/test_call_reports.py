@@ -82,13 +82,13 @@ def test_the_closest_call_in_time_wins_and_withheld_callers_match_each_other() -
 
 
 def test_merging_keeps_the_first_reports_identity_and_takes_the_mails_voicemail() -> None:
-    call = webhook_event("c1", minutes=0)
+    call = replace(webhook_event("c1", minutes=0), called_number="+49301234500")
     voicemail = Voicemail("a1", "vm.mp3")
     mail = make_event("m1", minutes=1, kind=EventKind.VOICEMAIL, voicemail=voicemail, caller_name="Erika")
     merged = merge_reports(call, mail)
     assert (merged.source_id, merged.received_at, merged.call_id) == (call.source_id, call.received_at, "c1")
-    assert (merged.mail, merged.voicemail, merged.kind, merged.caller_name) == (
-        mail.mail, mail.voicemail, EventKind.VOICEMAIL, "Erika")
+    assert (merged.mail, merged.voicemail, merged.kind, merged.caller_name, merged.called_number) == (
+        mail.mail, mail.voicemail, EventKind.VOICEMAIL, "Erika", "+49301234500")
 
 
 def case_with(state: CaseState) -> Case:
@@ -135,7 +135,11 @@ async def test_a_webhook_event_round_trips_without_a_mail(store: SqlStore) -> No
 
 async def test_mail_after_webhook_is_one_call_with_the_mails_voicemail(store: SqlStore) -> None:
     first = await store.cases.record_event(webhook_event("c1", kind=EventKind.VOICEMAIL), WINDOW)
-    mail = make_event("m1", minutes=1, kind=EventKind.VOICEMAIL, voicemail=Voicemail("a1", "vm.mp3", 42))
+    mail = replace(
+        make_event("m1", minutes=1, kind=EventKind.VOICEMAIL, voicemail=Voicemail("a1", "vm.mp3", 42)),
+        called_number="+49301234500",
+        caller_as_written="030 123456",
+    )
 
     joined = await store.cases.record_event(mail, WINDOW)
     again = await store.cases.record_event(mail, WINDOW)
@@ -145,6 +149,7 @@ async def test_mail_after_webhook_is_one_call_with_the_mails_voicemail(store: Sq
     (event,) = joined.case.events
     assert (event.source_id, event.call_id, event.mail, event.voicemail) == (
         "call:c1", "c1", mail.mail, mail.voicemail)
+    assert (event.called_number, event.caller_as_written) == ("+49301234500", "030 123456")
     assert await store.cases.get(first.case.id) == joined.case
     assert [m.message_id for m in await store.mails.mails_of_case(first.case.id)] == ["m1"]
     assert (again.event_added, again.merged, again.case) == (False, False, joined.case)

@@ -79,6 +79,7 @@ async def test_a_missed_call_webhook_makes_the_card_and_the_later_mail_joins_it(
     case = await the_case(bot_stack)
     (event,) = case.events
     assert (event.kind, event.caller, event.call_id, event.mail) == (EventKind.VOICEMAIL, CALLER_E164, call_id, None)
+    assert event.called_number == POOL_NUMBER
     assert len(bot_stack.channel_cards()) == 1, "the card appears before the mail"
 
     message_id = deliver_voicemail(bot_stack, CALLER, b"ID3-voicemail-audio")

@@ -51,4 +51,6 @@ def merge_reports(recorded: CallEvent, arriving: CallEvent) -> CallEvent:
         call_id=recorded.call_id or arriving.call_id,
         voicemail=voicemail,
         caller_name=recorded.caller_name or arriving.caller_name,
+        caller_as_written=recorded.caller_as_written or arriving.caller_as_written,
+        called_number=recorded.called_number or arriving.called_number,
     )

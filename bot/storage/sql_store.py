@@ -275,7 +275,7 @@ class SqlCaseRepository(CaseRepository):
         changed = await cursor.execute(
             "UPDATE events SET kind = ?, caller_name = ?, mailbox = ?, message_id = ?, web_link = ?, subject = ?, "  # noqa: S608 - fixed SQL fragments
             "sender = ?, voicemail_attachment_id = ?, voicemail_file_name = ?, voicemail_duration_seconds = ?, "
-            f"call_id = ? WHERE source_id = ? AND {still_lacking}",
+            f"caller_as_written = ?, called_number = ?, call_id = ? WHERE source_id = ? AND {still_lacking}",
             (
                 event.kind.value,
                 event.caller_name,
@@ -287,6 +287,8 @@ class SqlCaseRepository(CaseRepository):
                 voicemail.attachment_id if voicemail else None,
                 voicemail.file_name if voicemail else None,
                 voicemail.duration_seconds if voicemail else None,
+                event.caller_as_written,
+                event.called_number,
                 event.call_id,
                 event.source_id,
                 *((NO_MAIL,) if took_mail else ()),
