@@ -132,7 +132,7 @@ def build_case_card(view: CaseCardView) -> Json:
             )
         )
     if caller_was_reached(case):
-        body.append(text_block(text(view.lang, "reached_hint"), color="Good", weight="Bolder", spacing="Small"))
+        body.append(text_block(text(view.lang, "reached_hint"), weight="Bolder", spacing="Small"))
     body.extend(_history(view))
     if case.previous is not None:
         body.append(text_block(_previous_text(view), isSubtle=True, size="Small", separator=True))
