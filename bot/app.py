@@ -124,7 +124,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     chart_links = ChartLinks.from_settings(settings)
     app[CHART] = chart_handler(chart_links)
     app[CALLERS] = callers
-    stats = StatsService(settings, StatsQueries(sql_database(store)), chart_links, callers.name_for_number)
+    queries = StatsQueries(sql_database(store), callbacks_known=any(notify_secrets(settings).values()))
+    stats = StatsService(settings, queries, chart_links, callers.name_for_number)
     commands = Commands(settings, store, GraphDirectory(graph).is_team_owner, stats=stats)
     voicemail_links = VoicemailLinks.from_settings(settings)
     actions = CardActions(settings, store, flag_sync, commands.list_page, voicemail_links, callers.identify)

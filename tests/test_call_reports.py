@@ -15,11 +15,17 @@ from bot.domain.cases import CALLBACK_ACTOR, Case, CaseState, Contact, ContactKi
 from bot.domain.events import WITHHELD, CallEvent, EventKind, Voicemail
 from bot.domain.matching import find_same_call, merge_reports, reports_same_call
 from bot.domain.state_machine import Refusal, RefusalCode, Verb, decide
+from bot.stats.model import Period, PersonStats
+from bot.stats.queries import StatsQueries
+from bot.storage.database import Database
 from bot.storage.sql_store import SqlStore
 from cards.case_card import build_case_card
-from cards.i18n import Lang, refusal_text
+from cards.i18n import BERLIN, Lang, refusal_text
 from cards.messages import contact_reply
+from cards.stats_card import StatsCardView, build_stats_card
 from tests.cards_fixtures import callback_case, caller_reached_case, case_view, markdown_link_targets, texts
+from tests.commands_fixtures import card_texts
+from tests.stats_fixtures import LINE_NAMES, team_stats
 from tests.storage_fixtures import ALICE, CLAIM_TIMEOUT, T0, make_event
 
 WINDOW = timedelta(minutes=3)
@@ -269,3 +275,32 @@ def test_a_click_on_a_case_done_by_callback_says_so() -> None:
     assert isinstance(refused, Refusal)
     assert refusal_text(refused, Lang.DE) == "Bereits erledigt – durch Rückruf um 10:34"
     assert refusal_text(refused, Lang.EN) == "Already done – called back at 10:34"
+
+
+async def test_the_statistics_count_unreached_callbacks_once_the_webhooks_are_in_use(database: Database) -> None:
+    store = SqlStore(database)
+    week = Period(T0 - timedelta(days=1), T0 + timedelta(days=6))
+    await store.cases.record_event(make_event("m1"), WINDOW)
+    await store.cases.record_event(make_event("m2", caller="+4940999999"), WINDOW)
+    await store.cases.record_event(make_event("m3", line_id="line-2"), WINDOW)
+    for call_id, caller, line in (("a", CALLER, "line-1"), ("b", CALLER, "line-1"), ("c", CALLER, "line-2")):
+        await store.cases.record_contact(line, caller, callback(call_id, reached=False), AutoDone.REACHED, T0,
+                                         CLAIM_TIMEOUT)
+    await store.cases.record_contact("line-1", "+4940999999", callback("d", reached=True), AutoDone.NEVER, T0,
+                                     CLAIM_TIMEOUT)
+    old = replace(callback("e", reached=False), at=T0 - timedelta(days=3))
+    await store.cases.record_contact("line-1", CALLER, old, AutoDone.REACHED, T0, CLAIM_TIMEOUT)
+
+    stats = await StatsQueries(database, callbacks_known=True).team_stats(["line-1"], week, BERLIN)
+    assert stats.unreached_callbacks == 2, "line 1's unreached attempts in the period; reached and old ones not"
+    both = await StatsQueries(database, callbacks_known=True).team_stats(["line-1", "line-2"], week, BERLIN)
+    assert both.unreached_callbacks == 3
+    assert (await StatsQueries(database).team_stats(["line-1"], week, BERLIN)).unreached_callbacks is None
+
+
+def test_the_statistics_card_names_cases_done_by_callback_and_counts_unreached_ones() -> None:
+    stats = replace(team_stats(), people=(PersonStats(CALLBACK_ACTOR.id, CALLBACK_ACTOR.name, done=4),),
+                    unreached_callbacks=7)
+    shown = card_texts(build_stats_card(StatsCardView(stats, Lang.DE, LINE_NAMES)))
+    assert "Durch Rückruf (Telefonanlage)" in shown
+    assert "Nicht erreichte Rückrufe: 7" in shown
