@@ -23,6 +23,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.domain.callbacks import AutoDone
+from bot.line_rules import LineHours, LineReminders
 
 LINE_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 GUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
@@ -74,6 +75,8 @@ class PoolLine(BaseModel):
         default_factory=dict,
         description="SIP users or extensions of the team whose outgoing calls count as callbacks → name to show",
     )
+    hours: LineHours = Field(default_factory=LineHours, description="business hours, holidays and closed days")
+    reminders: LineReminders = Field(default_factory=LineReminders, description="reminders (off unless enabled)")
 
     @field_validator("id")
     @classmethod

@@ -11,6 +11,7 @@ from bot.domain.callbacks import AutoDone
 from bot.domain.cases import Actor, Case, Contact
 from bot.domain.events import CallEvent
 from bot.domain.state_machine import Refusal, Verb
+from bot.storage.reminder_store import ReminderRepository
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +288,7 @@ class Store(Protocol):
     leases: LeaseRepository
     jobs: JobQueue
     calls: CallPeerRepository
+    reminders: ReminderRepository
 
     async def close(self) -> None: ...
 

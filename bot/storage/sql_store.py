@@ -39,6 +39,7 @@ from bot.storage.interface import (
     TransitionOutcome,
 )
 from bot.storage.migrations import migrate
+from bot.storage.reminder_store import ReminderRepository, SqlReminderRepository
 
 log = logging.getLogger(__name__)
 
@@ -928,7 +929,8 @@ class SqlStore:
         new_case_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
         self.database = database
-        self.cases: CaseRepository = SqlCaseRepository(database, new_case_id)
+        cases = SqlCaseRepository(database, new_case_id)
+        self.cases: CaseRepository = cases
         self.links: LinkRepository = SqlLinkRepository(database)
         self.cards: CardRepository = SqlCardRepository(database)
         self.mails: MailRepository = SqlMailRepository(database)
@@ -936,6 +938,7 @@ class SqlStore:
         self.leases: LeaseRepository = SqlLeaseRepository(database)
         self.jobs: JobQueue = SqlJobQueue(database, clock, rng or random.Random())
         self.calls: CallPeerRepository = SqlCallPeerRepository(database)
+        self.reminders: ReminderRepository = SqlReminderRepository(database, cases, clock)
 
     async def migrate(self) -> list[int]:
         return await migrate(self.database)
