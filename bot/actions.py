@@ -10,14 +10,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Protocol
 
 from bot import effects
+from bot.clock import Clock, system_clock
 from bot.config import Settings
 from bot.domain.callers import CallerIdentity
 from bot.domain.cases import Actor, Case
 from bot.domain.state_machine import USER_VERBS, Verb
+from bot.line_rules import line_due_state
 from bot.logging_setup import mask_number
 from bot.storage.interface import Store
 from bot.sync import FlagSync
@@ -69,9 +71,12 @@ class CardActions:
         list_page: ListPage,
         voicemail_links: VoicemailLinks | None,
         identify_caller: Callable[[Case], CallerIdentity | None] | None = None,
+        *,
+        clock: Clock = system_clock,
     ) -> None:
         self._settings = settings
         self._identify_caller = identify_caller
+        self._clock = clock
         self._store = store
         self._flag_sync = flag_sync
         self._voicemail_links = voicemail_links
@@ -92,17 +97,19 @@ class CardActions:
 
     def card_for(self, case: Case, lang: Lang, notice: str | None = None, viewer: Actor | None = None) -> Json:
         line = self._settings.lines_by_id.get(case.line_id)
+        now = self._clock()
         return build_case_card(
             CaseCardView(
                 case=case,
                 line_name=line.display_name if line else case.line_id,
                 lang=lang,
-                now=datetime.now(UTC),
+                now=now,
                 claim_timeout=self.claim_timeout,
                 voicemail_urls=self._voicemail_links.urls_for(case) if self._voicemail_links else {},
                 notice=notice,
                 viewer=viewer,
                 identity=self._identify_caller(case) if self._identify_caller else None,
+                due=line_due_state(line, case, now) if line else None,
             )
         )
 
@@ -147,7 +154,7 @@ class CardActions:
         if refused is not None:
             log.warning("refused %s on case %s from elsewhere: %s", verb, case.id[:8], refused)
             return ActionResult(403, message=text(lang, "action_wrong_conversation"))
-        now = datetime.now(UTC)
+        now = self._clock()
         outcome = await self._store.cases.transition(case.id, verb, request.actor, now, self.claim_timeout)
         if outcome.refusal is not None:
             notice = refusal_text(outcome.refusal, lang)

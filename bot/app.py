@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from bot import effects, metrics
 from bot.actions import CardActions
 from bot.callers import CallerCache, CallerDirectory
+from bot.clock import Clock, ShiftableClock, system_clock
 from bot.commands import Commands
 from bot.config import Settings
 from bot.coordinator import MailboxCoordinator
@@ -31,6 +32,9 @@ from bot.jobs import JobRunner
 from bot.live_calls import LiveCalls
 from bot.placetel.notify import GLOBAL_SCOPE, NOTIFY_JOB, NOTIFY_PATH, notify_handler
 from bot.placetel.profiles import BUILTIN_PROFILES, ParserProfile, load_profiles, merge_profiles
+from bot.reminders import OVERVIEW as OVERVIEW_JOB
+from bot.reminders import REMINDER as REMINDER_JOB
+from bot.reminders import ReminderService
 from bot.stats.chart import CHART_PATH, ChartLinks, chart_handler
 from bot.stats.digest import DIGEST_JOB, DigestRuns, DigestScheduler
 from bot.stats.queries import StatsQueries
@@ -43,7 +47,7 @@ from bot.teams.auth import authenticated_messages_handler
 from bot.teams.bot import RufpoolBot
 from bot.teams.digest import DigestPoster
 from bot.teams.pacing import Pacer
-from bot.teams.posting import CardPoster
+from bot.teams.reminder_posting import ReminderPoster
 from bot.voicemail import VOICEMAIL_PATH, VoicemailLinks, voicemail_handler
 from cards.i18n import BERLIN, language_for
 
@@ -67,12 +71,16 @@ class Services:
     notifications: Handler
     voicemail: Handler
     placetel_notify: Handler
+    clock: Clock
+    """Where the bot reads the time; shiftable only in the local sandbox (the demo's "+1 h")."""
+    reminders: ReminderService
 
 
 SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", Services)
 CHART: web.AppKey[Handler] = web.AppKey("chart")
 CALLERS = web.AppKey("callers", CallerDirectory)
+CLOCK = web.AppKey("clock", object)
 
 
 def notify_secrets(settings: Settings) -> dict[str, str]:
@@ -94,6 +102,7 @@ def parser_profiles(settings: Settings) -> tuple[ParserProfile, ...]:
 
 async def _services(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
+    clock = _clock(app)
     instance_id = f"instance-{uuid.uuid4().hex[:8]}"
     # Everything that only needs the settings first: a failure then leaves nothing open (an open store's thread
     # would keep the process alive).
@@ -128,12 +137,16 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     stats = StatsService(settings, queries, chart_links, callers.name_for_number)
     commands = Commands(settings, store, GraphDirectory(graph).is_team_owner, stats=stats)
     voicemail_links = VoicemailLinks.from_settings(settings)
-    actions = CardActions(settings, store, flag_sync, commands.list_page, voicemail_links, callers.identify)
+    actions = CardActions(
+        settings, store, flag_sync, commands.list_page, voicemail_links, callers.identify, clock=clock
+    )
     bot = RufpoolBot(store, commands, actions, settings.default_locale)
     # The runner is built below with live_calls among its handlers; the lambda reaches it once it exists.
     live_calls = LiveCalls(settings, store, flag_sync, wake_workers=lambda: runner.wake())
     pacer, channel_lang = Pacer(), language_for(settings.default_locale)
-    poster = CardPoster(adapter, settings.app_id, store, actions, pacer, channel_lang)
+    poster = ReminderPoster(
+        adapter, settings.app_id, store, actions, pacer, channel_lang, settings=settings, clock=clock
+    )
     digest_runs = DigestRuns(sql_database(store))
     digests = DigestPoster(adapter, settings.app_id, store, digest_runs, stats, pacer, channel_lang)
     runner = JobRunner(
@@ -146,10 +159,13 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             effects.SET_FLAG: flag_sync.handle_write_flag,
             DIGEST_JOB: digests.handle_digest,
             NOTIFY_JOB: live_calls.handle_notification,
+            REMINDER_JOB: poster.handle_reminder,
+            OVERVIEW_JOB: poster.handle_overview,
         },
         policy=RetryPolicy(base_delay=timedelta(seconds=settings.outbox_retry_base_seconds)),
         on_give_up={NOTIFICATION_JOB: coordinator.notification_given_up},
     )
+    reminders = ReminderService(settings, store.cases, store.reminders, clock, runner.wake)
     app[SERVICES] = Services(
         settings,
         store,
@@ -163,6 +179,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         notifications=notification_handler(store.jobs, settings.graph_client_state.get_secret_value(), runner.wake),
         voicemail=voicemail_handler(voicemail_links, mailboxes),
         placetel_notify=notify_handler(store.jobs, notify_secrets(settings), runner.wake),
+        clock=clock,
+        reminders=reminders,
     )
     runner.start()
     # Subscribing makes Graph call our webhook back (validation handshake): that needs the server listening,
@@ -173,6 +191,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     callers.start()
     digest_scheduler = DigestScheduler(settings, digest_runs, BERLIN, wake=runner.wake)
     digest_scheduler.start()
+    reminders.start()
     log.info("Rufpool is listening (%d pool lines)", len(settings.pool_lines))
     if bot_auth.allow_unauthenticated:
         log.warning("SANDBOX_MODE without MicrosoftAppId: activities are accepted WITHOUT authentication (local only)")
@@ -185,6 +204,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         await coordinator.stop()
         await callers.stop()
         await digest_scheduler.stop()
+        await reminders.stop()
         await runner.stop()
         ingestor.close()
         await credential.close()
@@ -234,6 +254,14 @@ async def voicemail(request: web.Request) -> web.StreamResponse:
     return await request.app[SERVICES].voicemail(request)
 
 
+def _clock(app: web.Application) -> Clock:
+    """A clock given to :func:`create_app` (tests), else the system clock; the sandbox's can be shifted forward."""
+    given = app.get(CLOCK)
+    if callable(given):
+        return given  # type: ignore[no-any-return]
+    return ShiftableClock() if app[SETTINGS].sandbox_mode else system_clock
+
+
 async def chart(request: web.Request) -> web.StreamResponse:
     return await request.app[CHART](request)
 
@@ -242,9 +270,11 @@ async def placetel_notify(request: web.Request) -> web.StreamResponse:
     return await request.app[SERVICES].placetel_notify(request)
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
     app[SETTINGS] = settings
+    if clock is not None:
+        app[CLOCK] = clock
     app.cleanup_ctx.append(_services)
     app.router.add_post("/api/messages", messages)
     app.router.add_post(NOTIFICATION_PATH, notifications)

@@ -7,15 +7,17 @@ are dates (``2026-05-15``), date ranges (``2026-08-03..2026-08-14``) or yearly d
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 from functools import cached_property
+from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bot.domain.business_hours import BusinessCalendar, WeeklyHours, parse_weekly_hours
-from bot.domain.reminders import ReminderPolicy
+from bot.domain.cases import Case
+from bot.domain.reminders import DueState, ReminderPolicy, due_state
 
 GERMAN_STATES = ("BB", "BE", "BW", "BY", "HB", "HE", "HH", "MV", "NI", "NW", "RP", "SH", "SL", "SN", "ST", "TH")
 _DATE = r"\d{4}-\d{2}-\d{2}"
@@ -154,3 +156,15 @@ class LineReminders(BaseModel):
             escalate_after=self.escalate_after,
             can_escalate=self.escalate_to is not None,
         )
+
+
+class _Line(Protocol):
+    hours: LineHours
+    reminders: LineReminders
+
+
+def line_due_state(line: _Line, case: Case, now: datetime) -> DueState | None:
+    """The case's due state on its card, on lines with reminders."""
+    if not line.reminders.enabled:
+        return None
+    return due_state(case, line.hours.calendar, line.reminders.policy, now)

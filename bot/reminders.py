@@ -104,8 +104,8 @@ class ReminderService:
         for due in await self._reminders.due(now):
             line = lines.get(due.line_id)
             case = await self._cases.get(due.case_id)
-            if line is None or case is None:
-                continue
+            if line is None or case is None or not line.hours.calendar.is_open(now):
+                continue  # a reminder that fell due before a closing waits for the next opening
             episode = episode_of(case)
             if episode is None or episode.key != due.episode:
                 continue  # changed since planned; the next tick plans it again

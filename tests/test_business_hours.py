@@ -19,7 +19,9 @@ def berlin(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> d
     return datetime(year, month, day, hour, minute, tzinfo=BERLIN)
 
 
-def calendar(weekly: str = "Mo-Fr 08:00-18:00", state: str | None = None, closed: tuple[str, ...] = ()) -> BusinessCalendar:
+def calendar(
+    weekly: str = "Mo-Fr 08:00-18:00", state: str | None = None, closed: tuple[str, ...] = ()
+) -> BusinessCalendar:
     return LineHours(weekly=weekly, state=state, closed=list(closed)).calendar
 
 
