@@ -17,6 +17,7 @@ from bot.domain.state_machine import Verb
 from bot.reminders import OVERVIEW, REMINDER, ReminderService
 from bot.storage.database import Database, from_json
 from bot.storage.factory import open_database
+from bot.storage.reminder_store import QueuedEffect
 from bot.storage.sql_store import SqlStore
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -72,6 +73,12 @@ async def queued(database: Database, kind: str) -> list[dict[str, Any]]:
     async with database.transaction() as cursor:
         await cursor.execute("SELECT payload FROM jobs WHERE kind = ? ORDER BY id", (kind,))
         return [from_json(row["payload"]) for row in await cursor.fetchall()]
+
+
+async def sent_out(database: Database) -> None:
+    """The job runner did its work: queued jobs no longer hide a duplicate behind their dedupe key."""
+    async with database.transaction() as cursor:
+        await cursor.execute("UPDATE jobs SET state = 'done' WHERE state = 'pending'")
 
 
 def service(settings: Settings, store: SqlStore, clock: FakeClock) -> ReminderService:
@@ -229,6 +236,9 @@ async def test_exactly_once_across_restarts(database_url: str) -> None:
         await database.close()
     for minute in (30, 30, 31, 45, 60, 60, 61, 90, 120):
         await restarted_tick(start + timedelta(minutes=minute))
+        database = await open_database(database_url)
+        await sent_out(database)
+        await database.close()
     database = await open_database(database_url)
     try:
         sent = await SqlStore(database).reminders.sent(case_id)
@@ -254,6 +264,7 @@ async def test_two_replicas_send_each_reminder_once(database_url: str) -> None:
             for clock in clocks:
                 clock.now = start + timedelta(minutes=minute, seconds=30)
             await asyncio.gather(*(replica.tick() for replica in replicas for _ in range(3)))
+            await sent_out(databases[0])
         jobs = await queued(databases[0], REMINDER)
         sent = await stores[0].reminders.sent()
     finally:
@@ -291,3 +302,35 @@ async def test_overview_after_a_holiday_weekend_covers_all_closed_days(store: Sq
     [overview] = await queued(database, OVERVIEW)
     assert overview["case_ids"] == calls
     assert overview["closed_since"] == berlin(2026, 12, 23, 18, 0).isoformat()
+
+
+async def test_a_reminder_read_by_two_replicas_is_fired_by_one(database_url: str) -> None:
+    """Both replicas saw the same due reminder before either fired it (the race the schedule must survive)."""
+    start = berlin(2026, 3, 10, 9, 0)
+    settings = settings_for(line("zentrale"))
+    databases = [await open_database(database_url) for _ in range(2)]
+    try:
+        stores = [SqlStore(database) for database in databases]
+        await stores[0].migrate()
+        case_id = await call(stores[0], "zentrale", start)
+        clock = FakeClock(start + timedelta(minutes=1))
+        await service(settings, stores[0], clock).tick()  # plans step 1 for 09:30
+        moment = start + timedelta(minutes=31)
+        [due_a] = await stores[0].reminders.due(moment)
+        [due_b] = await stores[1].reminders.due(moment)
+        effect = QueuedEffect(REMINDER, {"case_id": case_id, "step": 1}, f"reminder:{case_id}:1")
+        fired = await asyncio.gather(
+            stores[0].reminders.fire(due_a, moment, [effect], None),
+            stores[1].reminders.fire(due_b, moment, [effect], None),
+        )
+        await sent_out(databases[0])
+        fired_again = await stores[1].reminders.fire(due_b, moment, [effect], None)
+        jobs = await queued(databases[0], REMINDER)
+        sent = await stores[0].reminders.sent(case_id)
+    finally:
+        for database in databases:
+            await database.close()
+    assert sorted(fired) == [False, True]
+    assert not fired_again
+    assert len(jobs) == 1
+    assert [reminder.step for reminder in sent] == [1]
