@@ -14,7 +14,7 @@ from bot.domain.cases import Case, CaseState
 from bot.domain.reminders import DueState, ReminderKind
 from bot.domain.state_machine import Verb
 from cards.elements import Json, adaptive_card, case_action, column, column_set, text_block
-from cards.format import NAME_LIMIT, caller_label, format_absolute, inert, plain
+from cards.format import NAME_LIMIT, caller_label, format_absolute, inert
 from cards.i18n import BERLIN, Lang, calls_count, clock, text
 
 OVERVIEW_LIST_ORIGIN = {"command": "open", "offset": 0}
@@ -31,7 +31,7 @@ class Mention:
 
     @property
     def markup(self) -> str:
-        return f"<at>{plain(self.name, NAME_LIMIT)}</at>"
+        return f"<at>{inert(self.name, NAME_LIMIT)}</at>"
 
 
 def format_waited(minutes: int, lang: Lang) -> str:
@@ -152,3 +152,47 @@ def _overview_row(case: Case, lang: Lang) -> Json:
             column([{"type": "ActionSet", "actions": [claim]}], width="auto", verticalContentAlignment="Center")
         )
     return {"type": "Container", "separator": True, "spacing": "Medium", "items": [column_set(columns)]}
+
+
+@dataclass(frozen=True, slots=True)
+class LineRulesSummary:
+    """One line's hours and reminder rules, as the help card explains them."""
+
+    line_name: str
+    hours: str
+    reminders_on: bool
+    unclaimed_minutes: int
+    claimed_minutes: int
+    escalate_after: int
+
+
+def help_rules_blocks(lines: Sequence[LineRulesSummary], lang: Lang) -> list[Json]:
+    """The help card's section on reminders: the rules with the numbers of the first line that has them on (none
+    when no line has), and every line's hours."""
+    if not lines:
+        return []
+    blocks = [text_block(text(lang, "help_rules_title"), weight="Bolder", spacing="Medium")]
+    example = next((line for line in lines if line.reminders_on), None)
+    if example is not None:
+        rules = text(
+            lang,
+            "help_rules",
+            unclaimed=example.unclaimed_minutes,
+            claimed=example.claimed_minutes,
+            after=example.escalate_after,
+        )
+        blocks.append(text_block(rules))
+    blocks.extend(
+        text_block(
+            text(
+                lang,
+                "help_hours" if line.reminders_on else "help_hours_off",
+                line=inert(line.line_name, NAME_LIMIT),
+                hours=inert(line.hours, NAME_LIMIT * 2),
+            ),
+            size="Small",
+            spacing="None",
+        )
+        for line in lines
+    )
+    return blocks
