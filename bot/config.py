@@ -207,7 +207,8 @@ class Settings(BaseSettings):
     pool_lines: Annotated[list[PoolLine], NoDecode] = Field(
         default_factory=list,
         description='JSON list: [{"id","mailbox","numbers":[…],"display_name"}], optionally per line '
-        '"notify_secret", "auto_done_on_callback", "team_extensions":{"sip-user-or-extension":"name"}',
+        '"notify_secret", "auto_done_on_callback", "team_extensions":{"sip-user-or-extension":"name"}, "hours":{…} '
+        'and "reminders":{…} (docs/reminders.md)',
     )
     parser_profiles: str = Field(default="", description="JSON list of extra parser profiles, or a file path")
     link_admins: Annotated[list[str], NoDecode] = Field(
