@@ -102,7 +102,7 @@ def parser_profiles(settings: Settings) -> tuple[ParserProfile, ...]:
 
 async def _services(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    clock = _clock(app)
+    clock = clock_for(app)
     instance_id = f"instance-{uuid.uuid4().hex[:8]}"
     # Everything that only needs the settings first: a failure then leaves nothing open (an open store's thread
     # would keep the process alive).
@@ -254,7 +254,7 @@ async def voicemail(request: web.Request) -> web.StreamResponse:
     return await request.app[SERVICES].voicemail(request)
 
 
-def _clock(app: web.Application) -> Clock:
+def clock_for(app: web.Application) -> Clock:
     """A clock given to :func:`create_app` (tests), else the system clock; the sandbox's can be shifted forward."""
     given = app.get(CLOCK)
     if callable(given):

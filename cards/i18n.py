@@ -404,9 +404,9 @@ _DE_REMINDERS: Mapping[str, str] = {
     "reminder_claimed": "⏰ {mentions} du hast diesen Rückruf seit {waited}. Erledigt? Sonst bitte „Freigeben“, "
     "damit jemand anderes zurückruft.",
     "reminder_escalation": "🚨 {mentions} Eskalation: dieser Rückruf ({line}, {caller}) ist seit {waited} offen – "
-    "trotz {count} Erinnerungen.",
+    "{count}× erinnert, niemand hat übernommen.",
     "reminder_escalation_claimed": "🚨 {mentions} Eskalation: dieser Rückruf ({line}, {caller}) ist seit {waited} "
-    "bei {name} in Bearbeitung – trotz {count} Erinnerungen.",
+    "bei {name} in Bearbeitung – {count}× erinnert.",
     "overview_title": "Guten Morgen – {count} seit {since} ({line})",
     "overview_title_first": "Guten Morgen – {count} vor Öffnung ({line})",
     "overview_intro": "Eingegangen, während die Leitung geschlossen war, älteste zuerst:",
@@ -433,9 +433,9 @@ _EN_REMINDERS: Mapping[str, str] = {
     "reminder_claimed": "⏰ {mentions} you have held this callback for {waited}. Done? Otherwise please “Release” "
     "it so someone else calls back.",
     "reminder_escalation": "🚨 {mentions} Escalation: this callback ({line}, {caller}) has been open for {waited} – "
-    "despite {count} reminders.",
+    "reminded {count}×, nobody took it.",
     "reminder_escalation_claimed": "🚨 {mentions} Escalation: this callback ({line}, {caller}) has been with {name} "
-    "for {waited} – despite {count} reminders.",
+    "for {waited} – reminded {count}×.",
     "overview_title": "Good morning – {count} since {since} ({line})",
     "overview_title_first": "Good morning – {count} before opening ({line})",
     "overview_intro": "Came in while the line was closed, oldest first:",

@@ -98,7 +98,7 @@ def test_reminder_texts_mention_and_stay_inert() -> None:
         case=claimed_case(),
         count=3,
     )
-    assert "Escalation" in escalation and "with Anna Schmidt" in escalation and "despite 3 reminders" in escalation
+    assert "Escalation" in escalation and "with Anna Schmidt" in escalation and "reminded 3×" in escalation
     assert "https://evil" not in escalation and "[klick](" not in escalation
 
 

@@ -334,3 +334,22 @@ async def test_a_reminder_read_by_two_replicas_is_fired_by_one(database_url: str
     assert not fired_again
     assert len(jobs) == 1
     assert [reminder.step for reminder in sent] == [1]
+
+
+async def test_two_replicas_send_one_morning_overview(database_url: str) -> None:
+    settings = settings_for(line("zentrale"))
+    databases = [await open_database(database_url) for _ in range(2)]
+    try:
+        stores = [SqlStore(database) for database in databases]
+        await stores[0].migrate()
+        for hour in (19, 20, 21):
+            await call(stores[0], "zentrale", berlin(2026, 3, 10, hour))
+        clock = FakeClock(berlin(2026, 3, 11, 8, 0))
+        replicas = [service(settings, store, clock) for store in stores]
+        results = await asyncio.gather(*(replica.tick() for replica in replicas for _ in range(3)))
+        overviews = await queued(databases[0], OVERVIEW)
+    finally:
+        for database in databases:
+            await database.close()
+    assert sum(result.overviews for result in results) == 1
+    assert len(overviews) == 1 and overviews[0]["total"] == 3

@@ -23,7 +23,7 @@ from bot.sandbox.graph import GraphStandIn
 from bot.sandbox.identity import GRAPH_AUDIENCE, IdentityServer
 from bot.sandbox.tls import TlsMaterial
 from tests.cards_fixtures import actions
-from tests.e2e_fixtures import POOL_MAILBOX, POOL_NUMBER, BotStack, free_port, stack_settings, user
+from tests.e2e_fixtures import OTHER_CHANNEL_ID, POOL_MAILBOX, POOL_NUMBER, BotStack, free_port, stack_settings, user
 from tests.teams_fixtures import card_json, card_texts
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -53,6 +53,7 @@ class FakeClock:
 
 @pytest.fixture
 async def reminder_stack(
+    request: pytest.FixtureRequest,
     identity_server: IdentityServer,
     sandbox_tls: TlsMaterial,
     tmp_path: Path,
@@ -71,7 +72,7 @@ async def reminder_stack(
         "numbers": [POOL_NUMBER],
         "display_name": "Zentrale",
         "hours": {"weekly": "Mo-Fr 08:00-18:00", "state": "BE"},
-        "reminders": {"enabled": True, "tag": TAG, "escalate_after": 1},
+        "reminders": {"enabled": True, "tag": TAG, "escalate_after": 1, **getattr(request, "param", {})},
     }
     settings = stack_settings(identity_server, sandbox_tls, graph, tmp_path, port, pool_lines=[line])
     clock = FakeClock(TUESDAY_10)
@@ -188,3 +189,36 @@ def _texts(record: Any) -> str:
 
 def _actions(record: Any) -> list[dict[str, Any]]:
     return list(actions(card_json(record.current)))
+
+
+@pytest.mark.parametrize("reminder_stack", [{"escalate_to": {"channel_id": OTHER_CHANNEL_ID}}], indirect=True)
+async def test_escalation_to_a_channel_posts_there_once(reminder_stack: tuple[BotStack, FakeClock]) -> None:
+    stack, clock = reminder_stack
+    deliver(stack, "0171 9999999", TUESDAY_10)
+    await stack.settle()
+    for minutes in (31, 61, 62, 120, 240):
+        clock.now = TUESDAY_10 + timedelta(minutes=minutes)
+        await tick(stack)
+    [reminder] = thread_replies(stack)
+    assert "<at>Empfang</at>" in reminder["text"]
+    [escalation] = [record.current for record in stack.channel_cards(OTHER_CHANNEL_ID)]
+    assert (
+        "Eskalation" in escalation["text"] and "Zentrale" in escalation["text"] and "0171 9999999" in escalation["text"]
+    )
+    assert "1× erinnert, niemand hat übernommen" in escalation["text"]
+
+
+async def test_claim_on_the_overview_answers_with_the_open_list(reminder_stack: tuple[BotStack, FakeClock]) -> None:
+    stack, clock = reminder_stack
+    deliver(stack, "0171 4444444", TUESDAY_10 + timedelta(hours=10))  # 20:00
+    clock.now = TUESDAY_10 + timedelta(hours=22, minutes=5)
+    await stack.settle()
+    await tick(stack)
+    [overview] = [record for record in stack.channel_cards() if "Guten Morgen" in _texts(record)]
+    [claim] = [action for action in _actions(overview) if action.get("verb") == "claim"]
+    anna = user(0)
+    answer = await stack.click("claim", claim["data"], anna, overview.conversation_id, overview.activity_id)
+    answered = " ".join(card_texts(answer["value"]))
+    assert "Offene Rückrufe (1)" in answered and "Gespeichert" in answered
+    case = await stack.services.store.cases.get(claim["data"]["case_id"])
+    assert case is not None and case.claimed_by is not None and case.claimed_by.id == anna["aadObjectId"]
