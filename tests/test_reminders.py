@@ -285,7 +285,9 @@ async def test_morning_overview_once_per_opening(store: SqlStore, database: Data
     await store.cases.transition(claimed, Verb.CLAIM, ANNA, berlin(2026, 3, 10, 20, 5), timedelta(hours=2))
     await run_until(svc, clock, [berlin(2026, 3, 10, 18, 30), berlin(2026, 3, 11, 7, 59)])
     assert await queued(database, OVERVIEW) == []
-    await run_until(svc, clock, [berlin(2026, 3, 11, 8, 0), berlin(2026, 3, 11, 8, 1), berlin(2026, 3, 11, 9, 0)])
+    for moment in (berlin(2026, 3, 11, 8, 0), berlin(2026, 3, 11, 8, 1), berlin(2026, 3, 11, 9, 0)):
+        await run_until(svc, clock, [moment])
+        await sent_out(database)
     [overview] = await queued(database, OVERVIEW)
     assert overview["case_ids"] == [night[1], night[0], early]  # oldest first, claimed one left out
     assert overview["total"] == 3
