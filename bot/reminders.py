@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 REMINDER = "teams.reminder"
 OVERVIEW = "teams.overview"
 TICK_INTERVAL = timedelta(seconds=30)
+PLAN_BATCH = 200
+PLAN_BATCHES_PER_TICK = 10
 OVERVIEW_LIMIT = 15
 """Cases listed on an overview card (the count names all of them); keeps the card far below the size budget."""
 
@@ -88,24 +90,30 @@ class ReminderService:
         return TickResult(planned, sent, overviews)
 
     async def _plan_changed(self, lines: dict[str, PoolLine], now: datetime) -> int:
+        """Plan every case that changed since it was planned, a batch at a time (bounded per tick)."""
         count = 0
-        while cases := await self._reminders.cases_to_plan(list(lines)):
+        for _ in range(PLAN_BATCHES_PER_TICK):
+            cases = await self._reminders.cases_to_plan(list(lines), PLAN_BATCH)
             for case in cases:
                 episode = episode_of(case)
-                if episode is None:
-                    continue
-                steps = await self._reminders.steps_sent(case.id, episode.key)
-                await self._reminders.save_plan(case, episode, self._plan(case, lines[case.line_id], steps, now))
+                steps = await self._reminders.steps_sent(case.id, episode.key) if episode else 0
+                planned = self._plan(case, lines[case.line_id], steps, now) if episode else None
+                await self._reminders.save_plan(case, episode.key if episode else "", planned)
                 count += 1
+            if len(cases) < PLAN_BATCH:
+                break
         return count
 
     async def _fire_due(self, lines: dict[str, PoolLine], now: datetime) -> int:
+        """Fire the due reminders of the lines open now; one that fell due before a closing waits for the next
+        opening (and does not hold up the open lines' reminders)."""
         sent = 0
-        for due in await self._reminders.due(now):
-            line = lines.get(due.line_id)
+        open_lines = [line_id for line_id, line in lines.items() if line.hours.calendar.is_open(now)]
+        for due in await self._reminders.due(now, open_lines):
+            line = lines[due.line_id]
             case = await self._cases.get(due.case_id)
-            if line is None or case is None or not line.hours.calendar.is_open(now):
-                continue  # a reminder that fell due before a closing waits for the next opening
+            if case is None:
+                continue
             episode = episode_of(case)
             if episode is None or episode.key != due.episode:
                 continue  # changed since planned; the next tick plans it again

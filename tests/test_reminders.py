@@ -24,8 +24,8 @@ BERLIN = ZoneInfo("Europe/Berlin")
 ANNA = Actor("aad-anna", "Anna Schmidt")
 
 
-def berlin(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=BERLIN).astimezone(UTC)
+def berlin(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=BERLIN).astimezone(UTC)
 
 
 class FakeClock:
@@ -318,8 +318,8 @@ async def test_a_reminder_read_by_two_replicas_is_fired_by_one(database_url: str
         clock = FakeClock(start + timedelta(minutes=1))
         await service(settings, stores[0], clock).tick()  # plans step 1 for 09:30
         moment = start + timedelta(minutes=31)
-        [due_a] = await stores[0].reminders.due(moment)
-        [due_b] = await stores[1].reminders.due(moment)
+        [due_a] = await stores[0].reminders.due(moment, ["zentrale"])
+        [due_b] = await stores[1].reminders.due(moment, ["zentrale"])
         effect = QueuedEffect(REMINDER, {"case_id": case_id, "step": 1}, f"reminder:{case_id}:1")
         fired = await asyncio.gather(
             stores[0].reminders.fire(due_a, moment, [effect], None),
@@ -355,3 +355,21 @@ async def test_two_replicas_send_one_morning_overview(database_url: str) -> None
             await database.close()
     assert sum(result.overviews for result in results) == 1
     assert len(overviews) == 1 and overviews[0]["total"] == 3
+
+
+async def test_overdue_reminders_of_a_closed_line_do_not_hold_up_an_open_line(
+    store: SqlStore, database: Database
+) -> None:
+    short = {**line("kurz"), "hours": {"weekly": "Mo-Fr 08:00-08:40"}}
+    always = {**line("immer"), "hours": {"weekly": "Mo-So 00:00-24:00"}}
+    clock = FakeClock(berlin(2026, 3, 10, 8, 0))
+    svc = service(settings_for(short, always), store, clock)
+    for n in range(120):
+        await call(store, "kurz", berlin(2026, 3, 10, 8, 0) + timedelta(seconds=n))
+    await svc.tick()
+    urgent = await call(store, "immer", berlin(2026, 3, 10, 8, 5))
+    await run_until(svc, clock, [berlin(2026, 3, 10, 8, 45)])  # "kurz" closed at 08:40 with 120 reminders due
+    assert [job["case_id"] for job in await queued(database, REMINDER)] == [urgent]
+    # They go out at the next opening, at most 100 per tick (a tick runs every 30 seconds).
+    await run_until(svc, clock, [berlin(2026, 3, 11, 8, 0), berlin(2026, 3, 11, 8, 0, 30)])
+    assert len([job for job in await queued(database, REMINDER) if job["case_id"] != urgent]) == 120

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.domain.cases import Case
-from bot.domain.reminders import Episode, PlannedReminder
+from bot.domain.reminders import PlannedReminder
 from bot.storage.database import Cursor, Database, IntegrityConflict, Row, require_utc, to_json, to_utc
 
 if TYPE_CHECKING:
@@ -61,12 +61,14 @@ class ReminderRepository(Protocol):
 
     async def steps_sent(self, case_id: str, episode: str) -> int: ...
 
-    async def save_plan(self, case: Case, episode: Episode, planned: PlannedReminder | None) -> None: ...
+    async def save_plan(self, case: Case, episode: str, planned: PlannedReminder | None) -> None:
+        """Record the case's next step (or that it has none) for the case's current version."""
 
     async def forget_inactive(self, line_ids: Sequence[str]) -> int:
         """Drop plans of done cases and of lines without reminders."""
 
-    async def due(self, now: datetime, limit: int = 100) -> list[ScheduledReminder]: ...
+    async def due(self, now: datetime, line_ids: Sequence[str], limit: int = 100) -> list[ScheduledReminder]:
+        """Planned reminders of ``line_ids`` due at ``now``, the longest overdue first."""
 
     async def fire(
         self,
@@ -135,9 +137,9 @@ class SqlReminderRepository(ReminderRepository):
             row = await cursor.fetchone()
         return int(row["step"]) if row and row["step"] is not None else 0
 
-    async def save_plan(self, case: Case, episode: Episode, planned: PlannedReminder | None) -> None:
+    async def save_plan(self, case: Case, episode: str, planned: PlannedReminder | None) -> None:
         async with self._db.transaction() as cursor:
-            await self._save_plan(cursor, case.id, case.line_id, case.version, episode.key, planned)
+            await self._save_plan(cursor, case.id, case.line_id, case.version, episode, planned)
 
     @staticmethod
     async def _save_plan(
@@ -170,11 +172,14 @@ class SqlReminderRepository(ReminderRepository):
                 list(line_ids),
             )
 
-    async def due(self, now: datetime, limit: int = 100) -> list[ScheduledReminder]:
+    async def due(self, now: datetime, line_ids: Sequence[str], limit: int = 100) -> list[ScheduledReminder]:
+        if not line_ids:
+            return []
         async with self._db.transaction() as cursor:
             await cursor.execute(
-                "SELECT * FROM reminder_schedule WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at LIMIT ?",
-                (now, limit),
+                "SELECT * FROM reminder_schedule WHERE due_at IS NOT NULL AND due_at <= ? "  # noqa: S608
+                f"AND line_id IN ({_placeholders(line_ids)}) ORDER BY due_at LIMIT ?",
+                (now, *line_ids, limit),
             )
             return [_scheduled(row) for row in await cursor.fetchall()]
 
