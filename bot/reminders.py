@@ -94,12 +94,20 @@ class ReminderService:
         count = 0
         for _ in range(PLAN_BATCHES_PER_TICK):
             cases = await self._reminders.cases_to_plan(list(lines), PLAN_BATCH)
+            episodes = {case.id: episode_of(case) for case in cases}
+            steps = await self._reminders.steps_sent(
+                [(case_id, episode.key) for case_id, episode in episodes.items() if episode is not None]
+            )
+            plans: list[tuple[Case, str, PlannedReminder | None]] = []
             for case in cases:
-                episode = episode_of(case)
-                steps = await self._reminders.steps_sent(case.id, episode.key) if episode else 0
-                planned = self._plan(case, lines[case.line_id], steps, now) if episode else None
-                await self._reminders.save_plan(case, episode.key if episode else "", planned)
-                count += 1
+                episode = episodes[case.id]
+                if episode is None:
+                    plans.append((case, "", None))
+                    continue
+                sent = steps[(case.id, episode.key)]
+                plans.append((case, episode.key, self._plan(case, lines[case.line_id], sent, now)))
+            await self._reminders.save_plans(plans)
+            count += len(plans)
             if len(cases) < PLAN_BATCH:
                 break
         return count

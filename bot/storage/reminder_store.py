@@ -59,10 +59,11 @@ class ReminderRepository(Protocol):
     async def cases_to_plan(self, line_ids: Sequence[str], limit: int = 200) -> list[Case]:
         """Open and claimed cases of ``line_ids`` with no plan yet, or changed since they were planned."""
 
-    async def steps_sent(self, case_id: str, episode: str) -> int: ...
+    async def steps_sent(self, episodes: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """Reminders sent so far per (case id, episode key)."""
 
-    async def save_plan(self, case: Case, episode: str, planned: PlannedReminder | None) -> None:
-        """Record the case's next step (or that it has none) for the case's current version."""
+    async def save_plans(self, plans: Sequence[tuple[Case, str, PlannedReminder | None]]) -> None:
+        """Record each case's next step (or that it has none) for the case's current version, in one transaction."""
 
     async def forget_inactive(self, line_ids: Sequence[str]) -> int:
         """Drop plans of done cases and of lines without reminders."""
@@ -118,28 +119,37 @@ class SqlReminderRepository(ReminderRepository):
         """The outbox's clock: queued effects are due at once by the job queue's time."""
 
     async def cases_to_plan(self, line_ids: Sequence[str], limit: int = 200) -> list[Case]:
+        """Without their events: planning reads only the case's state, times and version."""
+        from bot.storage.sql_store import case_from_row
+
         if not line_ids:
             return []
         async with self._db.transaction() as cursor:
-            return await self._cases._load_cases(
-                cursor,
-                f"state IN ('open', 'claimed') AND line_id IN ({_placeholders(line_ids)}) AND NOT EXISTS "  # noqa: S608
-                "(SELECT 1 FROM reminder_schedule s WHERE s.case_id = cases.id AND s.case_version = cases.version)",
+            await cursor.execute(
+                f"SELECT * FROM cases WHERE state IN ('open', 'claimed') AND line_id IN ({_placeholders(line_ids)}) "  # noqa: S608
+                "AND NOT EXISTS (SELECT 1 FROM reminder_schedule s WHERE s.case_id = cases.id "
+                "AND s.case_version = cases.version) ORDER BY created_at, id LIMIT ?",
                 [*line_ids, limit],
-                "ORDER BY created_at, id LIMIT ?",
             )
+            return [case_from_row(row, ()) for row in await cursor.fetchall()]
 
-    async def steps_sent(self, case_id: str, episode: str) -> int:
+    async def steps_sent(self, episodes: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        if not episodes:
+            return {}
+        case_ids = sorted({case_id for case_id, _ in episodes})
         async with self._db.transaction() as cursor:
             await cursor.execute(
-                "SELECT MAX(step) AS step FROM reminders_sent WHERE case_id = ? AND episode = ?", (case_id, episode)
+                "SELECT case_id, episode, MAX(step) AS step FROM reminders_sent "  # noqa: S608
+                f"WHERE case_id IN ({_placeholders(case_ids)}) GROUP BY case_id, episode",
+                case_ids,
             )
-            row = await cursor.fetchone()
-        return int(row["step"]) if row and row["step"] is not None else 0
+            sent = {(row["case_id"], row["episode"]): int(row["step"]) for row in await cursor.fetchall()}
+        return {episode: sent.get(episode, 0) for episode in episodes}
 
-    async def save_plan(self, case: Case, episode: str, planned: PlannedReminder | None) -> None:
+    async def save_plans(self, plans: Sequence[tuple[Case, str, PlannedReminder | None]]) -> None:
         async with self._db.transaction() as cursor:
-            await self._save_plan(cursor, case.id, case.line_id, case.version, episode, planned)
+            for case, episode, planned in plans:
+                await self._save_plan(cursor, case.id, case.line_id, case.version, episode, planned)
 
     @staticmethod
     async def _save_plan(
@@ -168,7 +178,7 @@ class SqlReminderRepository(ReminderRepository):
         async with self._db.transaction() as cursor:
             return await cursor.execute(
                 f"DELETE FROM reminder_schedule WHERE {line_filter}"  # noqa: S608 - fixed SQL fragments
-                "case_id IN (SELECT id FROM cases WHERE state = 'done')",
+                "EXISTS (SELECT 1 FROM cases WHERE cases.id = reminder_schedule.case_id AND cases.state = 'done')",
                 list(line_ids),
             )
 

@@ -135,6 +135,10 @@ def _case_from_row(row: Row, events: tuple[CallEvent, ...], contacts: tuple[Cont
     )
 
 
+case_from_row = _case_from_row
+"""A case from its row (other repositories over the same tables use it, e.g. the reminder schedule)."""
+
+
 def _mutable_case_columns(case: Case) -> dict[str, Any]:
     """Columns a transition or a joining event may change."""
     return {
