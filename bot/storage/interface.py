@@ -118,6 +118,7 @@ class LinkRepository(Protocol):
     async def links_for_channel(self, channel_id: str) -> list[ChannelLink]: ...
 
 
+
 @dataclass(frozen=True, slots=True)
 class CardRef:
     case_id: str
@@ -202,6 +203,7 @@ class SubscriptionRepository(Protocol):
     async def get_subscription(self, mailbox: str) -> Subscription | None: ...
 
     async def subscription_by_id(self, subscription_id: str) -> Subscription | None: ...
+
 
     async def save_delta_link(self, mailbox: str, delta_link: str) -> None: ...
 

@@ -604,6 +604,7 @@ class SqlLinkRepository(LinkRepository):
         return await self._links("channel_id = ?", (channel_id,))
 
 
+
 def _card_from_row(row: Row) -> CardRef:
     return CardRef(row["case_id"], row["conversation_id"], row["activity_id"], row["posted_version"])
 
