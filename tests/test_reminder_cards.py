@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
+from bot.commands import CommandRequest, Commands
+from bot.config import Settings
+from bot.domain.cases import Actor
 from bot.domain.reminders import ReminderKind
+from bot.storage.sql_store import SqlStore
 from cards.case_card import build_case_card
 from cards.i18n import Lang
 from cards.messages import build_help_card
@@ -122,3 +127,22 @@ def test_help_explains_the_rules_and_each_lines_hours() -> None:
     assert "Mo-So 00:00-24:00 · Erinnerungen aus" in body
     off = joined(build_help_card(Lang.DE, extra=help_rules_blocks(RULES[1:], Lang.DE)))
     assert "Erinnerungen aus" in off and "nach 30 Min." not in off
+
+
+async def test_hilfe_command_explains_the_configured_rules(store: SqlStore) -> None:
+    line = {
+        "id": "zentrale",
+        "mailbox": "z@praxis.example",
+        "numbers": ["+49301234500"],
+        "display_name": "Zentrale",
+        "hours": {"weekly": "Mo-Do 08:00-17:00; Fr 08:00-13:00", "state": "NW"},
+        "reminders": {"enabled": True, "unclaimed_minutes": 20, "claimed_minutes": 90, "escalate_after": 2},
+    }
+    settings = Settings(_env_file=None, sandbox_mode=True, graph_client_state="s", pool_lines=[line])  # type: ignore[call-arg]
+    request = CommandRequest("hilfe", Actor("aad-anna", "Anna"), None, "tenant", "19:c", "https://service")
+    for message in ("hilfe", "was kannst du"):
+        reply = await Commands(settings, store).handle(replace(request, text=message))
+        assert reply.card is not None
+        body = joined(reply.card)
+        assert "nach 20 Min." in body and "länger als 90 Min." in body and "nach 2 Erinnerungen" in body
+        assert "Zentrale: Mo-Do 08:00-17:00; Fr 08:00-13:00" in body
