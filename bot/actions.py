@@ -27,6 +27,7 @@ from bot.voicemail import VoicemailLinks
 from cards.case_card import REFRESH_VERB, CaseCardView, build_case_card
 from cards.i18n import Lang, conversation_language, refusal_text, text
 from cards.list_card import LIST_PAGE_VERB
+from cards.reminder_cards import NUDGE_ORIGIN, build_nudge_answer
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,8 @@ class CardActions:
             # The clicker may look at a stale card: answer with the current one, and refresh it for everyone.
             if _card_version(request.data) != outcome.case.version:
                 await effects.refresh_card(self._store.jobs, outcome.case.id)
+            if request.data.get("origin") == NUDGE_ORIGIN:
+                return ActionResult(200, card=build_nudge_answer(lang, notice, positive=False), message=notice)
             if _list_origin(request) is not None:
                 return await self._back_to_list(request, notice, positive=False)
             return ActionResult(200, card=self.card_for(outcome.case, lang, notice, request.actor), message=notice)
@@ -182,6 +185,9 @@ class CardActions:
             },
         )
         await self._flag_sync.case_changed(outcome.case)
+        if request.data.get("origin") == NUDGE_ORIGIN:
+            answer = build_nudge_answer(lang, text(lang, "nudge_released"), positive=True)
+            return ActionResult(200, card=answer, applied=True)
         if _list_origin(request) is not None:
             return replace(
                 await self._back_to_list(request, text(lang, "list_action_done"), positive=True), applied=True

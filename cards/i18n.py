@@ -420,6 +420,8 @@ _DE_REMINDERS: Mapping[str, str] = {
     ),
     "help_hours": "{line}: {hours}",
     "help_hours_off": "{line}: {hours} · Erinnerungen aus",
+    "nudge_release_hint": "Schaffst du es nicht? Freigeben macht den Fall wieder offen für alle.",
+    "nudge_released": "Freigegeben – der Fall ist wieder offen.",
 }
 
 _EN_REMINDERS: Mapping[str, str] = {
@@ -449,6 +451,8 @@ _EN_REMINDERS: Mapping[str, str] = {
     ),
     "help_hours": "{line}: {hours}",
     "help_hours_off": "{line}: {hours} · reminders off",
+    "nudge_release_hint": "Can't get to it? Releasing makes the case open for everyone again.",
+    "nudge_released": "Released – the case is open again.",
 }
 
 TEXTS: Mapping[Lang, Mapping[str, str]] = {Lang.DE: {**_DE, **_DE_REMINDERS}, Lang.EN: {**_EN, **_EN_REMINDERS}}

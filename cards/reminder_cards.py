@@ -13,12 +13,14 @@ from datetime import datetime, tzinfo
 from bot.domain.cases import Case, CaseState
 from bot.domain.reminders import DueState, ReminderKind
 from bot.domain.state_machine import Verb
-from cards.elements import Json, adaptive_card, case_action, column, column_set, text_block
+from cards.elements import Json, adaptive_card, case_action, column, column_set, notice_block, text_block
 from cards.format import NAME_LIMIT, caller_label, format_absolute, inert
 from cards.i18n import BERLIN, Lang, calls_count, clock, text
 
 OVERVIEW_LIST_ORIGIN = {"command": "open", "offset": 0}
 """A Claim clicked on an overview answers with the open list (as in the list card), not with one case's card."""
+NUDGE_ORIGIN = "nudge"
+"""``data.origin`` of the Freigeben button on a claim nudge: the click answers with a short confirmation."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,3 +198,15 @@ def help_rules_blocks(lines: Sequence[LineRulesSummary], lang: Lang) -> list[Jso
         for line in lines
     )
     return blocks
+
+
+def build_nudge_card(case: Case, lang: Lang) -> Json:
+    """The Freigeben button under a claim nudge in the case's thread."""
+    hint = text(lang, "nudge_release_hint")
+    release = case_action(case, Verb.RELEASE, text(lang, "verb_release"), extra={"origin": NUDGE_ORIGIN})
+    return adaptive_card([text_block(hint, isSubtle=True, size="Small")], [release], fallback_text=hint)
+
+
+def build_nudge_answer(lang: Lang, notice: str, *, positive: bool) -> Json:
+    """What the clicker of a nudge's Freigeben sees instead of the button: done, or why not."""
+    return adaptive_card([notice_block(inert(notice, NAME_LIMIT * 4), positive=positive)], fallback_text=notice)

@@ -12,7 +12,14 @@ from bot.line_rules import LineHours
 from cards.case_card import build_case_card
 from cards.i18n import Lang
 from cards.messages import build_help_card
-from cards.reminder_cards import LineRulesSummary, OverviewView, build_overview_card, help_rules_blocks
+from cards.reminder_cards import (
+    LineRulesSummary,
+    OverviewView,
+    build_nudge_answer,
+    build_nudge_card,
+    build_overview_card,
+    help_rules_blocks,
+)
 from tests.cards_fixtures import HOSTILE, LINE_NAME, NOW, case_view, claimed_case, many_cases, open_case
 
 Json = dict[str, Any]
@@ -55,3 +62,6 @@ def reminder_card_variants() -> Iterator[tuple[str, Callable[[], Json]]]:
         ),
     )
     yield "overview-long", lambda: overview(Lang.DE, count=15, total=240)
+    for lang in Lang:
+        yield f"nudge-{lang}", lambda lang=lang: build_nudge_card(claimed_case(), lang)
+    yield "nudge-answer", lambda: build_nudge_answer(Lang.DE, HOSTILE, positive=False)

@@ -158,6 +158,21 @@ async def test_old_claim_nudges_the_claimer(reminder_stack: tuple[BotStack, Fake
     assert nudges[0]["entities"][0]["mentioned"]["id"] == anna["aadObjectId"]
     updated = " ".join(card_texts(card_json(card.current)))
     assert "Freigeben" in updated
+    # The nudge itself carries a Freigeben button; the clicker gets a short confirmation, the case is open again.
+    [release] = list(actions(card_json(nudges[0])))
+    assert release["verb"] == "release" and release["title"] == "Freigeben"
+    [nudge_record] = [
+        record
+        for records in stack.connector.conversations.values()
+        for record in records
+        if record.current is nudges[0]
+    ]
+    answer = await stack.click("release", release["data"], anna, card.conversation_id, nudge_record.activity_id)
+    assert "Freigegeben – der Fall ist wieder offen." in " ".join(card_texts(answer["value"]))
+    case = await stack.services.store.cases.get(release["data"]["case_id"])
+    assert case is not None and case.state == "open"
+    again = await stack.click("release", release["data"], anna, card.conversation_id, nudge_record.activity_id)
+    assert "Niemand hat diesen Fall übernommen" in " ".join(card_texts(again["value"]))
 
 
 async def test_morning_overview_lists_the_night(reminder_stack: tuple[BotStack, FakeClock]) -> None:

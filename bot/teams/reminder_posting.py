@@ -22,7 +22,7 @@ from bot.jobs import PermanentFailure, RetryLater
 from bot.storage.interface import ChannelLink
 from bot.teams.posting import CardPoster, ConversationGone
 from cards.reminder_cards import Mention as MentionTarget
-from cards.reminder_cards import OverviewView, build_overview_card, reminder_text
+from cards.reminder_cards import OverviewView, build_nudge_card, build_overview_card, reminder_text
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,8 @@ class ReminderPoster(CardPoster):
         )
         activity = MessageFactory.text(message)
         activity.entities = mention_entities(targets)
+        if kind is ReminderKind.CLAIMED:
+            activity.attachments = [CardFactory.adaptive_card(build_nudge_card(case, self._lang))]
         escalation = line.reminders.escalate_to
         if kind is ReminderKind.ESCALATION and escalation is not None and escalation.channel_id is not None:
             await self._post_new_thread(link, escalation.channel_id, activity)
