@@ -39,7 +39,9 @@ async def test_time_api_moves_the_clock_and_refuses_nonsense() -> None:
     graph = GraphStandIn(mailboxes=[line.mailbox for line in POOL_LINES])
     clock, ticks = ShiftableClock(), []
     simulator = CallSimulator(graph, POOL_LINES, clock=clock)
-    async with TestClient(TestServer(control_app(simulator, "http://playground", _time_control(clock, ticks)))) as http:
+    async with TestClient(
+        TestServer(control_app(simulator, "http://playground", time=_time_control(clock, ticks)))
+    ) as http:
         response = await http.post("/api/time", json={"hours": 1})
         assert response.status == 200
         state = await response.json()
