@@ -56,17 +56,18 @@ def due_block(due: DueState, lang: Lang, now: datetime) -> Json | None:
     if due.state is CaseState.CLAIMED:
         if not due.is_due:
             return None
-        line, style, color = text(lang, "due_claim_overdue", waited=waited), "warning", "Warning"
+        line, style = text(lang, "due_claim_overdue", waited=waited), "warning"
     elif due.due_since is not None:
         since = _moment(due.due_since, now, lang)
-        line, style, color = "⏰ " + text(lang, "due_since", since=since, waited=waited), "attention", "Attention"
+        line, style = "⏰ " + text(lang, "due_since", since=since, waited=waited), "attention"
     else:
-        line, style, color = text(lang, "due_new", waited=waited), "accent", "Accent"
+        line, style = text(lang, "due_new", waited=waited), "accent"
+    # The container's style carries the colour; the text keeps the default colour, readable (WCAG AA) on it.
     return {
         "type": "Container",
         "style": style,
         "spacing": "Small",
-        "items": [text_block(line, weight="Bolder", color=color, size="Small")],
+        "items": [text_block(line, weight="Bolder", size="Small")],
     }
 
 

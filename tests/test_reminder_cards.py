@@ -37,7 +37,6 @@ def test_an_overdue_case_shows_faellig_seit_in_red() -> None:
     card = build_case_card(case_view(open_case(), now=later, due=due_of("open", timedelta(minutes=65))))
     due_line = card["body"][1]
     assert due_line["style"] == "attention"
-    assert due_line["items"][0]["color"] == "Attention"
     # The first call was at 09:50 Berlin: due at 10:20, now 11:45 → waiting 1 h 55 min of business time.
     assert due_line["items"][0]["text"] == "⏰ Fällig seit 10:20 · wartet seit 1 Std. 55 Min."
 
