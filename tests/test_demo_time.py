@@ -54,7 +54,7 @@ async def test_time_api_moves_the_clock_and_refuses_nonsense() -> None:
         assert "Zeit +1 h" in page and "Bot-Uhr" in page
         form = await http.post("/time", data={"hours": "1"}, allow_redirects=False)
         assert form.status == 303 and clock.offset == timedelta(hours=2)
-        mail = simulator.simulate("missed", line_id="zentrale")
+        mail = await simulator.simulate("missed", line_id="zentrale")
         received = graph.mailbox(POOL_LINES[0].mailbox).messages[mail.message_id].received
         assert received - datetime.now(UTC) > timedelta(hours=1, minutes=59)
 
