@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bench.run import main as bench_main
+from bench.open_answer import main as bench_main
 from bot.commands import parse_command
 from bot.domain.cases import Actor, Case, CaseState
 from bot.domain.events import CallEvent, EventKind, MailSource

@@ -141,9 +141,12 @@ class ConnectorStandIn:
         swagger: SwaggerContract | None = None,
         limiter: ThreadRateLimiter | None = None,
         seed: int = 0,
+        latency_s: float = 0.0,
     ) -> None:
-        """``token_validator=None`` turns bearer checks off (only for a sandbox bot running without auth)."""
+        """``token_validator=None`` turns bearer checks off (only for a sandbox bot running without auth);
+        ``latency_s`` delays every API answer, standing in for a real network round trip."""
         self.token_validator = token_validator
+        self.latency_s = latency_s
         self.swagger = swagger or SwaggerContract.load(DEFAULT_SWAGGER_PATH)
         self.limiter = limiter or ThreadRateLimiter()
         self._random = random.Random(seed)
@@ -274,6 +277,8 @@ class ConnectorStandIn:
                         "Too many requests for this thread",
                         {"Retry-After": str(max(1, math.ceil(wait)))},
                     )
+            if self.latency_s:
+                await asyncio.sleep(self.latency_s)
             return await handler(request, body, app_id)
 
         return guarded

@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 TokenValidator = Callable[[str], bool]
 FAULT_KINDS = ("429", "503", "403", "delay", "drop")
 DEFAULT_PAGE_SIZE = 10  # Graph's default page size for message collections
+MAX_PAGE_SIZE = 1000  # the largest odata.maxpagesize Graph honours for messages; larger asks get this
 RECORDED_HEADERS = ("prefer", "client-request-id", "if-match", "content-type", "user-agent")
 _SEGMENT_KEY = re.compile(r"^(?P<name>[^(]+)\('(?P<key>[^']*)'\)$")
 _UNKNOWN_APP_ID = "00000000-0000-0000-0000-000000000000"
@@ -162,7 +163,7 @@ def _page_size(prefs: dict[str, str]) -> int:
         return DEFAULT_PAGE_SIZE
     if not raw.isdigit() or int(raw) < 1:
         raise GraphError(400, "ErrorInvalidRequest", f"Invalid odata.maxpagesize preference '{raw}'.")
-    return int(raw)
+    return min(int(raw), MAX_PAGE_SIZE)
 
 
 async def _json_body(request: web.Request) -> Any:
@@ -199,8 +200,11 @@ class GraphStandIn:
         notification_timeout_s: float = 3.0,
         notification_ssl_context: ssl.SSLContext | None = None,
         expiry_check_interval_s: float = 0.5,
+        latency_s: float = 0.0,
     ) -> None:
+        """``latency_s`` delays every Graph API answer, standing in for a real network round trip."""
         self.host = host
+        self.latency_s = latency_s
         self.port = port
         self._ssl_context = ssl_context
         self._token_validator = token_validator
@@ -521,6 +525,8 @@ class GraphStandIn:
                 box = self.mailbox(segments[1])
                 self._acquire_slot(box.user_id)
                 mailbox_key = box.user_id
+            if self.latency_s:
+                await asyncio.sleep(self.latency_s)
             response = await self._faulted(request, lambda: self._dispatch(request, segments, box))
         except GraphError as error:
             response = odata_error(error.status, error.code, error.message, request_id, client_request_id)

@@ -1,0 +1,388 @@
+"""End-to-end rows: start-up, memory, mail → card, notification ack and throughput, claims, the Teams burst and
+the catch-up, each against the bot in its own process (see :mod:`bench.stack`)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import math
+import statistics
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.load import BareServer, closed_loop, open_loop
+from bench.stack import (
+    BENCH_CLIENT_STATE,
+    CHANNELS,
+    LINES,
+    TEAM_ID,
+    TENANT,
+    BotProcess,
+    StandIns,
+    link_channels,
+    wait_until,
+)
+from bot.config import PoolLine
+from bot.graph.subscriptions import NOTIFICATION_PATH
+from bot.sandbox.connector import TEAMS_THREAD_LIMITS, ThreadRateLimiter
+from bot.storage.factory import open_database
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One line of the benchmark table."""
+
+    backend: str
+    measure: str
+    measured: str
+    reference: str
+    ratio: str
+    target: str
+    met: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    graph_latency_s: float = 0.0
+    teams_latency_s: float = 0.0
+    mails: int = 40
+    """Single mails for mail → card (also the cases of the uncontended claims)."""
+    contenders: int = 50
+    ack_rate: float = 500.0
+    ack_seconds: float = 6.0
+    saturation_seconds: float = 5.0
+    saturation_concurrency: int = 32
+    burst_cards: int = 500
+    catch_up_mails: int = 5000
+    postgres_url: str | None = None
+
+
+def percentile(samples: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile (p99 of 40 samples is the largest but one... rounded up: the largest)."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
+
+
+_callers = itertools.count(1)
+
+
+def new_caller() -> str:
+    return f"+49171{next(_callers):07d}"
+
+
+async def count(database_url: str, sql: str) -> int:
+    database = await open_database(database_url)
+    try:
+        async with database.transaction() as cursor:
+            await cursor.execute(sql)
+            row = await cursor.fetchone()
+        return int(next(iter(row.values()))) if row else 0
+    finally:
+        await database.close()
+
+
+# Mail → card -------------------------------------------------------------------------------------------------------
+
+
+async def mail_to_card(backend: str, stand_ins: StandIns, mails: int) -> list[Row]:
+    """Single mails, one at a time, spread over the lines so that Teams' per-channel limits never bind."""
+    samples = []
+    for n in range(mails):
+        line = LINES[n % len(LINES)]
+        before = stand_ins.cards_posted()
+        started = time.perf_counter()
+        stand_ins.deliver(line, new_caller())
+        if not await wait_until(lambda before=before: stand_ins.cards_posted() > before, 30, 0.001):
+            raise RuntimeError("a card never arrived")
+        samples.append((time.perf_counter() - started) * 1000)
+        await asyncio.sleep(0.5)
+    p50, p99 = statistics.median(samples), percentile(samples, 0.99)
+    return [Row(backend, f"mail → card, {mails} single mails, p50 / p99", f"{p50:.0f} / {p99:.0f} ms", "–", "–",
+                "≤ 50 / 250 ms", p50 <= 50 and p99 <= 250)]
+
+
+# Claims ------------------------------------------------------------------------------------------------------------
+
+
+def _claim_data(card: Any) -> dict[str, Any] | None:
+    if isinstance(card, dict):
+        if card.get("type") == "Action.Execute" and card.get("verb") == "claim":
+            return dict(card["data"])
+        children: Iterator[Any] = iter(card.values())
+    elif isinstance(card, list):
+        children = iter(card)
+    else:
+        return None
+    for child in children:
+        found = _claim_data(child)
+        if found is not None:
+            return found
+    return None
+
+
+def _user(n: int) -> dict[str, str]:
+    return {"id": f"29:bench-user-{n:03d}", "aadObjectId": f"aad-bench-{n:03d}", "name": f"Nutzer-{n:03d}-Bench"}
+
+
+def _invoke(service_url: str, thread: str, root_id: str, data: dict[str, Any], user: dict[str, str]) -> bytes:
+    channel_id = thread.split(";", 1)[0]
+    activity = {
+        "type": "invoke",
+        "name": "adaptiveCard/action",
+        "id": f"bench-invoke-{next(_callers)}",
+        "channelId": "msteams",
+        "serviceUrl": service_url,
+        "from": user,
+        "recipient": {"id": "28:rufpool", "name": "Rufpool"},
+        "conversation": {"id": thread, "tenantId": TENANT, "conversationType": "channel", "isGroup": True},
+        "channelData": {"tenant": {"id": TENANT}, "team": {"id": TEAM_ID}, "channel": {"id": channel_id}},
+        "replyToId": root_id,
+        "locale": "de-DE",
+        "value": {"action": {"type": "Action.Execute", "verb": "claim", "data": data}, "trigger": "manual"},
+    }
+    return json.dumps(activity).encode()
+
+
+async def _click(http: aiohttp.ClientSession, bot: BotProcess, body: bytes) -> tuple[float, int, str]:
+    started = time.perf_counter()
+    async with http.post(bot.url + "/api/messages", data=body, headers={"Content-Type": "application/json"}) as r:
+        text = await r.text()
+        return (time.perf_counter() - started) * 1000, r.status, text
+
+
+def _open_cards(stand_ins: StandIns) -> list[tuple[str, str, dict[str, Any]]]:
+    """(thread, root activity id, claim data) of every card that still offers Claim."""
+    found = []
+    for thread, activity in stand_ins.card_threads():
+        data = _claim_data(activity.get("attachments"))
+        if data is not None:
+            found.append((thread, str(activity["id"]), data))
+    return found
+
+
+async def claims(backend: str, stand_ins: StandIns, bot: BotProcess, http: aiohttp.ClientSession,
+                 contenders: int) -> list[Row]:
+    service_url = stand_ins.connector.service_url
+    uncontended = []
+    for n, (thread, root, data) in enumerate(_open_cards(stand_ins)):
+        elapsed, status, _ = await _click(http, bot, _invoke(service_url, thread, root, data, _user(n)))
+        if status != 200:
+            raise RuntimeError(f"a claim answered {status}")
+        uncontended.append(elapsed)
+    # The race: a fresh card, every contender clicks Claim on it at once.
+    before = stand_ins.cards_posted()
+    stand_ins.deliver(LINES[0], new_caller())
+    await wait_until(lambda: stand_ins.cards_posted() > before, 30, 0.005)
+    await asyncio.sleep(0.2)
+    thread, root, data = _open_cards(stand_ins)[0]
+    users = [_user(500 + n) for n in range(contenders)]
+    bodies = [_invoke(service_url, thread, root, data, user) for user in users]
+    results = await asyncio.gather(*(_click(http, bot, body) for body in bodies))
+    contended = [elapsed for elapsed, _, _ in results]
+    winners = sum(1 for (_, status, text), user in zip(results, users, strict=True)
+                  if status == 200 and _winner(text, user["name"]))
+    p50u, p99u = statistics.median(uncontended), percentile(uncontended, 0.99)
+    p50c, p99c = statistics.median(contended), percentile(contended, 0.99)
+    return [
+        Row(backend, f"claim, {contenders} concurrent clicks on one card, p50 / p99",
+            f"{p50c:.0f} / {p99c:.0f} ms, {winners} winner(s)", "–", "–", "≤ 50 ms, 1 winner",
+            p99c <= 50 and winners == 1),
+        Row(backend, f"claim, uncontended ({len(uncontended)} cards), p50 / p99", f"{p50u:.0f} / {p99u:.0f} ms",
+            "–", "–", "≤ 50 ms", p99u <= 50),
+    ]
+
+
+def _winner(answer: str, name: str) -> bool:
+    """The clicker's answer shows the case claimed by the clicker (the losers see the winner's name)."""
+    try:
+        card = json.loads(answer)
+    except ValueError:
+        return False
+    return name in json.dumps(card, ensure_ascii=False)
+
+
+# Notifications -----------------------------------------------------------------------------------------------------
+
+
+def notification_body(n: int) -> bytes:
+    """A change notification for a subscription the bot does not know: persisted, then dropped by the worker."""
+    return json.dumps({"value": [{
+        "subscriptionId": "bench-subscription",
+        "changeType": "created",
+        "clientState": BENCH_CLIENT_STATE,
+        "tenantId": TENANT,
+        "resource": f"Users/bench/Messages/bench-{n}",
+        "resourceData": {"@odata.type": "#Microsoft.Graph.Message", "id": f"bench-message-{n:08d}"},
+    }]}).encode()
+
+
+_bodies = itertools.count(1_000_000)
+
+
+def unique_body(_: int) -> bytes:
+    return notification_body(next(_bodies))
+
+
+async def notifications(backend: str, bot: BotProcess, database_url: str, options: Options, folder: Path,
+                        reference: dict[str, float]) -> list[Row]:
+    url = bot.url + NOTIFICATION_PATH
+    ours = "SELECT COUNT(*) AS n FROM jobs WHERE dedupe_key LIKE 'change:bench-subscription:%'"
+    before = await count(database_url, ours)
+    ack = await open_loop(url, unique_body, options.ack_rate, options.ack_seconds)
+    await asyncio.sleep(0.5)
+    stored = await count(database_url, ours) - before
+    lost = ack.accepted - stored
+    if "ack_p99" not in reference:
+        async with BareServer(folder) as bare:
+            bare_ack = await open_loop(bare.url, unique_body, options.ack_rate, options.ack_seconds)
+            bare_saturated = await closed_loop(bare.url, unique_body, options.saturation_concurrency,
+                                               options.saturation_seconds)
+        reference["ack_p99"] = percentile(bare_ack.latencies_ms, 0.99)
+        reference["per_second"] = bare_saturated.per_second
+    saturated = await closed_loop(url, unique_body, options.saturation_concurrency, options.saturation_seconds)
+    p99 = percentile(ack.latencies_ms, 0.99)
+    ratio = saturated.per_second / reference["per_second"]
+    refused = ack.sent - ack.accepted
+    return [
+        Row(backend, f"notification ack at {options.ack_rate:.0f}/s offered, p99",
+            f"{p99:.1f} ms; {lost} lost, {refused} not 202", f"{reference['ack_p99']:.1f} ms (bare aiohttp)",
+            f"{p99 / reference['ack_p99']:.1f}×", "≤ 20 ms, 0 lost", p99 <= 20 and lost == 0 and refused == 0),
+        Row(backend, "notification throughput at saturation", f"{saturated.per_second:,.0f}/s",
+            f"{reference['per_second']:,.0f}/s (bare aiohttp)", f"{ratio:.2f}", "≥ 0.5", ratio >= 0.5),
+    ]
+
+
+# Teams burst -------------------------------------------------------------------------------------------------------
+
+
+def minimum_seconds(
+    sends_per_thread: Sequence[int], limits: Sequence[tuple[int, float]] = TEAMS_THREAD_LIMITS
+) -> float:
+    """The least time in which these sends fit Teams' per-thread limits (each thread sends as early as allowed)."""
+    clock = [0.0]
+    limiter = ThreadRateLimiter(limits, clock=lambda: clock[0])
+    finished = 0.0
+    for thread, sends in enumerate(sends_per_thread):
+        clock[0] = 0.0
+        for _ in range(sends):
+            while (wait := limiter.acquire(thread)) is not None:
+                clock[0] += wait + 1e-6
+            finished = max(finished, clock[0])
+    return finished
+
+
+async def teams_burst(backend: str, stand_ins: StandIns, lines: Sequence[PoolLine], cards: int) -> list[Row]:
+    """``cards`` mails at once over ``lines`` (one channel each); the time until the last card is in Teams."""
+    requests_before = len(stand_ins.connector.requests)
+    before = stand_ins.cards_posted()
+    started = time.perf_counter()
+    for n in range(cards):
+        stand_ins.deliver(lines[n % len(lines)], new_caller())
+    arrived = await wait_until(lambda: stand_ins.cards_posted() >= before + cards, 3600, 0.05)
+    elapsed = time.perf_counter() - started
+    sent = stand_ins.connector.requests[requests_before:]
+    throttled = sum(1 for record in sent if record.status == 429)
+    posted = stand_ins.cards_posted() - before
+    per_channel = [cards // len(lines) + (1 if n < cards % len(lines) else 0) for n in range(len(lines))]
+    fastest = minimum_seconds(per_channel)
+    share = fastest / elapsed if fastest > 0 else 1.0
+    throttled_share = throttled / max(1, len(sent))
+    return [Row(backend, f"Teams burst, {cards} cards over {len(lines)} channels",
+                f"{elapsed:.1f} s, {throttled_share:.1%} 429 ({throttled}), {cards - posted} lost",
+                f"{fastest:.1f} s at Teams' per-thread limits", f"{share:.0%} of the limit",
+                "≥ 90 %, ≤ 1 % 429, 0 lost", arrived and share >= 0.9 and throttled_share <= 0.01)]
+
+
+# Catch-up ----------------------------------------------------------------------------------------------------------
+
+
+async def catch_up(backend: str, stand_ins: StandIns, bot: BotProcess, http: aiohttp.ClientSession,
+                   database_url: str, mails: int, page_limit: int = 1000) -> tuple[list[Row], float]:
+    """The bot is down while ``mails`` arrive on one line; then it starts and catches up by delta.
+    Returns the rows and the RSS after the catch-up."""
+    await bot.stop()
+    line = LINES[0]
+    events_before = await count(database_url, "SELECT COUNT(*) AS n FROM events")
+    for _ in range(mails):
+        stand_ins.deliver(line, new_caller(), notify=False)
+    stand_ins.graph.clear_requests()
+    started = time.perf_counter()
+    startup_s = await bot.start(http)
+
+    async def ingested() -> bool:
+        return await count(database_url, "SELECT COUNT(*) AS n FROM events") >= events_before + mails
+
+    done = await wait_until(ingested, 600, 0.05)
+    elapsed = time.perf_counter() - started
+    requests = [r for r in stand_ins.graph.requests if "/messages" in r.path]
+    minimum = math.ceil(mails / page_limit)
+    rss = bot.rss_mb()
+    # A live call while the backlog's cards are still going out on the same channel.
+    live = stand_ins.deliver(line, new_caller())
+    live_started = time.perf_counter()
+
+    async def live_card() -> bool:
+        return await count(database_url, "SELECT COUNT(*) AS n FROM cards JOIN mails ON mails.case_id = "
+                           f"cards.case_id WHERE mails.message_id = '{live.id}'") > 0
+
+    live_arrived = await wait_until(live_card, 120, 0.02)
+    live_s = time.perf_counter() - live_started
+    backlog = mails - await count(database_url, "SELECT COUNT(*) AS n FROM cards")
+    return [
+        Row(backend, f"catch-up of {mails:,} mails after downtime", f"{elapsed:.1f} s, {len(requests)} Graph requests",
+            f"{minimum} requests (pages of {page_limit})", f"{len(requests) / minimum:.1f}×", "≤ 30 s, ≤ 60 requests",
+            done and elapsed <= 30 and len(requests) <= 60),
+        Row(backend, f"live call during a backlog of ≈{max(0, backlog):,} cards", f"{live_s:.1f} s to its card"
+            if live_arrived else "no card within 120 s", "–", "–", "≤ 5 s", live_arrived and live_s <= 5),
+        Row(backend, "start-up exec → /healthz (with the catch-up pending)", f"{startup_s:.2f} s", "–", "–", "≤ 2 s",
+            startup_s <= 2),
+    ], rss
+
+
+# One backend -------------------------------------------------------------------------------------------------------
+
+
+async def bench_backend(backend: str, database_url: str, folder: Path, options: Options,
+                        reference: dict[str, float], *, full: bool) -> list[Row]:
+    """Everything against one bot process; ``full`` adds the Teams burst, catch-up and memory rows."""
+    stand_ins = await StandIns.start(folder, options.graph_latency_s, options.teams_latency_s)
+    rows: list[Row] = []
+    bot = None
+    try:
+        await link_channels(database_url, stand_ins.connector.service_url)
+        bot = BotProcess.configure(stand_ins, folder, database_url)
+        async with aiohttp.ClientSession() as http:
+            startup_s = await bot.start(http)
+            rows.append(Row(backend, "start-up exec → /healthz", f"{startup_s:.2f} s", "–", "–", "≤ 2 s",
+                            startup_s <= 2))
+            await wait_until(lambda: len(stand_ins.graph.subscriptions()) >= len(LINES), 60, 0.05)
+            await asyncio.sleep(2)
+            idle_rss = bot.rss_mb()
+            rows += await mail_to_card(backend, stand_ins, options.mails)
+            rows += await claims(backend, stand_ins, bot, http, options.contenders)
+            rows += await notifications(backend, bot, database_url, options, folder, reference)
+            if full:
+                await asyncio.sleep(31)  # the earlier cards leave Teams' 30-second windows
+                rows += await teams_burst(backend, stand_ins, LINES, options.burst_cards)
+                catch_up_rows, after_rss = await catch_up(backend, stand_ins, bot, http, database_url,
+                                                          options.catch_up_mails)
+                rows += catch_up_rows
+                rows.append(Row(backend, f"RSS idle / after a {options.catch_up_mails:,}-mail catch-up",
+                                f"{idle_rss:.0f} / {after_rss:.0f} MB", "–", "–", "≤ 150 MB",
+                                max(idle_rss, after_rss) <= 150))
+            else:
+                rows.append(Row(backend, "RSS idle", f"{idle_rss:.0f} MB", "–", "–", "≤ 150 MB", idle_rss <= 150))
+    finally:
+        if bot is not None:
+            await bot.stop()
+        await stand_ins.stop()
+    return rows
+
+
+__all__ = ["CHANNELS", "Options", "Row", "bench_backend", "minimum_seconds"]
