@@ -4,9 +4,11 @@ the catch-up, each against the bot in its own process (see :mod:`bench.stack`)."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import math
+import sqlite3
 import statistics
 import time
 from collections.abc import Iterator, Sequence
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psycopg
 
 from bench.load import BareServer, closed_loop, open_loop
 from bench.stack import (
@@ -31,7 +34,6 @@ from bench.stack import (
 from bot.config import PoolLine
 from bot.graph.subscriptions import NOTIFICATION_PATH
 from bot.sandbox.connector import TEAMS_THREAD_LIMITS, ThreadRateLimiter
-from bot.storage.factory import open_database
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,14 +79,17 @@ def new_caller() -> str:
 
 
 async def count(database_url: str, sql: str) -> int:
-    database = await open_database(database_url)
-    try:
-        async with database.transaction() as cursor:
-            await cursor.execute(sql)
-            row = await cursor.fetchone()
-        return int(next(iter(row.values()))) if row else 0
-    finally:
-        await database.close()
+    """One number from the bot's database, read beside the running bot (a thread: the stand-ins share this loop)."""
+
+    def read() -> int:
+        if database_url.startswith("sqlite:///"):
+            with contextlib.closing(sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=10)) as db:
+                return int(db.execute(sql).fetchone()[0])
+        with psycopg.connect(database_url, autocommit=True) as db:
+            row = db.execute(sql).fetchone()
+            return int(row[0]) if row else 0
+
+    return await asyncio.to_thread(read)
 
 
 # Mail → card -------------------------------------------------------------------------------------------------------

@@ -121,6 +121,7 @@ class BotProcess:
     started_at: float = 0.0
     ready_after_s: float = 0.0
     log_path: Path = field(init=False)
+    command: tuple[str, ...] = ("-m", "bot")
 
     def __post_init__(self) -> None:
         self.log_path = self.folder / "bot.log"
@@ -159,7 +160,7 @@ class BotProcess:
         log = self.log_path.open("ab")
         self.started_at = time.perf_counter()
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", cwd=self.folder, env=self.environment, stdout=log, stderr=log
+            sys.executable, *self.command, cwd=self.folder, env=self.environment, stdout=log, stderr=log
         )
         log.close()
         deadline = self.started_at + START_TIMEOUT_S

@@ -63,13 +63,18 @@ class JobRunner:
         self._lease_for = lease_for
         self._idle_poll = idle_poll
         self._worker_id = f"worker-{uuid.uuid4().hex[:8]}"
-        self._wakeup = asyncio.Event()
+        self._wakeups: asyncio.Queue[None] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._busy = 0
 
     def wake(self) -> None:
-        """Tell idle workers that a job was just enqueued, so they need not wait for the next poll."""
-        self._wakeup.set()
+        """Tell an idle worker that a job was just enqueued, so it need not wait for the next poll.
+
+        One wake-up wakes one worker (a worker that finds a job keeps leasing until the queue is empty): waking all
+        of them for every job would cost a lease attempt per worker and job.
+        """
+        if self._wakeups.qsize() < self._concurrency:
+            self._wakeups.put_nowait(None)
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._work(n), name=f"job-worker-{n}") for n in range(self._concurrency)]
@@ -98,9 +103,8 @@ class JobRunner:
                 log.exception("leasing jobs failed; retrying")
                 jobs = []
             if not jobs:
-                self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._idle_poll)
+                    await asyncio.wait_for(self._wakeups.get(), self._idle_poll)
                 continue
             for job in jobs:
                 await self._run(job, worker_id)

@@ -8,24 +8,36 @@ and the migration lock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import sqlite3
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-import aiosqlite
 import psycopg
 import psycopg.errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+log = logging.getLogger(__name__)
+
 Row = dict[str, Any]
 Params = Sequence[Any]
+T = TypeVar("T")
+
+SQLITE_READERS = 4
+"""Reader connections (threads) of a SQLite file; reads run in parallel with each other and with the writer."""
+CHECKPOINT_INTERVAL_S = 1.0
+"""How often the WAL is checkpointed (in a reader's thread) while there are writes."""
+GROUP_LIMIT = 512
+"""At most this many single-statement writes share one commit."""
 
 _SQLITE_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"
 """Fixed width, always UTC: SQLite compares timestamps as text, so every stored value must sort correctly."""
@@ -61,6 +73,82 @@ POSTGRES = Dialect(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What a statement returned: its rows (``RETURNING``) and how many rows it changed."""
+
+    rows: list[Row]
+    rowcount: int
+
+
+@dataclass(slots=True)
+class _Write:
+    sql: str
+    params: Params
+    done: asyncio.Future[Written] = field(default_factory=lambda: _future())
+
+
+def _future() -> asyncio.Future[Written]:
+    future: asyncio.Future[Written] = asyncio.get_running_loop().create_future()
+    # The writer may have given up waiting (cancelled): its write's outcome is then nobody's to read.
+    future.add_done_callback(lambda done: done.cancelled() or done.exception())
+    return future
+
+
+class GroupCommit:
+    """Group commit: single-statement writes that arrive while a commit is under way wait for the next one and then
+    share it, so a burst costs one transaction (and one fsync) per group instead of one per write. A write's
+    future resolves only after its group committed: durable before anyone is told.
+
+    ``commit`` runs one group in one transaction and returns, per write, its result or the exception of that write
+    alone (the others still commit); an exception from ``commit`` itself fails the whole group.
+    """
+
+    def __init__(self, commit: Callable[[Sequence[_Write]], Awaitable[list[Written | Exception]]]) -> None:
+        self._commit = commit
+        self._pending: list[_Write] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def write(self, sql: str, params: Params = ()) -> Written:
+        write = _Write(sql, list(params))
+        self._pending.append(write)
+        self._wake.set()
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="group-commit")
+        # shield: a caller that gives up does not cancel the others' commit; its write still happens.
+        return await asyncio.shield(write.done)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                group, self._pending = self._pending[:GROUP_LIMIT], self._pending[GROUP_LIMIT:]
+                try:
+                    outcomes: list[Written | Exception] = await self._commit(group)
+                except Exception as error:
+                    outcomes = [error] * len(group)
+                for write, outcome in zip(group, outcomes, strict=True):
+                    if write.done.done():
+                        continue
+                    if isinstance(outcome, Exception):
+                        write.done.set_exception(outcome)
+                    else:
+                        write.done.set_result(outcome)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for write in self._pending:
+            if not write.done.done():
+                write.done.set_exception(RuntimeError("the database was closed"))
+        self._pending = []
+
+
 class Cursor(Protocol):
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement; returns the number of rows it changed (-1 when not applicable)."""
@@ -75,6 +163,13 @@ class Database(Protocol):
 
     def transaction(self) -> AbstractAsyncContextManager[Cursor]:
         """One transaction: committed when the block ends, rolled back on an exception."""
+
+    def read(self) -> AbstractAsyncContextManager[Cursor]:
+        """A read-only transaction on a consistent snapshot; never waits for writers. Writing in it is an error."""
+
+    async def write(self, sql: str, params: Params = ()) -> Written:
+        """One statement in its own transaction, group-committed with concurrent ones; returns after the commit.
+        Raises :class:`IntegrityConflict` for this statement alone."""
 
     async def lock_for_migrations(self, cursor: Cursor) -> None:
         """Inside a transaction: make concurrent migration runs (other processes) wait for this one."""
@@ -116,21 +211,88 @@ def _sqlite_param(value: Any) -> Any:
     return value
 
 
-class _SqliteCursor:
-    def __init__(self, connection: aiosqlite.Connection) -> None:
-        self._connection = connection
-        self._rows: list[Row] = []
+class _SqliteThread:
+    """A reader connection, used only from its own thread: every call is one hop from the event loop."""
 
-    async def execute(self, sql: str, params: Params = ()) -> int:
+    def __init__(self, name: str) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._connection: sqlite3.Connection | None = None
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise RuntimeError("the SQLite connection is not open")
+        return self._connection
+
+    def submit(self, work: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue ``work`` on the thread (calls run in order); the future resolves on the event loop."""
+        return asyncio.get_running_loop().run_in_executor(self._executor, work, self.connection)
+
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        return await self.submit(work)
+
+    async def open(self, path: str, busy_timeout_ms: int) -> None:
+        def connect() -> sqlite3.Connection:
+            connection = _sqlite_connect(path, busy_timeout_ms)
+            connection.execute("PRAGMA query_only=ON")
+            return connection
+
+        self._connection = await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self.run(sqlite3.Connection.close)
+            self._connection = None
+        self._executor.shutdown(wait=False)
+
+
+def _sqlite_connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+    connection.execute("PRAGMA foreign_keys=ON")
+    return connection
+
+
+def _locked(error: sqlite3.OperationalError) -> bool:
+    return "locked" in str(error) or "busy" in str(error)
+
+
+async def _switch_to_wal(connection: sqlite3.Connection, patience: float) -> None:
+    """Switch to WAL. Changing the journal mode may answer "database is locked" at once, without waiting for the
+    busy timeout, while another process opens the same new file; so wait here."""
+    deadline = asyncio.get_running_loop().time() + patience
+    while True:
         try:
-            cursor = await self._connection.execute(sql, [_sqlite_param(p) for p in params])
-        except sqlite3.IntegrityError as error:
-            raise IntegrityConflict(str(error)) from error
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if not _locked(error) or asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.02)
+
+
+def _sqlite_statement(connection: sqlite3.Connection, sql: str, params: Params) -> Written:
+    """The statement, its rows and its row count."""
+    try:
+        cursor = connection.execute(sql, [_sqlite_param(p) for p in params])
+    except sqlite3.IntegrityError as error:
+        raise IntegrityConflict(str(error)) from error
+    try:
         names = [column[0] for column in cursor.description or ()]
-        self._rows = [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()] if names else []
-        rowcount = cursor.rowcount
-        await cursor.close()
-        return rowcount
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()] if names else []
+        return Written(rows, cursor.rowcount)
+    finally:
+        cursor.close()
+
+
+def _sqlite_end(connection: sqlite3.Connection, how: str) -> None:
+    if connection.in_transaction:
+        connection.execute(how)
+
+
+class _RowBuffer:
+    def __init__(self) -> None:
+        self._rows: list[Row] = []
 
     async def fetchone(self) -> Row | None:
         return self._rows.pop(0) if self._rows else None
@@ -140,60 +302,191 @@ class _SqliteCursor:
         return rows
 
 
-async def _switch_to_wal(connection: aiosqlite.Connection, patience: float) -> None:
-    """Switch to WAL. Changing the journal mode may answer "database is locked" at once, without waiting for the
-    busy timeout, while another process opens the same new file; so wait here."""
-    deadline = asyncio.get_running_loop().time() + patience
-    while True:
-        try:
-            await connection.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.02)
+class _SqliteReadCursor(_RowBuffer):
+    """Statements of one read transaction on a reader thread; its ``BEGIN`` travels with the first statement."""
+
+    def __init__(self, thread: _SqliteThread) -> None:
+        super().__init__()
+        self._thread = thread
+        self._begun = False
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        begin, self._begun = not self._begun, True
+
+        def work(connection: sqlite3.Connection) -> Written:
+            if begin:
+                connection.execute("BEGIN")
+            return _sqlite_statement(connection, sql, params)
+
+        written = await self._thread.run(work)
+        self._rows = written.rows
+        return written.rowcount
+
+
+class _SqliteWriteCursor(_RowBuffer):
+    """Statements of one write transaction, run on the event loop's own thread (see :class:`SqliteDatabase`)."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        super().__init__()
+        self._connection = connection
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        written = _sqlite_statement(self._connection, sql, params)
+        self._rows = written.rows
+        return written.rowcount
 
 
 class SqliteDatabase:
-    """SQLite in WAL mode with one writer.
+    """SQLite in WAL mode: one write connection on the event loop, a few reader connections in their own threads.
 
-    Write transactions in this process are serialised by an asyncio lock and start with ``BEGIN IMMEDIATE`` so that
-    a writer in another process makes us wait (``busy_timeout``) instead of failing halfway through a transaction.
+    Writes run on the event loop's thread: an indexed statement takes microseconds, less than a hop to a thread costs
+    under load, and the writer never waits inside SQLite (``busy_timeout`` 0 on it): ``BEGIN IMMEDIATE`` meeting a
+    writer of another process is retried with ``asyncio.sleep`` for up to ``busy_timeout_ms``, so the loop never
+    blocks on a lock. Checkpoints, the only slow part of writing (they copy the WAL and sync), run in a thread.
+    Write transactions of this process are serialised by an asyncio lock; single-statement writes (:meth:`write`)
+    are group-committed. Reads run on the reader connections and never wait for the writer: WAL gives each read
+    transaction a consistent snapshot. ``:memory:`` has no readers (a private in-memory database exists only on its
+    one connection), so reads go through the writer there.
     """
 
     dialect = SQLITE
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
-        self._connection = connection
+    def __init__(
+        self, writer: sqlite3.Connection, readers: Sequence[_SqliteThread], busy_timeout_ms: int
+    ) -> None:
+        self._writer = writer
+        self._patience_s = busy_timeout_ms / 1000
+        self._readers: asyncio.Queue[_SqliteThread] = asyncio.Queue()
+        self._all_readers = list(readers)
+        for reader in readers:
+            self._readers.put_nowait(reader)
         self._lock = asyncio.Lock()
+        self._group = GroupCommit(self._commit_group)
+        self._commits_since_checkpoint = 0
+        self._checkpointer: asyncio.Task[None] | None = None
+        if readers:
+            self._checkpointer = asyncio.create_task(self._checkpoint_forever(), name="sqlite-checkpoint")
 
     @classmethod
-    async def open(cls, path: str, busy_timeout_ms: int = 10_000) -> SqliteDatabase:
-        if path != ":memory:":
+    async def open(cls, path: str, busy_timeout_ms: int = 10_000, readers: int = SQLITE_READERS) -> SqliteDatabase:
+        in_memory = path == ":memory:"
+        if not in_memory:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        connection = await aiosqlite.connect(path, isolation_level=None)
-        await connection.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        await _switch_to_wal(connection, busy_timeout_ms / 1000)
-        await connection.execute("PRAGMA foreign_keys=ON")
-        await connection.execute("PRAGMA synchronous=NORMAL")
-        return cls(connection)
+        writer = _sqlite_connect(path, busy_timeout_ms)
+        await _switch_to_wal(writer, busy_timeout_ms / 1000)
+        # NORMAL: a commit survives a crash of the process (what "durable before 202" guards against here); a power
+        # cut may lose the last commits, which the periodic delta catch-up repairs. FULL costs an fsync per commit.
+        writer.execute("PRAGMA synchronous=NORMAL")
+        writer.execute("PRAGMA busy_timeout=0")
+        if not in_memory:
+            writer.execute("PRAGMA wal_autocheckpoint=0")
+        reader_threads = []
+        for n in range(0 if in_memory else readers):
+            reader = _SqliteThread(f"sqlite-reader-{n}")
+            await reader.open(path, busy_timeout_ms)
+            reader_threads.append(reader)
+        return cls(writer, reader_threads, busy_timeout_ms)
+
+    async def _begin(self) -> None:
+        """``BEGIN IMMEDIATE``, waiting without blocking the loop while another process holds the write lock."""
+        loop = asyncio.get_running_loop()
+        deadline, pause = loop.time() + self._patience_s, 0.001
+        while True:
+            try:
+                self._writer.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as error:
+                if not _locked(error) or loop.time() > deadline:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+    def _commit(self) -> None:
+        try:
+            _sqlite_end(self._writer, "COMMIT")
+        except BaseException:
+            _sqlite_end(self._writer, "ROLLBACK")
+            raise
+        self._commits_since_checkpoint += 1
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Cursor]:
         async with self._lock:
-            await self._connection.execute("BEGIN IMMEDIATE")
+            await self._begin()
             try:
-                yield _SqliteCursor(self._connection)
+                yield _SqliteWriteCursor(self._writer)
             except BaseException:
-                await self._connection.execute("ROLLBACK")
+                _sqlite_end(self._writer, "ROLLBACK")
                 raise
-            await self._connection.execute("COMMIT")
+            self._commit()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Cursor]:
+        if not self._all_readers:
+            async with self.transaction() as cursor:
+                yield cursor
+            return
+        reader = await self._readers.get()
+        try:
+            yield _SqliteReadCursor(reader)
+        finally:
+            # Not awaited: the reader's thread runs calls in order, so the next user's BEGIN comes after this.
+            reader.submit(lambda connection: _sqlite_end(connection, "ROLLBACK")).add_done_callback(_log_failure)
+            self._readers.put_nowait(reader)
+
+    async def write(self, sql: str, params: Params = ()) -> Written:
+        return await self._group.write(sql, params)
+
+    async def _commit_group(self, writes: Sequence[_Write]) -> list[Written | Exception]:
+        """Every write in one transaction. A write that fails (a constraint) fails alone: SQLite undoes just that
+        statement, the others commit."""
+        async with self._lock:
+            await self._begin()
+            outcomes: list[Written | Exception] = []
+            try:
+                for write in writes:
+                    try:
+                        outcomes.append(_sqlite_statement(self._writer, write.sql, write.params))
+                    except IntegrityConflict as conflict:
+                        outcomes.append(conflict)
+            except BaseException:
+                _sqlite_end(self._writer, "ROLLBACK")
+                raise
+            self._commit()
+            return outcomes
+
+    async def _checkpoint_forever(self) -> None:
+        """Copy the WAL into the database file off the loop, about once a second while there are writes."""
+        while True:
+            await asyncio.sleep(CHECKPOINT_INTERVAL_S)
+            if self._commits_since_checkpoint == 0:
+                continue
+            self._commits_since_checkpoint = 0
+            reader = await self._readers.get()
+            try:
+                await reader.run(lambda connection: connection.execute("PRAGMA wal_checkpoint(PASSIVE)"))
+            except sqlite3.Error as error:
+                log.warning("SQLite checkpoint failed: %s", error)
+            finally:
+                self._readers.put_nowait(reader)
 
     async def lock_for_migrations(self, cursor: Cursor) -> None:
         """Nothing to do: ``BEGIN IMMEDIATE`` already holds the database's single write lock."""
 
     async def close(self) -> None:
-        await self._connection.close()
+        await self._group.close()
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
+        for reader in self._all_readers:
+            await reader.close()
+        self._writer.close()
+
+
+def _log_failure(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("ending a SQLite read failed: %s", future.exception())
 
 
 def _postgres_sql(sql: str) -> str:
@@ -212,22 +505,24 @@ class _PostgresCursor:
         return self._cursor.rowcount
 
     async def fetchone(self) -> Row | None:
-        return await self._cursor.fetchone()
+        return await self._cursor.fetchone() if self._cursor.description else None
 
     async def fetchall(self) -> list[Row]:
-        return await self._cursor.fetchall()
+        return await self._cursor.fetchall() if self._cursor.description else []
 
 
 class PostgresDatabase:
-    """PostgreSQL through a psycopg connection pool; sessions run in UTC."""
+    """PostgreSQL through a psycopg connection pool, used concurrently (no lock in this process); sessions run in
+    UTC. Single-statement writes are group-committed through one pipelined transaction per group."""
 
     dialect = POSTGRES
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
+        self._group = GroupCommit(self._commit_group)
 
     @classmethod
-    async def open(cls, conninfo: str, min_size: int = 1, max_size: int = 10) -> PostgresDatabase:
+    async def open(cls, conninfo: str, min_size: int = 2, max_size: int = 10) -> PostgresDatabase:
         options = f"{conninfo_to_dict(conninfo).get('options') or ''} -c timezone=UTC".strip()
         pool = AsyncConnectionPool(
             make_conninfo(conninfo, options=options), min_size=min_size, max_size=max_size, open=False
@@ -244,8 +539,43 @@ class PostgresDatabase:
             finally:
                 await cursor.close()
 
+    def read(self) -> AbstractAsyncContextManager[Cursor]:
+        """Any pooled connection: PostgreSQL's MVCC gives the snapshot, and nothing here waits for a writer."""
+        return self.transaction()
+
+    async def write(self, sql: str, params: Params = ()) -> Written:
+        return await self._group.write(sql, params)
+
+    async def _commit_group(self, writes: Sequence[_Write]) -> list[Written | Exception]:
+        try:
+            async with self._pool.connection() as connection:
+                cursors = []
+                async with connection.pipeline(), connection.transaction():
+                    for write in writes:
+                        cursor = connection.cursor(row_factory=dict_row)
+                        cursors.append(cursor)
+                        await cursor.execute(_postgres_sql(write.sql), list(write.params))
+                outcomes: list[Written | Exception] = []
+                for cursor in cursors:
+                    rows = await cursor.fetchall() if cursor.description else []
+                    outcomes.append(Written(rows, cursor.rowcount))
+                    await cursor.close()
+                return outcomes
+        except psycopg.errors.IntegrityError:
+            # One write was refused and took the group's transaction with it: each alone, so only that one fails.
+            return [await self._write_alone(write) for write in writes]
+
+    async def _write_alone(self, write: _Write) -> Written | Exception:
+        try:
+            async with self.transaction() as cursor:
+                rowcount = await cursor.execute(write.sql, write.params)
+                return Written(await cursor.fetchall(), rowcount)
+        except IntegrityConflict as conflict:
+            return conflict
+
     async def lock_for_migrations(self, cursor: Cursor) -> None:
         await cursor.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK_KEY,))
 
     async def close(self) -> None:
+        await self._group.close()
         await self._pool.close()

@@ -386,7 +386,7 @@ class SqlCaseRepository(CaseRepository):
         raise StorageContention(f"record_event {event.source_id} kept losing races")
 
     async def get(self, case_id: str) -> Case | None:
-        async with self._db.transaction() as cursor:
+        async with self._db.read() as cursor:
             return await self._load(cursor, case_id)
 
     async def record_contact(
@@ -495,7 +495,7 @@ class SqlCaseRepository(CaseRepository):
         if claimed_by is not None:
             where += " AND claimed_by_id = ?"
             params.append(claimed_by)
-        async with self._db.transaction() as cursor:
+        async with self._db.read() as cursor:
             await cursor.execute(f"SELECT COUNT(*) AS total FROM cases WHERE {where}", params)  # noqa: S608
             counted = await cursor.fetchone()
             cases = await self._load_cases(
@@ -504,7 +504,7 @@ class SqlCaseRepository(CaseRepository):
         return cases, int(counted["total"]) if counted else 0
 
     async def count_by_state(self) -> dict[str, int]:
-        async with self._db.transaction() as cursor:
+        async with self._db.read() as cursor:
             await cursor.execute("SELECT state, COUNT(*) AS n FROM cases GROUP BY state")
             rows = await cursor.fetchall()
         counts = {state.value: 0 for state in CaseState}
@@ -512,7 +512,7 @@ class SqlCaseRepository(CaseRepository):
         return counts
 
     async def find_by_message(self, mailbox: str, message_id: str) -> Case | None:
-        async with self._db.transaction() as cursor:
+        async with self._db.read() as cursor:
             await cursor.execute(
                 "SELECT case_id FROM mails WHERE mailbox = ? AND message_id = ?", (mailbox.lower(), message_id)
             )
@@ -537,7 +537,7 @@ class SqlLinkRepository(LinkRepository):
         self._db = database
 
     async def _links(self, where: str, params: Sequence[Any]) -> list[ChannelLink]:
-        async with self._db.transaction() as cursor:
+        async with self._db.read() as cursor:
             await cursor.execute(f"SELECT * FROM channel_links WHERE {where} ORDER BY line_id", params)  # noqa: S608
             return [_link_from_row(row) for row in await cursor.fetchall()]
 
@@ -560,7 +560,7 @@ class SqlLinkRepository(LinkRepository):
             )
 
     async def get_installation(self, team_id: str) -> Installation | None:
-        async with self._db.transaction() as cursor:
+        async with self._db.read() as cursor:
             await cursor.execute("SELECT * FROM installations WHERE team_id = ?", (team_id,))
             row = await cursor.fetchone()
         if row is None:
@@ -623,13 +623,13 @@ class SqlCardRepository(CardRepository):
             )
 
     async def get_card(self, case_id: str) -> CardRef | None:
-        async with self._db.transaction() as cursor:
+        async with self._db.read() as cursor:
             await cursor.execute("SELECT * FROM cards WHERE case_id = ?", (case_id,))
             row = await cursor.fetchone()
         return _card_from_row(row) if row else None
 
     async def case_id_for_activity(self, activity_id: str) -> str | None:
-        async with self._db.transaction() as cursor:
+        async with self._db.read() as cursor:
             await cursor.execute("SELECT case_id FROM cards WHERE activity_id = ?", (activity_id,))
             row = await cursor.fetchone()
         return row["case_id"] if row else None
@@ -662,7 +662,7 @@ class SqlMailRepository(MailRepository):
         self._db = database
 
     async def get_mail(self, mailbox: str, message_id: str) -> MailState | None:
-        async with self._db.transaction() as cursor:
+        async with self._db.read() as cursor:
             await cursor.execute(
                 "SELECT * FROM mails WHERE mailbox = ? AND message_id = ?", (mailbox.lower(), message_id)
             )
@@ -670,7 +670,7 @@ class SqlMailRepository(MailRepository):
         return _mail_from_row(row) if row else None
 
     async def mails_of_case(self, case_id: str) -> list[MailState]:
-        async with self._db.transaction() as cursor:
+        async with self._db.read() as cursor:
             await cursor.execute("SELECT * FROM mails WHERE case_id = ? ORDER BY mailbox, message_id", (case_id,))
             return [_mail_from_row(row) for row in await cursor.fetchall()]
 
@@ -696,7 +696,7 @@ class SqlMailRepository(MailRepository):
         await self._set("written_read", mailbox, message_id, int(is_read))
 
     async def unconfirmed_writes(self, mailbox: str, limit: int = 500) -> list[MailState]:
-        async with self._db.transaction() as cursor:
+        async with self._db.read() as cursor:
             await cursor.execute(
                 "SELECT * FROM mails WHERE mailbox = ? AND ((written_flag IS NOT NULL "
                 "AND (observed_flag IS NULL OR observed_flag <> written_flag)) OR (written_read IS NOT NULL "
@@ -715,7 +715,7 @@ class SqlSubscriptionRepository(SubscriptionRepository):
         self._db = database
 
     async def _one(self, sql: str, params: Sequence[Any]) -> Row | None:
-        async with self._db.transaction() as cursor:
+        async with self._db.read() as cursor:
             await cursor.execute(sql, params)
             return await cursor.fetchone()
 
@@ -837,41 +837,41 @@ class SqlJobQueue(JobQueue):
         self, kind: str, payload: dict[str, Any], *, dedupe_key: str | None = None, run_at: datetime | None = None
     ) -> int | None:
         now = self._clock()
-        async with self._db.transaction() as cursor:
-            await cursor.execute(
-                "INSERT INTO jobs (kind, payload, state, attempts, dedupe_key, run_at, created_at, updated_at) "
-                "VALUES (?, ?, 'pending', 0, ?, ?, ?, ?) "
-                "ON CONFLICT (dedupe_key) WHERE state = 'pending' AND dedupe_key IS NOT NULL DO NOTHING "
-                "RETURNING id",
-                (kind, to_json(payload), dedupe_key, run_at or now, now, now),
-            )
-            row = await cursor.fetchone()
-        return int(row["id"]) if row else None
+        written = await self._db.write(
+            "INSERT INTO jobs (kind, payload, state, attempts, dedupe_key, run_at, created_at, updated_at) "
+            "VALUES (?, ?, 'pending', 0, ?, ?, ?, ?) "
+            "ON CONFLICT (dedupe_key) WHERE state = 'pending' AND dedupe_key IS NOT NULL DO NOTHING "
+            "RETURNING id",
+            (kind, to_json(payload), dedupe_key, run_at or now, now, now),
+        )
+        return int(written.rows[0]["id"]) if written.rows else None
 
     async def lease(self, worker_id: str, kinds: list[str], lease_for: timedelta, limit: int = 1) -> list[Job]:
         if not kinds:
             return []
         now = self._clock()
-        async with self._db.transaction() as cursor:
-            await cursor.execute(
-                "UPDATE jobs SET state = 'leased', leased_by = ?, lease_expires_at = ?, attempts = attempts + 1, "  # noqa: S608
-                "updated_at = ? WHERE id IN (SELECT id FROM jobs WHERE "
-                f"kind IN ({_placeholders(kinds)}) AND ((state = 'pending' AND run_at <= ?) "
-                "OR (state = 'leased' AND lease_expires_at <= ?)) "
-                f"ORDER BY run_at, id LIMIT ?{self._db.dialect.lock_rows}) RETURNING {_JOB_COLUMNS}",
-                (worker_id, now + lease_for, now, *kinds, now, now, limit),
-            )
-            rows = await cursor.fetchall()
-        return sorted((_job_from_row(row) for row in rows), key=lambda job: job.id)
+        kinds_in, lock = _placeholders(kinds), self._db.dialect.lock_rows
+        # Due jobs and expired leases are looked up apart, each in its index's order and limited there: one query
+        # with an OR would sort every due job to take the first (a backlog of thousands made each lease a scan).
+        written = await self._db.write(
+            f"WITH due AS (SELECT id, run_at AS at FROM jobs WHERE state = 'pending' AND run_at <= ? "  # noqa: S608
+            f"AND kind IN ({kinds_in}) ORDER BY run_at, id LIMIT ?{lock}), "
+            "expired AS (SELECT id, lease_expires_at AS at FROM jobs WHERE state = 'leased' "
+            f"AND lease_expires_at <= ? AND kind IN ({kinds_in}) ORDER BY lease_expires_at, id LIMIT ?{lock}) "
+            "UPDATE jobs SET state = 'leased', leased_by = ?, lease_expires_at = ?, attempts = attempts + 1, "
+            "updated_at = ? WHERE id IN (SELECT id FROM (SELECT id, at FROM due UNION ALL SELECT id, at FROM expired) "
+            f"AS candidates ORDER BY at, id LIMIT ?) RETURNING {_JOB_COLUMNS}",
+            (now, *kinds, limit, now, *kinds, limit, worker_id, now + lease_for, now, limit),
+        )
+        return sorted((_job_from_row(row) for row in written.rows), key=lambda job: job.id)
 
     async def complete(self, job: Job, worker_id: str) -> None:
-        async with self._db.transaction() as cursor:
-            changed = await cursor.execute(
-                "UPDATE jobs SET state = 'done', leased_by = NULL, lease_expires_at = NULL, updated_at = ? "
-                "WHERE id = ? AND state = 'leased' AND leased_by = ?",
-                (self._clock(), job.id, worker_id),
-            )
-        if changed == 0:
+        written = await self._db.write(
+            "UPDATE jobs SET state = 'done', leased_by = NULL, lease_expires_at = NULL, updated_at = ? "
+            "WHERE id = ? AND state = 'leased' AND leased_by = ?",
+            (self._clock(), job.id, worker_id),
+        )
+        if written.rowcount == 0:
             log.warning("job %s #%d completed by %s after its lease was lost", job.kind, job.id, worker_id)
 
     async def fail(
@@ -900,21 +900,21 @@ class SqlJobQueue(JobQueue):
         return state
 
     async def _finish_attempt(self, job: Job, worker_id: str, state: JobState, run_at: datetime, error: str) -> int:
-        async with self._db.transaction() as cursor:
-            return await cursor.execute(
-                "UPDATE jobs SET state = ?, run_at = ?, last_error = ?, leased_by = NULL, lease_expires_at = NULL, "
-                "updated_at = ? WHERE id = ? AND state = 'leased' AND leased_by = ?",
-                (state.value, run_at, error, self._clock(), job.id, worker_id),
-            )
+        written = await self._db.write(
+            "UPDATE jobs SET state = ?, run_at = ?, last_error = ?, leased_by = NULL, lease_expires_at = NULL, "
+            "updated_at = ? WHERE id = ? AND state = 'leased' AND leased_by = ?",
+            (state.value, run_at, error, self._clock(), job.id, worker_id),
+        )
+        return written.rowcount
 
     async def depth(self) -> dict[str, int]:
-        async with self._db.transaction() as cursor:
+        async with self._db.read() as cursor:
             await cursor.execute("SELECT state, COUNT(*) AS jobs FROM jobs GROUP BY state")
             counted = {row["state"]: int(row["jobs"]) for row in await cursor.fetchall()}
         return {state.value: counted.get(state.value, 0) for state in JobState}
 
     async def dead_letters(self, limit: int = 100) -> list[Job]:
-        async with self._db.transaction() as cursor:
+        async with self._db.read() as cursor:
             await cursor.execute(
                 f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state = 'dead' ORDER BY updated_at DESC, id DESC LIMIT ?",  # noqa: S608
                 (limit,),
@@ -952,5 +952,5 @@ class SqlStore:
         await self.database.close()
 
     async def ping(self) -> None:
-        async with self.database.transaction() as cursor:
+        async with self.database.read() as cursor:
             await cursor.execute("SELECT 1 AS ok")
