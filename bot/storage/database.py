@@ -33,7 +33,7 @@ Params = Sequence[Any]
 T = TypeVar("T")
 
 SQLITE_READERS = 4
-"""Reader connections (threads) of a SQLite file; reads run in parallel with each other and with the writer."""
+"""Read connections of a SQLite file: read transactions open at once (a read block may await other work)."""
 CHECKPOINT_INTERVAL_S = 1.0
 """How often the WAL is checkpointed (in a reader's thread) while there are writes."""
 GROUP_LIMIT = 512
@@ -212,7 +212,7 @@ def _sqlite_param(value: Any) -> Any:
 
 
 class _SqliteThread:
-    """A reader connection, used only from its own thread: every call is one hop from the event loop."""
+    """A connection used only from its own thread (the checkpointer): every call is one hop from the event loop."""
 
     def __init__(self, name: str) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
@@ -224,20 +224,13 @@ class _SqliteThread:
             raise RuntimeError("the SQLite connection is not open")
         return self._connection
 
-    def submit(self, work: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
-        """Queue ``work`` on the thread (calls run in order); the future resolves on the event loop."""
-        return asyncio.get_running_loop().run_in_executor(self._executor, work, self.connection)
-
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        return await self.submit(work)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work, self.connection)
 
     async def open(self, path: str, busy_timeout_ms: int) -> None:
-        def connect() -> sqlite3.Connection:
-            connection = _sqlite_connect(path, busy_timeout_ms)
-            connection.execute("PRAGMA query_only=ON")
-            return connection
-
-        self._connection = await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+        self._connection = await asyncio.get_running_loop().run_in_executor(
+            self._executor, _sqlite_connect, path, busy_timeout_ms
+        )
 
     async def close(self) -> None:
         if self._connection is not None:
@@ -303,22 +296,16 @@ class _RowBuffer:
 
 
 class _SqliteReadCursor(_RowBuffer):
-    """Statements of one read transaction on a reader thread; its ``BEGIN`` travels with the first statement."""
+    """Statements of one read transaction on a reader connection; the ``BEGIN`` comes with the first statement."""
 
-    def __init__(self, thread: _SqliteThread) -> None:
+    def __init__(self, connection: sqlite3.Connection) -> None:
         super().__init__()
-        self._thread = thread
-        self._begun = False
+        self._connection = connection
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        begin, self._begun = not self._begun, True
-
-        def work(connection: sqlite3.Connection) -> Written:
-            if begin:
-                connection.execute("BEGIN")
-            return _sqlite_statement(connection, sql, params)
-
-        written = await self._thread.run(work)
+        if not self._connection.in_transaction:
+            self._connection.execute("BEGIN")
+        written = _sqlite_statement(self._connection, sql, params)
         self._rows = written.rows
         return written.rowcount
 
@@ -337,35 +324,42 @@ class _SqliteWriteCursor(_RowBuffer):
 
 
 class SqliteDatabase:
-    """SQLite in WAL mode: one write connection on the event loop, a few reader connections in their own threads.
+    """SQLite in WAL mode: one write connection and a few read connections, all used on the event loop's thread.
 
-    Writes run on the event loop's thread: an indexed statement takes microseconds, less than a hop to a thread costs
-    under load, and the writer never waits inside SQLite (``busy_timeout`` 0 on it): ``BEGIN IMMEDIATE`` meeting a
-    writer of another process is retried with ``asyncio.sleep`` for up to ``busy_timeout_ms``, so the loop never
-    blocks on a lock. Checkpoints, the only slow part of writing (they copy the WAL and sync), run in a thread.
-    Write transactions of this process are serialised by an asyncio lock; single-statement writes (:meth:`write`)
-    are group-committed. Reads run on the reader connections and never wait for the writer: WAL gives each read
-    transaction a consistent snapshot. ``:memory:`` has no readers (a private in-memory database exists only on its
-    one connection), so reads go through the writer there.
+    A statement on an indexed table takes microseconds; a hop to a thread costs more than that under load (two
+    wake-ups and a fight for the GIL), so statements run on the loop, and nothing in SQLite may wait there: the
+    writer has ``busy_timeout`` 0 and ``BEGIN IMMEDIATE`` meeting a writer of another process is retried with
+    ``asyncio.sleep`` for up to ``busy_timeout_ms``; WAL readers never wait for locks. Checkpoints, the only slow
+    part of writing (they copy the WAL into the database and sync), run in a thread of their own.
+
+    Write transactions are serialised by an asyncio lock; single-statement writes (:meth:`write`) are
+    group-committed. Reads use the read connections and never wait for the writer's lock: WAL gives each read
+    transaction a consistent snapshot. ``:memory:`` has no read connections (a private in-memory database exists
+    only on its one connection), so reads go through the writer there.
     """
 
     dialect = SQLITE
 
     def __init__(
-        self, writer: sqlite3.Connection, readers: Sequence[_SqliteThread], busy_timeout_ms: int
+        self,
+        writer: sqlite3.Connection,
+        readers: Sequence[sqlite3.Connection],
+        checkpointer: _SqliteThread | None,
+        busy_timeout_ms: int,
     ) -> None:
         self._writer = writer
         self._patience_s = busy_timeout_ms / 1000
-        self._readers: asyncio.Queue[_SqliteThread] = asyncio.Queue()
+        self._readers: asyncio.Queue[sqlite3.Connection] = asyncio.Queue()
         self._all_readers = list(readers)
         for reader in readers:
             self._readers.put_nowait(reader)
         self._lock = asyncio.Lock()
         self._group = GroupCommit(self._commit_group)
         self._commits_since_checkpoint = 0
+        self._checkpoint_thread = checkpointer
         self._checkpointer: asyncio.Task[None] | None = None
-        if readers:
-            self._checkpointer = asyncio.create_task(self._checkpoint_forever(), name="sqlite-checkpoint")
+        if checkpointer is not None:
+            self._checkpointer = asyncio.create_task(self._checkpoint_forever(checkpointer), name="sqlite-checkpoint")
 
     @classmethod
     async def open(cls, path: str, busy_timeout_ms: int = 10_000, readers: int = SQLITE_READERS) -> SqliteDatabase:
@@ -378,14 +372,17 @@ class SqliteDatabase:
         # cut may lose the last commits, which the periodic delta catch-up repairs. FULL costs an fsync per commit.
         writer.execute("PRAGMA synchronous=NORMAL")
         writer.execute("PRAGMA busy_timeout=0")
-        if not in_memory:
-            writer.execute("PRAGMA wal_autocheckpoint=0")
-        reader_threads = []
-        for n in range(0 if in_memory else readers):
-            reader = _SqliteThread(f"sqlite-reader-{n}")
-            await reader.open(path, busy_timeout_ms)
-            reader_threads.append(reader)
-        return cls(writer, reader_threads, busy_timeout_ms)
+        if in_memory:
+            return cls(writer, [], None, busy_timeout_ms)
+        writer.execute("PRAGMA wal_autocheckpoint=0")
+        read_connections = []
+        for _ in range(readers):
+            reader = _sqlite_connect(path, busy_timeout_ms)
+            reader.execute("PRAGMA query_only=ON")
+            read_connections.append(reader)
+        checkpointer = _SqliteThread("sqlite-checkpoint")
+        await checkpointer.open(path, busy_timeout_ms)
+        return cls(writer, read_connections, checkpointer, busy_timeout_ms)
 
     async def _begin(self) -> None:
         """``BEGIN IMMEDIATE``, waiting without blocking the loop while another process holds the write lock."""
@@ -430,9 +427,10 @@ class SqliteDatabase:
         try:
             yield _SqliteReadCursor(reader)
         finally:
-            # Not awaited: the reader's thread runs calls in order, so the next user's BEGIN comes after this.
-            reader.submit(lambda connection: _sqlite_end(connection, "ROLLBACK")).add_done_callback(_log_failure)
-            self._readers.put_nowait(reader)
+            try:
+                _sqlite_end(reader, "ROLLBACK")
+            finally:
+                self._readers.put_nowait(reader)
 
     async def write(self, sql: str, params: Params = ()) -> Written:
         return await self._group.write(sql, params)
@@ -455,20 +453,17 @@ class SqliteDatabase:
             self._commit()
             return outcomes
 
-    async def _checkpoint_forever(self) -> None:
+    async def _checkpoint_forever(self, thread: _SqliteThread) -> None:
         """Copy the WAL into the database file off the loop, about once a second while there are writes."""
         while True:
             await asyncio.sleep(CHECKPOINT_INTERVAL_S)
             if self._commits_since_checkpoint == 0:
                 continue
             self._commits_since_checkpoint = 0
-            reader = await self._readers.get()
             try:
-                await reader.run(lambda connection: connection.execute("PRAGMA wal_checkpoint(PASSIVE)"))
+                await thread.run(lambda connection: connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall())
             except sqlite3.Error as error:
                 log.warning("SQLite checkpoint failed: %s", error)
-            finally:
-                self._readers.put_nowait(reader)
 
     async def lock_for_migrations(self, cursor: Cursor) -> None:
         """Nothing to do: ``BEGIN IMMEDIATE`` already holds the database's single write lock."""
@@ -479,14 +474,11 @@ class SqliteDatabase:
             self._checkpointer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._checkpointer
+        if self._checkpoint_thread is not None:
+            await self._checkpoint_thread.close()
         for reader in self._all_readers:
-            await reader.close()
+            reader.close()
         self._writer.close()
-
-
-def _log_failure(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.warning("ending a SQLite read failed: %s", future.exception())
 
 
 def _postgres_sql(sql: str) -> str:
