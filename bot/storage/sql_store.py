@@ -445,6 +445,14 @@ class SqlCaseRepository(CaseRepository):
     async def transition(
         self, case_id: str, verb: Verb, actor: Actor, now: datetime, claim_timeout: timedelta
     ) -> TransitionOutcome:
+        # A refusal needs no write: decided on a snapshot, it is as true as at any later moment (the losers of a
+        # race on one card are answered without queueing behind the winner's write).
+        async with self._db.read() as cursor:
+            seen = await self._load(cursor, case_id)
+        if seen is not None:
+            refused = decide(seen, verb, actor, now, claim_timeout)
+            if isinstance(refused, Refusal):
+                return TransitionOutcome(seen, refused)
         for _ in range(_MAX_ATTEMPTS):
             try:
                 async with self._db.transaction() as cursor:
@@ -837,6 +845,10 @@ class SqlJobQueue(JobQueue):
         self, kind: str, payload: dict[str, Any], *, dedupe_key: str | None = None, run_at: datetime | None = None
     ) -> int | None:
         now = self._clock()
+        if dedupe_key is not None and await self._pending(dedupe_key):
+            # Coalesced without touching the writer: the pending job has not started, so it will see the change
+            # its caller made before asking (a burst of clicks on one card asks for one refresh, not fifty).
+            return None
         written = await self._db.write(
             "INSERT INTO jobs (kind, payload, state, attempts, dedupe_key, run_at, created_at, updated_at) "
             "VALUES (?, ?, 'pending', 0, ?, ?, ?, ?) "
@@ -845,6 +857,13 @@ class SqlJobQueue(JobQueue):
             (kind, to_json(payload), dedupe_key, run_at or now, now, now),
         )
         return int(written.rows[0]["id"]) if written.rows else None
+
+    async def _pending(self, dedupe_key: str) -> bool:
+        async with self._db.read() as cursor:
+            await cursor.execute(
+                "SELECT 1 AS pending FROM jobs WHERE dedupe_key = ? AND state = 'pending'", (dedupe_key,)
+            )
+            return await cursor.fetchone() is not None
 
     async def lease(self, worker_id: str, kinds: list[str], lease_for: timedelta, limit: int = 1) -> list[Job]:
         if not kinds:

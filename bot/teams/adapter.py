@@ -12,6 +12,7 @@ from botframework.connector.auth import AuthenticationConstants, BotFrameworkAut
 from bot.config import Settings
 from bot.logging_setup import redact
 from bot.teams.auth import BotAuthSettings, build_bot_framework_authentication
+from bot.teams.connectors import CachingBotFrameworkAuthentication
 from cards.i18n import conversation_language, text
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def auth_settings(settings: Settings) -> BotAuthSettings:
 
 def build_adapter(settings: Settings) -> tuple[CloudAdapter, BotFrameworkAuthentication, BotAuthSettings]:
     bot_auth = auth_settings(settings)
-    authentication = build_bot_framework_authentication(bot_auth)
+    authentication = CachingBotFrameworkAuthentication(build_bot_framework_authentication(bot_auth))
     adapter = CloudAdapter(authentication)
 
     async def on_turn_error(turn_context: TurnContext, error: Exception) -> None:

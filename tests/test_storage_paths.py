@@ -1,0 +1,140 @@
+"""The storage paths the throughput depends on, checked by what they do (never by how long they take):
+group commit, reads beside an open write transaction, refusals and coalesced refreshes without a write."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from bot.domain.state_machine import Verb
+from bot.storage.database import Cursor, Database, IntegrityConflict, Params, Written
+from bot.storage.factory import open_database
+from bot.storage.sql_store import SqlStore
+from tests.storage_fixtures import ALICE, BOB, make_event
+
+CLAIM_TIMEOUT = timedelta(minutes=120)
+DEADLOCK_GUARD_S = 30
+"""Only turns a hang (a read waiting for the writer this very task holds) into a failure; no timing is asserted."""
+
+
+class CountingDatabase:
+    """The real database, counting write transactions and group-committed writes."""
+
+    def __init__(self, inner: Database) -> None:
+        self._inner = inner
+        self.dialect = inner.dialect
+        self.transactions = 0
+        self.writes = 0
+
+    def transaction(self) -> AbstractAsyncContextManager[Cursor]:
+        self.transactions += 1
+        return self._inner.transaction()
+
+    def read(self) -> AbstractAsyncContextManager[Cursor]:
+        return self._inner.read()
+
+    async def write(self, sql: str, params: Params = ()) -> Written:
+        self.writes += 1
+        return await self._inner.write(sql, params)
+
+    async def lock_for_migrations(self, cursor: Cursor) -> None:
+        await self._inner.lock_for_migrations(cursor)
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+@pytest.fixture
+async def counting(database: Database) -> AsyncIterator[CountingDatabase]:
+    yield CountingDatabase(database)
+
+
+async def test_concurrent_writes_share_commits_and_each_is_durable_when_it_returns(
+    database: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    groups: list[int] = []
+    group = database._group  # type: ignore[attr-defined]
+    commit = group._commit
+
+    async def counted(writes: Sequence[Any]) -> list[Written | Exception]:
+        groups.append(len(writes))
+        return await commit(writes)
+
+    monkeypatch.setattr(group, "_commit", counted)
+    store = SqlStore(database)
+    ids = await asyncio.gather(*(store.jobs.enqueue("test.kind", {"n": n}, dedupe_key=f"k{n}") for n in range(50)))
+
+    assert all(job_id is not None for job_id in ids)
+    assert sum(groups) == 50
+    assert len(groups) < 50, groups
+    # Committed before enqueue returned: another connection sees every job.
+    other = await open_database(database_url)
+    try:
+        async with other.read() as cursor:
+            await cursor.execute("SELECT COUNT(*) AS n FROM jobs WHERE kind = 'test.kind'")
+            row = await cursor.fetchone()
+    finally:
+        await other.close()
+    assert row is not None and row["n"] == 50
+
+
+async def test_a_refused_write_fails_alone_in_its_group(database: Database) -> None:
+    await SqlStore(database).jobs.enqueue("test.kind", {}, dedupe_key="taken")
+    insert = (
+        "INSERT INTO jobs (kind, payload, state, attempts, dedupe_key, run_at, created_at, updated_at) "
+        "VALUES ('test.kind', '{}', 'pending', 0, ?, ?, ?, ?)"
+    )
+    now = datetime.now(UTC)
+    outcomes = await asyncio.gather(
+        *(database.write(insert, (key, now, now, now)) for key in ("a", "taken", "b")), return_exceptions=True
+    )
+
+    assert isinstance(outcomes[1], IntegrityConflict)
+    assert [o.rowcount for o in (outcomes[0], outcomes[2]) if isinstance(o, Written)] == [1, 1]
+
+
+async def test_reads_do_not_wait_for_an_open_write_transaction(database: Database) -> None:
+    store = SqlStore(database)
+    recorded = await store.cases.record_event(make_event("m-1"))
+    async with asyncio.timeout(DEADLOCK_GUARD_S), database.transaction() as cursor:
+        await cursor.execute("UPDATE cases SET caller_name = ? WHERE id = ?", ("Neu", recorded.case.id))
+        # Same task, writer lock held: a read that needed that lock could never finish.
+        seen = await store.cases.get(recorded.case.id)
+    assert seen is not None
+    assert seen.caller_name != "Neu"  # the snapshot before the open transaction's change
+
+
+async def test_a_losing_click_is_refused_without_a_write_transaction(counting: CountingDatabase) -> None:
+    store = SqlStore(counting)
+    case = (await store.cases.record_event(make_event("m-1"))).case
+    now = datetime.now(UTC)
+    won = await store.cases.transition(case.id, Verb.CLAIM, ALICE, now, CLAIM_TIMEOUT)
+    assert won.applied
+    before = counting.transactions
+
+    lost = await store.cases.transition(case.id, Verb.CLAIM, BOB, now, CLAIM_TIMEOUT)
+
+    assert lost.refusal is not None
+    assert lost.case.claimed_by == ALICE
+    assert counting.transactions == before
+
+
+async def test_a_refresh_already_pending_is_coalesced_without_a_write(counting: CountingDatabase) -> None:
+    store = SqlStore(counting)
+    first = await store.jobs.enqueue("teams.card", {"case_id": "c1"}, dedupe_key="card:c1")
+    writes = counting.writes
+
+    again = [await store.jobs.enqueue("teams.card", {"case_id": "c1"}, dedupe_key="card:c1") for _ in range(5)]
+
+    assert first is not None
+    assert again == [None] * 5
+    assert counting.writes == writes
+    # Once the pending job has been taken, a new refresh is queued again.
+    leased = await store.jobs.lease("worker", ["teams.card"], timedelta(minutes=1))
+    assert [job.id for job in leased] == [first]
+    assert await store.jobs.enqueue("teams.card", {"case_id": "c1"}, dedupe_key="card:c1") is not None
