@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.storage.interface import JobQueue
+from bot.storage.interface import JobPriority, JobQueue
 
 POST_CARD = "teams.card"
 THREAD_REPLY = "teams.reply"
@@ -12,13 +12,16 @@ SET_FLAG = "graph.flag"
 RESYNC_MAILBOX = "graph.resync"
 
 
-async def refresh_card(queue: JobQueue, case_id: str, *, redraw: bool = False) -> None:
-    """Post the case's card, or update it to the case's current state; pending refreshes coalesce.
+async def refresh_card(
+    queue: JobQueue, case_id: str, priority: JobPriority = JobPriority.LIVE, *, redraw: bool = False
+) -> None:
+    """Post the case's card, or update it to the case's current state; pending refreshes coalesce. The cards of a
+    catch-up are ``BACKLOG``: a live call's card goes first.
 
     ``redraw`` updates a card already at the case's version (what it shows besides the case changed: the caller's
     name)."""
     payload: dict[str, Any] = {"case_id": case_id, **({"redraw": True} if redraw else {})}
-    await queue.enqueue(POST_CARD, payload, dedupe_key=f"card:{case_id}")
+    await queue.enqueue(POST_CARD, payload, dedupe_key=f"card:{case_id}", priority=priority)
 
 
 async def repost_card(queue: JobQueue, case_id: str) -> None:
@@ -26,9 +29,14 @@ async def repost_card(queue: JobQueue, case_id: str) -> None:
     await queue.enqueue(POST_CARD, {"case_id": case_id, "repost": True}, dedupe_key=f"repost:{case_id}")
 
 
-async def reply_in_thread(queue: JobQueue, case_id: str, version: int, message: dict[str, Any]) -> None:
+async def reply_in_thread(
+    queue: JobQueue, case_id: str, version: int, message: dict[str, Any], priority: JobPriority = JobPriority.LIVE
+) -> None:
     """Add one line to the case's thread; ``message`` is ``{"key": ..., **params}`` rendered by cards.messages."""
-    await queue.enqueue(THREAD_REPLY, {"case_id": case_id, "message": message}, dedupe_key=f"reply:{case_id}:{version}")
+    await queue.enqueue(
+        THREAD_REPLY, {"case_id": case_id, "message": message}, dedupe_key=f"reply:{case_id}:{version}",
+        priority=priority,
+    )
 
 
 async def write_flag(queue: JobQueue, mailbox: str, message_id: str, case_id: str) -> None:

@@ -22,7 +22,7 @@ from bot.domain.events import CallEvent, EventKind, MailSource, Voicemail
 from bot.logging_setup import mask_number
 from bot.placetel.parser import MailMessage, ParsedMail, ParserProfile
 from bot.placetel.runner import ParserRunner
-from bot.storage.interface import FlagStatus, Store
+from bot.storage.interface import FlagStatus, JobPriority, Store
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,9 @@ class MailIngestor:
             return
         await self.process(line, mail)
 
-    async def process(self, line: PoolLine, mail: MailMessage) -> None:
+    async def process(self, line: PoolLine, mail: MailMessage, *, backlog: bool = False) -> None:
+        """``backlog``: the mail comes from a catch-up; its Teams effects wait for live ones."""
+        priority = JobPriority.BACKLOG if backlog else JobPriority.LIVE
         known = await self._store.mails.get_mail(mail.mailbox, mail.message_id)
         if known is not None:
             await self._on_flag_change(line, mail)
@@ -147,7 +149,7 @@ class MailIngestor:
             "new" if outcome.case_created else f"call {outcome.case.call_count}",
         )
         queue = self._store.jobs
-        await effects.refresh_card(queue, outcome.case.id)
+        await effects.refresh_card(queue, outcome.case.id, priority)
         if not outcome.case_created:
             # A mail that joins a claimed case must show the flag of the case's other mails.
             await self._on_flag_change(line, mail)
@@ -161,6 +163,7 @@ class MailIngestor:
                     "at": event.received_at.isoformat(),
                     "count": outcome.case.call_count,
                 },
+                priority,
             )
         if event.kind is EventKind.UNRECOGNISED:
             log.info("mail %s in %s was not understood; shown as an unrecognised item", mail.message_id[-12:], line.id)
@@ -200,7 +203,7 @@ class MailIngestor:
         seen = 0
         async for page in self._reader.delta(line.mailbox, start):
             for mail in page.messages:
-                await self.process(line, mail)
+                await self.process(line, mail, backlog=True)
                 seen += 1
             if page.delta_link:
                 await self._store.subscriptions.save_delta_link(line.mailbox, page.delta_link)

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot import metrics
@@ -31,6 +31,15 @@ class RetryLater(Exception):
     def __init__(self, message: str, retry_after: timedelta | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class RunLater(Exception):
+    """Not a failure: the job cannot go yet (it waits for a rate limit's slot). It is put back, not before ``after``
+    from now, without counting an attempt, so that waiting does not hold a worker."""
+
+    def __init__(self, message: str, after: timedelta) -> None:
+        super().__init__(message)
+        self.after = after
 
 
 class PermanentFailure(Exception):
@@ -118,6 +127,8 @@ class JobRunner:
                 # A job whose worker died on every attempt comes back through lease expiry; stop it here.
                 raise PermanentFailure(f"gave up after {job.attempts - 1} attempts")
             await handler(job.payload)
+        except RunLater as later:
+            await self._queue.defer(job, worker_id, datetime.now(UTC) + later.after)
         except PermanentFailure as exc:
             await self._fail(job, worker_id, exc, retry_after=None, permanent=True)
         except RetryLater as exc:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.teams.pacing import PRUNE_EVERY, TENANT_WINDOWS, THREAD_WINDOWS, Pacer, SlidingWindows
+import pytest
+
+from bot.teams.pacing import MARGIN_S, PRUNE_EVERY, TENANT_WINDOWS, THREAD_WINDOWS, Pacer, SlidingWindows
 
 
 class FakeClock:
@@ -37,8 +39,10 @@ def test_sliding_windows_name_the_wait() -> None:
     windows = SlidingWindows(((1.0, 2),))
     windows.record(10.0)
     windows.record(10.4)
-    assert windows.delay(10.5) == 0.5
-    assert windows.delay(11.0) == 0.0
+    assert windows.delay(10.5) == pytest.approx(0.5 + MARGIN_S)
+    # Exactly on the edge is one too many for Teams (it counts on arrival): only after the margin.
+    assert windows.delay(11.0) == pytest.approx(MARGIN_S)
+    assert windows.delay(11.0 + MARGIN_S) == 0.0
     assert not windows.is_empty(11.0)
     assert windows.is_empty(11.5)
 
@@ -86,7 +90,7 @@ async def test_a_busy_thread_does_not_hold_up_another_thread() -> None:
     await waiting
 
     assert finished == ["busy", "quiet", "busy"]
-    assert clock.slept == [1.0]
+    assert clock.slept == [pytest.approx(1.0 + MARGIN_S)]
 
 
 async def test_tenants_are_paced_separately() -> None:
@@ -96,7 +100,7 @@ async def test_tenants_are_paced_separately() -> None:
     await pacer.wait("b", "tenant-2")
     assert clock.slept == []
     await pacer.wait("c", "tenant-1")
-    assert clock.slept == [1.0]
+    assert clock.slept == [pytest.approx(1.0 + MARGIN_S)]
 
 
 async def test_forgotten_threads_are_pruned() -> None:
@@ -109,3 +113,42 @@ async def test_forgotten_threads_are_pruned() -> None:
     clock.now += 3601.0  # longer than the longest thread window
     await pacer.wait("fresh", "tenant")  # the PRUNE_EVERY-th send sweeps
     assert pacer.tracked_threads == 1  # only the thread that just sent
+
+
+def with_margin(windows: tuple[tuple[float, int], ...]) -> tuple[tuple[float, int], ...]:
+    return tuple((seconds + MARGIN_S, limit) for seconds, limit in windows)
+
+
+async def test_sends_keep_the_margin_on_every_window_edge() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock, clock.sleep)
+    sent = []
+    for _ in range(130):
+        await pacer.wait("thread-1", "tenant")
+        sent.append(clock.now)
+
+    # Even a send that arrives MARGIN_S early (a faster network trip) stays inside Teams' windows.
+    assert fits(sent, with_margin(THREAD_WINDOWS))
+
+
+def test_booked_slots_spread_over_the_windows_and_leave_real_slots_to_live_sends() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock, clock.sleep)
+    booked = [clock.now + pacer.book("channel") for _ in range(200)]
+
+    assert booked == sorted(booked)
+    assert fits(booked, with_margin(THREAD_WINDOWS))
+    assert booked[7] > booked[0]  # not all at the same moment: each one its own slot
+    # The bookings do not count against a live send: it could go right now.
+    assert pacer.delay("channel", "tenant") == 0.0
+
+
+async def test_the_wait_ahead_counts_the_senders_queued_for_the_thread() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock, clock.sleep, thread_windows=((1.0, 1),))
+    await pacer.wait("busy", "tenant")
+    queued = [asyncio.create_task(pacer.wait("busy", "tenant")) for _ in range(3)]
+    await asyncio.sleep(0)
+
+    assert pacer.delay("busy", "tenant") >= 2 * 1.0  # two still queued behind the one sending
+    await asyncio.gather(*queued)

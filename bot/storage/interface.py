@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Any, Protocol
 
 from bot.domain.callbacks import AutoDone
@@ -257,9 +257,23 @@ class RetryPolicy:
     max_delay: timedelta = timedelta(minutes=10)
 
 
+class JobPriority(IntEnum):
+    """Due jobs of a lower value are leased first."""
+
+    LIVE = 0
+    BACKLOG = 1
+    """Work that may wait for live work: the cards of a catch-up."""
+
+
 class JobQueue(Protocol):
     async def enqueue(
-        self, kind: str, payload: dict[str, Any], *, dedupe_key: str | None = None, run_at: datetime | None = None
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        dedupe_key: str | None = None,
+        run_at: datetime | None = None,
+        priority: JobPriority = JobPriority.LIVE,
     ) -> int | None:
         """Persist a job. With ``dedupe_key``, a job with the same key still pending is not added (returns None)."""
 
@@ -267,6 +281,10 @@ class JobQueue(Protocol):
         """Take due jobs (pending, or leased by a worker whose lease expired); SKIP LOCKED on PostgreSQL."""
 
     async def complete(self, job: Job, worker_id: str) -> None: ...
+
+    async def defer(self, job: Job, worker_id: str, run_at: datetime) -> None:
+        """Put a leased job back, not before ``run_at``, without counting the attempt (it waits for a rate limit's
+        slot instead of holding a worker)."""
 
     async def fail(
         self, job: Job, worker_id: str, error: str, policy: RetryPolicy, retry_after: timedelta | None = None

@@ -27,6 +27,7 @@ from bot.storage.interface import (
     FlagStatus,
     Installation,
     Job,
+    JobPriority,
     JobQueue,
     JobState,
     LeaseRepository,
@@ -842,7 +843,13 @@ class SqlJobQueue(JobQueue):
         self._rng = rng
 
     async def enqueue(
-        self, kind: str, payload: dict[str, Any], *, dedupe_key: str | None = None, run_at: datetime | None = None
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        dedupe_key: str | None = None,
+        run_at: datetime | None = None,
+        priority: JobPriority = JobPriority.LIVE,
     ) -> int | None:
         now = self._clock()
         if dedupe_key is not None and await self._pending(dedupe_key):
@@ -850,11 +857,11 @@ class SqlJobQueue(JobQueue):
             # its caller made before asking (a burst of clicks on one card asks for one refresh, not fifty).
             return None
         written = await self._db.write(
-            "INSERT INTO jobs (kind, payload, state, attempts, dedupe_key, run_at, created_at, updated_at) "
-            "VALUES (?, ?, 'pending', 0, ?, ?, ?, ?) "
+            "INSERT INTO jobs (kind, payload, state, attempts, dedupe_key, run_at, priority, created_at, updated_at) "
+            "VALUES (?, ?, 'pending', 0, ?, ?, ?, ?, ?) "
             "ON CONFLICT (dedupe_key) WHERE state = 'pending' AND dedupe_key IS NOT NULL DO NOTHING "
             "RETURNING id",
-            (kind, to_json(payload), dedupe_key, run_at or now, now, now),
+            (kind, to_json(payload), dedupe_key, run_at or now, int(priority), now, now),
         )
         return int(written.rows[0]["id"]) if written.rows else None
 
@@ -870,17 +877,31 @@ class SqlJobQueue(JobQueue):
             return []
         now = self._clock()
         kinds_in, lock = _placeholders(kinds), self._db.dialect.lock_rows
-        # Due jobs and expired leases are looked up apart, each in its index's order and limited there: one query
-        # with an OR would sort every due job to take the first (a backlog of thousands made each lease a scan).
+        # Due jobs per priority and expired leases are looked up apart, each in its index's order and limited there:
+        # one query with an OR would sort every due job to take the first (a backlog of thousands made each lease a
+        # scan). Expired leases (a worker died) come first, then live work, then backlog.
+        due = [
+            f"due{rank} AS (SELECT id, {rank} AS rank, run_at AS at FROM jobs "  # noqa: S608 - fixed fragments
+            f"WHERE state = 'pending' AND priority = {rank} AND run_at <= ? AND kind IN ({kinds_in}) "
+            f"ORDER BY run_at, id LIMIT ?{lock})"
+            for rank in map(int, JobPriority)
+        ]
+        expired = (
+            "expired AS (SELECT id, -1 AS rank, lease_expires_at AS at FROM jobs WHERE state = 'leased' "  # noqa: S608
+            f"AND lease_expires_at <= ? AND kind IN ({kinds_in}) ORDER BY lease_expires_at, id LIMIT ?{lock})"
+        )
+        names = [*(f"due{rank}" for rank in map(int, JobPriority)), "expired"]
+        candidates = " UNION ALL ".join(f"SELECT id, rank, at FROM {name}" for name in names)  # noqa: S608
         written = await self._db.write(
-            f"WITH due AS (SELECT id, run_at AS at FROM jobs WHERE state = 'pending' AND run_at <= ? "  # noqa: S608
-            f"AND kind IN ({kinds_in}) ORDER BY run_at, id LIMIT ?{lock}), "
-            "expired AS (SELECT id, lease_expires_at AS at FROM jobs WHERE state = 'leased' "
-            f"AND lease_expires_at <= ? AND kind IN ({kinds_in}) ORDER BY lease_expires_at, id LIMIT ?{lock}) "
+            f"WITH {', '.join([*due, expired])} "  # noqa: S608 - fixed fragments
             "UPDATE jobs SET state = 'leased', leased_by = ?, lease_expires_at = ?, attempts = attempts + 1, "
-            "updated_at = ? WHERE id IN (SELECT id FROM (SELECT id, at FROM due UNION ALL SELECT id, at FROM expired) "
-            f"AS candidates ORDER BY at, id LIMIT ?) RETURNING {_JOB_COLUMNS}",
-            (now, *kinds, limit, now, *kinds, limit, worker_id, now + lease_for, now, limit),
+            f"updated_at = ? WHERE id IN (SELECT id FROM ({candidates}) AS candidates ORDER BY rank, at, id LIMIT ?) "
+            f"RETURNING {_JOB_COLUMNS}",
+            (
+                *[value for _ in JobPriority for value in (now, *kinds, limit)],
+                now, *kinds, limit,
+                worker_id, now + lease_for, now, limit,
+            ),
         )
         return sorted((_job_from_row(row) for row in written.rows), key=lambda job: job.id)
 
@@ -892,6 +913,20 @@ class SqlJobQueue(JobQueue):
         )
         if written.rowcount == 0:
             log.warning("job %s #%d completed by %s after its lease was lost", job.kind, job.id, worker_id)
+
+    async def defer(self, job: Job, worker_id: str, run_at: datetime) -> None:
+        try:
+            written = await self._db.write(
+                "UPDATE jobs SET state = 'pending', run_at = ?, attempts = attempts - 1, leased_by = NULL, "
+                "lease_expires_at = NULL, updated_at = ? WHERE id = ? AND state = 'leased' AND leased_by = ?",
+                (run_at, self._clock(), job.id, worker_id),
+            )
+        except IntegrityConflict:
+            # A job with the same dedupe key was enqueued meanwhile and is pending: it will do this work.
+            await self._finish_attempt(job, worker_id, JobState.DONE, self._clock(), "superseded while deferred")
+            return
+        if written.rowcount == 0:
+            log.warning("job %s #%d deferred by %s after its lease was lost", job.kind, job.id, worker_id)
 
     async def fail(
         self, job: Job, worker_id: str, error: str, policy: RetryPolicy, retry_after: timedelta | None = None

@@ -1,9 +1,15 @@
 """Client-side pacing below Teams' documented rate limits, so that 429s are the exception.
 
 Teams allows a bot, per thread, 7 messages in 1 s, 8 in 2 s, 60 in 30 s and 1,800 in an hour, and about 30 requests
-per second per app per tenant. The pacer waits just long enough before each send to stay under every window.
+per second per app per tenant. The pacer waits just long enough before each send to stay under every window, plus
+:data:`MARGIN_S`: Teams counts a send when it arrives, and a send that lands exactly on a window's edge (or a little
+early, after a shorter network trip than the send it follows) would be the window's one too many.
+
 Senders to one thread queue behind each other; a wait for one thread never holds up another thread (only the
-tenant's shared window does).
+tenant's shared window does). Sends that would wait long should not hold a worker while they do: :meth:`Pacer.book`
+gives them a not-before time instead, spread over the thread's future slots, and the job is deferred until then.
+Booked slots are kept apart from the real sends, so a live card never waits behind booked backlog: it takes the next
+real slot, and the backlog shifts by one.
 """
 
 from __future__ import annotations
@@ -15,16 +21,19 @@ from collections.abc import Awaitable, Callable
 
 THREAD_WINDOWS: tuple[tuple[float, int], ...] = ((1.0, 7), (2.0, 8), (30.0, 60), (3600.0, 1800))
 TENANT_WINDOWS: tuple[tuple[float, int], ...] = ((1.0, 30),)
+MARGIN_S = 0.05
+"""Safety margin on every window edge (network jitter and clock differences between us and Teams)."""
 PRUNE_EVERY = 256
 """Sends between sweeps that forget keys whose windows are empty (one key per case thread, so they add up)."""
 
 
 class SlidingWindows:
-    """Send times of one key, checked against several (seconds, limit) windows."""
+    """Send times of one key, in order, checked against several (seconds, limit) windows."""
 
-    def __init__(self, windows: tuple[tuple[float, int], ...]) -> None:
+    def __init__(self, windows: tuple[tuple[float, int], ...], margin: float = MARGIN_S) -> None:
         self._windows = windows
-        self._longest = max(seconds for seconds, _ in windows)
+        self._margin = margin
+        self._longest = max(seconds for seconds, _ in windows) + margin
         self._sent: deque[float] = deque()
 
     def _forget_before(self, now: float) -> None:
@@ -32,21 +41,26 @@ class SlidingWindows:
             self._sent.popleft()
 
     def delay(self, now: float) -> float:
-        """Seconds to wait before one more send fits every window."""
+        """Seconds to wait before one more send fits every window (with the margin). O(number of windows): a window
+        is full exactly when its limit-th latest send is still inside it."""
         self._forget_before(now)
         wait = 0.0
         for seconds, limit in self._windows:
-            in_window = [t for t in self._sent if now - t < seconds]
-            if len(in_window) >= limit:
-                wait = max(wait, in_window[-limit] + seconds - now)
+            if len(self._sent) >= limit:
+                wait = max(wait, self._sent[-limit] + seconds + self._margin - now)
         return wait
 
     def record(self, now: float) -> None:
+        """Record a send at ``now``; sends are recorded in time order."""
         self._sent.append(now)
 
     def is_empty(self, now: float) -> bool:
         self._forget_before(now)
         return not self._sent
+
+    @property
+    def last(self) -> float | None:
+        return self._sent[-1] if self._sent else None
 
 
 class Pacer:
@@ -59,22 +73,65 @@ class Pacer:
         *,
         thread_windows: tuple[tuple[float, int], ...] = THREAD_WINDOWS,
         tenant_windows: tuple[tuple[float, int], ...] = TENANT_WINDOWS,
+        margin: float = MARGIN_S,
     ) -> None:
         self._clock = clock
         self._sleep = sleep
         self._thread_windows = thread_windows
         self._tenant_windows = tenant_windows
+        self._margin = margin
         self._threads: dict[str, SlidingWindows] = {}
         self._tenants: dict[str, SlidingWindows] = {}
+        self._booked: dict[str, SlidingWindows] = {}
         self._thread_locks: dict[str, asyncio.Lock] = {}
+        self._queued: dict[str, int] = {}
         self._sends = 0
+
+    def _windows(
+        self, table: dict[str, SlidingWindows], key: str, windows: tuple[tuple[float, int], ...]
+    ) -> SlidingWindows:
+        found = table.get(key)
+        if found is None:
+            found = table[key] = SlidingWindows(windows, self._margin)
+        return found
+
+    def delay(self, thread: str, tenant: str) -> float:
+        """How long a send to ``thread`` would wait now, counting the senders already queued for it."""
+        now = self._clock()
+        wait = max(
+            self._windows(self._threads, thread, self._thread_windows).delay(now),
+            self._windows(self._tenants, tenant, self._tenant_windows).delay(now),
+        )
+        queued = self._queued.get(thread, 0)
+        if queued:
+            # Each sender ahead takes a slot; a full 1-second window is the shortest a slot can take.
+            wait += queued * min(seconds / limit for seconds, limit in self._thread_windows)
+        return wait
+
+    def book(self, thread: str) -> float:
+        """Seconds from now until a slot for one send to ``thread``: the earliest that fits the windows after every
+        slot booked before it. Booked slots do not count against real sends; the send itself still goes through
+        :meth:`wait` when its time has come."""
+        now = self._clock()
+        booked = self._windows(self._booked, thread, self._thread_windows)
+        at = max(now + self._windows(self._threads, thread, self._thread_windows).delay(now), booked.last or 0.0)
+        at += booked.delay(at)
+        booked.record(at)
+        return at - now
 
     async def wait(self, thread: str, tenant: str) -> None:
         """Wait for a slot in ``thread`` and ``tenant``, then take it."""
         lock = self._thread_locks.setdefault(thread, asyncio.Lock())
-        async with lock:
-            threads = self._threads.setdefault(thread, SlidingWindows(self._thread_windows))
-            tenants = self._tenants.setdefault(tenant, SlidingWindows(self._tenant_windows))
+        self._queued[thread] = self._queued.get(thread, 0) + 1
+        try:
+            await lock.acquire()
+        finally:
+            self._queued[thread] -= 1
+            if not self._queued[thread]:
+                del self._queued[thread]
+        try:
+            threads = self._windows(self._threads, thread, self._thread_windows)
+            tenants = self._windows(self._tenants, tenant, self._tenant_windows)
             while True:
                 # No await between the check and the record: the check-and-take is atomic on the event loop.
                 now = self._clock()
@@ -84,6 +141,8 @@ class Pacer:
                     tenants.record(now)
                     break
                 await self._sleep(delay)
+        finally:
+            lock.release()
         self._sends += 1
         if self._sends % PRUNE_EVERY == 0:
             self._prune()
@@ -95,8 +154,9 @@ class Pacer:
             if lock is None or not lock.locked():
                 self._thread_locks.pop(key, None)
                 del self._threads[key]
-        for key in [key for key, windows in self._tenants.items() if windows.is_empty(now)]:
-            del self._tenants[key]
+        for table in (self._tenants, self._booked):
+            for key in [key for key, windows in table.items() if windows.is_empty(now)]:
+                del table[key]
 
     @property
     def tracked_threads(self) -> int:

@@ -29,7 +29,7 @@ from bot import metrics
 from bot.actions import CardActions
 from bot.domain.cases import Actor, Case
 from bot.domain.state_machine import Verb
-from bot.jobs import PermanentFailure, RetryLater
+from bot.jobs import PermanentFailure, RetryLater, RunLater
 from bot.storage.interface import CardRef, ChannelLink, Store
 from bot.teams.pacing import Pacer
 from cards.case_card import card_activity_text
@@ -39,6 +39,8 @@ from cards.messages import contact_reply, repeat_call_reply, state_change_reply
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUSES = {408, 412, 429, 500, 502, 503, 504}
+MAX_PACING_WAIT_S = 1.0
+"""A send that would wait longer for its thread's slot is deferred to a booked slot instead of holding a worker."""
 CARD_LEASE = timedelta(minutes=2)
 CARD_BUSY_RETRY = timedelta(seconds=1)
 
@@ -113,6 +115,9 @@ class CardPoster:
         return activity
 
     async def _call(self, link: ChannelLink, thread: str, operation: Any) -> Any:
+        if self._pacer.delay(thread, link.tenant_id) > MAX_PACING_WAIT_S:
+            raise RunLater("waiting for the thread's slot under Teams' rate limits",
+                           timedelta(seconds=self._pacer.book(thread)))
         await self._pacer.wait(thread, link.tenant_id)
         try:
             return await operation()
