@@ -38,3 +38,11 @@ async def test_the_cache_is_bounded_and_keeps_the_recently_used() -> None:
     assert authentication.cache.created == 3
     await factory.create("https://b.example/", None)
     assert authentication.cache.created == 4
+
+
+async def test_turns_share_one_user_token_client() -> None:
+    adapter, authentication, _ = build_adapter(Settings(_env_file=None, sandbox_mode=True))  # type: ignore[call-arg]
+    claims = adapter.create_claims_identity("")
+
+    first = await authentication.create_user_token_client(claims)
+    assert await authentication.create_user_token_client(adapter.create_claims_identity("")) is first

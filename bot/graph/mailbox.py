@@ -268,11 +268,18 @@ class GraphMailboxes:
         patch = Message(flag=followup, is_read=update.is_read)
         if update.own_categories is not None:
             patch.categories = await self._categories_with(mailbox, message_id, update)
-        await self._call(mailbox, lambda: self._message(mailbox, message_id).patch(patch))
+        await self._patch(mailbox, message_id, patch)
+
+    async def _patch(self, mailbox: str, message_id: str, changes: Message) -> None:
+        """PATCH without reading the message Graph sends back (see :meth:`_get_json` for why)."""
+        request = self._message(mailbox, message_id).to_patch_request_information(changes)
+        adapter = self._client.request_adapter
+        await self._call(mailbox, lambda: adapter.send_no_response_content_async(request, _ERRORS))
 
     async def _categories_with(self, mailbox: str, message_id: str, update: MailUpdate) -> list[str]:
         """The mail's categories with the bot's own (prefixed) replaced; the team's own categories stay untouched."""
         query = MessageItemRequestBuilder.MessageItemRequestBuilderGetQueryParameters(select=["categories"])
-        current = await self._call(mailbox, lambda: self._message(mailbox, message_id).get(request_config(query)))
-        theirs = current.categories if current and current.categories else []
+        request = self._message(mailbox, message_id).to_get_request_information(request_config(query))
+        current = (await self._get_json(mailbox, request)).get("categories") or []
+        theirs = [c for c in current if isinstance(c, str)]
         return [c for c in theirs if not c.startswith(update.category_prefix)] + list(update.own_categories or ())

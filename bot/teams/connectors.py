@@ -1,11 +1,12 @@
-"""Connector clients kept per service URL and app credentials instead of built for every activity.
+"""Connector and user-token clients kept per service URL and app credentials instead of built for every activity.
 
-botbuilder's ``CloudAdapter`` asks its connector factory for a new ``ConnectorClient`` on every incoming activity
-and every proactive turn; msrest's constructor is expensive (it walks every HTTP status code, and each client opens
-its own HTTP session), and it was the top CPU cost of a burst of card clicks. ``ConnectorClientCache`` wraps the
-bot's ``BotFrameworkAuthentication`` so that every connector factory it hands out shares one bounded cache. The
-clients are safe to share: they hold only the service URL, the credentials (whose token cache refreshes itself)
-and an HTTP session (botbuilder's older ``BotFrameworkAdapter`` cached them the same way).
+botbuilder's ``CloudAdapter`` builds a new ``ConnectorClient`` and a new ``UserTokenClient`` for every incoming
+activity and every proactive turn; msrest's constructors are expensive (each builds a retry policy that walks every
+HTTP status code, and opens its own HTTP session) and were the top CPU cost of a burst of card clicks.
+``CachingBotFrameworkAuthentication`` wraps the bot's ``BotFrameworkAuthentication`` so that the connector factories
+it hands out share one bounded cache, and keeps one user-token client per app id. The clients are safe to share:
+they hold only their endpoint, the credentials (whose token cache refreshes itself) and an HTTP session
+(botbuilder's older ``BotFrameworkAdapter`` cached connector clients the same way).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from botframework.connector.auth import (
     BotFrameworkAuthentication,
     ClaimsIdentity,
     ConnectorFactory,
+    JwtTokenValidation,
     UserTokenClient,
 )
 
@@ -73,6 +75,7 @@ class CachingBotFrameworkAuthentication(BotFrameworkAuthentication):
     def __init__(self, inner: BotFrameworkAuthentication, cache: ConnectorClientCache | None = None) -> None:
         self._inner = inner
         self.cache = cache or ConnectorClientCache()
+        self._user_token_clients: OrderedDict[str, UserTokenClient] = OrderedDict()
 
     def _wrap(self, factory: ConnectorFactory | None) -> ConnectorFactory | None:
         return _CachingConnectorFactory(factory, self.cache) if factory is not None else None
@@ -95,7 +98,14 @@ class CachingBotFrameworkAuthentication(BotFrameworkAuthentication):
         return factory
 
     async def create_user_token_client(self, claims_identity: ClaimsIdentity) -> UserTokenClient:
-        return await self._inner.create_user_token_client(claims_identity)
+        app_id = JwtTokenValidation.get_app_id_from_claims(claims_identity.claims) or ""
+        client = self._user_token_clients.get(app_id)
+        if client is None:
+            client = await self._inner.create_user_token_client(claims_identity)
+            self._user_token_clients[app_id] = client
+            while len(self._user_token_clients) > MAX_CLIENTS:
+                self._user_token_clients.popitem(last=False)
+        return client
 
     def create_bot_framework_client(self) -> Any:
         return self._inner.create_bot_framework_client()
