@@ -19,9 +19,14 @@ async def refresh_card(
     catch-up are ``BACKLOG``: a live call's card goes first.
 
     ``redraw`` updates a card already at the case's version (what it shows besides the case changed: the caller's
-    name)."""
+    name). A refresh already pending is left alone without a write: that job has not started, so it will show the
+    change the caller made before asking (the losers of a burst of clicks on one card ask for one refresh, not fifty).
+    """
+    key = f"card:{case_id}"
+    if await queue.pending(key):
+        return
     payload: dict[str, Any] = {"case_id": case_id, **({"redraw": True} if redraw else {})}
-    await queue.enqueue(POST_CARD, payload, dedupe_key=f"card:{case_id}", priority=priority)
+    await queue.enqueue(POST_CARD, payload, dedupe_key=key, priority=priority)
 
 
 async def repost_card(queue: JobQueue, case_id: str) -> None:

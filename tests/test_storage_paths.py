@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bot import effects
 from bot.domain.state_machine import Verb
 from bot.storage.database import Cursor, Database, IntegrityConflict, Params, Written
 from bot.storage.factory import open_database
@@ -126,15 +127,16 @@ async def test_a_losing_click_is_refused_without_a_write_transaction(counting: C
 
 async def test_a_refresh_already_pending_is_coalesced_without_a_write(counting: CountingDatabase) -> None:
     store = SqlStore(counting)
-    first = await store.jobs.enqueue("teams.card", {"case_id": "c1"}, dedupe_key="card:c1")
+    await effects.refresh_card(store.jobs, "c1")
     writes = counting.writes
 
-    again = [await store.jobs.enqueue("teams.card", {"case_id": "c1"}, dedupe_key="card:c1") for _ in range(5)]
+    for _ in range(5):
+        await effects.refresh_card(store.jobs, "c1")
 
-    assert first is not None
-    assert again == [None] * 5
     assert counting.writes == writes
+    assert (await store.jobs.depth())["pending"] == 1
     # Once the pending job has been taken, a new refresh is queued again.
-    leased = await store.jobs.lease("worker", ["teams.card"], timedelta(minutes=1))
-    assert [job.id for job in leased] == [first]
-    assert await store.jobs.enqueue("teams.card", {"case_id": "c1"}, dedupe_key="card:c1") is not None
+    leased = await store.jobs.lease("worker", [effects.POST_CARD], timedelta(minutes=1))
+    assert len(leased) == 1
+    await effects.refresh_card(store.jobs, "c1")
+    assert (await store.jobs.depth())["pending"] == 1

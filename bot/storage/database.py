@@ -525,7 +525,7 @@ class PostgresDatabase:
         self._group = GroupCommit(self._commit_group)
 
     @classmethod
-    async def open(cls, conninfo: str, min_size: int = 2, max_size: int = 10) -> PostgresDatabase:
+    async def open(cls, conninfo: str, min_size: int = 4, max_size: int = 10) -> PostgresDatabase:
         options = f"{conninfo_to_dict(conninfo).get('options') or ''} -c timezone=UTC".strip()
         pool = AsyncConnectionPool(
             make_conninfo(conninfo, options=options), min_size=min_size, max_size=max_size, open=False

@@ -280,6 +280,9 @@ class JobQueue(Protocol):
     async def lease(self, worker_id: str, kinds: list[str], lease_for: timedelta, limit: int = 1) -> list[Job]:
         """Take due jobs (pending, or leased by a worker whose lease expired); SKIP LOCKED on PostgreSQL."""
 
+    async def pending(self, dedupe_key: str) -> bool:
+        """Whether a job with this key waits to run (a read: it never waits for writers)."""
+
     async def complete(self, job: Job, worker_id: str) -> None: ...
 
     async def defer(self, job: Job, worker_id: str, run_at: datetime) -> None:

@@ -852,10 +852,6 @@ class SqlJobQueue(JobQueue):
         priority: JobPriority = JobPriority.LIVE,
     ) -> int | None:
         now = self._clock()
-        if dedupe_key is not None and await self._pending(dedupe_key):
-            # Coalesced without touching the writer: the pending job has not started, so it will see the change
-            # its caller made before asking (a burst of clicks on one card asks for one refresh, not fifty).
-            return None
         written = await self._db.write(
             "INSERT INTO jobs (kind, payload, state, attempts, dedupe_key, run_at, priority, created_at, updated_at) "
             "VALUES (?, ?, 'pending', 0, ?, ?, ?, ?, ?) "
@@ -865,7 +861,7 @@ class SqlJobQueue(JobQueue):
         )
         return int(written.rows[0]["id"]) if written.rows else None
 
-    async def _pending(self, dedupe_key: str) -> bool:
+    async def pending(self, dedupe_key: str) -> bool:
         async with self._db.read() as cursor:
             await cursor.execute(
                 "SELECT 1 AS pending FROM jobs WHERE dedupe_key = ? AND state = 'pending'", (dedupe_key,)
