@@ -146,7 +146,9 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     live_calls = LiveCalls(settings, store, flag_sync, wake_workers=lambda: runner.wake())
     pacer, channel_lang = Pacer(), language_for(settings.default_locale)
     poster = ReminderPoster(
-        adapter, settings.app_id, store, actions, pacer, channel_lang, settings=settings, clock=clock
+        adapter, settings.app_id, store, actions, pacer, channel_lang,
+        {line.id: line.display_name or line.id for line in settings.pool_lines},
+        settings=settings, clock=clock,
     )
     digest_runs = DigestRuns(sql_database(store))
     digests = DigestPoster(adapter, settings.app_id, store, digest_runs, stats, pacer, channel_lang)
@@ -157,6 +159,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             effects.RESYNC_MAILBOX: coordinator.handle_resync,
             effects.POST_CARD: poster.handle_card,
             effects.THREAD_REPLY: poster.handle_reply,
+            effects.BACKLOG_SUMMARY: poster.handle_backlog_summary,
             effects.SET_FLAG: flag_sync.handle_write_flag,
             DIGEST_JOB: digests.handle_digest,
             NOTIFY_JOB: live_calls.handle_notification,

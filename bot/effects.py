@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from bot.storage.interface import JobPriority, JobQueue
@@ -10,13 +11,20 @@ POST_CARD = "teams.card"
 THREAD_REPLY = "teams.reply"
 SET_FLAG = "graph.flag"
 RESYNC_MAILBOX = "graph.resync"
+BACKLOG_SUMMARY = "teams.backlog_summary"
 
 
 async def refresh_card(
-    queue: JobQueue, case_id: str, priority: JobPriority = JobPriority.LIVE, *, redraw: bool = False
+    queue: JobQueue,
+    case_id: str,
+    priority: JobPriority = JobPriority.LIVE,
+    not_before: datetime | None = None,
+    *,
+    redraw: bool = False,
 ) -> None:
     """Post the case's card, or update it to the case's current state; pending refreshes coalesce. The cards of a
-    catch-up are ``BACKLOG``: a live call's card goes first.
+    catch-up are ``BACKLOG``: a live call's card goes first; their ``not_before`` is the call's time, which puts
+    them in call order (oldest first) among the due jobs of their priority.
 
     ``redraw`` updates a card already at the case's version (what it shows besides the case changed: the caller's
     name). A refresh already pending is left alone without a write: that job has not started, so it will show the
@@ -26,7 +34,9 @@ async def refresh_card(
     if await queue.pending(key):
         return
     payload: dict[str, Any] = {"case_id": case_id, **({"redraw": True} if redraw else {})}
-    await queue.enqueue(POST_CARD, payload, dedupe_key=key, priority=priority)
+    if priority is JobPriority.BACKLOG:
+        payload["backlog"] = True  # paced as backlog: a live card keeps its reserve
+    await queue.enqueue(POST_CARD, payload, dedupe_key=key, run_at=not_before, priority=priority)
 
 
 async def repost_card(queue: JobQueue, case_id: str) -> None:
@@ -38,10 +48,10 @@ async def reply_in_thread(
     queue: JobQueue, case_id: str, version: int, message: dict[str, Any], priority: JobPriority = JobPriority.LIVE
 ) -> None:
     """Add one line to the case's thread; ``message`` is ``{"key": ..., **params}`` rendered by cards.messages."""
-    await queue.enqueue(
-        THREAD_REPLY, {"case_id": case_id, "message": message}, dedupe_key=f"reply:{case_id}:{version}",
-        priority=priority,
-    )
+    payload: dict[str, Any] = {"case_id": case_id, "message": message}
+    if priority is JobPriority.BACKLOG:
+        payload["backlog"] = True
+    await queue.enqueue(THREAD_REPLY, payload, dedupe_key=f"reply:{case_id}:{version}", priority=priority)
 
 
 async def write_flag(queue: JobQueue, mailbox: str, message_id: str, case_id: str) -> None:
@@ -51,4 +61,11 @@ async def write_flag(queue: JobQueue, mailbox: str, message_id: str, case_id: st
         SET_FLAG,
         {"mailbox": mailbox, "message_id": message_id, "case_id": case_id},
         dedupe_key=f"flag:{mailbox.lower()}:{message_id}",
+    )
+
+
+async def post_backlog_summary(queue: JobQueue, line_id: str, count: int, run_id: str) -> None:
+    """One card in the line's channel saying how many calls a catch-up brought (live priority: before them)."""
+    await queue.enqueue(
+        BACKLOG_SUMMARY, {"line_id": line_id, "count": count}, dedupe_key=f"backlog-summary:{line_id}:{run_id}"
     )

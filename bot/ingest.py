@@ -11,6 +11,7 @@ forgotten it (410), it reads the whole Inbox, and the idempotent store makes tha
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,9 @@ from bot.placetel.runner import ParserRunner
 from bot.storage.interface import FlagStatus, JobPriority, Store
 
 log = logging.getLogger(__name__)
+
+BACKLOG_SUMMARY_AFTER = 10
+"""A catch-up that opens more new cases than this on a line also posts one summary card there."""
 
 
 class DeltaExpired(Exception):
@@ -110,25 +114,26 @@ class MailIngestor:
             return
         await self.process(line, mail)
 
-    async def process(self, line: PoolLine, mail: MailMessage, *, backlog: bool = False) -> None:
-        """``backlog``: the mail comes from a catch-up; its Teams effects wait for live ones."""
+    async def process(self, line: PoolLine, mail: MailMessage, *, backlog: bool = False) -> bool:
+        """Take one mail through the pipeline; True when it opened a new case. ``backlog``: the mail comes from a
+        catch-up: its Teams effects wait for live ones, and its card comes in call order (oldest first)."""
         priority = JobPriority.BACKLOG if backlog else JobPriority.LIVE
         known = await self._store.mails.get_mail(mail.mailbox, mail.message_id)
         if known is not None:
             await self._on_flag_change(line, mail)
-            return
+            return False
         if await self._before_baseline(mail):
             log.debug("mail %s predates watching %s; history, not work", mail.message_id[-12:], line.id)
-            return
+            return False
         if mail.headers is None:  # a delta page without the headers: sender authentication needs them
             fetched = await self._reader.get_message(line.mailbox, mail.message_id)
             if fetched is None:
-                return
+                return False
             mail = fetched
         parsed = await self._parser.parse(mail, line.numbers)
         if parsed.ignored:
             log.info("ignored mail %s in %s: %s", mail.message_id[-12:], line.id, parsed.notes[-1])
-            return
+            return False
         event = to_call_event(line, mail, parsed)
         window = timedelta(seconds=self._settings.placetel_match_window_seconds)
         outcome = await self._store.cases.record_event(event, window)
@@ -136,7 +141,7 @@ class MailIngestor:
             await self._joined_call_webhook(line, mail, outcome.case.id)
             return
         if not outcome.event_added:
-            return
+            return False
         metrics.EVENTS.labels(event.kind.value).inc()
         if mail.flag_status:
             await self._store.mails.set_observed_flag(mail.mailbox, mail.message_id, FlagStatus(mail.flag_status))
@@ -149,7 +154,9 @@ class MailIngestor:
             "new" if outcome.case_created else f"call {outcome.case.call_count}",
         )
         queue = self._store.jobs
-        await effects.refresh_card(queue, outcome.case.id, priority)
+        await effects.refresh_card(
+            queue, outcome.case.id, priority, not_before=min(event.received_at, datetime.now(UTC)) if backlog else None
+        )
         if not outcome.case_created:
             # A mail that joins a claimed case must show the flag of the case's other mails.
             await self._on_flag_change(line, mail)
@@ -167,6 +174,7 @@ class MailIngestor:
             )
         if event.kind is EventKind.UNRECOGNISED:
             log.info("mail %s in %s was not understood; shown as an unrecognised item", mail.message_id[-12:], line.id)
+        return outcome.case_created
 
     async def _joined_call_webhook(self, line: PoolLine, mail: MailMessage, case_id: str) -> None:
         """The mail of a call the call webhook reported first: no second call, but the card gains the mail (and
@@ -200,11 +208,14 @@ class MailIngestor:
             return await self._delta_pass(line, None)
 
     async def _delta_pass(self, line: PoolLine, start: str | None) -> int:
-        seen = 0
+        seen = created = 0
         async for page in self._reader.delta(line.mailbox, start):
-            for mail in page.messages:
-                await self.process(line, mail, backlog=True)
+            # Oldest first, within a page and (through the cards' not-before times) among the waiting cards.
+            for mail in sorted(page.messages, key=lambda mail: mail.received_at):
+                created += await self.process(line, mail, backlog=True)
                 seen += 1
             if page.delta_link:
                 await self._store.subscriptions.save_delta_link(line.mailbox, page.delta_link)
+        if created > BACKLOG_SUMMARY_AFTER:
+            await effects.post_backlog_summary(self._store.jobs, line.id, created, uuid.uuid4().hex)
         return seen

@@ -103,6 +103,10 @@ _DE: Mapping[str, str] = {
     "refused_caller_has_active_case": "Für diesen Anrufer gibt es schon einen neueren offenen Fall",
     "action_unknown_case": "Diesen Fall gibt es nicht (mehr)",
     "turn_failed": "Entschuldigung, da ist etwas schiefgegangen. Bitte erneut versuchen.",
+    "backlog_title": "{count} Anrufe während der Störung, älteste zuerst",
+    "backlog_text": "Während Rufpool nicht erreichbar war, kamen auf der Leitung {line} {count} neue Anrufe an. "
+    "Ihre Karten folgen in den nächsten Minuten in diesem Kanal, die ältesten zuerst; neue Anrufe erscheinen "
+    "sofort dazwischen.",
     "use_current_card": "Bitte die Schaltflächen der aktuellen Karte nutzen.",
     "list_action_done": "Gespeichert – die Karte im Kanal ist aktualisiert",
     "action_wrong_conversation": "Diese Aktion gilt nur im Kanal der Leitung (oder für Mitglieder ihres Teams)",
@@ -280,6 +284,9 @@ _EN: Mapping[str, str] = {
     "refused_caller_has_active_case": "This caller already has a newer open case",
     "action_unknown_case": "This case does not exist (any more)",
     "turn_failed": "Sorry, something went wrong. Please try again.",
+    "backlog_title": "{count} calls during the outage, oldest first",
+    "backlog_text": "While Rufpool was unreachable, {count} new calls came in on the line {line}. Their cards follow "
+    "in this channel over the next minutes, oldest first; new calls appear in between right away.",
     "use_current_card": "Please use the buttons of the current card.",
     "list_action_done": "Saved – the card in the channel is updated",
     "action_wrong_conversation": "This action only works in the line's channel (or for members of its team)",

@@ -104,6 +104,20 @@ def _confirmation(lang: Lang, title_key: str, text_key: str, line_name: str, sty
     return adaptive_card([container], fallback_text=title)
 
 
+def build_backlog_summary_card(count: int, line_name: str, lang: Lang) -> Json:
+    """Posted once when a catch-up brings many calls of a line at once, so the team sees the backlog at once."""
+    title = text(lang, "backlog_title", count=count)
+    container = {
+        "type": "Container",
+        "style": "attention",
+        "items": [
+            text_block(title, weight="Bolder", size="Medium"),
+            text_block(text(lang, "backlog_text", count=count, line=f"**{inert(line_name, NAME_LIMIT)}**")),
+        ],
+    }
+    return adaptive_card([container], fallback_text=title)
+
+
 def build_help_card(lang: Lang, unknown_text: str | None = None, extra: Sequence[Json] = ()) -> Json:
     """What the bot does and its commands; ``unknown_text`` is the message that was not understood, if any;
     ``extra`` are further sections (the reminder rules)."""

@@ -152,3 +152,16 @@ async def test_the_wait_ahead_counts_the_senders_queued_for_the_thread() -> None
 
     assert pacer.delay("busy", "tenant") >= 2 * 1.0  # two still queued behind the one sending
     await asyncio.gather(*queued)
+
+
+async def test_backlog_leaves_a_reserve_for_live_sends_in_every_window() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock, clock.sleep)
+    for _ in range(100):  # a long backlog: it fills what it may of every window
+        await pacer.wait("channel", "tenant", backlog=True)
+
+    assert pacer.delay("channel", "tenant", backlog=True) > 0  # the next backlog card waits...
+    assert pacer.delay("channel", "tenant") == 0.0  # ...a live card goes at once
+    live_at = clock.now
+    await pacer.wait("channel", "tenant")
+    assert clock.now == live_at

@@ -7,9 +7,9 @@ early, after a shorter network trip than the send it follows) would be the windo
 
 Senders to one thread queue behind each other; a wait for one thread never holds up another thread (only the
 tenant's shared window does). Sends that would wait long should not hold a worker while they do: :meth:`Pacer.book`
-gives them a not-before time instead, spread over the thread's future slots, and the job is deferred until then.
-Booked slots are kept apart from the real sends, so a live card never waits behind booked backlog: it takes the next
-real slot, and the backlog shifts by one.
+gives backlog sends a not-before time instead, spread over the thread's future slots, and the job is deferred until
+then. Backlog sends leave a quarter of every window free and booked slots are kept apart from the real sends, so a
+live card never waits behind the backlog: it takes the next real slot, which is at most about a second away.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ THREAD_WINDOWS: tuple[tuple[float, int], ...] = ((1.0, 7), (2.0, 8), (30.0, 60),
 TENANT_WINDOWS: tuple[tuple[float, int], ...] = ((1.0, 30),)
 MARGIN_S = 0.05
 """Safety margin on every window edge (network jitter and clock differences between us and Teams)."""
+LIVE_RESERVE = 0.25
+"""Share of every window that backlog sends leave free, so that a live card finds a slot within a second or so."""
 PRUNE_EVERY = 256
 """Sends between sweeps that forget keys whose windows are empty (one key per case thread, so they add up)."""
 
@@ -40,12 +42,15 @@ class SlidingWindows:
         while self._sent and now - self._sent[0] >= self._longest:
             self._sent.popleft()
 
-    def delay(self, now: float) -> float:
-        """Seconds to wait before one more send fits every window (with the margin). O(number of windows): a window
-        is full exactly when its limit-th latest send is still inside it."""
+    def delay(self, now: float, *, backlog: bool = False) -> float:
+        """Seconds to wait before one more send fits every window (with the margin); a ``backlog`` send fits only
+        into the part of each window that :data:`LIVE_RESERVE` does not keep free. O(number of windows): a window is
+        full exactly when its limit-th latest send is still inside it."""
         self._forget_before(now)
         wait = 0.0
         for seconds, limit in self._windows:
+            if backlog:
+                limit = max(1, int(limit * (1 - LIVE_RESERVE)))
             if len(self._sent) >= limit:
                 wait = max(wait, self._sent[-limit] + seconds + self._margin - now)
         return wait
@@ -95,12 +100,12 @@ class Pacer:
             found = table[key] = SlidingWindows(windows, self._margin)
         return found
 
-    def delay(self, thread: str, tenant: str) -> float:
+    def delay(self, thread: str, tenant: str, *, backlog: bool = False) -> float:
         """How long a send to ``thread`` would wait now, counting the senders already queued for it."""
         now = self._clock()
         wait = max(
-            self._windows(self._threads, thread, self._thread_windows).delay(now),
-            self._windows(self._tenants, tenant, self._tenant_windows).delay(now),
+            self._windows(self._threads, thread, self._thread_windows).delay(now, backlog=backlog),
+            self._windows(self._tenants, tenant, self._tenant_windows).delay(now, backlog=backlog),
         )
         queued = self._queued.get(thread, 0)
         if queued:
@@ -114,13 +119,14 @@ class Pacer:
         :meth:`wait` when its time has come."""
         now = self._clock()
         booked = self._windows(self._booked, thread, self._thread_windows)
-        at = max(now + self._windows(self._threads, thread, self._thread_windows).delay(now), booked.last or 0.0)
-        at += booked.delay(at)
+        real = self._windows(self._threads, thread, self._thread_windows).delay(now, backlog=True)
+        at = max(now + real, booked.last or 0.0)
+        at += booked.delay(at, backlog=True)
         booked.record(at)
         return at - now
 
-    async def wait(self, thread: str, tenant: str) -> None:
-        """Wait for a slot in ``thread`` and ``tenant``, then take it."""
+    async def wait(self, thread: str, tenant: str, *, backlog: bool = False) -> None:
+        """Wait for a slot in ``thread`` and ``tenant``, then take it (``backlog``: leaving the live reserve free)."""
         lock = self._thread_locks.setdefault(thread, asyncio.Lock())
         self._queued[thread] = self._queued.get(thread, 0) + 1
         try:
@@ -135,7 +141,7 @@ class Pacer:
             while True:
                 # No await between the check and the record: the check-and-take is atomic on the event loop.
                 now = self._clock()
-                delay = max(threads.delay(now), tenants.delay(now))
+                delay = max(threads.delay(now, backlog=backlog), tenants.delay(now, backlog=backlog))
                 if delay <= 0:
                     threads.record(now)
                     tenants.record(now)

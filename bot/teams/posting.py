@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -34,7 +35,7 @@ from bot.storage.interface import CardRef, ChannelLink, Store
 from bot.teams.pacing import Pacer
 from cards.case_card import card_activity_text
 from cards.i18n import Lang
-from cards.messages import contact_reply, repeat_call_reply, state_change_reply
+from cards.messages import build_backlog_summary_card, contact_reply, repeat_call_reply, state_change_reply
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +87,16 @@ def _actor(value: Any) -> Actor | None:
 
 class CardPoster:
     def __init__(
-        self, adapter: CloudAdapter, app_id: str, store: Store, actions: CardActions, pacer: Pacer, lang: Lang
+        self,
+        adapter: CloudAdapter,
+        app_id: str,
+        store: Store,
+        actions: CardActions,
+        pacer: Pacer,
+        lang: Lang,
+        line_names: Mapping[str, str] | None = None,
     ) -> None:
+        self._line_names = dict(line_names or {})
         self._adapter = adapter
         self._app_id = app_id
         self._store = store
@@ -114,11 +123,13 @@ class CardPoster:
         activity.summary = card_activity_text(case, self._lang)
         return activity
 
-    async def _call(self, link: ChannelLink, thread: str, operation: Any) -> Any:
-        if self._pacer.delay(thread, link.tenant_id) > MAX_PACING_WAIT_S:
-            raise RunLater("waiting for the thread's slot under Teams' rate limits",
-                           timedelta(seconds=self._pacer.book(thread)))
-        await self._pacer.wait(thread, link.tenant_id)
+    async def _call(self, link: ChannelLink, thread: str, operation: Any, *, backlog: bool = False) -> Any:
+        delay = self._pacer.delay(thread, link.tenant_id, backlog=backlog)
+        if delay > MAX_PACING_WAIT_S:
+            # Backlog takes a booked slot behind the rest of the backlog; a live send just its own next slot.
+            after = self._pacer.book(thread) if backlog else delay - MAX_PACING_WAIT_S / 2
+            raise RunLater("waiting for the thread's slot under Teams' rate limits", timedelta(seconds=after))
+        await self._pacer.wait(thread, link.tenant_id, backlog=backlog)
         try:
             return await operation()
         except HttpOperationError as error:
@@ -134,12 +145,17 @@ class CardPoster:
             raise RetryLater("another job is posting this card", CARD_BUSY_RETRY)
         try:
             await self._bring_card_up_to_date(
-                case_id, repost=bool(payload.get("repost")), redraw=payload.get("redraw") is True
+                case_id,
+                repost=bool(payload.get("repost")),
+                redraw=payload.get("redraw") is True,
+                backlog=bool(payload.get("backlog")),
             )
         finally:
             await self._store.leases.release(lease, holder)
 
-    async def _bring_card_up_to_date(self, case_id: str, *, repost: bool = False, redraw: bool = False) -> None:
+    async def _bring_card_up_to_date(
+        self, case_id: str, *, repost: bool = False, redraw: bool = False, backlog: bool = False
+    ) -> None:
         case = await self._store.cases.get(case_id)
         if case is None:
             raise PermanentFailure(f"case {case_id} does not exist")
@@ -154,13 +170,14 @@ class CardPoster:
             return
         if card is not None:
             try:
-                await self._update(link, card, case)
+                await self._update(link, card, case, backlog=backlog)
                 return
             except ConversationGone:
                 log.warning("the card of case %s was deleted in Teams; posting it again", case.id[:8])
-        await self._post(link, case)
+        await self._post(link, case, backlog=backlog)
 
-    async def _post(self, link: ChannelLink, case: Case) -> None:
+    async def _new_thread(self, link: ChannelLink, activity: Activity, *, backlog: bool = False) -> dict[str, str]:
+        """Post ``activity`` as a new thread in the link's channel; its conversation and activity ids."""
         created: dict[str, str] = {}
 
         async def remember(turn_context: TurnContext) -> None:
@@ -172,7 +189,7 @@ class CardPoster:
             bot=ChannelAccount(id=self._app_id or "rufpool"),
             channel_data={"channel": {"id": link.channel_id}, "tenant": {"id": link.tenant_id}},
             tenant_id=link.tenant_id,
-            activity=self._card_activity(case),
+            activity=activity,
         )
         await self._call(
             link,
@@ -180,14 +197,29 @@ class CardPoster:
             lambda: self._adapter.create_conversation(
                 self._app_id, remember, parameters, "msteams", link.service_url, None
             ),
+            backlog=backlog,
         )
+        return created
+
+    async def handle_backlog_summary(self, payload: dict[str, Any]) -> None:
+        """One card saying how many calls a catch-up brought on a line; their own cards follow."""
+        line_id, count = str(payload["line_id"]), int(payload["count"])
+        link = await self._store.links.link_for_line(line_id)
+        if link is None:
+            return
+        card = build_backlog_summary_card(count, self._line_names.get(line_id, line_id), self._lang)
+        await self._new_thread(link, MessageFactory.attachment(CardFactory.adaptive_card(card)))
+        log.info("posted the catch-up summary of %s (%d calls)", line_id, count)
+
+    async def _post(self, link: ChannelLink, case: Case, *, backlog: bool) -> None:
+        created = await self._new_thread(link, self._card_activity(case), backlog=backlog)
         conversation_id = created["conversation_id"]
         if ";messageid=" not in conversation_id:
             conversation_id = f"{link.channel_id};messageid={created['activity_id']}"
         await self._store.cards.save_card(CardRef(case.id, conversation_id, created["activity_id"], case.version))
         log.info("posted the card of case %s", case.id[:8])
 
-    async def _update(self, link: ChannelLink, card: CardRef, case: Case) -> None:
+    async def _update(self, link: ChannelLink, card: CardRef, case: Case, *, backlog: bool) -> None:
         activity = self._card_activity(case)
         activity.id = card.activity_id
 
@@ -201,6 +233,7 @@ class CardPoster:
             lambda: self._adapter.continue_conversation(
                 self._reference(link, card.conversation_id), update, self._app_id
             ),
+            backlog=backlog,
         )
         await self._store.cards.save_card(CardRef(case.id, card.conversation_id, card.activity_id, case.version))
 
@@ -231,6 +264,7 @@ class CardPoster:
                 link,
                 card.conversation_id,
                 lambda: self._adapter.continue_conversation(reference, send, self._app_id),
+                backlog=bool(payload.get("backlog")),
             )
         except ConversationGone as gone:
             raise PermanentFailure("the case's thread no longer exists") from gone
