@@ -85,7 +85,7 @@ async def test_the_wal_starts_over_under_steady_writes(tmp_path: Path, monkeypat
 
         await asyncio.gather(*(write_steadily() for _ in range(8)))
         written = 3000 * 2000
-        # Without starting over, the WAL would hold every page written (more than the payload).
-        assert _size(Path(f"{path}-wal")) < written / 2
+        # Without starting over, the WAL holds every page written: about four times the payload (24 MB here).
+        assert _size(Path(f"{path}-wal")) < 2 * written
     finally:
         await store.close()
