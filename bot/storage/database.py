@@ -527,8 +527,14 @@ class PostgresDatabase:
     @classmethod
     async def open(cls, conninfo: str, min_size: int = 4, max_size: int = 10) -> PostgresDatabase:
         options = f"{conninfo_to_dict(conninfo).get('options') or ''} -c timezone=UTC".strip()
+        # Autocommit: a read is one round trip (a transaction block would add BEGIN and COMMIT); write
+        # transactions open their block explicitly.
         pool = AsyncConnectionPool(
-            make_conninfo(conninfo, options=options), min_size=min_size, max_size=max_size, open=False
+            make_conninfo(conninfo, options=options),
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            kwargs={"autocommit": True},
         )
         await pool.open(wait=True, timeout=10)
         return cls(pool)
@@ -542,9 +548,16 @@ class PostgresDatabase:
             finally:
                 await cursor.close()
 
-    def read(self) -> AbstractAsyncContextManager[Cursor]:
-        """Any pooled connection: PostgreSQL's MVCC gives the snapshot, and nothing here waits for a writer."""
-        return self.transaction()
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Cursor]:
+        """Any pooled connection, each statement on its own snapshot (MVCC: nothing here waits for a writer). The
+        reads of this project tolerate that: a count beside a page, or a case's events read just after the case."""
+        async with self._pool.connection() as connection:
+            cursor = connection.cursor(row_factory=dict_row)
+            try:
+                yield _PostgresCursor(cursor)
+            finally:
+                await cursor.close()
 
     async def write(self, sql: str, params: Params = ()) -> Written:
         return await self._group.write(sql, params)
