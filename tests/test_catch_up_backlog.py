@@ -1,4 +1,4 @@
-"""A catch-up that brings many calls: one summary card first, then the calls' cards oldest first."""
+"""A catch-up that brings many calls: one summary card at once, and the calls' cards oldest first."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def _card_text(record: object) -> str:
     return json.dumps(record.current, ensure_ascii=False)
 
 
-async def test_a_large_catch_up_posts_a_summary_card_and_the_cards_oldest_first(bot_stack: BotStack) -> None:
+async def test_a_large_catch_up_posts_a_summary_card_at_once_and_the_cards_oldest_first(bot_stack: BotStack) -> None:
     await bot_stack.link()
     await bot_stack.settle()
     async with restartable(bot_stack) as bot:
@@ -41,7 +41,9 @@ async def test_a_large_catch_up_posts_a_summary_card_and_the_cards_oldest_first(
     summaries = [card for card in cards if "Anrufe während der Störung" in card]
     assert len(summaries) == 1
     assert f"{CALLS} Anrufe während der Störung, älteste zuerst" in summaries[0]
-    assert cards.index(summaries[0]) == 0  # before the cards it announces
+    # As soon as the pass has counted the calls: only the backlog's first burst (5 of Teams' 7 per second, the rest
+    # is kept for live cards) may go out before it.
+    assert cards.index(summaries[0]) <= 5
     callers = [next(n for n in range(CALLS) if f"555{n:04d}" in card.replace(" ", "")) for card in cards[1:]]
     # Oldest first; four workers that take cards at the same moment may swap them within their group. Pairs out of
     # order: 66 when newest first, 33 on average in a random order, a handful here.
