@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.run import DEFAULT_POSTGRES_URL, LINE_IDS, machine
+from bench.open_answer import DEFAULT_POSTGRES_URL, LINE_IDS, machine
 from bot.sandbox.schemas import fresh_postgres_schema, postgres_problem
 from bot.stats.model import Period
 from bot.stats.queries import StatsQueries
