@@ -139,7 +139,7 @@ class MailIngestor:
         outcome = await self._store.cases.record_event(event, window)
         if outcome.merged:
             await self._joined_call_webhook(line, mail, outcome.case.id)
-            return
+            return False
         if not outcome.event_added:
             return False
         metrics.EVENTS.labels(event.kind.value).inc()
