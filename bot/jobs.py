@@ -115,6 +115,7 @@ class JobRunner:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeups.get(), self._idle_poll)
                 continue
+            self.wake()  # there may be more: one more idle worker looks
             for job in jobs:
                 await self._run(job, worker_id)
 
