@@ -38,6 +38,7 @@ ALIASES = {
     "statistik": "stats",
     "stats": "stats",
 }
+MAX_LIST_OFFSET = 10_000
 _LEADING_BOT_NAME = re.compile(r"^\s*@?rufpool\b[:,]?\s*", re.IGNORECASE)
 _MENTION = re.compile(r"<at\b[^>]*>.*?</at>", re.IGNORECASE | re.DOTALL)
 """A Teams mention anywhere in the text; botbuilder strips only the bot's own, and only when its name is no regex."""
@@ -138,11 +139,13 @@ class Commands:
         self, request: ActionRequest, notice: str | None = None, positive: bool = False
     ) -> ActionResult:
         """The paging buttons of a list card (an ``Action.Execute``), and the list again after a Claim in it."""
-        command = ListCommand(str(request.data.get("command", "open")))
         try:
-            offset = max(0, int(request.data.get("offset", 0)))
-        except (TypeError, ValueError):
-            offset = 0
+            command = ListCommand(str(request.data.get("command", "open")))
+            offset = int(request.data.get("offset", 0))
+        except (TypeError, ValueError, OverflowError):
+            return ActionResult(400, message="list_page needs a known command (open, mine) and an integer offset")
+        if not 0 <= offset <= MAX_LIST_OFFSET:
+            return ActionResult(400, message=f"list_page offset must be between 0 and {MAX_LIST_OFFSET}")
         listing = CommandRequest(
             text="",
             actor=request.actor,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -84,8 +85,16 @@ def _actor(value: Any) -> Actor | None:
 
 class CardPoster:
     def __init__(
-        self, adapter: CloudAdapter, app_id: str, store: Store, actions: CardActions, pacer: Pacer, lang: Lang
+        self,
+        adapter: CloudAdapter,
+        app_id: str,
+        store: Store,
+        actions: CardActions,
+        pacer: Pacer,
+        lang: Lang,
+        service_url_allowed: Callable[[str | None], bool],
     ) -> None:
+        self._service_url_allowed = service_url_allowed
         self._adapter = adapter
         self._app_id = app_id
         self._store = store
@@ -113,6 +122,9 @@ class CardPoster:
         return activity
 
     async def _call(self, link: ChannelLink, thread: str, operation: Any) -> Any:
+        if not self._service_url_allowed(link.service_url):
+            # Stored when the line was linked; TEAMS_SERVICE_URLS may have been narrowed since.
+            raise PermanentFailure("the line's service URL is not a Teams service URL (TEAMS_SERVICE_URLS)")
         await self._pacer.wait(thread, link.tenant_id)
         try:
             return await operation()
