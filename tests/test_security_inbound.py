@@ -7,6 +7,7 @@ when the protection it names is removed.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -119,11 +120,23 @@ async def test_deep_json_with_a_valid_token_is_400(bot_stack: BotStack, depth: i
     assert "nested" in json.loads(await response.text())["error"]["message"]
 
 
-async def test_an_oversized_body_is_413(bot_stack: BotStack) -> None:
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_an_oversized_body_is_413(bot_stack: BotStack, chunked: bool) -> None:
     activity = link_attempt(bot_stack)
     activity["text"] = "x" * 300_000
+    encoded = json.dumps(activity).encode()
 
-    status, reason = await refusal(await bot_stack.post_activity(activity))
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(encoded), 16_384):
+            yield encoded[start : start + 16_384]
+
+    token = bot_stack.identity.stand_in.channel_token(BOT_APP.client_id, bot_stack.connector.service_url)
+    response = await bot_stack.http.post(
+        f"{bot_stack.bot_url}/api/messages",
+        data=pieces() if chunked else encoded,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    status, reason = await refusal(response)
 
     assert status == 413
     assert "larger than" in reason
