@@ -21,8 +21,8 @@ from bot.domain.state_machine import USER_VERBS, Verb
 from bot.logging_setup import mask_number
 from bot.storage.interface import Store
 from bot.sync import FlagSync
-from bot.voicemail import VoicemailLinks
-from cards.case_card import REFRESH_VERB, CaseCardView, build_case_card
+from bot.voicemail import VoicemailAccess
+from cards.case_card import LISTEN_VERB, REFRESH_VERB, CaseCardView, build_case_card
 from cards.i18n import Lang, conversation_language, refusal_text, text
 from cards.list_card import LIST_PAGE_VERB
 
@@ -67,14 +67,14 @@ class CardActions:
         store: Store,
         flag_sync: FlagSync,
         list_page: ListPage,
-        voicemail_links: VoicemailLinks | None,
+        voicemail: VoicemailAccess,
         identify_caller: Callable[[Case], CallerIdentity | None] | None = None,
     ) -> None:
         self._settings = settings
         self._identify_caller = identify_caller
         self._store = store
         self._flag_sync = flag_sync
-        self._voicemail_links = voicemail_links
+        self._voicemail = voicemail
         self._handlers: dict[str, Callable[[ActionRequest], Awaitable[ActionResult]]] = {
             verb.value: self._transition_handler(verb) for verb in USER_VERBS
         }
@@ -85,12 +85,20 @@ class CardActions:
 
         self._handlers[LIST_PAGE_VERB] = page
         self._handlers[REFRESH_VERB] = self._refresh
+        self._handlers[LISTEN_VERB] = self._listen
 
     @property
     def claim_timeout(self) -> timedelta:
         return timedelta(minutes=self._settings.claim_timeout_minutes)
 
-    def card_for(self, case: Case, lang: Lang, notice: str | None = None, viewer: Actor | None = None) -> Json:
+    def card_for(
+        self,
+        case: Case,
+        lang: Lang,
+        notice: str | None = None,
+        viewer: Actor | None = None,
+        listen_link: tuple[str, str] | None = None,
+    ) -> Json:
         line = self._settings.lines_by_id.get(case.line_id)
         return build_case_card(
             CaseCardView(
@@ -99,10 +107,11 @@ class CardActions:
                 lang=lang,
                 now=datetime.now(UTC),
                 claim_timeout=self.claim_timeout,
-                voicemail_urls=self._voicemail_links.urls_for(case) if self._voicemail_links else {},
+                listen_link=listen_link,
                 notice=notice,
                 viewer=viewer,
                 identity=self._identify_caller(case) if self._identify_caller else None,
+                notice_positive=listen_link is not None,
             )
         )
 
@@ -131,6 +140,31 @@ class CardActions:
         if request.is_team_member is not None and await request.is_team_member(link.team_id):
             return None
         return "not a member of the line's team"
+
+    async def _listen(self, request: ActionRequest) -> ActionResult:
+        """"Anhören": a member of the line's team gets a fresh single-use link, in a card only they see."""
+        lang = self.language(request)
+        case_id, source_id = request.data.get("case_id"), request.data.get("event")
+        case = await self._store.cases.get(case_id) if isinstance(case_id, str) and case_id else None
+        if case is None:
+            return ActionResult(404, message=text(lang, "action_unknown_case"))
+        event = next((e for e in case.events if e.source_id == source_id and e.voicemail is not None), None)
+        if event is None:
+            return ActionResult(404, message=text(lang, "listen_unknown"))
+        refused = await self._refused_by_origin(case, request)
+        link = await self._store.links.link_for_line(case.line_id)
+        if refused is None and link is not None:
+            # Also in the line's own channel: a guest or a removed member may still see an old card there.
+            member = request.is_team_member is not None and await request.is_team_member(link.team_id)
+            refused = None if member else "not a member of the line's team"
+        if refused is not None or link is None:
+            log.warning("voicemail of case %s refused: %s", case.id[:8], refused)
+            return ActionResult(403, message=text(lang, "action_wrong_conversation"))
+        url = await self._voicemail.issue(case, event.source_id, request.actor.id)
+        minutes = int(self._voicemail.lifetime.total_seconds() // 60)
+        notice = text(lang, "listen_ready", minutes=minutes)
+        listen_link = (event.source_id, url)
+        return ActionResult(200, card=self.card_for(case, lang, notice, request.actor, listen_link=listen_link))
 
     def language(self, request: ActionRequest) -> Lang:
         """The channel's language in a channel, where everyone shares one message (an answer in the clicker's

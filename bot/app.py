@@ -43,7 +43,7 @@ from bot.teams.bot import RufpoolBot
 from bot.teams.digest import DigestPoster
 from bot.teams.pacing import Pacer
 from bot.teams.posting import CardPoster
-from bot.voicemail import VOICEMAIL_PATH, VoicemailLinks, voicemail_handler
+from bot.voicemail import VOICEMAIL_PATH, LegacyVoicemailLinks, VoicemailAccess, voicemail_handler
 from cards.i18n import BERLIN, language_for
 
 log = logging.getLogger(__name__)
@@ -117,8 +117,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[CALLERS] = callers
     stats = StatsService(settings, StatsQueries(sql_database(store)), chart_links, callers.name_for_number)
     commands = Commands(settings, store, GraphDirectory(graph).is_team_owner, stats=stats)
-    voicemail_links = VoicemailLinks.from_settings(settings)
-    actions = CardActions(settings, store, flag_sync, commands.list_page, voicemail_links, callers.identify)
+    voicemail_access = VoicemailAccess.from_settings(settings, store)
+    actions = CardActions(settings, store, flag_sync, commands.list_page, voicemail_access, callers.identify)
     bot = RufpoolBot(store, commands, actions, settings.default_locale)
     pacer, channel_lang = Pacer(), language_for(settings.default_locale)
     poster = CardPoster(
@@ -150,7 +150,9 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             adapter, bot, authentication, inbound_policy(settings), allow_unauthenticated=bot_auth.allow_unauthenticated
         ),
         notifications=notification_handler(store.jobs, settings.graph_client_state.get_secret_value(), runner.wake),
-        voicemail=voicemail_handler(voicemail_links, mailboxes),
+        voicemail=voicemail_handler(
+            voicemail_access, LegacyVoicemailLinks.from_settings(settings), store, mailboxes
+        ),
     )
     runner.start()
     # Subscribing makes Graph call our webhook back (validation handshake): that needs the server listening,

@@ -29,12 +29,14 @@ from bot.storage.interface import (
     LinkRepository,
     MailRepository,
     MailState,
+    PrivacyRepository,
     RetryPolicy,
     Subscription,
     SubscriptionRepository,
     TransitionOutcome,
 )
 from bot.storage.migrations import migrate
+from bot.storage.privacy_store import SqlPrivacyRepository
 
 log = logging.getLogger(__name__)
 
@@ -748,6 +750,7 @@ class SqlStore:
         self.subscriptions: SubscriptionRepository = SqlSubscriptionRepository(database)
         self.leases: LeaseRepository = SqlLeaseRepository(database)
         self.jobs: JobQueue = SqlJobQueue(database, clock, rng or random.Random())
+        self.privacy: PrivacyRepository = SqlPrivacyRepository(database)
 
     async def migrate(self) -> list[int]:
         return await migrate(self.database)
