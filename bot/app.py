@@ -30,6 +30,7 @@ from bot.graph.webhooks import NOTIFICATION_JOB, notification_handler
 from bot.ingest import MailIngestor
 from bot.jobs import JobRunner
 from bot.placetel.profiles import BUILTIN_PROFILES, ParserProfile, load_profiles, merge_profiles
+from bot.retention import Retention
 from bot.stats.chart import CHART_PATH, ChartLinks, chart_handler
 from bot.stats.digest import DIGEST_JOB, DigestRuns, DigestScheduler
 from bot.stats.queries import StatsQueries
@@ -135,6 +136,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             effects.THREAD_REPLY: poster.handle_reply,
             effects.SET_FLAG: flag_sync.handle_write_flag,
             DIGEST_JOB: digests.handle_digest,
+            effects.ERASED_CARD: poster.handle_erased,
         },
         policy=RetryPolicy(base_delay=timedelta(seconds=settings.outbox_retry_base_seconds)),
         on_give_up={NOTIFICATION_JOB: coordinator.notification_given_up},
@@ -154,7 +156,9 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             voicemail_access, LegacyVoicemailLinks.from_settings(settings), store, mailboxes
         ),
     )
+    retention = Retention(settings, store, instance_id)
     runner.start()
+    retention.start()
     # Subscribing makes Graph call our webhook back (validation handshake): that needs the server listening,
     # so it runs in the background after start-up.
     start_up = asyncio.create_task(coordinator.start_up(), name="mailbox-start-up")
@@ -178,6 +182,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         start_up.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await start_up
+        await retention.stop()
         await coordinator.stop()
         await callers.stop()
         await digest_scheduler.stop()

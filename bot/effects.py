@@ -10,6 +10,8 @@ POST_CARD = "teams.card"
 THREAD_REPLY = "teams.reply"
 SET_FLAG = "graph.flag"
 RESYNC_MAILBOX = "graph.resync"
+ERASED_CARD = "teams.erased"
+"""Replace the card of a deleted case (retention, erasure); enqueued by the store in the deleting transaction."""
 
 
 async def refresh_card(queue: JobQueue, case_id: str, *, redraw: bool = False) -> None:

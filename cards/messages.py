@@ -65,6 +65,17 @@ def repeat_call_reply(event: CallEvent, call_number: int, lang: Lang, tz: tzinfo
     return text(lang, _REPEAT_KEYS[event.kind], time=clock(event.received_at, tz), ordinal=ordinal(call_number, lang))
 
 
+def build_erased_card(lang: Lang, *, expired: bool) -> Json:
+    """What a deleted case's card becomes: no number, no name, no times; only that it was deleted and why."""
+    return adaptive_card(
+        [
+            text_block(f"🗑 {text(lang, 'erased_title')}", weight="Bolder", size="Medium"),
+            text_block(text(lang, "expired_text" if expired else "erased_text"), isSubtle=True),
+        ],
+        fallback_text=text(lang, "erased_title"),
+    )
+
+
 def build_link_confirmation_card(line_name: str, lang: Lang) -> Json:
     return _confirmation(lang, "linked_title", "linked_text", line_name, "good")
 

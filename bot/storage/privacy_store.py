@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.effects import ERASED_CARD
 from bot.storage.database import Cursor, Database, Row, require_utc, to_json
 from bot.storage.interface import (
     ErasedCard,
@@ -20,9 +21,6 @@ from bot.storage.interface import (
     PrivacyRepository,
     VoicemailGrant,
 )
-
-ERASED_CARD_JOB = "teams.erased"
-"""The outbox job that replaces a deleted case's card (kind shared with :mod:`bot.effects`)."""
 
 
 def _placeholders(values: Sequence[Any]) -> str:
@@ -125,17 +123,21 @@ class SqlPrivacyRepository(PrivacyRepository):
         cards = {row["case_id"]: row for row in await cursor.fetchall()}
         await cursor.execute(f"SELECT COUNT(*) AS n FROM events WHERE case_id IN ({marks})", ids)  # noqa: S608
         counted = await cursor.fetchone()
+        await cursor.execute(f"SELECT mailbox, message_id FROM mails WHERE case_id IN ({marks})", ids)  # noqa: S608
+        flag_keys = [f"flag:{row['mailbox']}:{row['message_id']}" for row in await cursor.fetchall()]
         for table in ("events", "mails", "cards", "voicemail_links"):
             await cursor.execute(f"DELETE FROM {table} WHERE case_id IN ({marks})", ids)  # noqa: S608 - fixed names
-        # Pending card and thread jobs of these cases have nothing left to show.
-        keys = [f"card:{case_id}" for case_id in ids]
-        await cursor.execute(f"DELETE FROM jobs WHERE state <> 'leased' AND dedupe_key IN ({marks})", keys)  # noqa: S608
+        # Pending card, thread and flag jobs of these cases have nothing left to do.
+        keys = [f"card:{case_id}" for case_id in ids] + flag_keys
+        await cursor.execute(
+            f"DELETE FROM jobs WHERE state <> 'leased' AND dedupe_key IN ({_placeholders(keys)})",  # noqa: S608
+            keys,
+        )
         for case_id in ids:
             await cursor.execute(
                 "DELETE FROM jobs WHERE state <> 'leased' AND dedupe_key LIKE ?", (f"reply:{case_id}:%",)
             )
-        # Later cases of the caller point at a purged one ("last done by ..."): keep who and when, drop the link.
-        await cursor.execute(f"UPDATE cases SET previous_case_id = NULL WHERE previous_case_id IN ({marks})", ids)  # noqa: S608
+        # A later case of the caller keeps its note "last done by ... on ..." (a colleague and a date, no caller data).
         await cursor.execute(f"DELETE FROM cases WHERE id IN ({marks})", ids)  # noqa: S608
         erased = []
         for case in doomed:
@@ -152,7 +154,7 @@ class SqlPrivacyRepository(PrivacyRepository):
             await cursor.execute(
                 "INSERT INTO jobs (kind, payload, state, attempts, dedupe_key, run_at, created_at, updated_at) "
                 "VALUES (?, ?, 'pending', 0, NULL, ?, ?, ?)",
-                (ERASED_CARD_JOB, to_json(payload), now, now, now),
+                (ERASED_CARD, to_json(payload), now, now, now),
             )
         return ErasureOutcome(cases=len(ids), events=int(counted["n"]) if counted else 0, cards=tuple(erased))
 

@@ -34,7 +34,7 @@ CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 MESSAGE_CONTENT_TYPE = "application/vnd.microsoft.activity.message"
 ERROR_CONTENT_TYPE = "application/vnd.microsoft.error"
 MEMBERSHIP_CACHE_SECONDS = 300.0
-ADMIN_COMMANDS = frozenset({"link", "unlink"})
+ADMIN_COMMANDS = frozenset({"link", "unlink", "forget"})
 MAX_VERB_LENGTH = 64
 
 

@@ -35,7 +35,7 @@ from bot.storage.interface import CardRef, ChannelLink, Store
 from bot.teams.pacing import Pacer
 from cards.case_card import card_activity_text
 from cards.i18n import Lang
-from cards.messages import repeat_call_reply, state_change_reply
+from cards.messages import build_erased_card, repeat_call_reply, state_change_reply
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,8 @@ class CardPoster:
     async def _bring_card_up_to_date(self, case_id: str, *, repost: bool = False, redraw: bool = False) -> None:
         case = await self._store.cases.get(case_id)
         if case is None:
-            raise PermanentFailure(f"case {case_id} does not exist")
+            log.info("case %s no longer exists (retention or erasure); no card to update", case_id[:8])
+            return
         link = await self._store.links.link_for_line(case.line_id)
         if link is None:
             log.info("line %s is not linked to a channel yet; the card is posted when it is", case.line_id)
@@ -215,7 +216,8 @@ class CardPoster:
         """One line in the case's thread (a repeat call, a state change)."""
         case = await self._store.cases.get(str(payload["case_id"]))
         if case is None:
-            raise PermanentFailure(f"case {payload['case_id']} does not exist")
+            log.info("case %s no longer exists (retention or erasure); no thread line", str(payload["case_id"])[:8])
+            return
         link = await self._store.links.link_for_line(case.line_id)
         if link is None:
             return
@@ -241,6 +243,33 @@ class CardPoster:
             )
         except ConversationGone as gone:
             raise PermanentFailure("the case's thread no longer exists") from gone
+
+    async def handle_erased(self, payload: dict[str, Any]) -> None:
+        """Replace the card of a deleted case (retention, erasure) with a "deleted" card naming nobody."""
+        link = await self._store.links.link_for_line(str(payload["line_id"]))
+        if link is None:
+            log.info("line %s is no longer linked: its deleted card stays as it was", payload["line_id"])
+            return
+        conversation_id, activity_id = str(payload["conversation_id"]), str(payload["activity_id"])
+        card = build_erased_card(self._lang, expired=payload.get("reason") == "expired")
+        activity = MessageFactory.attachment(CardFactory.adaptive_card(card))
+        activity.id = activity_id
+        activity.summary = card["fallbackText"]
+
+        async def update(turn_context: TurnContext) -> None:
+            activity.conversation = turn_context.activity.conversation
+            await turn_context.update_activity(activity)
+
+        try:
+            await self._call(
+                link,
+                conversation_id,
+                lambda: self._adapter.continue_conversation(
+                    self._reference(link, conversation_id), update, self._app_id
+                ),
+            )
+        except ConversationGone:
+            log.info("the card of a deleted case was already gone from Teams")
 
     def _reply_text(self, case: Case, message: dict[str, Any]) -> str | None:
         at = datetime.fromisoformat(str(message.get("at"))) if message.get("at") else datetime.now(UTC)
