@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.__main__ import main
+from bot.config import load_settings
 from bot.domain.state_machine import Verb
 from bot.retention import Retention, erase_number
 from bot.storage.factory import open_store
@@ -193,3 +194,16 @@ def test_the_erase_command_line(
     assert main(["erase", "--number", NUMBER]) == 0
     assert "Erased 1 case(s) with 1 call(s)" in capsys.readouterr().out
     assert not asyncio.run(remaining(case_id))
+
+
+async def test_the_retention_pass_purges_old_jobs_and_links_too(store: SqlStore) -> None:
+    job_id = await store.jobs.enqueue("teams.card", {"case_id": "c"})
+    (job,) = await store.jobs.lease("w", ["teams.card"], timedelta(minutes=1))
+    await store.jobs.complete(job, "w")
+    settings = load_settings(_env_file=None, sandbox_mode=True, outbox_retention_days=7)
+    week_later = datetime.now(UTC) + timedelta(days=7, minutes=1)
+
+    await Retention(settings, store, "test", clock=lambda: week_later - timedelta(days=1)).purge()
+    assert (await store.jobs.depth())["done"] == 1
+    await Retention(settings, store, "test", clock=lambda: week_later).purge()
+    assert job_id is not None and (await store.jobs.depth())["done"] == 0
