@@ -162,3 +162,14 @@ async def test_healthz_shows_nothing_sensitive(client: AppClient) -> None:
         str(client.app[SERVICES].settings.database_url),
     ):
         assert secret not in body
+
+
+async def test_every_start_of_a_local_sandbox_says_so_in_the_log(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    for _ in range(2):
+        caplog.clear()
+        async with TestClient(TestServer(create_app(settings))):
+            pass
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert any(m.startswith("LOCAL SANDBOX, NOT PRODUCTION: SANDBOX_MODE in effect") for m in warnings), warnings
