@@ -29,6 +29,8 @@ from cards.list_card import LIST_PAGE_VERB
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
+MAX_ID_LENGTH = 64
+"""Case ids are 32 hex digits; anything much longer in a click's data is not one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +147,9 @@ class CardActions:
         """"Anhören": a member of the line's team gets a fresh single-use link, in a card only they see."""
         lang = self.language(request)
         case_id, source_id = request.data.get("case_id"), request.data.get("event")
-        case = await self._store.cases.get(case_id) if isinstance(case_id, str) and case_id else None
+        if not isinstance(case_id, str) or not isinstance(source_id, str) or not 0 < len(case_id) <= MAX_ID_LENGTH:
+            return ActionResult(400, message="listen needs a case_id and an event (strings)")
+        case = await self._store.cases.get(case_id)
         if case is None:
             return ActionResult(404, message=text(lang, "action_unknown_case"))
         event = next((e for e in case.events if e.source_id == source_id and e.voicemail is not None), None)
@@ -173,8 +177,10 @@ class CardActions:
 
     async def _transition(self, verb: Verb, request: ActionRequest) -> ActionResult:
         lang = self.language(request)
-        case_id = str(request.data.get("case_id", ""))
-        case = await self._store.cases.get(case_id) if case_id else None
+        case_id = request.data.get("case_id")
+        if not isinstance(case_id, str) or not 0 < len(case_id) <= MAX_ID_LENGTH:
+            return ActionResult(400, message="the action's data needs a case_id (a string)")
+        case = await self._store.cases.get(case_id)
         if case is None:
             return ActionResult(404, message=text(lang, "action_unknown_case"))
         refused = await self._refused_by_origin(case, request)

@@ -335,6 +335,14 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    @field_validator("allowed_tenant_ids")
+    @classmethod
+    def _tenant_guids(cls, values: list[str]) -> list[str]:
+        bad = [value for value in values if not GUID_PATTERN.match(value)]
+        if bad:
+            raise ValueError(f"tenant ids are GUIDs, not {', '.join(repr(value) for value in bad)}")
+        return [value.lower() for value in values]
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
