@@ -17,7 +17,7 @@ from bot.retention import Retention, erase_number
 from bot.storage.factory import open_store
 from bot.storage.interface import JobState, RetryPolicy
 from bot.storage.sql_store import SqlStore
-from tests.e2e_fixtures import ADMIN, CHANNEL_ID, BotStack, user
+from tests.e2e_fixtures import ADMIN, CHANNEL_ID, POOL_MAILBOX, BotStack, user
 from tests.storage_fixtures import ALICE, T0, make_event
 from tests.teams_fixtures import card_json, card_texts, the_card
 
@@ -207,3 +207,20 @@ async def test_the_retention_pass_purges_old_jobs_and_links_too(store: SqlStore)
     assert (await store.jobs.depth())["done"] == 1
     await Retention(settings, store, "test", clock=lambda: week_later).purge()
     assert job_id is not None and (await store.jobs.depth())["done"] == 0
+
+
+async def test_an_erased_mail_changed_in_outlook_stays_erased(bot_stack: BotStack) -> None:
+    await bot_stack.link()
+    message_id = bot_stack.deliver_missed_call(CALLER)
+    await bot_stack.settle()
+    assert await bot_stack.message(f"vergessen {CALLER}", ADMIN) < 300
+    await bot_stack.settle()
+
+    bot_stack.graph.set_flag(POOL_MAILBOX, message_id, {"flagStatus": "flagged"})  # a colleague flags it in Outlook
+    await bot_stack.services.coordinator.handle_resync({"mailbox": POOL_MAILBOX})  # and a catch-up runs
+    await bot_stack.settle()
+
+    store = bot_stack.services.store
+    assert await store.cases.find_by_message(POOL_MAILBOX, message_id) is None
+    assert (await store.cases.list_active(["zentrale"]))[1] == 0
+    assert len(bot_stack.channel_cards()) == 1  # the one "Gelöscht" card, no new one

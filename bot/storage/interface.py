@@ -290,6 +290,9 @@ class PrivacyRepository(Protocol):
 
     async def record_purge(self, now: datetime, outcome: ErasureOutcome) -> None: ...
 
+    async def is_forgotten(self, mailbox: str, message_id: str) -> bool:
+        """Whether the mail's case was deleted (ingestion must not bring it back)."""
+
     async def purge_finished_jobs(self, finished_before: datetime) -> int: ...
 
     async def purge_voicemail_links(self, expired_before: datetime) -> int: ...

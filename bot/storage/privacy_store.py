@@ -7,6 +7,7 @@ Teams card into a "deleted" card: the card never outlives its data by a crash.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,11 @@ from bot.storage.interface import (
     PrivacyRepository,
     VoicemailGrant,
 )
+
+
+def mail_hash(mailbox: str, message_id: str) -> str:
+    """What is kept of a deleted case's mail: enough to recognise it, nothing to find it by."""
+    return hashlib.sha256(f"{mailbox.lower()}\n{message_id}".encode()).hexdigest()
 
 
 def _placeholders(values: Sequence[Any]) -> str:
@@ -91,6 +97,13 @@ class SqlPrivacyRepository(PrivacyRepository):
         async with self._db.transaction() as cursor:
             await self._audit(cursor, now, "retention", "retention", outcome)
 
+    async def is_forgotten(self, mailbox: str, message_id: str) -> bool:
+        async with self._db.transaction() as cursor:
+            await cursor.execute(
+                "SELECT 1 AS found FROM forgotten_mails WHERE mail_hash = ?", (mail_hash(mailbox, message_id),)
+            )
+            return await cursor.fetchone() is not None
+
     async def purge_finished_jobs(self, finished_before: datetime) -> int:
         async with self._db.transaction() as cursor:
             return await cursor.execute(
@@ -124,7 +137,14 @@ class SqlPrivacyRepository(PrivacyRepository):
         await cursor.execute(f"SELECT COUNT(*) AS n FROM events WHERE case_id IN ({marks})", ids)  # noqa: S608
         counted = await cursor.fetchone()
         await cursor.execute(f"SELECT mailbox, message_id FROM mails WHERE case_id IN ({marks})", ids)  # noqa: S608
-        flag_keys = [f"flag:{row['mailbox']}:{row['message_id']}" for row in await cursor.fetchall()]
+        mails = [(row["mailbox"], row["message_id"]) for row in await cursor.fetchall()]
+        flag_keys = [f"flag:{mailbox}:{message_id}" for mailbox, message_id in mails]
+        for mailbox, message_id in mails:
+            await cursor.execute(
+                "INSERT INTO forgotten_mails (mail_hash, forgotten_at) VALUES (?, ?) "
+                "ON CONFLICT (mail_hash) DO NOTHING",
+                (mail_hash(mailbox, message_id), now),
+            )
         for table in ("events", "mails", "cards", "voicemail_links"):
             await cursor.execute(f"DELETE FROM {table} WHERE case_id IN ({marks})", ids)  # noqa: S608 - fixed names
         # Pending card, thread and flag jobs of these cases have nothing left to do.

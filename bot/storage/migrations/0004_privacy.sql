@@ -24,4 +24,11 @@ CREATE TABLE privacy_audit (
     events INTEGER NOT NULL
 );
 
+-- Mails whose case was deleted (retention, erasure), as a hash of mailbox and message id: a later change of such a
+-- mail in Outlook must not bring its case back.
+CREATE TABLE forgotten_mails (
+    mail_hash TEXT PRIMARY KEY,
+    forgotten_at {timestamp} NOT NULL
+);
+
 CREATE INDEX jobs_finished ON jobs (state, updated_at);
