@@ -137,12 +137,14 @@ async def test_an_admin_erases_a_number_in_teams_and_its_card_says_deleted(
     assert "2345678" not in logged and CALLER_E164 not in logged
 
 
-async def test_the_english_alias_forget_works(bot_stack: BotStack) -> None:
+async def test_an_admin_erases_in_personal_chat_with_the_english_alias(bot_stack: BotStack) -> None:
     await bot_stack.link()
     bot_stack.deliver_missed_call(CALLER)
     await bot_stack.settle()
 
-    assert await bot_stack.message(f"forget {CALLER_E164}", ADMIN) < 300
+    assert await bot_stack.message(f"forget {CALLER_E164}", ADMIN, "a:personal-chat-admin") < 300
+    answer = bot_stack.connector.activities("a:personal-chat-admin")[-1].current["text"]
+    assert answer.startswith("Gelöscht: 1 Fälle")
 
     assert (await bot_stack.services.store.cases.list_active(["zentrale"]))[1] == 0
 
