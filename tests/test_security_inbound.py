@@ -15,6 +15,7 @@ import pytest
 
 from bot.app import create_app
 from bot.config import ConfigError, load_settings
+from bot.graph.subscriptions import NOTIFICATION_PATH
 from bot.sandbox.identity import BadChannelToken
 from tests.e2e_fixtures import ADMIN, CHANNEL_ID, OTHER_CHANNEL_ID, TEAM_ID, BotStack, user
 from tests.sandbox_teams_fixtures import BOT_APP, TENANT
@@ -107,6 +108,15 @@ async def test_deep_json_with_a_bogus_token_is_401_before_the_body_is_read(bot_s
 
     assert response.status == 401
     assert json.loads(await response.text())["error"]["message"] == "malformed token"
+
+
+async def test_deep_json_to_the_graph_webhook_is_400(bot_stack: BotStack) -> None:
+    response = await bot_stack.http.post(
+        f"{bot_stack.bot_url}{NOTIFICATION_PATH}", data=nested(100_000), headers={"Content-Type": "application/json"}
+    )
+
+    assert response.status == 400
+    assert "nested too deeply" in await response.text()
 
 
 @pytest.mark.parametrize("depth", [40, 100_000])
