@@ -292,7 +292,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post("/api/messages", messages)
     app.router.add_post(NOTIFICATION_PATH, notifications)
     app.router.add_post(LIFECYCLE_PATH, notifications)
-    app.router.add_get(VOICEMAIL_PATH, voicemail)
+    app.router.add_get(VOICEMAIL_PATH, voicemail, allow_head=False)  # a HEAD must not use up the single-use link
     app.router.add_get(CHART_PATH, chart)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_endpoint)

@@ -79,6 +79,8 @@ async def test_a_member_gets_a_fresh_link_that_plays_once(
     assert url.startswith(f"{bot_stack.bot_url}/voicemail/v2.")
     assert any("gilt 15 Minuten und spielt einmal" in json.dumps(block) for block in answer["body"])
 
+    async with bot_stack.http.head(url) as probe:  # a link checker's HEAD does not use the link up
+        assert probe.status == 405
     async with bot_stack.http.get(url) as first:
         assert first.status == 200
         assert first.headers["Content-Type"] == "audio/mpeg"
