@@ -75,6 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _operator() -> str:
+    """Who runs the command, for the audit entry (containers often have no user name)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
 async def erase(settings: Settings, number: str) -> int:
     """Erase every case and event of ``number`` from the database; the running bot replaces the cards."""
     from bot.retention import NotANumber, erase_number
@@ -82,7 +90,7 @@ async def erase(settings: Settings, number: str) -> int:
 
     store = await open_store(settings.database_url)
     try:
-        outcome = await erase_number(store, number, actor=f"cli:{getpass.getuser()}")
+        outcome = await erase_number(store, number, actor=f"cli:{_operator()}")
     except NotANumber as error:
         print(f"erase: {error}", file=sys.stderr)
         return 2
