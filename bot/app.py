@@ -152,9 +152,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             adapter, bot, authentication, inbound_policy(settings), allow_unauthenticated=bot_auth.allow_unauthenticated
         ),
         notifications=notification_handler(store.jobs, settings.graph_client_state.get_secret_value(), runner.wake),
-        voicemail=voicemail_handler(
-            voicemail_access, LegacyVoicemailLinks.from_settings(settings), store, mailboxes
-        ),
+        voicemail=voicemail_handler(voicemail_access, LegacyVoicemailLinks.from_settings(settings), store, mailboxes),
     )
     retention = Retention(settings, store, instance_id)
     runner.start()

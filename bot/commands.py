@@ -275,7 +275,6 @@ class Commands:
         await self._store.links.unlink_line(line.id)
         return CommandReply(card=build_unlink_confirmation_card(line.display_name, self.language(request)))
 
-
     async def forget(self, request: CommandRequest, argument: str) -> CommandReply:
         """``vergessen <Nummer>`` (admins): erase every case and event of a caller's number."""
         lang = self.language(request)
