@@ -40,6 +40,7 @@ _HELP_COMMANDS = (
     ("cmd_help", "help_cmd_help"),
     ("cmd_link", "help_cmd_link"),
     ("cmd_unlink", "help_cmd_unlink"),
+    ("cmd_forget", "help_cmd_forget"),
 )
 
 UNKNOWN_COMMAND_LIMIT = 60

@@ -605,8 +605,8 @@ def test_refusal_names_holder_and_time() -> None:
 @pytest.mark.parametrize(
     ("lang", "words"),
     [
-        (Lang.DE, ["offen", "meine", "statistik", "hilfe", "verbinden", "trennen"]),
-        (Lang.EN, ["open", "mine", "stats", "help", "link", "unlink"]),
+        (Lang.DE, ["offen", "meine", "statistik", "hilfe", "verbinden", "trennen", "vergessen"]),
+        (Lang.EN, ["open", "mine", "stats", "help", "link", "unlink", "forget"]),
     ],
 )
 def test_help_card_lists_every_command_in_its_own_language(lang: Lang, words: list[str]) -> None:
