@@ -173,6 +173,11 @@ def test_the_erase_command_line(
 ) -> None:
     database_url = f"sqlite:///{tmp_path / 'rufpool.sqlite3'}"
     monkeypatch.chdir(tmp_path)  # no .env
+    root = logging.getLogger()  # the command configures logging for the process: put it back afterwards
+    monkeypatch.setattr(root, "handlers", root.handlers[:])
+    monkeypatch.setattr(root, "level", root.level)
+    for noisy in ("azure", "msrest", "httpx", "aiohttp.access"):
+        monkeypatch.setattr(logging.getLogger(noisy), "level", logging.getLogger(noisy).level)
     for name, value in {"DATABASE_URL": database_url, "SANDBOX_MODE": "true", "LOG_LEVEL": "WARNING"}.items():
         monkeypatch.setenv(name, value)
 
