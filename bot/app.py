@@ -29,6 +29,8 @@ from bot.graph.subscriptions import LIFECYCLE_PATH, NOTIFICATION_PATH, Subscript
 from bot.graph.webhooks import NOTIFICATION_JOB, notification_handler
 from bot.ingest import MailIngestor
 from bot.jobs import JobRunner
+from bot.live_calls import LiveCalls
+from bot.placetel.notify import GLOBAL_SCOPE, NOTIFY_JOB, NOTIFY_PATH, notify_handler
 from bot.placetel.profiles import BUILTIN_PROFILES, ParserProfile, load_profiles, merge_profiles
 from bot.retention import Retention
 from bot.stats.chart import CHART_PATH, ChartLinks, chart_handler
@@ -66,6 +68,7 @@ class Services:
     messages: Handler
     notifications: Handler
     voicemail: Handler
+    placetel_notify: Handler
 
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -74,6 +77,15 @@ CHART: web.AppKey[Handler] = web.AppKey("chart")
 CALLERS = web.AppKey("callers", CallerDirectory)
 METRICS_ONLY = web.AppKey("metrics_only", Services)
 """Set on the separate metrics listener: it serves /metrics without the bearer token."""
+
+
+def notify_secrets(settings: Settings) -> dict[str, str]:
+    """Placetel Notify secrets by scope: the global one and each line's own."""
+    secrets = {GLOBAL_SCOPE: settings.placetel_notify_secret.get_secret_value()}
+    secrets.update(
+        {line.id: line.notify_secret.get_secret_value() for line in settings.pool_lines if line.notify_secret}
+    )
+    return secrets
 
 
 def parser_profiles(settings: Settings) -> tuple[ParserProfile, ...]:
@@ -116,11 +128,14 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     chart_links = ChartLinks.from_settings(settings)
     app[CHART] = chart_handler(chart_links)
     app[CALLERS] = callers
-    stats = StatsService(settings, StatsQueries(sql_database(store)), chart_links, callers.name_for_number)
+    queries = StatsQueries(sql_database(store), callbacks_known=any(notify_secrets(settings).values()))
+    stats = StatsService(settings, queries, chart_links, callers.name_for_number)
     commands = Commands(settings, store, GraphDirectory(graph).is_team_owner, stats=stats)
     voicemail_access = VoicemailAccess.from_settings(settings, store)
     actions = CardActions(settings, store, flag_sync, commands.list_page, voicemail_access, callers.identify)
     bot = RufpoolBot(store, commands, actions, settings.default_locale)
+    # The runner is built below with live_calls among its handlers; the lambda reaches it once it exists.
+    live_calls = LiveCalls(settings, store, flag_sync, wake_workers=lambda: runner.wake())
     pacer, channel_lang = Pacer(), language_for(settings.default_locale)
     poster = CardPoster(
         adapter, settings.app_id, store, actions, pacer, channel_lang, settings.is_teams_service_url
@@ -137,6 +152,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             effects.SET_FLAG: flag_sync.handle_write_flag,
             DIGEST_JOB: digests.handle_digest,
             effects.ERASED_CARD: poster.handle_erased,
+            NOTIFY_JOB: live_calls.handle_notification,
         },
         policy=RetryPolicy(base_delay=timedelta(seconds=settings.outbox_retry_base_seconds)),
         on_give_up={NOTIFICATION_JOB: coordinator.notification_given_up},
@@ -153,6 +169,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         ),
         notifications=notification_handler(store.jobs, settings.graph_client_state.get_secret_value(), runner.wake),
         voicemail=voicemail_handler(voicemail_access, LegacyVoicemailLinks.from_settings(settings), store, mailboxes),
+        placetel_notify=notify_handler(store.jobs, notify_secrets(settings), runner.wake),
     )
     retention = Retention(settings, store, instance_id)
     runner.start()
@@ -269,6 +286,10 @@ async def chart(request: web.Request) -> web.StreamResponse:
     return await request.app[CHART](request)
 
 
+async def placetel_notify(request: web.Request) -> web.StreamResponse:
+    return await request.app[SERVICES].placetel_notify(request)
+
+
 def create_app(settings: Settings) -> web.Application:
     switches = settings.local_only_switches
     if switches and not listens_on_loopback_only(settings.host):
@@ -292,6 +313,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post(LIFECYCLE_PATH, notifications)
     app.router.add_get(VOICEMAIL_PATH, voicemail, allow_head=False)  # a HEAD must not use up the single-use link
     app.router.add_get(CHART_PATH, chart)
+    app.router.add_post(NOTIFY_PATH, placetel_notify)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_endpoint)
     return app

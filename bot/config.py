@@ -24,6 +24,8 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError,
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.domain.callbacks import AutoDone
+
 LINE_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 GUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _GUID_FIELDS = ("app_id", "app_tenant_id", "graph_tenant_id", "graph_client_id")
@@ -77,6 +79,16 @@ class PoolLine(BaseModel):
     mailbox: str = Field(description="the shared mailbox's address (UPN)")
     numbers: list[str] = Field(min_length=1, description="the line's own numbers; stored as E.164")
     display_name: str = Field(min_length=1, max_length=80)
+    notify_secret: SecretStr | None = Field(
+        default=None, description="this line's secret for Placetel's Notify API, when it differs from the global one"
+    )
+    auto_done_on_callback: AutoDone | None = Field(
+        default=None, description="reached|never for this line; default AUTO_DONE_ON_CALLBACK"
+    )
+    team_extensions: dict[str, str] = Field(
+        default_factory=dict,
+        description="SIP users or extensions of the team whose outgoing calls count as callbacks → name to show",
+    )
 
     @field_validator("id")
     @classmethod
@@ -105,6 +117,28 @@ class PoolLine(BaseModel):
                 raise ValueError(f"{raw!r} is not a possible phone number")
             normalised.append(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
         return normalised
+
+    @field_validator("team_extensions")
+    @classmethod
+    def _extensions(cls, values: dict[str, str]) -> dict[str, str]:
+        """SIP ids compare case-insensitively; names are what the thread shows."""
+        if len(values) > 500:
+            raise ValueError("at most 500 team extensions per line")
+        cleaned = {}
+        for key, name in values.items():
+            if not key.strip() or len(key) > 128 or len(name) > 80:
+                raise ValueError(f"{key[:40]!r}: an id of 1–128 characters and a name of at most 80 are expected")
+            cleaned[key.strip().lower()] = name.strip()
+        return cleaned
+
+    def extension_name(self, sip_user_or_extension: str | None) -> str | None:
+        """The name to show for one of the team's extensions (the id itself when no name is configured)."""
+        if not sip_user_or_extension:
+            return None
+        key = sip_user_or_extension.strip().lower()
+        if key not in self.team_extensions:
+            return None
+        return self.team_extensions[key] or sip_user_or_extension.strip()
 
 
 class Settings(BaseSettings):
@@ -184,7 +218,8 @@ class Settings(BaseSettings):
 
     pool_lines: Annotated[list[PoolLine], NoDecode] = Field(
         default_factory=list,
-        description='JSON list: [{"id","mailbox","numbers":[…],"display_name"}]',
+        description='JSON list: [{"id","mailbox","numbers":[…],"display_name"}], optionally per line '
+        '"notify_secret", "auto_done_on_callback", "team_extensions":{"sip-user-or-extension":"name"}',
     )
     parser_profiles: str = Field(default="", description="JSON list of extra parser profiles, or a file path")
     link_admins: Annotated[list[str], NoDecode] = Field(
@@ -195,6 +230,24 @@ class Settings(BaseSettings):
         description="true: a team's owners may also link that team's channels (needs GroupMember.Read.All)",
     )
     default_locale: str = Field(default="de-DE", description="language of cards posted to channels (de or en)")
+
+    # Placetel's call webhooks (Notify API), a second source next to the mails.
+    placetel_notify_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="shared secret of Placetel's Notify API (Settings → External APIs), valid for every line; a "
+        "line's own notify_secret is valid for that line; with neither, the webhook refuses everything",
+    )
+    auto_done_on_callback: AutoDone = Field(
+        default=AutoDone.NEVER,
+        description="reached: a callback that reached the caller marks the case done; never: it is only shown "
+        "(per line: auto_done_on_callback)",
+    )
+    placetel_match_window_seconds: int = Field(
+        default=180,
+        ge=0,
+        le=3600,
+        description="a call's mail and its call webhook are one call when their times are at most this far apart",
+    )
 
     initial_import_hours: int = Field(
         default=24, ge=0, description="when a mailbox is first watched, mail this much older becomes no item"
@@ -475,6 +528,9 @@ class Settings(BaseSettings):
     @cached_property
     def lines_by_id(self) -> dict[str, PoolLine]:
         return {line.id: line for line in self.pool_lines}
+
+    def auto_done_for(self, line: PoolLine) -> AutoDone:
+        return line.auto_done_on_callback or self.auto_done_on_callback
 
     def line_for_mailbox(self, mailbox: str) -> PoolLine | None:
         return next((line for line in self.pool_lines if line.mailbox == mailbox.lower()), None)

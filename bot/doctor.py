@@ -16,7 +16,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import aiohttp
 from azure.core.credentials_async import AsyncTokenCredential
@@ -29,6 +29,7 @@ from bot.config import ConfigError, ConfigProblem, PoolLine, Settings, load_sett
 from bot.graph.client import GRAPH_SCOPE, build_credential, build_graph_client, ssl_context
 from bot.graph.subscriptions import NOTIFICATION_PATH
 from bot.logging_setup import redact
+from bot.placetel.notify import GLOBAL_SCOPE, NOTIFY_PATH, SIGNATURE_HEADER, signature
 from bot.storage.factory import open_store
 from bot.storage.interface import Store
 from bot.teams.adapter import auth_settings
@@ -40,6 +41,7 @@ MAILBOXES = "Graph access to the mailboxes"
 SUBSCRIPTIONS = "subscriptions"
 DATABASE = "database"
 PUBLIC_URL = "public notification URL"
+PLACETEL_NOTIFY = "Placetel call webhooks (Notify API)"
 OUTBOX = "outbox"
 CALLER_SOURCES = "caller names (Graph permissions)"
 
@@ -476,6 +478,95 @@ async def check_public_url(settings: Settings) -> list[Problem]:
     return []
 
 
+# ---------------------------------------------------------------- 7. Placetel call webhooks
+
+MIN_NOTIFY_SECRET_LENGTH = 16
+
+
+def notify_scopes(settings: Settings) -> dict[str, str]:
+    """The configured Notify secrets by scope (the global one and lines' own), empty ones left out."""
+    scopes = {GLOBAL_SCOPE: settings.placetel_notify_secret.get_secret_value()}
+    scopes |= {line.id: line.notify_secret.get_secret_value() for line in settings.pool_lines if line.notify_secret}
+    return {scope: secret for scope, secret in scopes.items() if secret}
+
+
+def _ping_body(settings: Settings, scope: str) -> bytes:
+    """A harmless call event (an ``IncomingCall`` only announces a call) to one of the scope's numbers."""
+    line = settings.lines_by_id.get(scope) or (settings.pool_lines[0] if settings.pool_lines else None)
+    to = line.numbers[0] if line else ""
+    fields = {"event": "IncomingCall", "call_id": f"doctor-{secrets.token_hex(16)}", "from": "anonymous", "to": to}
+    return urlencode(fields).encode()
+
+
+async def check_placetel_notify(settings: Settings) -> list[Problem] | None:
+    """Secret set, the webhook URL reachable, a signed ping accepted and an unsigned one refused (None: not used)."""
+    scopes = notify_scopes(settings)
+    url = settings.public_base_url + NOTIFY_PATH
+    wants_webhooks = any(line.team_extensions or line.auto_done_on_callback for line in settings.pool_lines)
+    if not scopes:
+        if not wants_webhooks:
+            return None
+        return [
+            Problem(
+                PLACETEL_NOTIFY,
+                "team extensions or AUTO_DONE_ON_CALLBACK are configured, but no Notify secret: no call webhook "
+                "is accepted, so no callback is ever detected.",
+                "Copy the secret from Placetel (Settings → External APIs → Notify API) into PLACETEL_NOTIFY_SECRET "
+                "(or a line's notify_secret).",
+            )
+        ]
+    problems = [
+        Problem(
+            PLACETEL_NOTIFY,
+            f"the Notify secret of {'all lines' if scope == GLOBAL_SCOPE else scope} is short "
+            f"({len(secret)} characters).",
+            f"Use a random secret of at least {MIN_NOTIFY_SECRET_LENGTH} characters in Placetel and here.",
+            warning=True,
+        )
+        for scope, secret in scopes.items()
+        if len(secret) < MIN_NOTIFY_SECRET_LENGTH
+    ]
+    reach_fix = (
+        f"Make sure the bot runs and {url} reaches it: the reverse proxy must forward POST {NOTIFY_PATH} with its "
+        f"body and the {SIGNATURE_HEADER} header unchanged; in Placetel enter this URL under Settings → External "
+        "APIs → Notify API for each pool number."
+    )
+    ca_bundle = str(settings.graph_ca_bundle) if settings.graph_ca_bundle else None
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=VALIDATION_TIMEOUT_S)) as session:
+            for scope, secret in scopes.items():
+                body = _ping_body(settings, scope)
+                headers = {
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    SIGNATURE_HEADER: signature(secret, body),
+                }
+                async with session.post(url, data=body, headers=headers, ssl=ssl_context(ca_bundle)) as response:
+                    if response.status != 200:
+                        who = "the global secret" if scope == GLOBAL_SCOPE else f"the secret of {scope}"
+                        problems.append(
+                            Problem(
+                                PLACETEL_NOTIFY,
+                                f"{url}: a test event signed with {who} was answered {response.status}, not 200.",
+                                "The bot must run with the same secret as Placetel; " + reach_fix,
+                            )
+                        )
+            body = _ping_body(settings, GLOBAL_SCOPE)
+            async with session.post(url, data=body, ssl=ssl_context(ca_bundle)) as response:
+                if response.status != 401:
+                    problems.append(
+                        Problem(
+                            PLACETEL_NOTIFY,
+                            f"{url}: an unsigned test event was answered {response.status}, not 401.",
+                            "PUBLIC_BASE_URL must lead to Rufpool itself, not to something that accepts anything.",
+                        )
+                    )
+    except TimeoutError:
+        problems.append(Problem(PLACETEL_NOTIFY, f"{url}: no answer within {VALIDATION_TIMEOUT_S:.0f} s.", reach_fix))
+    except aiohttp.ClientError as exc:
+        problems.append(Problem(PLACETEL_NOTIFY, f"{url}: unreachable ({_brief(exc)}).", reach_fix))
+    return problems
+
+
 # ---------------------------------------------------------------- running and reporting
 
 
@@ -519,6 +610,14 @@ async def diagnose(settings: Settings, now: datetime | None = None) -> list[Chec
             mailboxes = CheckResult(MAILBOXES, skipped=skip)
             subscriptions = CheckResult(SUBSCRIPTIONS, skipped=skip)
         public_url = CheckResult(PUBLIC_URL, await check_public_url(settings))
+        notify_problems = await check_placetel_notify(settings)
+        placetel_notify = (
+            CheckResult(PLACETEL_NOTIFY, notify_problems)
+            if notify_problems is not None
+            else CheckResult(
+                PLACETEL_NOTIFY, skipped="not used (no PLACETEL_NOTIFY_SECRET): cards come from mails only"
+            )
+        )
         outbox = (
             CheckResult(OUTBOX, await check_outbox(store))
             if store is not None
@@ -533,6 +632,7 @@ async def diagnose(settings: Settings, now: datetime | None = None) -> list[Chec
         CheckResult(DATABASE, database_problems),
         outbox,
         public_url,
+        placetel_notify,
     ]
 
 
@@ -568,6 +668,7 @@ def secret_masker(settings: Settings) -> Callable[[str], str]:
         settings.app_password.get_secret_value(),
         settings.graph_client_state.get_secret_value(),
         urlsplit(settings.database_url).password or "",
+        *notify_scopes(settings).values(),
     ]
     ordered = sorted((value for value in values if value), key=len, reverse=True)
 
@@ -593,7 +694,7 @@ async def run_doctor_from_env(out: TextIO | None = None, **overrides: object) ->
     except ConfigError as exc:
         results = [CheckResult(CONFIGURATION, config_error_problems(exc))] + [
             CheckResult(check, skipped="the configuration is invalid")
-            for check in (CREDENTIALS, MAILBOXES, SUBSCRIPTIONS, DATABASE, PUBLIC_URL)
+            for check in (CREDENTIALS, MAILBOXES, SUBSCRIPTIONS, DATABASE, PUBLIC_URL, PLACETEL_NOTIFY)
         ]
         print(redact(format_report(results)), file=out or sys.stdout)
         return exit_code(results)

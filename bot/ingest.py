@@ -131,7 +131,11 @@ class MailIngestor:
             log.info("ignored mail %s in %s: %s", mail.message_id[-12:], line.id, parsed.notes[-1])
             return
         event = to_call_event(line, mail, parsed)
-        outcome = await self._store.cases.record_event(event)
+        window = timedelta(seconds=self._settings.placetel_match_window_seconds)
+        outcome = await self._store.cases.record_event(event, window)
+        if outcome.merged:
+            await self._joined_call_webhook(line, mail, outcome.case.id)
+            return
         if not outcome.event_added:
             return
         metrics.EVENTS.labels(event.kind.value).inc()
@@ -163,6 +167,17 @@ class MailIngestor:
             )
         if event.kind is EventKind.UNRECOGNISED:
             log.info("mail %s in %s was not understood; shown as an unrecognised item", mail.message_id[-12:], line.id)
+
+    async def _joined_call_webhook(self, line: PoolLine, mail: MailMessage, case_id: str) -> None:
+        """The mail of a call the call webhook reported first: no second call, but the card gains the mail (and
+        its voicemail), and the mail's flag follows its case (done by a callback meanwhile, say)."""
+        log.info(
+            "mail %s in %s joined the call webhook's event of case %s", mail.message_id[-12:], line.id, case_id[:8]
+        )
+        if mail.flag_status:
+            await self._store.mails.set_observed_flag(mail.mailbox, mail.message_id, FlagStatus(mail.flag_status))
+        await effects.refresh_card(self._store.jobs, case_id)
+        await self._on_flag_change(line, mail)
 
     async def _before_baseline(self, mail: MailMessage) -> bool:
         """A mailbox's existing Inbox is history: only mail from ``INITIAL_IMPORT_HOURS`` before the bot first

@@ -18,3 +18,9 @@ DEAD_LETTERS = Counter("rufpool_dead_letters_total", "Jobs moved to the dead let
 REMOTE_ERRORS = Counter(
     "rufpool_remote_errors_total", "Errors answered by Graph or Teams", ["service", "status"], registry=REGISTRY
 )
+PLACETEL_WEBHOOKS = Counter(
+    "rufpool_placetel_webhooks_total", "Placetel call events received, by outcome", ["outcome"], registry=REGISTRY
+)
+CONTACTS = Counter(
+    "rufpool_contacts_total", "Callbacks and answered repeat calls recorded on cases", ["kind"], registry=REGISTRY
+)

@@ -206,12 +206,13 @@ def voicemail_handler(
             raise _refusal(refused.status, refused.reason) from refused
         case = await store.cases.get(grant.case_id)
         event = next((e for e in case.events if e.source_id == grant.source_id), None) if case else None
-        if case is None or event is None or event.voicemail is None:
+        mail = event.mail if event is not None else None
+        if case is None or event is None or event.voicemail is None or mail is None:
             raise _refusal(web.HTTPNotFound, "the voicemail has been deleted")
         log.info("voicemail played: case %s by %s", case.id[:8], grant.user_id)
         try:
             opened = attachments.attachment_stream(
-                event.mail.mailbox, event.mail.message_id, event.voicemail.attachment_id, CHUNK_SIZE
+                mail.mailbox, mail.message_id, event.voicemail.attachment_id, CHUNK_SIZE
             )
             async with opened as audio:
                 if audio is None:

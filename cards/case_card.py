@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.domain.callers import CallerIdentity
-from bot.domain.cases import Actor, Case, CaseState
+from bot.domain.cases import Actor, Case, CaseState, ContactKind
 from bot.domain.events import WITHHELD, CallEvent, EventKind
 from bot.domain.state_machine import TRANSITIONS, Verb, Who
 from cards.elements import (
@@ -38,6 +38,7 @@ from cards.format import (
     safe_link,
 )
 from cards.i18n import Lang, calls_count, clock, text
+from cards.messages import contact_result
 
 SHOWN_EVENTS = 10
 """The newest events listed on the card; older ones collapse into "+N weitere" so the card size stays bounded."""
@@ -105,6 +106,8 @@ def state_label(case: Case, lang: Lang, *, markdown: bool = False) -> str:
     if holder is not None and holder.is_outlook:
         # Graph does not say who set the flag in Outlook: say where, not a made-up name.
         return text(lang, "state_done_outlook")
+    if holder is not None and holder.is_callback:
+        return text(lang, "state_done_callback")
     safe = inert if markdown else plain
     return text(lang, f"state_{case.state}", name=safe(holder.name, NAME_LIMIT) if holder else "?")
 
@@ -135,6 +138,8 @@ def build_case_card(view: CaseCardView) -> Json:
                 size="Small",
             )
         )
+    if caller_was_reached(case):
+        body.append(text_block(text(view.lang, "reached_hint"), weight="Bolder", spacing="Small"))
     body.extend(_history(view))
     body.extend(_listen_buttons(view))
     if case.previous is not None:
@@ -174,7 +179,7 @@ def _caller(view: CaseCardView) -> list[Json]:
     if name_line:
         blocks.append(text_block(name_line, spacing="None"))
     first = case.first_event
-    if first is not None and first.kind is EventKind.UNRECOGNISED:
+    if first is not None and first.kind is EventKind.UNRECOGNISED and first.mail is not None:
         # Sender and subject only: nothing in such a mail is trusted, so no number and no call link.
         blocks.append(text_block(text(lang, "unrecognised_hint"), isSubtle=True, size="Small", spacing="None"))
         blocks.append(
@@ -222,7 +227,7 @@ def _facts(view: CaseCardView) -> list[Json]:
     holder, since = case.holder, case.held_since
     if holder is not None and since is not None:
         title = text(lang, "fact_claimed" if case.state is CaseState.CLAIMED else "fact_done")
-        name = text(lang, "actor_outlook") if holder.is_outlook else inert(holder.name, NAME_LIMIT)
+        name = _holder_name(holder, lang)
         value = text(
             lang,
             "holder_since",
@@ -231,7 +236,43 @@ def _facts(view: CaseCardView) -> list[Json]:
             relative=format_relative(since, now, lang),
         )
         facts.append((title, value))
+    facts.extend(_contact_facts(view))
     return [fact_set(facts, spacing="Medium")] if facts else []
+
+
+def _holder_name(holder: Actor, lang: Lang) -> str:
+    if holder.is_outlook:
+        return text(lang, "actor_outlook")
+    if holder.is_callback:
+        return text(lang, "actor_callback")
+    return inert(holder.name, NAME_LIMIT)
+
+
+def _contact_facts(view: CaseCardView) -> list[tuple[str, str]]:
+    """The last callback attempt and, when it came later, the caller's answered repeat call."""
+    case, lang = view.case, view.lang
+    facts = []
+    callback = case.last_callback
+    if callback is not None:
+        value = text(
+            lang,
+            "callback_fact",
+            agent=inert(callback.agent or "?", NAME_LIMIT),
+            absolute=format_absolute(callback.at, lang),
+            result=contact_result(callback, lang),
+        )
+        facts.append((text(lang, "fact_callback"), value))
+    last = case.last_contact
+    if last is not None and last.kind is ContactKind.CALLER_REACHED:
+        reached = text(lang, "caller_reached_fact", absolute=format_absolute(last.at, lang))
+        facts.append((text(lang, "fact_caller_reached"), reached))
+    return facts
+
+
+def caller_was_reached(case: Case) -> bool:
+    """An open or claimed case whose caller was reached last (by a callback or their own call): Done comes first."""
+    last = case.last_contact
+    return case.state is not CaseState.DONE and last is not None and last.reached
 
 
 def _claim_timed_out(view: CaseCardView) -> bool:
@@ -264,7 +305,7 @@ def _event_line(view: CaseCardView, event: CallEvent) -> str:
     if event.called_number:
         number = format_phone(event.called_number).replace(" ", "\u00a0")  # a number never breaks across lines
         parts.append(text(lang, "event_called", number=number))
-    mail = safe_link(event.mail.web_link, OUTLOOK_HOSTS)
+    mail = safe_link(event.mail.web_link, OUTLOOK_HOSTS) if event.mail is not None else None
     if mail is not None:
         parts.append(markdown_link(text(lang, "open_mail"), mail))
     return " · ".join(parts)
@@ -312,7 +353,10 @@ def _actions(view: CaseCardView) -> list[Json]:
     case, lang = view.case, view.lang
     actions = []
     holder_viewing = view.viewer is not None and view.viewer == case.claimed_by
-    for index, verb in enumerate(card_verbs(case.state, holder_viewing=holder_viewing)):
+    verbs = card_verbs(case.state, holder_viewing=holder_viewing)
+    if caller_was_reached(case) and Verb.DONE in verbs:
+        verbs = (Verb.DONE, *(verb for verb in verbs if verb is not Verb.DONE))
+    for index, verb in enumerate(verbs):
         style = "positive" if index == 0 else None
         if verb is Verb.TAKE_OVER:
             actions.append(_take_over(view))

@@ -162,6 +162,20 @@ _DE: Mapping[str, str] = {
     "cmd_help": "hilfe",
     "cmd_link": "verbinden ‹Leitung›",
     "cmd_unlink": "trennen ‹Leitung›",
+    # callbacks and answered repeat calls (Placetel call webhooks)
+    "state_done_callback": "Erledigt – durch Rückruf",
+    "actor_callback": "durch Rückruf",
+    "fact_callback": "Rückruf",
+    "fact_caller_reached": "Erreicht",
+    "callback_fact": "{agent} · {absolute} · {result}",
+    "callback_reached": "erreicht ({duration})",
+    "callback_not_reached": "nicht erreicht",
+    "caller_reached_fact": "Anrufer hat erneut angerufen · {absolute}",
+    "reached_hint": "Der Anrufer wurde erreicht – erledigt?",
+    "reply_callback": "Rückruf von {agent} · {time} · {result}",
+    "reply_caller_reached": "Anrufer hat erneut angerufen und wurde erreicht · {time}",
+    "reply_callback_reached": "Durch Rückruf erledigt · {time}",
+    "refused_already_done_callback": "Bereits erledigt – durch Rückruf um {time}",
     # activity summary
     "activity_summary": "{state}: {caller} · {calls}",
     # link and unlink without a line
@@ -199,6 +213,7 @@ _DE: Mapping[str, str] = {
     "stats_chart_alt": "Anrufe nach Wochentag und Stunde",
     "stats_repeat_line": "{caller} · {calls} Anrufe",
     "stats_outlook": "Outlook (wer, ist unbekannt)",
+    "stats_callback": "Durch Rückruf (Telefonanlage)",
     "stats_no_lines": "Hier ist keine Leitung verbunden, also gibt es keine Statistik.",
     "stats_bad_period": "Zeitraum „{value}“ nicht erkannt. Möglich: woche, monat, 7 oder 30.",
     "stats_percent": "{n} %",
@@ -333,6 +348,20 @@ _EN: Mapping[str, str] = {
     "cmd_help": "help",
     "cmd_link": "link ‹line›",
     "cmd_unlink": "unlink ‹line›",
+    # callbacks and answered repeat calls (Placetel call webhooks)
+    "state_done_callback": "Done – called back",
+    "actor_callback": "by a callback",
+    "fact_callback": "Callback",
+    "fact_caller_reached": "Reached",
+    "callback_fact": "{agent} · {absolute} · {result}",
+    "callback_reached": "reached ({duration})",
+    "callback_not_reached": "not reached",
+    "caller_reached_fact": "Caller called again · {absolute}",
+    "reached_hint": "The caller was reached – done?",
+    "reply_callback": "Callback by {agent} · {time} · {result}",
+    "reply_caller_reached": "Caller called again and was reached · {time}",
+    "reply_callback_reached": "Done by callback · {time}",
+    "refused_already_done_callback": "Already done – called back at {time}",
     "activity_summary": "{state}: {caller} · {calls}",
     "link_usage": "Usage: @Rufpool link ‹line›. Lines: {known}",
     "unlink_usage": "Usage: @Rufpool unlink ‹line›. Linked to this channel: {linked}",
@@ -368,6 +397,7 @@ _EN: Mapping[str, str] = {
     "stats_chart_alt": "Calls per weekday and hour",
     "stats_repeat_line": "{caller} · {calls} calls",
     "stats_outlook": "Outlook (who is unknown)",
+    "stats_callback": "By callback (phone system)",
     "stats_no_lines": "No line is linked here, so there are no statistics.",
     "stats_bad_period": "Period “{value}” not recognised. Use week, month, 7 or 30.",
     "stats_percent": "{n}%",
@@ -420,6 +450,7 @@ _REFUSAL_KEYS: Mapping[RefusalCode, tuple[str, str | None]] = {
     RefusalCode.NOT_CLAIMED: ("refused_not_claimed", None),
     RefusalCode.NOT_DONE: ("refused_not_done", None),
     RefusalCode.OUTLOOK_ONLY: ("refused_not_possible", None),
+    RefusalCode.PHONE_ONLY: ("refused_not_possible", None),
     RefusalCode.USERS_ONLY: ("refused_not_possible", None),
     RefusalCode.NO_CHANGE: ("refused_not_possible", None),
     RefusalCode.CALLER_HAS_ACTIVE_CASE: ("refused_caller_has_active_case", None),
@@ -429,6 +460,8 @@ _REFUSAL_KEYS: Mapping[RefusalCode, tuple[str, str | None]] = {
 def refusal_text(refusal: Refusal, lang: Lang, tz: tzinfo = BERLIN) -> str:
     """Why an action was refused, e.g. "Bereits übernommen von Anna Schmidt um 10:32" (plain text, not escaped)."""
     with_holder, without_holder = _REFUSAL_KEYS[refusal.code]
+    if refusal.code is RefusalCode.ALREADY_DONE and refusal.holder and refusal.holder.is_callback and refusal.since:
+        return text(lang, "refused_already_done_callback", time=clock(refusal.since, tz))
     if without_holder is None:
         return text(lang, with_holder)
     if refusal.holder is None or refusal.since is None:

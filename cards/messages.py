@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, tzinfo
 
-from bot.domain.cases import Actor
+from bot.domain.cases import Actor, Contact, ContactKind
 from bot.domain.events import CallEvent, EventKind
 from bot.domain.state_machine import Verb
 from cards.elements import Json, adaptive_card, fact_set, text_block
-from cards.format import NAME_LIMIT, inert
+from cards.format import NAME_LIMIT, format_duration, inert
 from cards.i18n import BERLIN, Lang, clock, ordinal, text
 
 _REPLY_KEYS: Mapping[Verb, str] = {
@@ -24,6 +24,7 @@ _REPLY_KEYS: Mapping[Verb, str] = {
     Verb.OUTLOOK_COMPLETE: "reply_outlook_complete",
     Verb.OUTLOOK_FLAG: "reply_outlook_reopen",
     Verb.OUTLOOK_CLEAR: "reply_outlook_reopen",
+    Verb.CALLBACK_REACHED: "reply_callback_reached",
 }
 
 _REPEAT_KEYS: Mapping[EventKind, str] = {
@@ -75,6 +76,23 @@ def build_erased_card(lang: Lang, *, expired: bool) -> Json:
         ],
         fallback_text=text(lang, "erased_title"),
     )
+
+
+def contact_result(contact: Contact, lang: Lang) -> str:
+    """``erreicht (2:15 Min.)`` or ``nicht erreicht``."""
+    if contact.reached:
+        return text(lang, "callback_reached", duration=format_duration(contact.duration_seconds, lang))
+    return text(lang, "callback_not_reached")
+
+
+def contact_reply(contact: Contact, lang: Lang, tz: tzinfo = BERLIN) -> str:
+    """The thread line for a callback ("Rückruf von Anna · 14:32 · erreicht (2:15 Min.)") or for a caller who
+    called again and was reached."""
+    time = clock(contact.at, tz)
+    if contact.kind is ContactKind.CALLER_REACHED:
+        return text(lang, "reply_caller_reached", time=time)
+    agent = inert(contact.agent or "?", NAME_LIMIT)
+    return text(lang, "reply_callback", agent=agent, time=time, result=contact_result(contact, lang))
 
 
 def build_link_confirmation_card(line_name: str, lang: Lang) -> Json:

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from bot.domain.cases import OUTLOOK_ACTOR
+from bot.domain.cases import CALLBACK_ACTOR, OUTLOOK_ACTOR
 from bot.stats.model import Durations, PersonStats, TeamStats
 from cards.elements import Json, adaptive_card, column, column_set, fact_set, text_block
 from cards.format import NAME_LIMIT, format_date, format_phone, inert, plain
@@ -85,7 +85,11 @@ def _row(cells: Sequence[str], *, header: bool = False, separator: bool = False)
 
 
 def _person_name(person: PersonStats, lang: Lang) -> str:
-    return text(lang, "stats_outlook") if person.actor_id == OUTLOOK_ACTOR.id else inert(person.name, NAME_LIMIT)
+    if person.actor_id == OUTLOOK_ACTOR.id:
+        return text(lang, "stats_outlook")
+    if person.actor_id == CALLBACK_ACTOR.id:
+        return text(lang, "stats_callback")
+    return inert(person.name, NAME_LIMIT)
 
 
 def build_stats_card(view: StatsCardView) -> Json:

@@ -26,6 +26,7 @@ from cards.i18n import Lang  # noqa: E402
 from cards.list_card import build_list_card  # noqa: E402
 from cards.stats_card import StatsCardView, build_stats_card  # noqa: E402
 from tests.cards_fixtures import (  # noqa: E402
+    callback_case,
     case_view,
     claimed_case,
     done_case,
@@ -55,6 +56,8 @@ PICTURES: dict[str, Callable[[], dict[str, Any]]] = {
     "stats": lambda: build_stats_card(StatsCardView(
         team_stats(), Lang.DE, LINE_NAMES, caller_names={"+492214710355": "Dr. Weber"},
         chart_url=chart_data_uri())),
+    "done-by-callback": lambda: build_case_card(case_view(callback_case(reached=True))),
+    "callback-not-reached": lambda: build_case_card(case_view(callback_case(reached=False, agent="Durchwahl 12"))),
 }
 
 

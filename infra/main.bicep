@@ -48,6 +48,16 @@ param graphClientState string
 
 param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
 
+// --- Placetel call webhooks (optional) ---
+
+@description('Shared secret of Placetel\'s Notify API (Settings → External APIs); empty = mails only.')
+@secure()
+param placetelNotifySecret string = ''
+
+@description('reached: a callback that reached the caller marks the case done; never: it is only shown.')
+@allowed(['reached', 'never'])
+param autoDoneOnCallback string = 'never'
+
 // --- What Rufpool watches and who may link channels ---
 
 @description('Pool lines: [{"id": "zentrale", "mailbox": "zentrale@firma.de", "numbers": ["+49..."], "display_name": "Zentrale"}]')
@@ -142,12 +152,12 @@ module keyVault 'modules/keyvault.bicep' = {
     tags: tags
     readerPrincipalId: identity.outputs.principalId
     enablePurgeProtection: enableKeyVaultPurgeProtection
-    secrets: {
+    secrets: union({
       MicrosoftAppPassword: botUsesManagedIdentity ? 'unused: the bot authenticates with its managed identity' : microsoftAppPassword
       'GRAPH-CLIENT-SECRET': empty(graphClientSecret) ? microsoftAppPassword : graphClientSecret
       'GRAPH-CLIENT-STATE': graphClientState
       'DATABASE-URL': databaseUrl
-    }
+    }, empty(placetelNotifySecret) ? {} : { 'PLACETEL-NOTIFY-SECRET': placetelNotifySecret })
   }
 }
 
@@ -174,6 +184,8 @@ module containerApp 'modules/containerapp.bicep' = {
       { env: 'GRAPH_CLIENT_SECRET', vaultSecret: 'GRAPH-CLIENT-SECRET' }
       { env: 'GRAPH_CLIENT_STATE', vaultSecret: 'GRAPH-CLIENT-STATE' }
       { env: 'DATABASE_URL', vaultSecret: 'DATABASE-URL' }
+    ], empty(placetelNotifySecret) ? [] : [
+      { env: 'PLACETEL_NOTIFY_SECRET', vaultSecret: 'PLACETEL-NOTIFY-SECRET' }
     ])
     plainSettings: {
       MicrosoftAppId: botAppId
@@ -185,6 +197,7 @@ module containerApp 'modules/containerapp.bicep' = {
       POOL_LINES: string(poolLines)
       LINK_ADMINS: join(linkAdmins, ',')
       LINK_TEAM_OWNERS: linkTeamOwners ? 'true' : 'false'
+      AUTO_DONE_ON_CALLBACK: autoDoneOnCallback
       LOG_LEVEL: 'INFO'
     }
   }

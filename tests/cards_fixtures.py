@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from bot.domain.cases import Actor, Case, PreviousCase
+from bot.domain.callbacks import AutoDone, apply_contact
+from bot.domain.cases import Actor, Case, Contact, ContactKind, PreviousCase
 from bot.domain.events import WITHHELD, CallEvent, EventKind, MailSource, Voicemail
 from bot.domain.state_machine import Verb, decide
 from cards.case_card import CaseCardView, build_case_card
@@ -96,6 +97,19 @@ def voicemail_case() -> Case:
     return make_case(make_event(0, kind=EventKind.VOICEMAIL, voicemail=Voicemail("att-1", "vm.wav", 42)))
 
 
+def callback_case(*, reached: bool, auto_done: AutoDone = AutoDone.REACHED, agent: str = "Anna Schmidt") -> Case:
+    """The open case after a callback 8 minutes ago (2:15 talk time when reached)."""
+    at = NOW - timedelta(minutes=8)
+    contact = Contact("call-1", ContactKind.CALLBACK, at, reached, 135 if reached else 0, agent)
+    return apply_contact(open_case(), contact, auto_done, at + timedelta(seconds=135), TIMEOUT)
+
+
+def caller_reached_case() -> Case:
+    """The open case after the caller rang again and somebody answered."""
+    contact = Contact("call-2", ContactKind.CALLER_REACHED, NOW - timedelta(minutes=3), True, 60)
+    return apply_contact(open_case(), contact, AutoDone.REACHED, NOW, TIMEOUT)
+
+
 def case_view(case: Case, lang: Lang = Lang.DE, **overrides: Any) -> CaseCardView:
     values: dict[str, Any] = {"case": case, "line_name": LINE_NAME, "lang": lang, "now": NOW, "claim_timeout": TIMEOUT}
     values.update(overrides)
@@ -127,6 +141,9 @@ def card_variants() -> Iterator[tuple[str, Callable[[], Json]]]:
         yield f"list-{lang}", partial(_list_card, lang)
         yield f"help-{lang}", partial(build_help_card, lang)
         yield f"link-{lang}", partial(build_link_confirmation_card, LINE_NAME, lang)
+        yield f"done-by-callback-{lang}", partial(_case_card, partial(callback_case, reached=True), lang)
+        yield f"caller-reached-{lang}", partial(_case_card, caller_reached_case, lang)
+    yield "callback-unreached", lambda: build_case_card(case_view(callback_case(reached=False, agent=HOSTILE)))
     yield "withheld", lambda: build_case_card(case_view(make_case(make_event(caller=WITHHELD))))
     yield "no-number", lambda: build_case_card(case_view(make_case(make_event(caller=None))))
     yield (

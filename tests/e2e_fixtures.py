@@ -229,12 +229,19 @@ async def start_bot(settings: Settings) -> tuple[web.AppRunner, web.Application]
 
 
 @pytest.fixture
+def bot_settings_overrides() -> dict[str, Any]:
+    """Settings the bot of :func:`bot_stack` runs with besides :func:`stack_settings`; a test module overrides it."""
+    return {}
+
+
+@pytest.fixture
 async def bot_stack(
     identity_server: IdentityServer,
     sandbox_tls: TlsMaterial,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     connector: ConnectorStandIn,
+    bot_settings_overrides: dict[str, Any],
 ) -> AsyncIterator[BotStack]:
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(sandbox_tls.trust_bundle))
     graph = GraphStandIn(
@@ -242,7 +249,7 @@ async def bot_stack(
     )
     await graph.start()
     port = free_port()
-    settings = stack_settings(identity_server, sandbox_tls, graph, tmp_path, port)
+    settings = stack_settings(identity_server, sandbox_tls, graph, tmp_path, port, **bot_settings_overrides)
     runner, app = await start_bot(settings)
     http = aiohttp.ClientSession()
     stack = BotStack(
@@ -260,4 +267,4 @@ async def bot_stack(
         await graph.stop()
 
 
-__all__ = ["BOT_FRAMEWORK_AUDIENCE", "BotStack", "bot_stack", "user"]
+__all__ = ["BOT_FRAMEWORK_AUDIENCE", "BotStack", "bot_settings_overrides", "bot_stack", "user"]

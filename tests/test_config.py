@@ -25,6 +25,18 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+def test_placetel_options_per_line_and_their_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    extras = '"notify_secret":"s3cret","auto_done_on_callback":"reached","team_extensions":{"7777Anna@FPBX.de":"Anna"},'
+    monkeypatch.setenv("POOL_LINES", LINE.replace('"display_name"', extras + '"display_name"'))
+    settings = load_settings(sandbox_mode=True, graph_client_state="s")
+    line = settings.pool_lines[0]
+    assert line.notify_secret is not None and line.notify_secret.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(settings)
+    assert settings.auto_done_for(line) == "reached" and settings.auto_done_on_callback == "never"
+    assert line.extension_name("7777anna@fpbx.de") == "Anna" and line.extension_name("other@fpbx.de") is None
+    assert settings.placetel_match_window_seconds == 180
+
+
 def test_pool_lines_are_normalised(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POOL_LINES", LINE)
     settings = load_settings(sandbox_mode=True, graph_client_state="s")
@@ -87,6 +99,9 @@ BROKEN: list[tuple[str, dict[str, str | None], set[str]]] = [
     ("client state too long, port out of range", {"GRAPH_CLIENT_STATE": "s" * 129, "PORT": "0"},
      {"GRAPH_CLIENT_STATE", "PORT"}),
     ("sandbox on a public address", {"SANDBOX_MODE": "true", "MicrosoftAppId": None, "HOST": "0.0.0.0"}, {"HOST"}),
+    ("callback options", {"AUTO_DONE_ON_CALLBACK": "always", "POOL_LINES": LINE.replace(
+        '"display_name"', '"auto_done_on_callback":"maybe","team_extensions":{" ":"x"},"display_name"')},
+     {"AUTO_DONE_ON_CALLBACK", "POOL_LINES[0].auto_done_on_callback", "POOL_LINES[0].team_extensions"}),
 ]  # fmt: skip
 
 

@@ -7,10 +7,12 @@ Graph stand-in's control API or the demo's ``simulate`` CLI) and Teams users (th
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +184,44 @@ async def test_the_outlook_unread_count_drops_on_claim_and_rises_on_release(demo
 
         await playground.invoke(thread, card_id, "release", actions(claimed["value"])["release"], user=BEN)
         await _wait_for_unread(http, demo, ZENTRALE.id, before + 1)
+
+
+async def test_a_missed_call_then_a_reached_callback_shows_done_by_callback_live(demo: DemoProcess) -> None:
+    async with aiohttp.ClientSession() as http, playground_stream(http, demo.playground) as stream:
+        caller = "0171 5550123"
+        await _simulate(demo, "missed", "--from", caller)
+        posted = await stream.wait_for(is_case_card_post, "the missed call's card")
+        card_id, thread = posted["message"]["messageId"], posted["message"]["postConversationId"]
+        assert set(actions(card_of(posted) or {})) == {"claim", "done"}
+
+        started = time.monotonic()
+        async with http.post(f"{demo.control}/api/simulate", json={"kind": "callback-reached"}) as response:
+            assert response.status == 200, await response.text()
+        done_by_callback = text(CHANNEL_LANG, "state_done_callback")
+        await stream.wait_for(lambda e: is_card_update(e, card_id, done_by_callback), "the card done by callback")
+        callback_line = text(CHANNEL_LANG, "reply_callback", agent="Anna Schmidt", time="", result="").split(" · ")[0]
+        reply = await stream.wait_for(lambda e: is_thread_reply(e, thread, callback_line), "the callback's line")
+        elapsed = time.monotonic() - started
+        print(f"callback simulated → card done by callback and thread line in the Playground: {elapsed * 1000:.0f} ms")
+
+        assert text(CHANNEL_LANG, "callback_reached", duration="").split(" (")[0] in reply["message"]["text"]
+        assert sum(is_case_card_post(event) for event in stream.events) == 1, "webhook and mail are one call"
+
+
+async def test_an_unreached_callback_keeps_the_card_open_with_the_attempt(demo: DemoProcess) -> None:
+    async with aiohttp.ClientSession() as http, playground_stream(http, demo.playground) as stream:
+        await _simulate(demo, "missed", "--from", "0171 5550124")
+        posted = await stream.wait_for(is_case_card_post, "the missed call's card")
+        card_id, thread = posted["message"]["messageId"], posted["message"]["postConversationId"]
+
+        assert "nicht erreicht" in await _simulate(demo, "callback-missed")
+        not_reached = text(CHANNEL_LANG, "callback_not_reached")
+        await stream.wait_for(lambda e: is_thread_reply(e, thread, not_reached), "the unreached callback's line")
+        update = await stream.wait_for(
+            lambda e: is_card_update(e, card_id, text(CHANNEL_LANG, "state_open")) and not_reached in json.dumps(e),
+            "the open card showing the last attempt",
+        )
+        assert text(CHANNEL_LANG, "fact_callback") in json.dumps(card_of(update), ensure_ascii=False)
 
 
 def test_simulating_without_a_running_demo_says_how_to_start_it() -> None:

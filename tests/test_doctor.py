@@ -23,6 +23,7 @@ from bot.doctor import (
     DATABASE,
     MAILBOXES,
     OUTBOX,
+    PLACETEL_NOTIFY,
     PUBLIC_URL,
     SUBSCRIPTIONS,
     CheckResult,
@@ -37,6 +38,7 @@ from bot.doctor import (
 from bot.graph.client import build_credential, build_graph_client
 from bot.graph.subscriptions import LIFECYCLE_PATH, NOTIFICATION_PATH, SubscriptionManager
 from bot.graph.webhooks import notification_handler
+from bot.placetel.notify import GLOBAL_SCOPE, NOTIFY_PATH, notify_handler
 from bot.sandbox.graph import GraphStandIn
 from bot.sandbox.identity import GRAPH_AUDIENCE, IdentityServer
 from bot.sandbox.tls import TlsMaterial
@@ -46,6 +48,7 @@ from tests.sandbox_teams_fixtures import BOT_APP, GRAPH_APP, TENANT
 
 POOL = "zentrale@example.com"
 CLIENT_STATE = "doctor-client-state-value"
+NOTIFY_SECRET = "doctor-notify-secret-0123456789"
 ALL_CHECKS = [CONFIGURATION, CREDENTIALS, MAILBOXES, SUBSCRIPTIONS, DATABASE, OUTBOX, PUBLIC_URL]
 
 
@@ -112,6 +115,7 @@ async def sandbox(identity_server: IdentityServer, sandbox_tls: TlsMaterial, tmp
     handler = notification_handler(store.jobs, CLIENT_STATE, lambda: None)
     endpoint.router.add_post(NOTIFICATION_PATH, handler)
     endpoint.router.add_post(LIFECYCLE_PATH, handler)
+    endpoint.router.add_post(NOTIFY_PATH, notify_handler(store.jobs, {GLOBAL_SCOPE: NOTIFY_SECRET}, lambda: None))
     runner, base_url = await serve(endpoint)
     yield Sandbox(identity_server, sandbox_tls, graph, store, database_url, base_url)
     await runner.cleanup()
@@ -137,8 +141,63 @@ async def test_all_green(sandbox: Sandbox) -> None:
         assert f"[{'WARN' if check == 'configuration' else 'OK'}] {check}" in output
     switches = "SANDBOX_MODE, GRAPH_CA_BUNDLE, GRAPH_BASE_URL, GRAPH_AUTHORITY_HOST"
     assert f"Local sandbox, not production: {switches}" in output
-    assert "0 problem(s), 1 warning(s); 7 of 7 checks passed" in output
+    assert "0 problem(s), 1 warning(s); 7 of 8 checks passed, 1 skipped" in output
+    assert f"[SKIP] {PLACETEL_NOTIFY} (skipped: not used" in output
     assert "All checks passed." in output
+
+
+async def test_placetel_notify_round_trips_a_signed_ping(sandbox: Sandbox) -> None:
+    settings = sandbox.settings(placetel_notify_secret=NOTIFY_SECRET)
+    await sandbox.subscribe(settings)
+    code, output = await doctor(settings)
+
+    assert code == 0, output
+    assert f"[OK] {PLACETEL_NOTIFY}" in output
+    assert NOTIFY_SECRET not in output
+
+
+async def test_placetel_notify_with_another_secret_than_the_bot_fails(sandbox: Sandbox) -> None:
+    code, output = await doctor(sandbox.settings(placetel_notify_secret="not-the-secret-the-bot-has"))
+
+    assert code == 1
+    assert f"[FAIL] {PLACETEL_NOTIFY}" in output
+    assert "a test event signed with the global secret was answered 401, not 200." in output
+    assert "not-the-secret-the-bot-has" not in output
+
+
+async def test_placetel_notify_unreachable_or_short_secret(sandbox: Sandbox) -> None:
+    settings = sandbox.settings(placetel_notify_secret="k9x2z", public_base_url=f"http://127.0.0.1:{free_port()}")
+    code, output = await doctor(settings)
+
+    assert code == 1
+    assert f"[FAIL] {PLACETEL_NOTIFY}" in output
+    assert f"{NOTIFY_PATH}: unreachable" in output
+    assert "is short (5 characters)" in output
+
+
+async def test_placetel_notify_endpoint_accepting_anything_fails(sandbox: Sandbox) -> None:
+    async def accept_all(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_post(NOTIFY_PATH, accept_all)
+    runner, base_url = await serve(app)
+    try:
+        code, output = await doctor(sandbox.settings(placetel_notify_secret=NOTIFY_SECRET, public_base_url=base_url))
+    finally:
+        await runner.cleanup()
+
+    assert code == 1
+    assert "an unsigned test event was answered 200, not 401." in output
+
+
+async def test_callback_settings_without_a_notify_secret_fail(sandbox: Sandbox) -> None:
+    line = {"id": "zentrale", "mailbox": POOL, "numbers": ["+4930123456"], "display_name": "Zentrale"}
+    code, output = await doctor(sandbox.settings(pool_lines=[line | {"auto_done_on_callback": "reached"}]))
+
+    assert code == 1
+    assert f"[FAIL] {PLACETEL_NOTIFY}" in output
+    assert "PLACETEL_NOTIFY_SECRET" in output
 
 
 async def test_invalid_configuration_is_reported_with_its_fix() -> None:

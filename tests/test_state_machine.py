@@ -5,10 +5,11 @@ from __future__ import annotations
 import itertools
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
-from bot.domain.cases import OUTLOOK_ACTOR, Actor, Case, CaseState
+from bot.domain.cases import CALLBACK_ACTOR, OUTLOOK_ACTOR, Actor, Case, CaseState
 from bot.domain.state_machine import (
     TRANSITIONS,
     Refusal,
@@ -28,11 +29,13 @@ EXPECTED_TABLE = {
     (S.OPEN, V.CLAIM): Rule(S.CLAIMED, Who.ANYONE),
     (S.OPEN, V.DONE): Rule(S.DONE, Who.ANYONE),
     (S.OPEN, V.OUTLOOK_COMPLETE): Rule(S.DONE, Who.OUTLOOK),
+    (S.OPEN, V.CALLBACK_REACHED): Rule(S.DONE, Who.PHONE),
     (S.CLAIMED, V.RELEASE): Rule(S.OPEN, Who.CLAIMER_OR_AFTER_TIMEOUT),
     (S.CLAIMED, V.DONE): Rule(S.DONE, Who.CLAIMER),
     (S.CLAIMED, V.TAKE_OVER): Rule(S.CLAIMED, Who.NOT_CLAIMER),
     (S.CLAIMED, V.OUTLOOK_COMPLETE): Rule(S.DONE, Who.OUTLOOK),
     (S.CLAIMED, V.OUTLOOK_CLEAR): Rule(S.OPEN, Who.OUTLOOK),
+    (S.CLAIMED, V.CALLBACK_REACHED): Rule(S.DONE, Who.PHONE),
     (S.DONE, V.REOPEN): Rule(S.OPEN, Who.ANYONE),
     (S.DONE, V.OUTLOOK_FLAG): Rule(S.OPEN, Who.OUTLOOK),
     (S.DONE, V.OUTLOOK_CLEAR): Rule(S.OPEN, Who.OUTLOOK),
@@ -44,13 +47,35 @@ ALLOWED_ACTOR = {
     Who.CLAIMER_OR_AFTER_TIMEOUT: ALICE,
     Who.NOT_CLAIMER: BOB,
     Who.OUTLOOK: OUTLOOK_ACTOR,
+    Who.PHONE: CALLBACK_ACTOR,
 }
 REFUSED_ACTORS = {
-    Who.ANYONE: [(OUTLOOK_ACTOR, RefusalCode.USERS_ONLY)],
-    Who.CLAIMER: [(BOB, RefusalCode.CLAIMED_BY_OTHER), (OUTLOOK_ACTOR, RefusalCode.USERS_ONLY)],
-    Who.CLAIMER_OR_AFTER_TIMEOUT: [(BOB, RefusalCode.CLAIMED_BY_OTHER), (OUTLOOK_ACTOR, RefusalCode.USERS_ONLY)],
-    Who.NOT_CLAIMER: [(ALICE, RefusalCode.ALREADY_YOURS), (OUTLOOK_ACTOR, RefusalCode.USERS_ONLY)],
-    Who.OUTLOOK: [(ALICE, RefusalCode.OUTLOOK_ONLY), (BOB, RefusalCode.OUTLOOK_ONLY)],
+    Who.ANYONE: [(OUTLOOK_ACTOR, RefusalCode.USERS_ONLY), (CALLBACK_ACTOR, RefusalCode.USERS_ONLY)],
+    Who.CLAIMER: [
+        (BOB, RefusalCode.CLAIMED_BY_OTHER),
+        (OUTLOOK_ACTOR, RefusalCode.USERS_ONLY),
+        (CALLBACK_ACTOR, RefusalCode.USERS_ONLY),
+    ],
+    Who.CLAIMER_OR_AFTER_TIMEOUT: [
+        (BOB, RefusalCode.CLAIMED_BY_OTHER),
+        (OUTLOOK_ACTOR, RefusalCode.USERS_ONLY),
+        (CALLBACK_ACTOR, RefusalCode.USERS_ONLY),
+    ],
+    Who.NOT_CLAIMER: [
+        (ALICE, RefusalCode.ALREADY_YOURS),
+        (OUTLOOK_ACTOR, RefusalCode.USERS_ONLY),
+        (CALLBACK_ACTOR, RefusalCode.USERS_ONLY),
+    ],
+    Who.OUTLOOK: [
+        (ALICE, RefusalCode.OUTLOOK_ONLY),
+        (BOB, RefusalCode.OUTLOOK_ONLY),
+        (CALLBACK_ACTOR, RefusalCode.OUTLOOK_ONLY),
+    ],
+    Who.PHONE: [
+        (ALICE, RefusalCode.PHONE_ONLY),
+        (BOB, RefusalCode.PHONE_ONLY),
+        (OUTLOOK_ACTOR, RefusalCode.PHONE_ONLY),
+    ],
 }
 
 MISSING_CELLS: dict[tuple[CaseState, Verb], list[tuple[Actor, RefusalCode]]] = {
@@ -67,6 +92,7 @@ MISSING_CELLS: dict[tuple[CaseState, Verb], list[tuple[Actor, RefusalCode]]] = {
     (S.DONE, V.DONE): [(BOB, RefusalCode.ALREADY_DONE), (ALICE, RefusalCode.ALREADY_DONE)],
     (S.DONE, V.TAKE_OVER): [(BOB, RefusalCode.ALREADY_DONE)],
     (S.DONE, V.OUTLOOK_COMPLETE): [(OUTLOOK_ACTOR, RefusalCode.NO_CHANGE)],
+    (S.DONE, V.CALLBACK_REACHED): [(CALLBACK_ACTOR, RefusalCode.NO_CHANGE)],
 }
 
 REASONS_NAMING_THE_HOLDER = {
@@ -157,3 +183,8 @@ def test_markdown_table_lists_every_cell() -> None:
     table = markdown_table()
     for (state, verb), rule in EXPECTED_TABLE.items():
         assert f"| {state} | {verb} | {rule.target} | {rule.who} |" in table
+
+
+def test_the_readme_shows_the_table() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert markdown_table() in readme

@@ -1,4 +1,8 @@
-"""Call events: one per notification mail (missed call, voicemail, fax or an unrecognised mail)."""
+"""Call events: one per missed call, voicemail, fax or unrecognised mail.
+
+An event comes from a notification mail, from the phone system's call webhook (Placetel Notify), or from both: the
+mail of a call the webhook reported first joins that call's event instead of counting a second call, and vice versa.
+"""
 
 from __future__ import annotations
 
@@ -45,13 +49,16 @@ class CallEvent:
     caller: str | None
     """E.164 number, :data:`WITHHELD`, or None when the mail named no number."""
     received_at: datetime
-    mail: MailSource
+    mail: MailSource | None
+    """The notification mail; None while only the call webhook has reported the call."""
     caller_name: str | None = None
     voicemail: Voicemail | None = None
     caller_as_written: str | None = None
     """The caller as the mail wrote it, kept when the number is not valid under the numbering plan: shown as is."""
     called_number: str | None = None
     """Which of the line's numbers was called (E.164), when the mail says."""
+    call_id: str | None = None
+    """The phone system's id of the call (Placetel Notify ``call_id``) once its webhook reported it."""
 
     def __post_init__(self) -> None:
         if self.received_at.tzinfo is None:
@@ -70,3 +77,7 @@ class CallEvent:
     @staticmethod
     def source_id_for(mailbox: str, message_id: str) -> str:
         return f"mail:{mailbox.lower()}:{message_id}"
+
+    @staticmethod
+    def source_id_for_call(call_id: str) -> str:
+        return f"call:{call_id}"

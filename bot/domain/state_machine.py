@@ -25,10 +25,13 @@ class Verb(StrEnum):
     """The mail was flagged in Outlook."""
     OUTLOOK_CLEAR = "outlook_clear"
     """The mail's flag was cleared in Outlook."""
+    CALLBACK_REACHED = "callback_reached"
+    """The phone system reported a callback that reached the caller, on a line that closes cases so."""
 
 
 USER_VERBS = (Verb.CLAIM, Verb.RELEASE, Verb.DONE, Verb.REOPEN, Verb.TAKE_OVER)
 OUTLOOK_VERBS = (Verb.OUTLOOK_COMPLETE, Verb.OUTLOOK_FLAG, Verb.OUTLOOK_CLEAR)
+PHONE_VERBS = (Verb.CALLBACK_REACHED,)
 REOPENING_VERBS = (Verb.REOPEN, Verb.OUTLOOK_FLAG)
 """Verbs that open a done case again and leave its mails flagged (a release or a cleared flag leaves them clear)."""
 
@@ -41,6 +44,7 @@ class Who(StrEnum):
     CLAIMER_OR_AFTER_TIMEOUT = "claimer, or anyone once the claim timed out"
     NOT_CLAIMER = "anyone but the claimer"
     OUTLOOK = "Outlook (flag sync)"
+    PHONE = "the phone system (callback detection)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +57,13 @@ TRANSITIONS: dict[tuple[CaseState, Verb], Rule] = {
     (CaseState.OPEN, Verb.CLAIM): Rule(CaseState.CLAIMED, Who.ANYONE),
     (CaseState.OPEN, Verb.DONE): Rule(CaseState.DONE, Who.ANYONE),
     (CaseState.OPEN, Verb.OUTLOOK_COMPLETE): Rule(CaseState.DONE, Who.OUTLOOK),
+    (CaseState.OPEN, Verb.CALLBACK_REACHED): Rule(CaseState.DONE, Who.PHONE),
     (CaseState.CLAIMED, Verb.RELEASE): Rule(CaseState.OPEN, Who.CLAIMER_OR_AFTER_TIMEOUT),
     (CaseState.CLAIMED, Verb.DONE): Rule(CaseState.DONE, Who.CLAIMER),
     (CaseState.CLAIMED, Verb.TAKE_OVER): Rule(CaseState.CLAIMED, Who.NOT_CLAIMER),
     (CaseState.CLAIMED, Verb.OUTLOOK_COMPLETE): Rule(CaseState.DONE, Who.OUTLOOK),
     (CaseState.CLAIMED, Verb.OUTLOOK_CLEAR): Rule(CaseState.OPEN, Who.OUTLOOK),
+    (CaseState.CLAIMED, Verb.CALLBACK_REACHED): Rule(CaseState.DONE, Who.PHONE),
     (CaseState.DONE, Verb.REOPEN): Rule(CaseState.OPEN, Who.ANYONE),
     (CaseState.DONE, Verb.OUTLOOK_FLAG): Rule(CaseState.OPEN, Who.OUTLOOK),
     (CaseState.DONE, Verb.OUTLOOK_CLEAR): Rule(CaseState.OPEN, Who.OUTLOOK),
@@ -73,6 +79,7 @@ class RefusalCode(StrEnum):
     NOT_DONE = "not_done"
     OUTLOOK_ONLY = "outlook_only"
     USERS_ONLY = "users_only"
+    PHONE_ONLY = "phone_only"
     NO_CHANGE = "no_change"
     CALLER_HAS_ACTIVE_CASE = "caller_has_active_case"
     """Reopening is refused while the same caller already has a newer open or claimed case on the line."""
@@ -107,6 +114,8 @@ class Refusal:
                 return f"{self.verb}: only the Outlook flag sync may do this"
             case RefusalCode.USERS_ONLY:
                 return f"{self.verb}: only a person may do this"
+            case RefusalCode.PHONE_ONLY:
+                return f"{self.verb}: only the phone system's callback detection may do this"
             case RefusalCode.NO_CHANGE:
                 return f"{self.verb}: nothing to change in state {self.state}"
             case RefusalCode.CALLER_HAS_ACTIVE_CASE:
@@ -118,7 +127,7 @@ def _refusal(case: Case, verb: Verb, code: RefusalCode) -> Refusal:
 
 
 def _refusal_code_for_missing_cell(case: Case, verb: Verb, actor: Actor) -> RefusalCode:
-    if verb in OUTLOOK_VERBS:
+    if verb in OUTLOOK_VERBS or verb in PHONE_VERBS:
         return RefusalCode.NO_CHANGE
     if case.state is CaseState.DONE:
         return RefusalCode.ALREADY_DONE
@@ -134,7 +143,9 @@ def _permission_refusal(
 ) -> RefusalCode | None:
     if rule.who is Who.OUTLOOK:
         return None if actor.is_outlook else RefusalCode.OUTLOOK_ONLY
-    if actor.is_outlook:
+    if rule.who is Who.PHONE:
+        return None if actor.is_callback else RefusalCode.PHONE_ONLY
+    if actor.is_outlook or actor.is_callback:
         return RefusalCode.USERS_ONLY
     is_claimer = case.claimed_by == actor
     match rule.who:

@@ -37,13 +37,13 @@ def _error(status: int, reason: str) -> web.Response:
     return web.json_response({"error": reason}, status=status)
 
 
-async def _read_body(request: web.Request) -> bytes | None:
-    """The whole body, or None as soon as it exceeds :data:`MAX_BODY_BYTES` (also without a Content-Length)."""
+async def read_body(request: web.Request, limit: int = MAX_BODY_BYTES) -> bytes | None:
+    """The whole body, or None as soon as it exceeds ``limit`` bytes (also without a Content-Length)."""
     chunks: list[bytes] = []
     size = 0
     while chunk := await request.content.readany():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
+        if size > limit:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
@@ -79,7 +79,7 @@ def notification_handler(
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             return _error(413, _TOO_LARGE)
         try:
-            raw = await _read_body(request)
+            raw = await read_body(request)
         except (ConnectionError, ValueError) as exc:
             return _error(400, f"unreadable body: {exc}")
         if raw is None:

@@ -1,4 +1,5 @@
-"""Notification-mail parser: PBX mails (Placetel and others) to call events. Pure code, no I/O."""
+"""The Placetel adapter. This package's exports are the notification-mail parser: PBX mails (Placetel and others)
+to call events, pure code without I/O. :mod:`bot.placetel.notify` is the Notify API webhook (call events over HTTP)."""
 
 from bot.placetel.numbers import normalise_number
 from bot.placetel.parser import OWN_SUBJECT_MARKER, MailAttachment, MailMessage, ParsedMail, parse_mail

@@ -1,10 +1,12 @@
 """``make demo``: Rufpool on one machine, with Microsoft's Agents Playground as the Teams client.
 
     python -m bot.sandbox.demo [run] [--playground-port 56150] [--control-port 56151] [--data-dir DIR]
-    python -m bot.sandbox.demo simulate missed|voicemail|repeat|done [--from NUMBER|anonym] [--line ID] [--message ID]
+    python -m bot.sandbox.demo simulate missed|voicemail|repeat|done|callback-reached|callback-missed
+        [--from NUMBER|anonym] [--line ID] [--message ID]
 
 ``run`` starts, in this process: the identity stand-in (https, Graph tokens via azure-identity), the Graph stand-in
-with two pool mailboxes, the bot (SQLite, ``SANDBOX_MODE``: the Playground sends no tokens) and the simulation page;
+with two pool mailboxes, the bot (SQLite, ``SANDBOX_MODE``: the Playground sends no tokens), the Placetel stand-in
+(signed call webhooks to the bot) and the simulation page;
 and the Playground as a child process in its own process group. It then links the Playground team's channels to the
 pool lines through the production path (installation ``conversationUpdate``, then ``@Rufpool verbinden <line>`` by
 an admin), prints the URLs and a ``DEMO_READY {json}`` line, and runs until SIGINT or SIGTERM, which stop everything.
@@ -36,7 +38,9 @@ from aiohttp import web
 from bot import effects
 from bot.app import SERVICES, create_app
 from bot.config import PoolLine, Settings
+from bot.domain.callbacks import AutoDone
 from bot.logging_setup import configure_logging
+from bot.placetel.notify import NOTIFY_PATH
 from bot.sandbox.demo_playground import (
     CALLBACK_CHANNEL_ID,
     CURRENT_USER,
@@ -49,6 +53,7 @@ from bot.sandbox.demo_playground import (
 from bot.sandbox.demo_simulator import KINDS, CallSimulator, control_app
 from bot.sandbox.graph import GraphStandIn
 from bot.sandbox.identity import GRAPH_AUDIENCE, IdentityServer, IdentityStandIn, RegisteredApp
+from bot.sandbox.placetel import PlacetelStandIn
 from bot.sandbox.tls import ensure_tls
 
 log = logging.getLogger("rufpool.demo")
@@ -59,9 +64,25 @@ READY_MARKER = "DEMO_READY"
 START_TIMEOUT_S = 90.0
 GRAPH_TENANT = "7e4a1f00-0000-4000-8000-00000000a001"
 
+TEAM_SIP_USER = "7777anna@fpbx.example"
+"""The SIP user the simulated callbacks are placed from: Anna at the front desk."""
+TEAM_EXTENSIONS = {TEAM_SIP_USER: "Anna Schmidt"}
 POOL_LINES = (
-    PoolLine(id="zentrale", mailbox="zentrale@praxis.example", numbers=["+49 30 1234500"], display_name="Zentrale"),
-    PoolLine(id="praxis-nord", mailbox="nord@praxis.example", numbers=["+49 40 5550100"], display_name="Praxis Nord"),
+    PoolLine(
+        id="zentrale",
+        mailbox="zentrale@praxis.example",
+        numbers=["+49 30 1234500"],
+        display_name="Zentrale",
+        auto_done_on_callback=AutoDone.REACHED,
+        team_extensions=TEAM_EXTENSIONS,
+    ),
+    PoolLine(
+        id="praxis-nord",
+        mailbox="nord@praxis.example",
+        numbers=["+49 40 5550100"],
+        display_name="Praxis Nord",
+        team_extensions=TEAM_EXTENSIONS,
+    ),
 )
 # People the demo's Graph knows, so that cards name these callers (CALLER_SOURCES): a contact of the Zentrale's
 # mailbox and a user of the directory.
@@ -100,7 +121,12 @@ class DemoUrls:
 
 
 def bot_settings(
-    identity: IdentityServer, graph: GraphStandIn, graph_app: RegisteredApp, data_dir: Path, port: int
+    identity: IdentityServer,
+    graph: GraphStandIn,
+    graph_app: RegisteredApp,
+    data_dir: Path,
+    port: int,
+    notify_secret: str,
 ) -> Settings:
     """The bot's configuration: auth off towards the Playground, Graph through azure-identity and the stand-ins."""
     trust_bundle = ensure_tls(data_dir / "tls").trust_bundle
@@ -124,6 +150,7 @@ def bot_settings(
         "link_admins": [CURRENT_USER.aad_object_id],
         "default_locale": "de-DE",
         "caller_sources": "contacts,directory,pbx",
+        "placetel_notify_secret": notify_secret,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
@@ -241,11 +268,14 @@ async def demo_stack(options: DemoOptions) -> AsyncIterator[RunningDemo]:
         await graph.start()
         stack.push_async_callback(graph.stop)
 
-        settings = bot_settings(identity, graph, graph_app, options.data_dir, bot_port)
+        notify_secret = secrets.token_urlsafe(32)
+        settings = bot_settings(identity, graph, graph_app, options.data_dir, bot_port, notify_secret)
         bot = create_app(settings)
         stack.push_async_callback((await _serve(bot, bot_port)).cleanup)
 
-        simulator = CallSimulator(graph, POOL_LINES)
+        placetel_http = await stack.enter_async_context(aiohttp.ClientSession())
+        placetel = PlacetelStandIn(placetel_http, settings.public_base_url + NOTIFY_PATH, notify_secret)
+        simulator = CallSimulator(graph, POOL_LINES, placetel, team_sip_user=TEAM_SIP_USER)
         control = await _serve(
             control_app(simulator, playground.url, lambda: repost_open_cases(bot)), options.control_port
         )
@@ -289,6 +319,7 @@ Rufpool demo is running.
           {command} missed --from "0171 2345678"
           {command} missed --from anonym      (a withheld number)
           {command} voicemail | repeat | done
+          {command} callback-reached | callback-missed   (calls the last caller back)
 
 Ctrl-C stops everything.
 """
@@ -341,7 +372,11 @@ async def simulate(control_url: str, kind: str, caller: str | None, line: str | 
     if response.status != 200:
         print(result.get("error", response.reason), file=sys.stderr)
         return 1
-    print(f"{result['line']}: {result['subject']} (Outlook flag: {result['flag_status']}, id {result['message_id']})")
+    if "flag_status" in result:
+        flag = f"Outlook flag: {result['flag_status']}, id {result['message_id']}"
+    else:
+        flag = f"Placetel call id {result['call_id']}"
+    print(f"{result['line']}: {result['subject']} ({flag})")
     return 0
 
 
@@ -359,7 +394,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     sim.add_argument(
         "--from",
         dest="caller",
-        help="the caller's number, or anonym for a withheld one (default: a new number; repeat: the last)",
+        help="the caller's number, or anonym for a withheld one "
+        "(default: a new number; repeat and callbacks: the last)",
     )
     sim.add_argument("--line", help="pool line id (default: the first)")
     sim.add_argument("--message", help="done: this mail id (default: the newest open mail of --from)")

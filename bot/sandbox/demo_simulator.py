@@ -1,7 +1,10 @@
-"""Simulated calls for the demo: Placetel-style notification mails into the Graph stand-in, and Outlook clicks.
+"""Simulated calls for the demo: Placetel's call webhooks and notification mails, callbacks, and Outlook clicks.
 
 One code path for the page (``GET /``, form ``POST /simulate``) and the CLI (``POST /api/simulate``,
-``GET /api/mails``). A repeat call is a missed call from the last caller: the bot groups it into the open case.
+``GET /api/mails``). A missed call or voicemail is what Placetel does: the signed call webhook first (the card
+appears at once), then the notification mail into the Graph stand-in (it joins the same call). A repeat call is a
+missed call from the last caller: the bot groups it into the open case. "Rückruf erreicht / nicht erreicht" is a
+colleague calling the last caller back from the pool line (``OutgoingCall``, then ``HungUp`` accepted or busy).
 "Mark done in Outlook" sets the mail's flag to ``complete`` as Outlook does; the flag sync does the rest.
 Each mailbox's unread count (the number Outlook shows after a favourite's name; ``GET /api/mailboxes``) is on the
 page and follows the cards live: it drops when a card is claimed and rises when it is released.
@@ -25,8 +28,9 @@ from bot.config import PoolLine
 from bot.placetel.profiles import WITHHELD_KEYWORDS
 from bot.sandbox.graph import GraphStandIn
 from bot.sandbox.graph_model import Attachment, Message
+from bot.sandbox.placetel import PlacetelStandIn
 
-Kind = Literal["missed", "voicemail", "repeat", "done"]
+Kind = Literal["missed", "voicemail", "repeat", "done", "callback-reached", "callback-missed"]
 KINDS: tuple[str, ...] = get_args(Kind)
 PBX_SENDER = "no-reply@placetel.de"
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -78,11 +82,30 @@ def _names_caller(subject: str, caller: str) -> bool:
     return _e164(caller) in {_e164(value) for value in quoted}
 
 
+@dataclass(frozen=True)
+class CallbackView:
+    """A simulated callback: who was called from which line, and the call's id at Placetel."""
+
+    call_id: str
+    line: str
+    subject: str
+
+
 class CallSimulator:
-    def __init__(self, graph: GraphStandIn, lines: Sequence[PoolLine], seed: int = 0) -> None:
+    def __init__(
+        self,
+        graph: GraphStandIn,
+        lines: Sequence[PoolLine],
+        placetel: PlacetelStandIn | None = None,
+        *,
+        team_sip_user: str = "",
+        seed: int = 0,
+    ) -> None:
         if not lines:
             raise ValueError("the demo needs at least one pool line")
         self._graph = graph
+        self._placetel = placetel
+        self._team_sip_user = team_sip_user
         self._lines = {line.id: line for line in lines}
         self._random = random.Random(seed)
         self.last_caller: str | None = None
@@ -103,29 +126,59 @@ class CallSimulator:
         """A mobile number not used before in this demo: a new case."""
         return f"0171 {self._random.randint(1_000_000, 9_999_999)}"
 
-    def simulate(
+    async def simulate(
         self, kind: str, caller: str | None = None, line_id: str | None = None, message_id: str | None = None
-    ) -> MailView:
+    ) -> MailView | CallbackView:
         line = self._line(line_id)
         match kind:
             case "missed" | "voicemail":
-                return self._deliver(line, caller or self._new_caller(), voicemail=kind == "voicemail")
+                return await self._call(line, caller or self._new_caller(), voicemail=kind == "voicemail")
             case "repeat":
-                previous = caller or self.last_caller
-                if previous is None:
-                    raise SimulationError("no call to repeat yet; simulate a missed call first")
-                return self._deliver(line, previous, voicemail=False)
+                return await self._call(line, self._previous_caller(caller), voicemail=False)
             case "done":
                 return self._mark_done(message_id, caller, line_id)
+            case "callback-reached" | "callback-missed":
+                return await self._callback(line, self._previous_caller(caller), reached=kind == "callback-reached")
         raise SimulationError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
 
-    def _deliver(self, line: PoolLine, caller: str, *, voicemail: bool) -> MailView:
-        withheld = caller.strip().lower() in WITHHELD_KEYWORDS
-        if withheld:
-            caller = "anonym"  # Placetel's word in the subject for a withheld number
-        elif _e164(caller) is None:
+    def _previous_caller(self, caller: str | None) -> str:
+        previous = caller or self.last_caller
+        if previous is None:
+            raise SimulationError("no call yet; simulate a missed call first")
+        return previous
+
+    @staticmethod
+    def _checked_caller(caller: str) -> str:
+        """The caller as the mail writes it: the number, or "anonym" (Placetel's word) for a withheld one."""
+        if caller.strip().lower() in WITHHELD_KEYWORDS:
+            return "anonym"
+        if _e164(caller) is None:
             known = ", ".join(sorted({"anonym", "unbekannt", "unterdrückt"}))
             raise SimulationError(f"{caller!r} is not a phone number (for a withheld caller: {known})")
+        return caller
+
+    async def _call(self, line: PoolLine, caller: str, *, voicemail: bool) -> MailView:
+        """Placetel's call webhook (when the demo has the stand-in), then its notification mail."""
+        caller = self._checked_caller(caller)
+        if self._placetel is not None:
+            webhook_caller = "anonymous" if caller == "anonym" else caller  # the webhook's word for withheld
+            await self._placetel.missed_call(webhook_caller, line.numbers[0], voicemail=voicemail)
+        return self._deliver(line, caller, voicemail=voicemail)
+
+    async def _callback(self, line: PoolLine, callee: str, *, reached: bool) -> CallbackView:
+        if self._placetel is None:
+            raise SimulationError("this demo runs without the Placetel stand-in")
+        if _e164(callee) is None:
+            raise SimulationError(f"{callee!r} is not a phone number (a withheld caller cannot be called back)")
+        talk = self._random.randint(40, 300) if reached else 0
+        call_id = await self._placetel.callback(
+            line.numbers[0], callee, peer=self._team_sip_user, reached=reached, talk_seconds=talk
+        )
+        result = f"erreicht ({talk // 60}:{talk % 60:02d} Min.)" if reached else "nicht erreicht"
+        return CallbackView(call_id, line.id, f"Rückruf an {callee} von {national(line.numbers[0])}: {result}")
+
+    def _deliver(self, line: PoolLine, caller: str, *, voicemail: bool) -> MailView:
+        caller = self._checked_caller(caller)
         to = national(line.numbers[0])
         attachments: list[Attachment] = []
         if voicemail:
@@ -203,7 +256,13 @@ class CallSimulator:
 
 # The page and its API ---------------------------------------------------------------------------------------
 
-_BUTTONS = (("missed", "Verpasster Anruf"), ("voicemail", "Sprachnachricht"), ("repeat", "Wiederholter Anruf"))
+_BUTTONS = (
+    ("missed", "Verpasster Anruf"),
+    ("voicemail", "Sprachnachricht"),
+    ("repeat", "Wiederholter Anruf"),
+    ("callback-reached", "Rückruf erreicht"),
+    ("callback-missed", "Rückruf nicht erreicht"),
+)
 _PAGE_STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:52rem;color:#242424}
 h1{font-size:1.4rem}form.sim{display:flex;gap:.5rem;flex-wrap:wrap;align-items:end;margin-bottom:1.5rem}
@@ -277,6 +336,8 @@ erneut posten:</p>
 <form class="sim" method="post" action="/simulate">
 <label>Leitung<select name="line">{options}</select></label>
 <label>Anrufer<input name="caller" placeholder="leer: neue Nummer; anonym: unterdrückt"></label>{buttons}</form>
+<p class="note">Anrufe kommen wie bei Placetel zweimal an: sofort über die Notify-API (Webhook), danach als Mail.
+Ein Rückruf ist ein ausgehender Anruf von der Leitung an den letzten Anrufer.</p>
 <h2>Outlook-Favoriten: ungelesene Mails</h2>
 <p class="note">Die Zahl nach dem Postfach zählt die Anrufe, die noch niemand übernommen hat.</p>
 <ul class="boxes">{boxes}</ul>
@@ -295,12 +356,13 @@ Repost = Callable[[], Awaitable[int]]
 def control_app(simulator: CallSimulator, playground_url: str, repost: Repost | None = None) -> web.Application:
     """The simulation page and its JSON API."""
 
-    def run(body: dict[str, Any]) -> MailView:
+    async def run(body: dict[str, Any]) -> MailView | CallbackView:
         def optional(key: str) -> str | None:
             value = body.get(key)
             return str(value).strip() or None if value is not None else None
 
-        return simulator.simulate(str(body.get("kind", "")), optional("caller"), optional("line"), optional("message"))
+        kind = str(body.get("kind", ""))
+        return await simulator.simulate(kind, optional("caller"), optional("line"), optional("message"))
 
     async def page(request: web.Request) -> web.Response:
         text = _page(simulator, playground_url, request.query.get("error"), request.query.get("notice"))
@@ -322,7 +384,7 @@ def control_app(simulator: CallSimulator, playground_url: str, repost: Repost | 
     async def form(request: web.Request) -> web.Response:
         fields = await request.post()
         try:
-            run({key: str(value) for key, value in fields.items()})
+            await run({key: str(value) for key, value in fields.items()})
         except SimulationError as error:
             raise web.HTTPSeeOther(request.app.router["page"].url_for().with_query(error=str(error))) from None
         raise web.HTTPSeeOther("/")
@@ -342,7 +404,7 @@ def control_app(simulator: CallSimulator, playground_url: str, repost: Repost | 
         body = await request.json()
         if not isinstance(body, dict):
             raise SimulationError("a JSON object is expected")
-        return asdict(run(body))
+        return asdict(await run(body))
 
     async def api_mails(_request: web.Request) -> Any:
         return [asdict(mail) for mail in simulator.mails()]

@@ -68,4 +68,4 @@ class TeamStats:
     """7 rows (Monday first) of 24 hours, in the team's time zone."""
     business_hours: bool
     unreached_callbacks: int | None = None
-    """Callbacks that did not reach the caller: needs the PBX's call data, which Rufpool does not have yet."""
+    """Callbacks that did not reach the caller; None without Placetel's call webhooks, which report them."""

@@ -76,9 +76,13 @@ class _Histograms:
 
 
 class StatsQueries:
-    def __init__(self, database: Database, working_time: WorkingTime | None = None) -> None:
+    def __init__(
+        self, database: Database, working_time: WorkingTime | None = None, *, callbacks_known: bool = False
+    ) -> None:
         self._db = database
         self._working_time = working_time or WallClock()
+        # With Placetel's call webhooks configured callbacks are seen, so their count means something.
+        self._callbacks_known = callbacks_known
 
     async def team_stats(self, line_ids: Sequence[str], period: Period, tz: tzinfo) -> TeamStats:
         lines = tuple(sorted(set(line_ids)))
@@ -93,6 +97,7 @@ class StatsQueries:
             dones = await self._histograms(cursor, lines, period, "done")
             hours = await self._calls_by_line_and_hour(cursor, lines, period)
             repeat, repeat_count = await self._repeat_callers(cursor, lines, period)
+            unreached = await self._unreached_callbacks(cursor, lines, period) if self._callbacks_known else None
         calls: Counter[str] = Counter()
         for (line_id, _hour), n in hours.items():
             calls[line_id] += n
@@ -135,6 +140,7 @@ class StatsQueries:
             repeat_caller_count=repeat_count,
             calls_by_weekday_hour=_weekday_hours(by_hour, tz),
             business_hours=self._working_time.business_hours,
+            unreached_callbacks=unreached,
         )
 
     # Queries --------------------------------------------------------------------------------------------------
@@ -215,6 +221,19 @@ class StatsQueries:
         rows = await cursor.fetchall()
         shown = tuple(RepeatCaller(row["caller"], int(row["calls"])) for row in rows)
         return shown, int(rows[0]["callers"]) if rows else 0
+
+
+    @staticmethod
+    async def _unreached_callbacks(cursor: Cursor, lines: Sequence[str], period: Period) -> int:
+        """Callback attempts in the period that did not reach the caller (Placetel's call webhooks)."""
+        await cursor.execute(
+            "SELECT COUNT(*) AS n FROM contacts JOIN cases ON cases.id = contacts.case_id "  # noqa: S608
+            f"WHERE cases.line_id IN ({_in(lines)}) AND contacts.kind = 'callback' AND contacts.reached = 0 "
+            "AND contacts.at >= ? AND contacts.at < ?",
+            [*lines, period.start, period.end],
+        )
+        row = await cursor.fetchone()
+        return int(row["n"]) if row else 0
 
 
 def _actors(histograms: _Histograms) -> set[str]:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any, TextIO
 
-from bot.domain.cases import OUTLOOK_ACTOR
+from bot.domain.cases import CALLBACK_ACTOR, OUTLOOK_ACTOR
 from bot.logging_setup import mask_number
 from bot.stats.model import Period
 from bot.storage.database import Database, Row, to_utc
@@ -62,7 +62,7 @@ def _minutes(start: object, end: object) -> str:
 
 def _row(row: Row, line_names: dict[str, str], with_numbers: bool, tz: tzinfo) -> list[str]:
     caller = row["caller"]
-    done_by = "Outlook" if row["done_by_id"] == OUTLOOK_ACTOR.id else row["done_by_name"]
+    done_by = {OUTLOOK_ACTOR.id: "Outlook", CALLBACK_ACTOR.id: "callback"}.get(row["done_by_id"], row["done_by_name"])
     outcome = {"done": "done", "claimed": "in progress", "open": "open"}.get(row["state"], row["state"])
     values = [
         row["id"],

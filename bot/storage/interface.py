@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from bot.domain.cases import Actor, Case
+from bot.domain.callbacks import AutoDone
+from bot.domain.cases import Actor, Case, Contact
 from bot.domain.events import CallEvent
 from bot.domain.state_machine import Refusal, Verb
 
@@ -18,6 +19,17 @@ class EventOutcome:
     event_added: bool
     """False when the event's source id was already stored (duplicate notification, delta overlap)."""
     case_created: bool
+    merged: bool = False
+    """The event was the second report of a call already recorded (its mail, or its call webhook) and joined it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContactOutcome:
+    case: Case
+    """The caller's active case after the contact (done when the contact closed it)."""
+    added: bool
+    """False when this call was already recorded for the case (a duplicate or a second event of the call)."""
+    closed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +44,24 @@ class TransitionOutcome:
 
 
 class CaseRepository(Protocol):
-    async def record_event(self, event: CallEvent) -> EventOutcome:
-        """Store ``event`` idempotently on its source id and group it into its case, atomically."""
+    async def record_event(self, event: CallEvent, match_window: timedelta = timedelta(0)) -> EventOutcome:
+        """Store ``event`` idempotently on its source id and group it into its case, atomically.
+
+        An event that reports again a call already recorded from the other source (mail or call webhook) within
+        ``match_window`` joins that event instead (:mod:`bot.domain.matching`); a call id is recorded once.
+        """
+
+    async def record_contact(
+        self,
+        line_id: str,
+        caller: str,
+        contact: Contact,
+        auto_done: AutoDone,
+        now: datetime,
+        claim_timeout: timedelta,
+    ) -> ContactOutcome | None:
+        """Add ``contact`` to the caller's open or claimed case on the line (closing it when it closes the case,
+        :mod:`bot.domain.callbacks`), once per call id, atomically; None when the caller has no such case."""
 
     async def get(self, case_id: str) -> Case | None: ...
 
@@ -87,7 +115,6 @@ class LinkRepository(Protocol):
     async def link_for_line(self, line_id: str) -> ChannelLink | None: ...
 
     async def links_for_channel(self, channel_id: str) -> list[ChannelLink]: ...
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,13 +202,20 @@ class SubscriptionRepository(Protocol):
 
     async def subscription_by_id(self, subscription_id: str) -> Subscription | None: ...
 
-
     async def save_delta_link(self, mailbox: str, delta_link: str) -> None: ...
 
     async def get_delta_link(self, mailbox: str) -> str | None: ...
 
     async def watched_since(self, mailbox: str, now: datetime) -> datetime:
         """When the bot first watched ``mailbox`` (recorded as ``now`` on the first call)."""
+
+
+class CallPeerRepository(Protocol):
+    """Who placed an outgoing call (the SIP user of ``OutgoingCall``), for its ``HungUp``, which may not say."""
+
+    async def remember_peer(self, call_id: str, peer: str, now: datetime) -> None: ...
+
+    async def peer_of(self, call_id: str) -> str | None: ...
 
 
 class LeaseRepository(Protocol):
@@ -311,6 +345,7 @@ class Store(Protocol):
     leases: LeaseRepository
     jobs: JobQueue
     privacy: PrivacyRepository
+    calls: CallPeerRepository
 
     async def close(self) -> None: ...
 

@@ -9,16 +9,20 @@ from collections.abc import Callable, Sequence, Sized
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.domain.cases import Actor, Case, CaseState, PreviousCase
+from bot.domain.callbacks import AutoDone, apply_contact
+from bot.domain.cases import Actor, Case, CaseState, Contact, ContactKind, PreviousCase
 from bot.domain.events import CallEvent, EventKind, MailSource, Voicemail
 from bot.domain.grouping import place_event
+from bot.domain.matching import find_same_call, merge_reports
 from bot.domain.state_machine import Refusal, RefusalCode, Verb, decide
 from bot.storage.database import Cursor, Database, IntegrityConflict, Row, from_json, require_utc, to_json, to_utc
 from bot.storage.interface import (
+    CallPeerRepository,
     CardRef,
     CardRepository,
     CaseRepository,
     ChannelLink,
+    ContactOutcome,
     EventOutcome,
     FlagStatus,
     Installation,
@@ -41,6 +45,9 @@ from bot.storage.privacy_store import SqlPrivacyRepository
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+NO_MAIL = ""
+"""The mail columns of an event only the call webhook has reported so far (they are NOT NULL since 0001)."""
 
 _MAX_ATTEMPTS = 50
 """Bound on optimistic retries of one operation that keeps losing races; reaching it means pathological contention."""
@@ -72,21 +79,36 @@ def _event_from_row(row: Row) -> CallEvent:
         voicemail = Voicemail(
             row["voicemail_attachment_id"], row["voicemail_file_name"], row["voicemail_duration_seconds"]
         )
+    mail = None
+    if row["message_id"] != NO_MAIL:
+        mail = MailSource(row["mailbox"], row["message_id"], row["web_link"], row["subject"], row["sender"])
     return CallEvent(
         source_id=row["source_id"],
         kind=EventKind(row["kind"]),
         line_id=row["line_id"],
         caller=row["caller"],
         received_at=require_utc(row["received_at"]),
-        mail=MailSource(row["mailbox"], row["message_id"], row["web_link"], row["subject"], row["sender"]),
+        mail=mail,
         caller_name=row["caller_name"],
         voicemail=voicemail,
         caller_as_written=row["caller_as_written"],
         called_number=row["called_number"],
+        call_id=row["call_id"],
     )
 
 
-def _case_from_row(row: Row, events: tuple[CallEvent, ...]) -> Case:
+def _contact_from_row(row: Row) -> Contact:
+    return Contact(
+        call_id=row["call_id"],
+        kind=ContactKind(row["kind"]),
+        at=require_utc(row["at"]),
+        reached=bool(row["reached"]),
+        duration_seconds=int(row["duration_seconds"]),
+        agent=row["agent"],
+    )
+
+
+def _case_from_row(row: Row, events: tuple[CallEvent, ...], contacts: tuple[Contact, ...] = ()) -> Case:
     previous = None
     if row["previous_case_id"] is not None:
         previous = PreviousCase(
@@ -110,6 +132,7 @@ def _case_from_row(row: Row, events: tuple[CallEvent, ...]) -> Case:
         previous=previous,
         updated_at=to_utc(row["updated_at"]),
         reopened=bool(row["reopened"]),
+        contacts=contacts,
     )
 
 
@@ -150,7 +173,14 @@ class SqlCaseRepository(CaseRepository):
         events: dict[str, list[CallEvent]] = {case_id: [] for case_id in ids}
         for event_row in await cursor.fetchall():
             events[event_row["case_id"]].append(_event_from_row(event_row))
-        return [_case_from_row(row, tuple(events[row["id"]])) for row in rows]
+        await cursor.execute(
+            f"SELECT * FROM contacts WHERE case_id IN ({_placeholders(ids)}) ORDER BY at, call_id",  # noqa: S608
+            ids,
+        )
+        contacts: dict[str, list[Contact]] = {case_id: [] for case_id in ids}
+        for contact_row in await cursor.fetchall():
+            contacts[contact_row["case_id"]].append(_contact_from_row(contact_row))
+        return [_case_from_row(row, tuple(events[row["id"]]), tuple(contacts[row["id"]])) for row in rows]
 
     async def _load(self, cursor: Cursor, case_id: str) -> Case | None:
         cases = await self._load_cases(cursor, "id = ?", (case_id,))
@@ -197,12 +227,12 @@ class SqlCaseRepository(CaseRepository):
 
     @staticmethod
     async def _insert_event(cursor: Cursor, event: CallEvent, case_id: str) -> None:
-        voicemail = event.voicemail
+        voicemail, mail = event.voicemail, event.mail
         await cursor.execute(
             "INSERT INTO events (source_id, case_id, kind, line_id, caller, caller_name, received_at, mailbox, "
             "message_id, web_link, subject, sender, voicemail_attachment_id, voicemail_file_name, "
-            "voicemail_duration_seconds, caller_as_written, called_number) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "voicemail_duration_seconds, caller_as_written, called_number, call_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 event.source_id,
                 case_id,
@@ -211,32 +241,115 @@ class SqlCaseRepository(CaseRepository):
                 event.caller,
                 event.caller_name,
                 event.received_at,
-                event.mail.mailbox,
-                event.mail.message_id,
-                event.mail.web_link,
-                event.mail.subject,
-                event.mail.sender,
+                mail.mailbox if mail else NO_MAIL,
+                mail.message_id if mail else NO_MAIL,
+                mail.web_link if mail else None,
+                mail.subject if mail else NO_MAIL,
+                mail.sender if mail else NO_MAIL,
                 voicemail.attachment_id if voicemail else None,
                 voicemail.file_name if voicemail else None,
                 voicemail.duration_seconds if voicemail else None,
                 event.caller_as_written,
                 event.called_number,
+                event.call_id,
             ),
         )
+        if mail is not None:
+            await SqlCaseRepository._insert_mail(cursor, mail, case_id)
+
+    @staticmethod
+    async def _insert_mail(cursor: Cursor, mail: MailSource, case_id: str) -> None:
         await cursor.execute(
             "INSERT INTO mails (mailbox, message_id, case_id) VALUES (?, ?, ?) "
             "ON CONFLICT (mailbox, message_id) DO NOTHING",
-            (event.mail.mailbox.lower(), event.mail.message_id, case_id),
+            (mail.mailbox.lower(), mail.message_id, case_id),
         )
 
-    async def _record_once(self, cursor: Cursor, event: CallEvent) -> EventOutcome:
+    @staticmethod
+    async def _update_merged_event(cursor: Cursor, event: CallEvent, took_mail: bool) -> bool:
+        """Store what a second report added to an event: its mail (and voicemail) or its call id.
+
+        Only while the event still lacks what is added: two reports racing for one event must not both join it
+        (on PostgreSQL the loser's reads may already show the winner's case; this row check cannot be stale).
+        """
+        voicemail, mail = event.voicemail, event.mail
+        still_lacking = "message_id = ?" if took_mail else "call_id IS NULL"
+        changed = await cursor.execute(
+            "UPDATE events SET kind = ?, caller_name = ?, mailbox = ?, message_id = ?, web_link = ?, subject = ?, "  # noqa: S608 - fixed SQL fragments
+            "sender = ?, voicemail_attachment_id = ?, voicemail_file_name = ?, voicemail_duration_seconds = ?, "
+            f"caller_as_written = ?, called_number = ?, call_id = ? WHERE source_id = ? AND {still_lacking}",
+            (
+                event.kind.value,
+                event.caller_name,
+                mail.mailbox if mail else NO_MAIL,
+                mail.message_id if mail else NO_MAIL,
+                mail.web_link if mail else None,
+                mail.subject if mail else NO_MAIL,
+                mail.sender if mail else NO_MAIL,
+                voicemail.attachment_id if voicemail else None,
+                voicemail.file_name if voicemail else None,
+                voicemail.duration_seconds if voicemail else None,
+                event.caller_as_written,
+                event.called_number,
+                event.call_id,
+                event.source_id,
+                *((NO_MAIL,) if took_mail else ()),
+            ),
+        )
+        return changed == 1
+
+    async def _known_case_id(self, cursor: Cursor, event: CallEvent) -> str | None:
+        """The case that already holds this report: by source id, by call id, or by mail."""
         await cursor.execute("SELECT case_id FROM events WHERE source_id = ?", (event.source_id,))
         known = await cursor.fetchone()
+        if known is None and event.call_id is not None:
+            await cursor.execute("SELECT case_id FROM events WHERE call_id = ?", (event.call_id,))
+            known = await cursor.fetchone()
+        if known is None and event.mail is not None:
+            await cursor.execute(
+                "SELECT case_id FROM mails WHERE mailbox = ? AND message_id = ?",
+                (event.mail.mailbox.lower(), event.mail.message_id),
+            )
+            known = await cursor.fetchone()
+        return known["case_id"] if known else None
+
+    async def _join_same_call(self, cursor: Cursor, event: CallEvent, window: timedelta) -> EventOutcome | None:
+        """When ``event`` is the other source's report of a recorded call, merge it into that event."""
+        if window <= timedelta(0) or event.kind not in (EventKind.MISSED_CALL, EventKind.VOICEMAIL):
+            return None
+        await cursor.execute(
+            "SELECT * FROM events WHERE line_id = ? AND received_at >= ? AND received_at <= ? "
+            "ORDER BY received_at, source_id",
+            (event.line_id, event.received_at - window, event.received_at + window),
+        )
+        recorded = find_same_call(event, [_event_from_row(row) for row in await cursor.fetchall()], window)
+        if recorded is None:
+            return None
+        await cursor.execute("SELECT case_id FROM events WHERE source_id = ?", (recorded.source_id,))
+        row = await cursor.fetchone()
+        case = await self._load(cursor, row["case_id"]) if row else None
+        if case is None:
+            raise LookupError(f"event {recorded.source_id} points at a missing case")
+        merged = merge_reports(recorded, event)
+        if not await self._update_merged_event(cursor, merged, took_mail=event.mail is not None):
+            raise _LostRace
+        if event.mail is not None:
+            await self._insert_mail(cursor, event.mail, case.id)
+        updated = case.with_merged_event(merged)
+        if not await self._compare_and_set(cursor, updated, case.version):
+            raise _LostRace
+        return EventOutcome(updated, event_added=False, case_created=False, merged=True)
+
+    async def _record_once(self, cursor: Cursor, event: CallEvent, match_window: timedelta) -> EventOutcome:
+        known = await self._known_case_id(cursor, event)
         if known is not None:
-            case = await self._load(cursor, known["case_id"])
+            case = await self._load(cursor, known)
             if case is None:
                 raise LookupError(f"event {event.source_id} points at a missing case")
             return EventOutcome(case, event_added=False, case_created=False)
+        joined = await self._join_same_call(cursor, event, match_window)
+        if joined is not None:
+            return joined
         key = event.grouping_key
         active = last_done = None
         if key is not None:
@@ -254,7 +367,7 @@ class SqlCaseRepository(CaseRepository):
         await self._insert_event(cursor, event, case.id)
         return EventOutcome(case, event_added=True, case_created=active is None)
 
-    async def record_event(self, event: CallEvent) -> EventOutcome:
+    async def record_event(self, event: CallEvent, match_window: timedelta = timedelta(0)) -> EventOutcome:
         """Store ``event`` and group it, atomically.
 
         Two processes may race for the same caller (both create a case: the unique partial index refuses the second)
@@ -264,7 +377,7 @@ class SqlCaseRepository(CaseRepository):
         for _ in range(_MAX_ATTEMPTS):
             try:
                 async with self._db.transaction() as cursor:
-                    return await self._record_once(cursor, event)
+                    return await self._record_once(cursor, event, match_window)
             except (IntegrityConflict, _LostRace):
                 continue
         raise StorageContention(f"record_event {event.source_id} kept losing races")
@@ -272,6 +385,59 @@ class SqlCaseRepository(CaseRepository):
     async def get(self, case_id: str) -> Case | None:
         async with self._db.transaction() as cursor:
             return await self._load(cursor, case_id)
+
+    async def record_contact(
+        self,
+        line_id: str,
+        caller: str,
+        contact: Contact,
+        auto_done: AutoDone,
+        now: datetime,
+        claim_timeout: timedelta,
+    ) -> ContactOutcome | None:
+        for _ in range(_MAX_ATTEMPTS):
+            try:
+                async with self._db.transaction() as cursor:
+                    return await self._record_contact_once(
+                        cursor, line_id, caller, contact, auto_done, now, claim_timeout
+                    )
+            except (IntegrityConflict, _LostRace):
+                continue
+        raise StorageContention(f"record_contact {contact.call_id} kept losing races")
+
+    async def _record_contact_once(
+        self,
+        cursor: Cursor,
+        line_id: str,
+        caller: str,
+        contact: Contact,
+        auto_done: AutoDone,
+        now: datetime,
+        claim_timeout: timedelta,
+    ) -> ContactOutcome | None:
+        found = await self._load_cases(cursor, "line_id = ? AND caller_key = ? AND state <> 'done'", (line_id, caller))
+        if not found:
+            return None
+        case = found[0]
+        if any(known.call_id == contact.call_id for known in case.contacts):
+            return ContactOutcome(case, added=False)
+        updated = apply_contact(case, contact, auto_done, now, claim_timeout)
+        if not await self._compare_and_set(cursor, updated, case.version):
+            raise _LostRace
+        await cursor.execute(
+            "INSERT INTO contacts (call_id, case_id, kind, at, reached, duration_seconds, agent) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                contact.call_id,
+                case.id,
+                contact.kind.value,
+                contact.at,
+                int(contact.reached),
+                contact.duration_seconds,
+                contact.agent,
+            ),
+        )
+        return ContactOutcome(updated, added=True, closed=updated.state is not case.state)
 
     async def transition(
         self, case_id: str, verb: Verb, actor: Actor, now: datetime, claim_timeout: timedelta
@@ -435,7 +601,6 @@ class SqlLinkRepository(LinkRepository):
         return await self._links("channel_id = ?", (channel_id,))
 
 
-
 def _card_from_row(row: Row) -> CardRef:
     return CardRef(row["case_id"], row["conversation_id"], row["activity_id"], row["posted_version"])
 
@@ -589,6 +754,28 @@ class SqlSubscriptionRepository(SubscriptionRepository):
             row = await cursor.fetchone()
         assert row is not None
         return require_utc(row["watched_since"])
+
+
+class SqlCallPeerRepository(CallPeerRepository):
+    PEER_MEMORY = timedelta(days=2)
+    """A call's HungUp follows its OutgoingCall within hours at most; older entries are pruned."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def remember_peer(self, call_id: str, peer: str, now: datetime) -> None:
+        async with self._db.transaction() as cursor:
+            await cursor.execute("DELETE FROM call_peers WHERE seen_at < ?", (now - self.PEER_MEMORY,))
+            await cursor.execute(
+                "INSERT INTO call_peers (call_id, peer, seen_at) VALUES (?, ?, ?) ON CONFLICT (call_id) DO NOTHING",
+                (call_id, peer, now),
+            )
+
+    async def peer_of(self, call_id: str) -> str | None:
+        async with self._db.transaction() as cursor:
+            await cursor.execute("SELECT peer FROM call_peers WHERE call_id = ?", (call_id,))
+            row = await cursor.fetchone()
+        return str(row["peer"]) if row else None
 
 
 class SqlLeaseRepository(LeaseRepository):
@@ -751,6 +938,7 @@ class SqlStore:
         self.leases: LeaseRepository = SqlLeaseRepository(database)
         self.jobs: JobQueue = SqlJobQueue(database, clock, rng or random.Random())
         self.privacy: PrivacyRepository = SqlPrivacyRepository(database)
+        self.calls: CallPeerRepository = SqlCallPeerRepository(database)
 
     async def migrate(self) -> list[int]:
         return await migrate(self.database)

@@ -35,7 +35,7 @@ from bot.storage.interface import CardRef, ChannelLink, Store
 from bot.teams.pacing import Pacer
 from cards.case_card import card_activity_text
 from cards.i18n import Lang
-from cards.messages import build_erased_card, repeat_call_reply, state_change_reply
+from cards.messages import build_erased_card, contact_reply, repeat_call_reply, state_change_reply
 
 log = logging.getLogger(__name__)
 
@@ -286,4 +286,7 @@ class CardPoster:
                     return None
                 previous = _actor(message.get("previous_holder"))
                 return state_change_reply(Verb(message["verb"]), actor, at, self._lang, previous_holder=previous)
+            case "contact":
+                contact = next((c for c in case.contacts if c.call_id == message.get("call_id")), None)
+                return contact_reply(contact, self._lang) if contact else None
         return None
