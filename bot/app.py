@@ -141,7 +141,9 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         adapter, settings.app_id, store, actions, pacer, channel_lang, settings.is_teams_service_url
     )
     digest_runs = DigestRuns(sql_database(store))
-    digests = DigestPoster(adapter, settings.app_id, store, digest_runs, stats, pacer, channel_lang)
+    digests = DigestPoster(
+        adapter, settings.app_id, store, digest_runs, stats, pacer, channel_lang, settings.is_teams_service_url
+    )
     runner = JobRunner(
         store.jobs,
         {
