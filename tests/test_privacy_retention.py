@@ -12,6 +12,8 @@ import pytest
 
 from bot.__main__ import main
 from bot.config import load_settings
+from bot.domain.callbacks import AutoDone
+from bot.domain.cases import Contact, ContactKind
 from bot.domain.state_machine import Verb
 from bot.retention import Retention, erase_number
 from bot.storage.factory import open_store
@@ -91,6 +93,26 @@ async def test_erasure_deletes_every_case_and_event_of_the_number_and_audits_wit
     (entry,) = await store.privacy.audit_entries()
     assert (entry["action"], entry["actor"], entry["cases"], entry["events"]) == ("erase", "cli:test", 2, 3)
     assert NUMBER not in json.dumps(entry, default=str) and "123456" not in json.dumps(entry, default=str)
+
+
+async def test_erasure_and_retention_delete_the_callbacks_recorded_by_the_call_webhooks(store: SqlStore) -> None:
+    # Issue 19's contacts (callbacks, answered repeat calls) belong to a case: they go with it, on both engines.
+    erased = (await store.cases.record_event(make_event("m-1", NUMBER))).case.id
+    purged = (await store.cases.record_event(make_event("m-2", OTHER))).case.id
+    for call_id, caller in (("call-1", NUMBER), ("call-2", OTHER)):
+        contact = Contact(call_id, ContactKind.CALLBACK, T0 + timedelta(minutes=5), False, 0, "Anna Schmidt")
+        recorded = await store.cases.record_contact("line-1", caller, contact, AutoDone.NEVER, T0, CLAIM_TIMEOUT)
+        assert recorded is not None and recorded.added
+    await store.cases.transition(purged, Verb.DONE, ALICE, T0 + timedelta(minutes=10), CLAIM_TIMEOUT)
+
+    assert (await erase_number(store, NUMBER, actor="cli:test", now=T0 + timedelta(days=1))).cases == 1
+    now = T0 + timedelta(days=91)
+    assert (await store.privacy.purge_done_cases(now - timedelta(days=90), now)).cases == 1
+
+    assert await store.cases.get(erased) is None and await store.cases.get(purged) is None
+    # A later callback to the erased number finds no case to attach to.
+    late = Contact("call-3", ContactKind.CALLBACK, now, True, 60, "Anna Schmidt")
+    assert await store.cases.record_contact("line-1", NUMBER, late, AutoDone.NEVER, now, CLAIM_TIMEOUT) is None
 
 
 async def test_erasure_refuses_what_is_no_number(store: SqlStore) -> None:
