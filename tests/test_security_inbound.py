@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -292,6 +293,30 @@ async def test_a_stored_service_url_outside_the_allow_list_gets_no_card(bot_stac
 
     dead = await bot_stack.services.store.jobs.dead_letters()
     assert [job.last_error for job in dead if job.kind == "teams.card"] == [
+        "the line's service URL is not a Teams service URL (TEAMS_SERVICE_URLS)"
+    ]
+    assert bot_stack.channel_cards() == []
+
+
+async def test_a_stored_service_url_outside_the_allow_list_gets_no_weekly_digest(bot_stack: BotStack) -> None:
+    """The weekly digest (issue 21) posts through the same allow-list as the cards."""
+    from bot.stats.digest import DIGEST_JOB, digest_period
+
+    await bot_stack.link()
+    links = bot_stack.services.store.links
+    link = await links.link_for_line("zentrale")
+    assert link is not None
+    await links.link_channel(replace(link, service_url="https://evil.example/"))
+
+    due = datetime(2026, 11, 30, 7, tzinfo=UTC)
+    period = digest_period(due)
+    payload = {"line_id": "zentrale", "week": due.date().isoformat(), "start": period.start.isoformat(),
+               "end": period.end.isoformat()}  # fmt: skip
+    await bot_stack.services.store.jobs.enqueue(DIGEST_JOB, payload)
+    await bot_stack.settle()
+
+    dead = await bot_stack.services.store.jobs.dead_letters()
+    assert [job.last_error for job in dead if job.kind == DIGEST_JOB] == [
         "the line's service URL is not a Teams service URL (TEAMS_SERVICE_URLS)"
     ]
     assert bot_stack.channel_cards() == []
