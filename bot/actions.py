@@ -10,14 +10,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Protocol
 
 from bot import effects
+from bot.clock import Clock, system_clock
 from bot.config import Settings
 from bot.domain.callers import CallerIdentity
 from bot.domain.cases import Actor, Case
 from bot.domain.state_machine import USER_VERBS, Verb
+from bot.line_rules import line_due_state
 from bot.logging_setup import mask_number
 from bot.storage.interface import Store
 from bot.sync import FlagSync
@@ -25,6 +27,7 @@ from bot.voicemail import VoicemailAccess
 from cards.case_card import LISTEN_VERB, REFRESH_VERB, CaseCardView, build_case_card
 from cards.i18n import Lang, conversation_language, refusal_text, text
 from cards.list_card import LIST_PAGE_VERB
+from cards.reminder_cards import NUDGE_ORIGIN, build_nudge_answer
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +74,12 @@ class CardActions:
         list_page: ListPage,
         voicemail: VoicemailAccess,
         identify_caller: Callable[[Case], CallerIdentity | None] | None = None,
+        *,
+        clock: Clock = system_clock,
     ) -> None:
         self._settings = settings
         self._identify_caller = identify_caller
+        self._clock = clock
         self._store = store
         self._flag_sync = flag_sync
         self._voicemail = voicemail
@@ -102,18 +108,20 @@ class CardActions:
         listen_link: tuple[str, str] | None = None,
     ) -> Json:
         line = self._settings.lines_by_id.get(case.line_id)
+        now = self._clock()
         return build_case_card(
             CaseCardView(
                 case=case,
                 line_name=line.display_name if line else case.line_id,
                 lang=lang,
-                now=datetime.now(UTC),
+                now=now,
                 claim_timeout=self.claim_timeout,
                 listen_link=listen_link,
                 notice=notice,
                 viewer=viewer,
                 identity=self._identify_caller(case) if self._identify_caller else None,
                 notice_positive=listen_link is not None,
+                due=line_due_state(line, case, now) if line else None,
             )
         )
 
@@ -187,13 +195,15 @@ class CardActions:
         if refused is not None:
             log.warning("refused %s on case %s from elsewhere: %s", verb, case.id[:8], refused)
             return ActionResult(403, message=text(lang, "action_wrong_conversation"))
-        now = datetime.now(UTC)
+        now = self._clock()
         outcome = await self._store.cases.transition(case.id, verb, request.actor, now, self.claim_timeout)
         if outcome.refusal is not None:
             notice = refusal_text(outcome.refusal, lang)
             # The clicker may look at a stale card: answer with the current one, and refresh it for everyone.
             if _card_version(request.data) != outcome.case.version:
                 await effects.refresh_card(self._store.jobs, outcome.case.id)
+            if request.data.get("origin") == NUDGE_ORIGIN:
+                return ActionResult(200, card=build_nudge_answer(lang, notice, positive=False), message=notice)
             if _list_origin(request) is not None:
                 return await self._back_to_list(request, notice, positive=False)
             return ActionResult(200, card=self.card_for(outcome.case, lang, notice, request.actor), message=notice)
@@ -215,6 +225,9 @@ class CardActions:
             },
         )
         await self._flag_sync.case_changed(outcome.case)
+        if request.data.get("origin") == NUDGE_ORIGIN:
+            answer = build_nudge_answer(lang, text(lang, "nudge_released"), positive=True)
+            return ActionResult(200, card=answer, applied=True)
         if _list_origin(request) is not None:
             return replace(
                 await self._back_to_list(request, text(lang, "list_action_done"), positive=True), applied=True

@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from bot import effects, metrics
 from bot.actions import CardActions
 from bot.callers import CallerCache, CallerDirectory
+from bot.clock import Clock, ShiftableClock, system_clock
 from bot.commands import Commands
 from bot.config import ConfigError, ConfigProblem, Settings, listens_on_loopback_only
 from bot.coordinator import MailboxCoordinator
@@ -32,6 +33,9 @@ from bot.jobs import JobRunner
 from bot.live_calls import LiveCalls
 from bot.placetel.notify import GLOBAL_SCOPE, NOTIFY_JOB, NOTIFY_PATH, notify_handler
 from bot.placetel.profiles import BUILTIN_PROFILES, ParserProfile, load_profiles, merge_profiles
+from bot.reminders import OVERVIEW as OVERVIEW_JOB
+from bot.reminders import REMINDER as REMINDER_JOB
+from bot.reminders import ReminderService
 from bot.retention import Retention
 from bot.stats.chart import CHART_PATH, ChartLinks, chart_handler
 from bot.stats.digest import DIGEST_JOB, DigestRuns, DigestScheduler
@@ -45,7 +49,7 @@ from bot.teams.auth import authenticated_messages_handler
 from bot.teams.bot import RufpoolBot
 from bot.teams.digest import DigestPoster
 from bot.teams.pacing import Pacer
-from bot.teams.posting import CardPoster
+from bot.teams.reminder_posting import ReminderPoster
 from bot.voicemail import VOICEMAIL_PATH, LegacyVoicemailLinks, VoicemailAccess, voicemail_handler
 from cards.i18n import BERLIN, language_for
 
@@ -69,6 +73,9 @@ class Services:
     notifications: Handler
     voicemail: Handler
     placetel_notify: Handler
+    clock: Clock
+    """Where the bot reads the time; shiftable only in the local sandbox (the demo's "+1 h")."""
+    reminders: ReminderService
 
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -77,6 +84,7 @@ CHART: web.AppKey[Handler] = web.AppKey("chart")
 CALLERS = web.AppKey("callers", CallerDirectory)
 METRICS_ONLY = web.AppKey("metrics_only", Services)
 """Set on the separate metrics listener: it serves /metrics without the bearer token."""
+CLOCK = web.AppKey("clock", object)
 
 
 def notify_secrets(settings: Settings) -> dict[str, str]:
@@ -98,6 +106,7 @@ def parser_profiles(settings: Settings) -> tuple[ParserProfile, ...]:
 
 async def _services(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
+    clock = clock_for(app)
     instance_id = f"instance-{uuid.uuid4().hex[:8]}"
     # Everything that only needs the settings first: a failure then leaves nothing open (an open store's thread
     # would keep the process alive).
@@ -132,13 +141,23 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     stats = StatsService(settings, queries, chart_links, callers.name_for_number)
     commands = Commands(settings, store, GraphDirectory(graph).is_team_owner, stats=stats)
     voicemail_access = VoicemailAccess.from_settings(settings, store)
-    actions = CardActions(settings, store, flag_sync, commands.list_page, voicemail_access, callers.identify)
+    actions = CardActions(
+        settings, store, flag_sync, commands.list_page, voicemail_access, callers.identify, clock=clock
+    )
     bot = RufpoolBot(store, commands, actions, settings.default_locale)
     # The runner is built below with live_calls among its handlers; the lambda reaches it once it exists.
     live_calls = LiveCalls(settings, store, flag_sync, wake_workers=lambda: runner.wake())
     pacer, channel_lang = Pacer(), language_for(settings.default_locale)
-    poster = CardPoster(
-        adapter, settings.app_id, store, actions, pacer, channel_lang, settings.is_teams_service_url
+    poster = ReminderPoster(
+        adapter,
+        settings.app_id,
+        store,
+        actions,
+        pacer,
+        channel_lang,
+        settings.is_teams_service_url,
+        settings=settings,
+        clock=clock,
     )
     digest_runs = DigestRuns(sql_database(store))
     digests = DigestPoster(
@@ -155,10 +174,13 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             DIGEST_JOB: digests.handle_digest,
             effects.ERASED_CARD: poster.handle_erased,
             NOTIFY_JOB: live_calls.handle_notification,
+            REMINDER_JOB: poster.handle_reminder,
+            OVERVIEW_JOB: poster.handle_overview,
         },
         policy=RetryPolicy(base_delay=timedelta(seconds=settings.outbox_retry_base_seconds)),
         on_give_up={NOTIFICATION_JOB: coordinator.notification_given_up},
     )
+    reminders = ReminderService(settings, store.cases, store.reminders, clock, runner.wake)
     app[SERVICES] = Services(
         settings,
         store,
@@ -172,6 +194,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         notifications=notification_handler(store.jobs, settings.graph_client_state.get_secret_value(), runner.wake),
         voicemail=voicemail_handler(voicemail_access, LegacyVoicemailLinks.from_settings(settings), store, mailboxes),
         placetel_notify=notify_handler(store.jobs, notify_secrets(settings), runner.wake),
+        clock=clock,
+        reminders=reminders,
     )
     retention = Retention(settings, store, instance_id)
     runner.start()
@@ -184,6 +208,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     callers.start()
     digest_scheduler = DigestScheduler(settings, digest_runs, BERLIN, wake=runner.wake)
     digest_scheduler.start()
+    reminders.start()
     log.info("Rufpool is listening (%d pool lines)", len(settings.pool_lines))
     if bot_auth.allow_unauthenticated:
         log.warning("SANDBOX_MODE without MicrosoftAppId: activities are accepted WITHOUT authentication (local only)")
@@ -203,6 +228,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         await coordinator.stop()
         await callers.stop()
         await digest_scheduler.stop()
+        await reminders.stop()
         await runner.stop()
         ingestor.close()
         await credential.close()
@@ -284,6 +310,14 @@ async def voicemail(request: web.Request) -> web.StreamResponse:
     return await request.app[SERVICES].voicemail(request)
 
 
+def clock_for(app: web.Application) -> Clock:
+    """A clock given to :func:`create_app` (tests), else the system clock; the sandbox's can be shifted forward."""
+    given = app.get(CLOCK)
+    if callable(given):
+        return given  # type: ignore[no-any-return]
+    return ShiftableClock() if app[SETTINGS].sandbox_mode else system_clock
+
+
 async def chart(request: web.Request) -> web.StreamResponse:
     return await request.app[CHART](request)
 
@@ -292,7 +326,7 @@ async def placetel_notify(request: web.Request) -> web.StreamResponse:
     return await request.app[SERVICES].placetel_notify(request)
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
     switches = settings.local_only_switches
     if switches and not listens_on_loopback_only(settings.host):
         # Settings validation refuses this already; a copied or constructed Settings must not slip through.
@@ -308,6 +342,8 @@ def create_app(settings: Settings) -> web.Application:
         )
     app = web.Application(client_max_size=1024 * 1024)
     app[SETTINGS] = settings
+    if clock is not None:
+        app[CLOCK] = clock
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(_metrics_site)
     app.router.add_post("/api/messages", messages)

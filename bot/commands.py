@@ -19,6 +19,7 @@ from bot.storage.interface import ChannelLink, Store
 from cards.i18n import Lang, conversation_language, text
 from cards.list_card import PAGE_SIZE, CaseListView, ListCommand, build_list_card
 from cards.messages import build_help_card, build_link_confirmation_card, build_unlink_confirmation_card
+from cards.reminder_cards import LineRulesSummary, help_rules_blocks
 
 log = logging.getLogger(__name__)
 
@@ -113,11 +114,34 @@ class Commands:
     async def handle(self, request: CommandRequest) -> CommandReply:
         command, argument = parse_command(request.text)
         if command is None:
-            return CommandReply(card=build_help_card(self.language(request), unknown_text=argument or None))
+            return CommandReply(
+                card=build_help_card(
+                    self.language(request),
+                    unknown_text=argument or None,
+                    extra=self._rules_help(self.language(request)),
+                )
+            )
         return await self._handlers[command](request, argument)
 
     async def help(self, request: CommandRequest, _argument: str) -> CommandReply:
-        return CommandReply(card=build_help_card(self.language(request)))
+        return CommandReply(
+            card=build_help_card(self.language(request), extra=self._rules_help(self.language(request)))
+        )
+
+    def _rules_help(self, lang: Lang) -> list[Json]:
+        """The reminder rules and every line's business hours (hilfe explains when reminders come)."""
+        summaries = [
+            LineRulesSummary(
+                line.display_name,
+                line.hours.weekly_hours.describe(),
+                line.reminders.enabled,
+                line.reminders.unclaimed_minutes,
+                line.reminders.claimed_minutes,
+                line.reminders.escalate_after,
+            )
+            for line in self._settings.pool_lines
+        ]
+        return help_rules_blocks(summaries, lang)
 
     async def open_cases(self, request: CommandRequest, _argument: str) -> CommandReply:
         return CommandReply(card=await self._list(request, ListCommand.OPEN, 0))

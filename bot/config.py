@@ -25,6 +25,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.domain.callbacks import AutoDone
+from bot.line_rules import LineHours, LineReminders
 
 LINE_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 GUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
@@ -89,6 +90,8 @@ class PoolLine(BaseModel):
         default_factory=dict,
         description="SIP users or extensions of the team whose outgoing calls count as callbacks → name to show",
     )
+    hours: LineHours = Field(default_factory=LineHours, description="business hours, holidays and closed days")
+    reminders: LineReminders = Field(default_factory=LineReminders, description="reminders (off unless enabled)")
 
     @field_validator("id")
     @classmethod
@@ -219,7 +222,8 @@ class Settings(BaseSettings):
     pool_lines: Annotated[list[PoolLine], NoDecode] = Field(
         default_factory=list,
         description='JSON list: [{"id","mailbox","numbers":[…],"display_name"}], optionally per line '
-        '"notify_secret", "auto_done_on_callback", "team_extensions":{"sip-user-or-extension":"name"}',
+        '"notify_secret", "auto_done_on_callback", "team_extensions":{"sip-user-or-extension":"name"}, "hours":{…} '
+        'and "reminders":{…} (docs/reminders.md)',
     )
     parser_profiles: str = Field(default="", description="JSON list of extra parser profiles, or a file path")
     link_admins: Annotated[list[str], NoDecode] = Field(

@@ -44,6 +44,7 @@ PUBLIC_URL = "public notification URL"
 PLACETEL_NOTIFY = "Placetel call webhooks (Notify API)"
 OUTBOX = "outbox"
 CALLER_SOURCES = "caller names (Graph permissions)"
+BUSINESS_HOURS = "business hours and reminders"
 
 EXPIRY_MARGIN = timedelta(hours=12)
 VALIDATION_TIMEOUT_S = 10.0  # Graph's limit for the validation handshake
@@ -68,6 +69,8 @@ class CheckResult:
     problems: list[Problem] = field(default_factory=list)
     skipped: str | None = None
     """Why the check could not run (a prerequisite failed or it does not apply)."""
+    notes: list[str] = field(default_factory=list)
+    """What the check found that is worth showing although nothing is wrong (e.g. each line's hours)."""
 
     @property
     def errors(self) -> list[Problem]:
@@ -570,6 +573,66 @@ async def check_placetel_notify(settings: Settings) -> list[Problem] | None:
 # ---------------------------------------------------------------- running and reporting
 
 
+# ---------------------------------------------------------------- business hours and reminders
+
+
+def _local(moment: datetime, line: PoolLine) -> str:
+    return f"{moment.astimezone(line.hours.calendar.tz):%a %Y-%m-%d %H:%M}"
+
+
+def describe_line_hours(line: PoolLine, now: datetime) -> tuple[str, list[Problem]]:
+    """One line's hours, holidays, open state, next opening and reminder rules, for the doctor's report."""
+    hours, rules = line.hours, line.reminders
+    calendar = hours.calendar
+    holidays = f"holidays of {hours.state}" if hours.state else "nationwide holidays"
+    closed = f", {len(hours.closed)} extra closed day entries" if hours.closed else ""
+    parts = [f"{line.id}: {hours.weekly_hours.describe()} ({hours.timezone}, {holidays}{closed})"]
+    problems: list[Problem] = []
+    opening = calendar.next_opening(now)
+    if calendar.is_open(now):
+        until = next(end for start, end in calendar.intervals_from(now))
+        parts.append(f"open now until {_local(until, line)}")
+    else:
+        reason = calendar.closed_reason(now.astimezone(calendar.tz).date())
+        parts.append("closed now" + (f" ({reason})" if reason else ""))
+    if opening is not None:
+        parts.append(f"next opening {_local(opening, line)}")
+    else:
+        problems.append(
+            Problem(
+                BUSINESS_HOURS,
+                f"{line.id}: the line never opens within a year (hours {hours.weekly!r}, closed {hours.closed}).",
+                f"Correct POOL_LINES[{line.id}].hours: weekly hours like 'Mo-Fr 08:00-18:00' and fewer closed days.",
+            )
+        )
+    if rules.enabled:
+        escalation = f", escalation after {rules.escalate_after}" if rules.escalate_to else ", no escalation"
+        parts.append(f"reminders after {rules.unclaimed_minutes}/{rules.claimed_minutes} min{escalation}")
+        if rules.tag is None and not rules.mention:
+            problems.append(
+                Problem(
+                    BUSINESS_HOURS,
+                    f"{line.id}: reminders mention nobody (no 'tag' and no 'mention' people).",
+                    f"Add a team tag or people to POOL_LINES[{line.id}].reminders so reminders reach someone.",
+                    warning=True,
+                )
+            )
+    else:
+        parts.append("reminders off")
+    return "; ".join(parts), problems
+
+
+def check_business_hours(settings: Settings, now: datetime) -> CheckResult:
+    if not settings.pool_lines:
+        return CheckResult(BUSINESS_HOURS, skipped="no POOL_LINES")
+    notes, problems = [], []
+    for line in settings.pool_lines:
+        note, found = describe_line_hours(line, now)
+        notes.append(note)
+        problems.extend(found)
+    return CheckResult(BUSINESS_HOURS, problems, notes=notes)
+
+
 def _graph_skip_reason(settings: Settings, credential: AsyncTokenCredential | None, token: list[Problem]) -> str | None:
     if not settings.pool_lines:
         return "no POOL_LINES"
@@ -625,6 +688,7 @@ async def diagnose(settings: Settings, now: datetime | None = None) -> list[Chec
         )
     return [
         CheckResult(CONFIGURATION, check_configuration(settings)),
+        check_business_hours(settings, now),
         credentials,
         mailboxes,
         *([callers] if callers is not None else []),
@@ -640,6 +704,7 @@ def format_report(results: Sequence[CheckResult]) -> str:
     lines = ["Rufpool doctor", ""]
     for result in results:
         lines.append(f"[{result.status}] {result.check}" + (f" (skipped: {result.skipped})" if result.skipped else ""))
+        lines.extend(f"    · {note}" for note in result.notes)
         for problem in result.problems:
             lines.append(f"    - {'warning' if problem.warning else 'problem'}: {problem.message}")
             lines.append(f"      Fix: {problem.fix}")

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from bot.domain.callers import CallerIdentity
 from bot.domain.cases import Actor, Case, CaseState, ContactKind
 from bot.domain.events import WITHHELD, CallEvent, EventKind
+from bot.domain.reminders import DueState
 from bot.domain.state_machine import TRANSITIONS, Verb, Who
 from cards.elements import (
     Json,
@@ -39,6 +40,7 @@ from cards.format import (
 )
 from cards.i18n import Lang, calls_count, clock, text
 from cards.messages import contact_result
+from cards.reminder_cards import due_block
 
 SHOWN_EVENTS = 10
 """The newest events listed on the card; older ones collapse into "+N weitere" so the card size stays bounded."""
@@ -89,6 +91,8 @@ class CaseCardView:
     """Who the caller is (contacts, directory, PBX); None when no caller source is configured: the mail's name."""
     notice_positive: bool = False
     """Show the notice as a confirmation instead."""
+    due: DueState | None = None
+    """Waiting time and due state in business hours, on lines with reminders."""
 
 
 def card_verbs(state: CaseState, *, holder_viewing: bool = False) -> tuple[Verb, ...]:
@@ -126,6 +130,9 @@ def card_activity_text(case: Case, lang: Lang) -> str:
 def build_case_card(view: CaseCardView) -> Json:
     case = view.case
     body = [_header(view)]
+    due = due_block(view.due, view.lang, view.now) if view.due is not None else None
+    if due is not None:
+        body.append(due)
     if view.notice:
         body.append(notice_block(inert(view.notice, NOTICE_LIMIT), positive=view.notice_positive))
     body.extend(_caller(view))

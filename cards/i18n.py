@@ -417,7 +417,70 @@ _EN: Mapping[str, str] = {
     "The mails themselves follow the mailbox's own retention in Outlook.",
 }
 
-TEXTS: Mapping[Lang, Mapping[str, str]] = {Lang.DE: _DE, Lang.EN: _EN}
+# Reminders, business hours and the morning overview.
+_DE_REMINDERS: Mapping[str, str] = {
+    "due_new": "Neu · wartet seit {waited}",
+    "due_since": "Fällig seit {since} · wartet seit {waited}",
+    "due_claim_overdue": "Seit {waited} in Bearbeitung – fertig? Sonst bitte „Freigeben“.",
+    "waited_minutes": "{m} Min.",
+    "waited_hours": "{h} Std. {m} Min.",
+    "reminder_unclaimed": "⏰ {mentions} Dieser Rückruf wartet seit {waited} – wer übernimmt?",
+    "reminder_unclaimed_nobody": "⏰ Dieser Rückruf wartet seit {waited} – wer übernimmt?",
+    "reminder_claimed": "⏰ {mentions} du hast diesen Rückruf seit {waited}. Erledigt? Sonst bitte „Freigeben“, "
+    "damit jemand anderes zurückruft.",
+    "reminder_escalation": "🚨 {mentions} Eskalation: dieser Rückruf ({line}, {caller}) ist seit {waited} offen – "
+    "{count}× erinnert, niemand hat übernommen.",
+    "reminder_escalation_claimed": "🚨 {mentions} Eskalation: dieser Rückruf ({line}, {caller}) ist seit {waited} "
+    "bei {name} in Bearbeitung – {count}× erinnert.",
+    "overview_title": "Guten Morgen – {count} seit {since} ({line})",
+    "overview_title_first": "Guten Morgen – {count} vor Öffnung ({line})",
+    "overview_intro": "Eingegangen, während die Leitung geschlossen war, älteste zuerst:",
+    "overview_more": "+{count} weitere – alle mit „@Rufpool offen“",
+    "help_rules_title": "Erinnerungen",
+    "help_rules": (
+        "Gezählt wird nur in den Geschäftszeiten der Leitung (Feiertage und Schließtage zählen nicht). "
+        "Ein Rückruf, den nach {unclaimed} Min. niemand übernommen hat, bekommt eine Erinnerung im Thread; "
+        "wer einen Fall länger als {claimed} Min. hat, wird erinnert und kann ihn freigeben; nach {after} "
+        "Erinnerungen wird eskaliert. Zur ersten Öffnung des Tages kommt eine Übersicht der Anrufe aus der Nacht."
+    ),
+    "help_hours": "{line}: {hours}",
+    "help_hours_off": "{line}: {hours} · Erinnerungen aus",
+    "nudge_release_hint": "Schaffst du es nicht? Freigeben macht den Fall wieder offen für alle.",
+    "nudge_released": "Freigegeben – der Fall ist wieder offen.",
+}
+
+_EN_REMINDERS: Mapping[str, str] = {
+    "due_new": "New · waiting for {waited}",
+    "due_since": "Due since {since} · waiting for {waited}",
+    "due_claim_overdue": "In progress for {waited} – done? Otherwise please “Release”.",
+    "waited_minutes": "{m} min",
+    "waited_hours": "{h} h {m} min",
+    "reminder_unclaimed": "⏰ {mentions} This callback has been waiting for {waited} – who takes it?",
+    "reminder_unclaimed_nobody": "⏰ This callback has been waiting for {waited} – who takes it?",
+    "reminder_claimed": "⏰ {mentions} you have held this callback for {waited}. Done? Otherwise please “Release” "
+    "it so someone else calls back.",
+    "reminder_escalation": "🚨 {mentions} Escalation: this callback ({line}, {caller}) has been open for {waited} – "
+    "reminded {count}×, nobody took it.",
+    "reminder_escalation_claimed": "🚨 {mentions} Escalation: this callback ({line}, {caller}) has been with {name} "
+    "for {waited} – reminded {count}×.",
+    "overview_title": "Good morning – {count} since {since} ({line})",
+    "overview_title_first": "Good morning – {count} before opening ({line})",
+    "overview_intro": "Came in while the line was closed, oldest first:",
+    "overview_more": "+{count} more – see all with “@Rufpool open”",
+    "help_rules_title": "Reminders",
+    "help_rules": (
+        "Only the line's business hours count (holidays and closed days do not). A callback nobody claimed "
+        "for {unclaimed} min gets a reminder in its thread; whoever holds a case longer than {claimed} min is "
+        "reminded and may release it; after {after} reminders it is escalated. At the first opening of the day an "
+        "overview lists the calls of the night."
+    ),
+    "help_hours": "{line}: {hours}",
+    "help_hours_off": "{line}: {hours} · reminders off",
+    "nudge_release_hint": "Can't get to it? Releasing makes the case open for everyone again.",
+    "nudge_released": "Released – the case is open again.",
+}
+
+TEXTS: Mapping[Lang, Mapping[str, str]] = {Lang.DE: {**_DE, **_DE_REMINDERS}, Lang.EN: {**_EN, **_EN_REMINDERS}}
 
 
 def text(lang: Lang, key: str, **values: object) -> str:

@@ -5,7 +5,7 @@ Thread replies are sent as Teams message text, which is markdown too, so names i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, tzinfo
 
 from bot.domain.cases import Actor, Contact, ContactKind
@@ -116,8 +116,9 @@ def _confirmation(lang: Lang, title_key: str, text_key: str, line_name: str, sty
     return adaptive_card([container], fallback_text=title)
 
 
-def build_help_card(lang: Lang, unknown_text: str | None = None) -> Json:
-    """What the bot does and its commands; ``unknown_text`` is the message that was not understood, if any."""
+def build_help_card(lang: Lang, unknown_text: str | None = None, extra: Sequence[Json] = ()) -> Json:
+    """What the bot does and its commands; ``unknown_text`` is the message that was not understood, if any;
+    ``extra`` are further sections (the reminder rules)."""
     body = [text_block(text(lang, "help_title"), size="Large", weight="Bolder")]
     if unknown_text is not None:
         body.append(
@@ -130,4 +131,5 @@ def build_help_card(lang: Lang, unknown_text: str | None = None) -> Json:
     body.append(text_block(text(lang, "help_intro", **buttons)))
     body.append(text_block(text(lang, "help_commands"), weight="Bolder", spacing="Medium"))
     body.append(fact_set([(text(lang, command), text(lang, meaning)) for command, meaning in _HELP_COMMANDS]))
+    body.extend(extra)
     return adaptive_card(body, fallback_text=text(lang, "help_intro", **buttons))

@@ -168,6 +168,9 @@ def card_variants() -> Iterator[tuple[str, Callable[[], Json]]]:
     yield "list-long-names", lambda: build_list_card(list_view(long_list_page(), total=10_000, offset=20))
     yield "help-unknown", lambda: build_help_card(Lang.DE, unknown_text=HOSTILE)
     yield "unlink", lambda: build_unlink_confirmation_card(LINE_NAME, Lang.DE)
+    from tests.reminder_cards_fixtures import reminder_card_variants
+
+    yield from reminder_card_variants()
 
 
 def _case_card(make: Callable[[], Case], lang: Lang) -> Json:

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -72,6 +73,14 @@ async def _flag_status(http: aiohttp.ClientSession, control: str) -> list[str]:
         return [mail["flag_status"] for mail in await response.json()]
 
 
+async def _screenshot(page: Any, name: str) -> None:
+    path = _artifacts() / f"{name}.png"
+    await page.screenshot(path=path)
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        README_SHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, README_SHOTS / path.name)
+
+
 async def test_claim_and_done_clicked_in_the_playground_ui(demo: DemoProcess) -> None:
     _require_browser()
     from playwright.async_api import Page, async_playwright, expect
@@ -79,11 +88,7 @@ async def test_claim_and_done_clicked_in_the_playground_ui(demo: DemoProcess) ->
     shots = _artifacts()
 
     async def screenshot(page: Page, name: str) -> None:
-        path = shots / f"{name}.png"
-        await page.screenshot(path=path)
-        if os.environ.get("UPDATE_SCREENSHOTS") == "1":
-            README_SHOTS.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, README_SHOTS / path.name)
+        await _screenshot(page, name)
 
     async with async_playwright() as playwright, aiohttp.ClientSession() as http:
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
@@ -126,3 +131,50 @@ async def test_claim_and_done_clicked_in_the_playground_ui(demo: DemoProcess) ->
         "playground-card-done.png",
         "playground-card-open.png",
     ]
+
+
+async def _advance(http: aiohttp.ClientSession, control: str) -> dict[str, Any]:
+    async with http.post(f"{control}/api/time", json={"hours": 1}) as response:
+        assert response.status == 200, await response.text()
+        return dict(await response.json())
+
+
+async def test_time_plus_one_hour_in_the_ui_shows_the_overview_and_the_due_card(demo: DemoProcess) -> None:
+    """Move the bot's clock until Zentrale is closed, call, then "+1 h" until the morning overview shows."""
+    _require_browser()
+    from playwright.async_api import async_playwright, expect
+
+    async with async_playwright() as playwright, aiohttp.ClientSession() as http:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        try:
+            page = await browser.new_page(
+                viewport={"width": 1280, "height": 1100}, locale="de-DE", timezone_id="Europe/Berlin"
+            )
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            await page.goto(demo.playground)
+            await page.get_by_role("treeitem", name=f"{TEAM_NAME} - {CALLBACK_CHANNEL_NAME}").click()
+            await page.get_by_title("Hide log panel").click()
+            async with http.get(f"{demo.control}/api/time") as response:
+                state = await response.json()
+            while state["open"]["zentrale"]:
+                state = await _advance(http, demo.control)
+            simulated = {"kind": "missed", "caller": "0171 5550002", "line": "zentrale"}
+            async with http.post(f"{demo.control}/api/simulate", json=simulated) as response:
+                assert response.status == 200, await response.text()
+            # The case card (the overview lists the caller too, but has no history).
+            card = page.locator(".ac-adaptiveCard").filter(has_text="0171 5550002").filter(has_text="Verlauf")
+            await expect(card).to_be_visible(timeout=UI_TIMEOUT_MS)
+            overview = page.locator(".ac-adaptiveCard").filter(has_text="Guten Morgen")
+            for _ in range(120):
+                await _advance(http, demo.control)
+                await asyncio.sleep(0.3)
+                if await overview.count():
+                    break
+            await expect(overview).to_be_visible(timeout=UI_TIMEOUT_MS)
+            await _screenshot(page, "playground-overview")
+            await _advance(http, demo.control)
+            await expect(card.get_by_text("Fällig seit", exact=False)).to_be_visible(timeout=UI_TIMEOUT_MS)
+            await card.scroll_into_view_if_needed()
+            await _screenshot(page, "playground-reminder-due")
+        finally:
+            await browser.close()

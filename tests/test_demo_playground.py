@@ -350,3 +350,60 @@ async def test_the_page_follows_the_flags_and_posts_the_open_cases_again(demo: D
             lambda e: is_case_card_post(e) and e["message"]["messageId"] not in seen, "the open case posted again"
         )
         assert "0171 4445556" in " ".join(texts(card_of(again)))
+
+
+async def _time(http: aiohttp.ClientSession, demo: DemoProcess, hours: float | None = None) -> dict[str, object]:
+    if hours is None:
+        async with http.get(f"{demo.control}/api/time") as response:
+            return dict(await response.json())
+    async with http.post(f"{demo.control}/api/time", json={"hours": hours}) as response:
+        assert response.status == 200, await response.text()
+        return dict(await response.json())
+
+
+def _is_overview(event: dict[str, object]) -> bool:
+    card = card_of(event)
+    return (
+        event.get("action") == "createMessage"
+        and event.get("actionConversationId") == CALLBACK_CHANNEL_ID
+        and card is not None
+        and any("Guten Morgen" in line for line in texts(card))
+    )
+
+
+async def test_time_plus_one_hour_shows_the_morning_overview_and_reminders(demo: DemoProcess) -> None:
+    """Whatever the real time: move the bot's clock until Zentrale is closed, call, then "+1 h" until it opens."""
+    async with aiohttp.ClientSession() as http, playground_stream(http, demo.playground) as stream:
+        state = await _time(http, demo)
+        for _ in range(24):
+            if not state["open"]["zentrale"]:  # type: ignore[index]
+                break
+            state = await _time(http, demo, 1)
+        assert not state["open"]["zentrale"], state  # type: ignore[index]
+        await _simulate(demo, "missed", "--from", "0171 5550001")
+        posted = await stream.wait_for(is_case_card_post, "the night call's card")
+        thread = posted["message"]["postConversationId"]
+        assert any("Neu · wartet seit 0 Min." in line for line in texts(card_of(posted)))
+
+        overview = None
+        for _ in range(120):  # a long weekend with holidays is at most a few days of hours
+            state = await _time(http, demo, 1)
+            try:
+                overview = await asyncio.wait_for(stream.wait_for(_is_overview, "the morning overview"), 1.5)
+                break
+            except TimeoutError:
+                continue
+        assert overview is not None, state
+        overview_texts = " ".join(texts(card_of(overview)))
+        assert "1 Anruf seit" in overview_texts and "0171 5550001" in overview_texts
+
+        await _time(http, demo, 1)
+        reminder = await stream.wait_for(
+            lambda e: is_thread_reply(e, thread, "wartet seit") and "<at>" in (e["message"].get("text") or ""),
+            "the reminder in the thread",
+        )
+        assert "Anna Schmidt" in reminder["message"]["text"]
+        due = await stream.wait_for(
+            lambda e: is_card_update(e, posted["message"]["messageId"], "Fällig seit"), "the card marked due"
+        )
+        assert due is not None

@@ -18,6 +18,7 @@ from aiohttp import web
 from bot.__main__ import main
 from bot.config import Settings, load_settings
 from bot.doctor import (
+    BUSINESS_HOURS,
     CONFIGURATION,
     CREDENTIALS,
     DATABASE,
@@ -28,6 +29,7 @@ from bot.doctor import (
     SUBSCRIPTIONS,
     CheckResult,
     check_bot_token,
+    check_business_hours,
     check_configuration,
     diagnose,
     format_report,
@@ -49,7 +51,7 @@ from tests.sandbox_teams_fixtures import BOT_APP, GRAPH_APP, TENANT
 POOL = "zentrale@example.com"
 CLIENT_STATE = "doctor-client-state-value"
 NOTIFY_SECRET = "doctor-notify-secret-0123456789"
-ALL_CHECKS = [CONFIGURATION, CREDENTIALS, MAILBOXES, SUBSCRIPTIONS, DATABASE, OUTBOX, PUBLIC_URL]
+ALL_CHECKS = [CONFIGURATION, BUSINESS_HOURS, CREDENTIALS, MAILBOXES, SUBSCRIPTIONS, DATABASE, OUTBOX, PUBLIC_URL]
 
 
 def free_port() -> int:
@@ -141,7 +143,7 @@ async def test_all_green(sandbox: Sandbox) -> None:
         assert f"[{'WARN' if check == 'configuration' else 'OK'}] {check}" in output
     switches = "SANDBOX_MODE, GRAPH_CA_BUNDLE, GRAPH_BASE_URL, GRAPH_AUTHORITY_HOST"
     assert f"Local sandbox, not production: {switches}" in output
-    assert "0 problem(s), 1 warning(s); 7 of 8 checks passed, 1 skipped" in output
+    assert "0 problem(s), 1 warning(s); 8 of 9 checks passed, 1 skipped" in output
     assert f"[SKIP] {PLACETEL_NOTIFY} (skipped: not used" in output
     assert "All checks passed." in output
 
@@ -520,3 +522,39 @@ async def test_dead_letters_are_reported(sandbox: Sandbox) -> None:
     assert code == 1
     assert "[FAIL] outbox" in output
     assert "1 job(s) gave up after all retries" in output and "teams.card" in output and "(403)" in output
+
+
+def _hours_settings(**line: Any) -> Settings:
+    base = {"id": "zentrale", "mailbox": "z@praxis.example", "numbers": ["+49301234500"], "display_name": "Zentrale"}
+    return Settings(_env_file=None, sandbox_mode=True, graph_client_state="s", pool_lines=[{**base, **line}])  # type: ignore[call-arg]
+
+
+def test_business_hours_show_each_line_and_its_next_opening() -> None:
+    settings = _hours_settings(
+        hours={"weekly": "Mo-Fr 08:00-12:00,14:00-18:00", "state": "BY"},
+        reminders={"enabled": True, "tag": {"id": "tag-1", "name": "Empfang"}},
+    )
+    corpus_christi = datetime(2026, 6, 4, 10, 0, tzinfo=UTC)
+    result = check_business_hours(settings, corpus_christi)
+    assert result.status == "OK"
+    [note] = result.notes
+    assert "zentrale: Mo-Fr 08:00-12:00,14:00-18:00 (Europe/Berlin, holidays of BY)" in note
+    assert "closed now (Fronleichnam)" in note
+    assert "next opening Fri 2026-06-05 08:00" in note
+    assert "reminders after 30/120 min, no escalation" in note
+    open_now = check_business_hours(settings, datetime(2026, 6, 5, 9, 0, tzinfo=UTC)).notes[0]
+    assert "open now until Fri 2026-06-05 12:00" in open_now and "next opening Fri 2026-06-05 14:00" in open_now
+    assert "[OK] business hours and reminders\n    · zentrale:" in format_report([result])
+
+
+def test_business_hours_warn_about_reminders_to_nobody_and_a_line_that_never_opens() -> None:
+    result = check_business_hours(
+        _hours_settings(
+            hours={"closed": ["2026-01-01..2026-12-31", "2027-01-01..2027-12-31"]}, reminders={"enabled": True}
+        ),
+        datetime(2026, 3, 3, 9, 0, tzinfo=UTC),
+    )
+    assert result.status == "FAIL"
+    messages = " ".join(problem.message for problem in result.problems)
+    assert "never opens" in messages and "mention nobody" in messages
+    assert result.check == BUSINESS_HOURS

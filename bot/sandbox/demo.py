@@ -29,6 +29,7 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,10 @@ from aiohttp import web
 
 from bot import effects
 from bot.app import SERVICES, create_app
+from bot.clock import ShiftableClock
 from bot.config import PoolLine, Settings
 from bot.domain.callbacks import AutoDone
+from bot.line_rules import Escalation, LineHours, LineReminders, Mentionable
 from bot.logging_setup import configure_logging
 from bot.placetel.notify import NOTIFY_PATH
 from bot.sandbox.demo_playground import (
@@ -46,11 +49,12 @@ from bot.sandbox.demo_playground import (
     CURRENT_USER,
     REPO_ROOT,
     TEAM_ID,
+    TEAM_USERS,
     TENANT_ID,
     PlaygroundClient,
     PlaygroundProcess,
 )
-from bot.sandbox.demo_simulator import KINDS, CallSimulator, control_app
+from bot.sandbox.demo_simulator import KINDS, CallSimulator, SimulationError, TimeControl, control_app
 from bot.sandbox.graph import GraphStandIn
 from bot.sandbox.identity import GRAPH_AUDIENCE, IdentityServer, IdentityStandIn, RegisteredApp
 from bot.sandbox.placetel import PlacetelStandIn
@@ -67,6 +71,10 @@ GRAPH_TENANT = "7e4a1f00-0000-4000-8000-00000000a001"
 TEAM_SIP_USER = "7777anna@fpbx.example"
 """The SIP user the simulated callbacks are placed from: Anna at the front desk."""
 TEAM_EXTENSIONS = {TEAM_SIP_USER: "Anna Schmidt"}
+# Reminders are off by default; the demo switches them on: Zentrale keeps office hours in Berlin (so "Zeit +1 h"
+# shows the morning overview after a night), Praxis Nord long hours in Hamburg.
+ANNA = Mentionable(id=CURRENT_USER.aad_object_id, name=CURRENT_USER.name)
+BEN = Mentionable(id=TEAM_USERS[0].aad_object_id, name=TEAM_USERS[0].name)
 POOL_LINES = (
     PoolLine(
         id="zentrale",
@@ -75,6 +83,8 @@ POOL_LINES = (
         display_name="Zentrale",
         auto_done_on_callback=AutoDone.REACHED,
         team_extensions=TEAM_EXTENSIONS,
+        hours=LineHours(weekly="Mo-Fr 08:00-12:00,13:00-18:00", state="BE", closed=["12-24", "12-31"]),
+        reminders=LineReminders(enabled=True, mention=[ANNA], escalate_after=2, escalate_to=Escalation(user=BEN)),
     ),
     PoolLine(
         id="praxis-nord",
@@ -82,6 +92,8 @@ POOL_LINES = (
         numbers=["+49 40 5550100"],
         display_name="Praxis Nord",
         team_extensions=TEAM_EXTENSIONS,
+        hours=LineHours(weekly="Mo-Sa 07:00-20:00", state="HH"),
+        reminders=LineReminders(enabled=True, mention=[ANNA]),
     ),
 )
 # People the demo's Graph knows, so that cards name these callers (CALLER_SOURCES): a contact of the Zentrale's
@@ -231,6 +243,25 @@ async def _wait_for_subscriptions(graph: GraphStandIn, count: int) -> None:
         await asyncio.sleep(0.1)
 
 
+def _time_control(bot: web.Application) -> TimeControl:
+    """The bot's sandbox clock, moved forward by the demo page; each move runs the reminders at once."""
+
+    def clock() -> ShiftableClock:
+        shiftable = bot[SERVICES].clock
+        if not isinstance(shiftable, ShiftableClock):
+            raise SimulationError("the bot's clock is not shiftable (not in SANDBOX_MODE)")
+        return shiftable
+
+    async def advance(delta: timedelta) -> datetime:
+        services = bot[SERVICES]
+        now = clock().advance(delta)
+        await services.reminders.tick()
+        services.runner.wake()
+        return now
+
+    return TimeControl(now=lambda: clock()(), advance=advance, offset=lambda: clock().offset)
+
+
 @dataclass(frozen=True)
 class RunningDemo:
     urls: DemoUrls
@@ -275,9 +306,12 @@ async def demo_stack(options: DemoOptions) -> AsyncIterator[RunningDemo]:
 
         placetel_http = await stack.enter_async_context(aiohttp.ClientSession())
         placetel = PlacetelStandIn(placetel_http, settings.public_base_url + NOTIFY_PATH, notify_secret)
-        simulator = CallSimulator(graph, POOL_LINES, placetel, team_sip_user=TEAM_SIP_USER)
+        simulator = CallSimulator(
+            graph, POOL_LINES, placetel, team_sip_user=TEAM_SIP_USER, clock=lambda: bot[SERVICES].clock()
+        )
         control = await _serve(
-            control_app(simulator, playground.url, lambda: repost_open_cases(bot)), options.control_port
+            control_app(simulator, playground.url, lambda: repost_open_cases(bot), _time_control(bot)),
+            options.control_port,
         )
         stack.push_async_callback(control.cleanup)
 
@@ -314,7 +348,7 @@ Rufpool demo is running.
       team "Praxis": channel "Rückrufe Zentrale" shows line Zentrale, "General" shows line Praxis Nord
       opened it after simulating calls? The channel is empty (a Playground limit):
       "Offene Fälle erneut posten" on the simulation page posts the open cases again.
-  Simulate calls:            {urls.control}
+  Simulate calls:            {urls.control}   ("Zeit +1 h" shows reminders and the morning overview)
       or, from any shell:
           {command} missed --from "0171 2345678"
           {command} missed --from anonym      (a withheld number)

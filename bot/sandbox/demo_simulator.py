@@ -17,7 +17,7 @@ import random
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo
 
@@ -91,6 +91,15 @@ class CallbackView:
     subject: str
 
 
+@dataclass(frozen=True)
+class TimeControl:
+    """The bot's shiftable clock (sandbox only): read it, and move it forward (which also runs the reminders)."""
+
+    now: Callable[[], datetime]
+    advance: Callable[[timedelta], Awaitable[datetime]]
+    offset: Callable[[], timedelta]
+
+
 class CallSimulator:
     def __init__(
         self,
@@ -100,9 +109,12 @@ class CallSimulator:
         *,
         team_sip_user: str = "",
         seed: int = 0,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         if not lines:
             raise ValueError("the demo needs at least one pool line")
+        self._clock = clock
+        """The bot's clock: simulated mails arrive at the bot's "now", also after the demo moved time forward."""
         self._graph = graph
         self._placetel = placetel
         self._team_sip_user = team_sip_user
@@ -188,7 +200,9 @@ class CallSimulator:
                 f"Sie haben eine neue Sprachnachricht erhalten.\n\nAnrufer: {caller}\n"
                 f"Länge: {seconds // 60}:{seconds % 60:02d}\n\nDie Nachricht finden Sie im Anhang.\n"
             )
-            name = f"voicemail_{datetime.now(BERLIN):%Y%m%d_%H%M}.mp3"
+            name = (
+                f"voicemail_{(self._clock() if self._clock else datetime.now(UTC)).astimezone(BERLIN):%Y%m%d_%H%M}.mp3"
+            )
             attachments.append(Attachment(name, "audio/mpeg", self._random.randbytes(2000 * seconds)))
         else:
             subject = f"Verpasster Anruf von '{caller}' auf '{to}'"
@@ -202,6 +216,7 @@ class CallSimulator:
             sender_name="Telefonanlage",
             attachments=attachments,
             authentication="pass",
+            received=self._clock() if self._clock else None,
         )
         self.last_caller = caller
         return self._view(line, message)
@@ -253,6 +268,20 @@ class CallSimulator:
             for line in self.lines
         ]
 
+    def open_lines(self, now: datetime) -> dict[str, bool]:
+        """Which lines are open at ``now`` (their business hours)."""
+        return {line.id: line.hours.calendar.is_open(now) for line in self.lines}
+
+
+def time_state(simulator: CallSimulator, time: TimeControl) -> dict[str, Any]:
+    now = time.now()
+    return {
+        "now": now.isoformat(),
+        "local": f"{now.astimezone(BERLIN):%a %d.%m.%Y %H:%M}",
+        "offset_hours": time.offset().total_seconds() / 3600,
+        "open": simulator.open_lines(now),
+    }
+
 
 # The page and its API ---------------------------------------------------------------------------------------
 
@@ -284,6 +313,21 @@ setInterval(refreshUnread,1000);
 """
 
 
+def _time_form(simulator: CallSimulator, time: TimeControl | None) -> str:
+    if time is None:
+        return ""
+    state = time_state(simulator, time)
+    lines = ", ".join(
+        f"{html.escape(line.display_name)}: {'geöffnet' if state['open'][line.id] else 'geschlossen'} "
+        f"({html.escape(line.hours.weekly_hours.describe())})"
+        for line in simulator.lines
+    )
+    return f"""<form class="sim" method="post" action="/time">
+<p class="note">Bot-Uhr: <b>{html.escape(state["local"])}</b> (+{state["offset_hours"]:g} h) · {lines}.
+Erinnerungen zählen nur in den Geschäftszeiten; die Morgenübersicht kommt zur ersten Öffnung.</p>
+<button name="hours" value="1">Zeit +1 h</button></form>"""
+
+
 def _rows(simulator: CallSimulator) -> str:
     esc = html.escape
     return "".join(
@@ -311,7 +355,13 @@ setInterval(async () => {
 </script>"""
 
 
-def _page(simulator: CallSimulator, playground_url: str, error: str | None, notice: str | None = None) -> str:
+def _page(
+    simulator: CallSimulator,
+    playground_url: str,
+    error: str | None,
+    notice: str | None = None,
+    time: TimeControl | None = None,
+) -> str:
     esc = html.escape
     options = "".join(
         f'<option value="{esc(line.id)}">{esc(line.display_name)} ({esc(national(line.numbers[0]))})</option>'
@@ -341,6 +391,7 @@ Ein Rückruf ist ein ausgehender Anruf von der Leitung an den letzten Anrufer.</
 <h2>Outlook-Favoriten: ungelesene Mails</h2>
 <p class="note">Die Zahl nach dem Postfach zählt die Anrufe, die noch niemand übernommen hat.</p>
 <ul class="boxes">{boxes}</ul>
+{_time_form(simulator, time)}
 <h2>Mails im Postfach</h2>
 <table><thead><tr><th>Zeit</th><th>Leitung</th><th>Betreff</th><th>Outlook-Flag</th><th></th></tr></thead>
 <tbody id="rows">{_rows(simulator)}</tbody></table>
@@ -353,8 +404,23 @@ Repost = Callable[[], Awaitable[int]]
 """Posts the cards of every open or claimed case again as new channel messages; returns how many."""
 
 
-def control_app(simulator: CallSimulator, playground_url: str, repost: Repost | None = None) -> web.Application:
-    """The simulation page and its JSON API."""
+MAX_ADVANCE_HOURS = 72
+
+
+def _hours(value: Any) -> timedelta:
+    try:
+        hours = float(value)
+    except (TypeError, ValueError):
+        raise SimulationError("hours must be a number") from None
+    if not 0 < hours <= MAX_ADVANCE_HOURS:
+        raise SimulationError(f"hours must be more than 0 and at most {MAX_ADVANCE_HOURS}")
+    return timedelta(hours=hours)
+
+
+def control_app(
+    simulator: CallSimulator, playground_url: str, repost: Repost | None = None, time: TimeControl | None = None
+) -> web.Application:
+    """The simulation page and its JSON API; with ``time``, the "+1 h" button and ``/api/time``."""
 
     async def run(body: dict[str, Any]) -> MailView | CallbackView:
         def optional(key: str) -> str | None:
@@ -365,7 +431,7 @@ def control_app(simulator: CallSimulator, playground_url: str, repost: Repost | 
         return await simulator.simulate(kind, optional("caller"), optional("line"), optional("message"))
 
     async def page(request: web.Request) -> web.Response:
-        text = _page(simulator, playground_url, request.query.get("error"), request.query.get("notice"))
+        text = _page(simulator, playground_url, request.query.get("error"), request.query.get("notice"), time)
         return web.Response(text=text, content_type="text/html")
 
     async def rows(_request: web.Request) -> web.Response:
@@ -412,8 +478,35 @@ def control_app(simulator: CallSimulator, playground_url: str, repost: Repost | 
     async def api_mailboxes(_request: web.Request) -> Any:
         return [asdict(box) for box in simulator.mailboxes()]
 
+    async def advance(hours: Any) -> dict[str, Any]:
+        if time is None:
+            raise SimulationError("this demo's clock cannot be moved")
+        await time.advance(_hours(hours))
+        return time_state(simulator, time)
+
+    async def time_form(request: web.Request) -> web.Response:
+        fields = await request.post()
+        try:
+            await advance(fields.get("hours", "1"))
+        except SimulationError as error:
+            raise web.HTTPSeeOther(request.app.router["page"].url_for().with_query(error=str(error))) from None
+        raise web.HTTPSeeOther("/")
+
+    async def api_time(request: web.Request) -> Any:
+        if request.method == "GET":
+            if time is None:
+                raise SimulationError("this demo's clock cannot be moved")
+            return time_state(simulator, time)
+        body = await request.json()
+        if not isinstance(body, dict):
+            raise SimulationError("a JSON object is expected")
+        return await advance(body.get("hours", 1))
+
     app = web.Application()
     app.router.add_get("/", page, name="page")
+    app.router.add_post("/time", time_form)
+    app.router.add_post("/api/time", json_api(api_time))
+    app.router.add_get("/api/time", json_api(api_time))
     app.router.add_post("/simulate", form)
     app.router.add_post("/api/simulate", json_api(api_simulate))
     app.router.add_get("/api/mails", json_api(api_mails))

@@ -11,6 +11,7 @@ from bot.domain.callbacks import AutoDone
 from bot.domain.cases import Actor, Case, Contact
 from bot.domain.events import CallEvent
 from bot.domain.state_machine import Refusal, Verb
+from bot.storage.reminder_store import ReminderRepository
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +118,7 @@ class LinkRepository(Protocol):
     async def links_for_channel(self, channel_id: str) -> list[ChannelLink]: ...
 
 
+
 @dataclass(frozen=True, slots=True)
 class CardRef:
     case_id: str
@@ -201,6 +203,7 @@ class SubscriptionRepository(Protocol):
     async def get_subscription(self, mailbox: str) -> Subscription | None: ...
 
     async def subscription_by_id(self, subscription_id: str) -> Subscription | None: ...
+
 
     async def save_delta_link(self, mailbox: str, delta_link: str) -> None: ...
 
@@ -346,6 +349,7 @@ class Store(Protocol):
     jobs: JobQueue
     privacy: PrivacyRepository
     calls: CallPeerRepository
+    reminders: ReminderRepository
 
     async def close(self) -> None: ...
 

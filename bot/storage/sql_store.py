@@ -41,6 +41,7 @@ from bot.storage.interface import (
 )
 from bot.storage.migrations import migrate
 from bot.storage.privacy_store import SqlPrivacyRepository
+from bot.storage.reminder_store import ReminderRepository, SqlReminderRepository
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,10 @@ def _case_from_row(row: Row, events: tuple[CallEvent, ...], contacts: tuple[Cont
         reopened=bool(row["reopened"]),
         contacts=contacts,
     )
+
+
+case_from_row = _case_from_row
+"""A case from its row (other repositories over the same tables use it, e.g. the reminder schedule)."""
 
 
 def _mutable_case_columns(case: Case) -> dict[str, Any]:
@@ -601,6 +606,7 @@ class SqlLinkRepository(LinkRepository):
         return await self._links("channel_id = ?", (channel_id,))
 
 
+
 def _card_from_row(row: Row) -> CardRef:
     return CardRef(row["case_id"], row["conversation_id"], row["activity_id"], row["posted_version"])
 
@@ -930,7 +936,8 @@ class SqlStore:
         new_case_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
         self.database = database
-        self.cases: CaseRepository = SqlCaseRepository(database, new_case_id)
+        cases = SqlCaseRepository(database, new_case_id)
+        self.cases: CaseRepository = cases
         self.links: LinkRepository = SqlLinkRepository(database)
         self.cards: CardRepository = SqlCardRepository(database)
         self.mails: MailRepository = SqlMailRepository(database)
@@ -939,6 +946,7 @@ class SqlStore:
         self.jobs: JobQueue = SqlJobQueue(database, clock, rng or random.Random())
         self.privacy: PrivacyRepository = SqlPrivacyRepository(database)
         self.calls: CallPeerRepository = SqlCallPeerRepository(database)
+        self.reminders: ReminderRepository = SqlReminderRepository(database, cases, clock)
 
     async def migrate(self) -> list[int]:
         return await migrate(self.database)
