@@ -42,6 +42,7 @@ package: $(STAMP) $(NODE_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.voicemail_memory
 	$(BIN)/python -m bench.webhooks
 
 # Re-resolve both lock files from pyproject.toml (newest allowed releases, for CPython 3.11 on Linux).

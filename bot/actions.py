@@ -23,8 +23,8 @@ from bot.line_rules import line_due_state
 from bot.logging_setup import mask_number
 from bot.storage.interface import Store
 from bot.sync import FlagSync
-from bot.voicemail import VoicemailLinks
-from cards.case_card import REFRESH_VERB, CaseCardView, build_case_card
+from bot.voicemail import VoicemailAccess
+from cards.case_card import LISTEN_VERB, REFRESH_VERB, CaseCardView, build_case_card
 from cards.i18n import Lang, conversation_language, refusal_text, text
 from cards.list_card import LIST_PAGE_VERB
 from cards.reminder_cards import NUDGE_ORIGIN, build_nudge_answer
@@ -32,6 +32,8 @@ from cards.reminder_cards import NUDGE_ORIGIN, build_nudge_answer
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
+MAX_ID_LENGTH = 64
+"""Case ids are 32 hex digits; anything much longer in a click's data is not one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +72,7 @@ class CardActions:
         store: Store,
         flag_sync: FlagSync,
         list_page: ListPage,
-        voicemail_links: VoicemailLinks | None,
+        voicemail: VoicemailAccess,
         identify_caller: Callable[[Case], CallerIdentity | None] | None = None,
         *,
         clock: Clock = system_clock,
@@ -80,7 +82,7 @@ class CardActions:
         self._clock = clock
         self._store = store
         self._flag_sync = flag_sync
-        self._voicemail_links = voicemail_links
+        self._voicemail = voicemail
         self._handlers: dict[str, Callable[[ActionRequest], Awaitable[ActionResult]]] = {
             verb.value: self._transition_handler(verb) for verb in USER_VERBS
         }
@@ -91,12 +93,20 @@ class CardActions:
 
         self._handlers[LIST_PAGE_VERB] = page
         self._handlers[REFRESH_VERB] = self._refresh
+        self._handlers[LISTEN_VERB] = self._listen
 
     @property
     def claim_timeout(self) -> timedelta:
         return timedelta(minutes=self._settings.claim_timeout_minutes)
 
-    def card_for(self, case: Case, lang: Lang, notice: str | None = None, viewer: Actor | None = None) -> Json:
+    def card_for(
+        self,
+        case: Case,
+        lang: Lang,
+        notice: str | None = None,
+        viewer: Actor | None = None,
+        listen_link: tuple[str, str] | None = None,
+    ) -> Json:
         line = self._settings.lines_by_id.get(case.line_id)
         now = self._clock()
         return build_case_card(
@@ -106,10 +116,11 @@ class CardActions:
                 lang=lang,
                 now=now,
                 claim_timeout=self.claim_timeout,
-                voicemail_urls=self._voicemail_links.urls_for(case) if self._voicemail_links else {},
+                listen_link=listen_link,
                 notice=notice,
                 viewer=viewer,
                 identity=self._identify_caller(case) if self._identify_caller else None,
+                notice_positive=listen_link is not None,
                 due=line_due_state(line, case, now) if line else None,
             )
         )
@@ -140,6 +151,33 @@ class CardActions:
             return None
         return "not a member of the line's team"
 
+    async def _listen(self, request: ActionRequest) -> ActionResult:
+        """"Anhören": a member of the line's team gets a fresh single-use link, in a card only they see."""
+        lang = self.language(request)
+        case_id, source_id = request.data.get("case_id"), request.data.get("event")
+        if not isinstance(case_id, str) or not isinstance(source_id, str) or not 0 < len(case_id) <= MAX_ID_LENGTH:
+            return ActionResult(400, message="listen needs a case_id and an event (strings)")
+        case = await self._store.cases.get(case_id)
+        if case is None:
+            return ActionResult(404, message=text(lang, "action_unknown_case"))
+        event = next((e for e in case.events if e.source_id == source_id and e.voicemail is not None), None)
+        if event is None:
+            return ActionResult(404, message=text(lang, "listen_unknown"))
+        refused = await self._refused_by_origin(case, request)
+        link = await self._store.links.link_for_line(case.line_id)
+        if refused is None and link is not None:
+            # Also in the line's own channel: a guest or a removed member may still see an old card there.
+            member = request.is_team_member is not None and await request.is_team_member(link.team_id)
+            refused = None if member else "not a member of the line's team"
+        if refused is not None or link is None:
+            log.warning("voicemail of case %s refused: %s", case.id[:8], refused)
+            return ActionResult(403, message=text(lang, "action_wrong_conversation"))
+        url = await self._voicemail.issue(case, event.source_id, request.actor.id)
+        minutes = int(self._voicemail.lifetime.total_seconds() // 60)
+        notice = text(lang, "listen_ready", minutes=minutes)
+        listen_link = (event.source_id, url)
+        return ActionResult(200, card=self.card_for(case, lang, notice, request.actor, listen_link=listen_link))
+
     def language(self, request: ActionRequest) -> Lang:
         """The channel's language in a channel, where everyone shares one message (an answer in the clicker's
         own language would flip back at the next update); the user's own language in a personal chat."""
@@ -147,8 +185,10 @@ class CardActions:
 
     async def _transition(self, verb: Verb, request: ActionRequest) -> ActionResult:
         lang = self.language(request)
-        case_id = str(request.data.get("case_id", ""))
-        case = await self._store.cases.get(case_id) if case_id else None
+        case_id = request.data.get("case_id")
+        if not isinstance(case_id, str) or not 0 < len(case_id) <= MAX_ID_LENGTH:
+            return ActionResult(400, message="the action's data needs a case_id (a string)")
+        case = await self._store.cases.get(case_id)
         if case is None:
             return ActionResult(404, message=text(lang, "action_unknown_case"))
         refused = await self._refused_by_origin(case, request)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hmac
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,7 +21,7 @@ from bot.actions import CardActions
 from bot.callers import CallerCache, CallerDirectory
 from bot.clock import Clock, ShiftableClock, system_clock
 from bot.commands import Commands
-from bot.config import Settings
+from bot.config import ConfigError, ConfigProblem, Settings, listens_on_loopback_only
 from bot.coordinator import MailboxCoordinator
 from bot.graph.client import build_credential, build_graph_client
 from bot.graph.directory import GraphDirectory
@@ -36,6 +37,7 @@ from bot.placetel.profiles import BUILTIN_PROFILES, ParserProfile, load_profiles
 from bot.reminders import OVERVIEW as OVERVIEW_JOB
 from bot.reminders import REMINDER as REMINDER_JOB
 from bot.reminders import ReminderService
+from bot.retention import Retention
 from bot.stats.chart import CHART_PATH, ChartLinks, chart_handler
 from bot.stats.digest import DIGEST_JOB, DigestRuns, DigestScheduler
 from bot.stats.queries import StatsQueries
@@ -43,13 +45,13 @@ from bot.stats.service import StatsService
 from bot.storage.factory import open_store, sql_database
 from bot.storage.interface import RetryPolicy, Store
 from bot.sync import FlagSync
-from bot.teams.adapter import build_adapter
+from bot.teams.adapter import build_adapter, inbound_policy
 from bot.teams.auth import authenticated_messages_handler
 from bot.teams.bot import RufpoolBot
 from bot.teams.digest import DigestPoster
 from bot.teams.pacing import Pacer
 from bot.teams.reminder_posting import ReminderPoster
-from bot.voicemail import VOICEMAIL_PATH, VoicemailLinks, voicemail_handler
+from bot.voicemail import VOICEMAIL_PATH, LegacyVoicemailLinks, VoicemailAccess, voicemail_handler
 from cards.i18n import BERLIN, language_for
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,8 @@ SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", Services)
 CHART: web.AppKey[Handler] = web.AppKey("chart")
 CALLERS = web.AppKey("callers", CallerDirectory)
+METRICS_ONLY = web.AppKey("metrics_only", Services)
+"""Set on the separate metrics listener: it serves /metrics without the bearer token."""
 CLOCK = web.AppKey("clock", object)
 
 
@@ -137,21 +141,30 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     queries = StatsQueries(sql_database(store), callbacks_known=any(notify_secrets(settings).values()))
     stats = StatsService(settings, queries, chart_links, callers.name_for_number)
     commands = Commands(settings, store, GraphDirectory(graph).is_team_owner, stats=stats)
-    voicemail_links = VoicemailLinks.from_settings(settings)
+    voicemail_access = VoicemailAccess.from_settings(settings, store)
     actions = CardActions(
-        settings, store, flag_sync, commands.list_page, voicemail_links, callers.identify, clock=clock
+        settings, store, flag_sync, commands.list_page, voicemail_access, callers.identify, clock=clock
     )
     bot = RufpoolBot(store, commands, actions, settings.default_locale)
     # The runner is built below with live_calls among its handlers; the lambda reaches it once it exists.
     live_calls = LiveCalls(settings, store, flag_sync, wake_workers=lambda: runner.wake())
     pacer, channel_lang = Pacer(), language_for(settings.default_locale)
     poster = ReminderPoster(
-        adapter, settings.app_id, store, actions, pacer, channel_lang,
+        adapter,
+        settings.app_id,
+        store,
+        actions,
+        pacer,
+        channel_lang,
+        settings.is_teams_service_url,
         {line.id: line.display_name or line.id for line in settings.pool_lines},
-        settings=settings, clock=clock,
+        settings=settings,
+        clock=clock,
     )
     digest_runs = DigestRuns(sql_database(store))
-    digests = DigestPoster(adapter, settings.app_id, store, digest_runs, stats, pacer, channel_lang)
+    digests = DigestPoster(
+        adapter, settings.app_id, store, digest_runs, stats, pacer, channel_lang, settings.is_teams_service_url
+    )
     runner = JobRunner(
         store.jobs,
         {
@@ -162,6 +175,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             effects.BACKLOG_SUMMARY: poster.handle_backlog_summary,
             effects.SET_FLAG: flag_sync.handle_write_flag,
             DIGEST_JOB: digests.handle_digest,
+            effects.ERASED_CARD: poster.handle_erased,
             NOTIFY_JOB: live_calls.handle_notification,
             REMINDER_JOB: poster.handle_reminder,
             OVERVIEW_JOB: poster.handle_overview,
@@ -178,15 +192,17 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         mailboxes,
         actions,
         messages=authenticated_messages_handler(
-            adapter, bot, authentication, allow_unauthenticated=bot_auth.allow_unauthenticated
+            adapter, bot, authentication, inbound_policy(settings), allow_unauthenticated=bot_auth.allow_unauthenticated
         ),
         notifications=notification_handler(store.jobs, settings.graph_client_state.get_secret_value(), runner.wake),
-        voicemail=voicemail_handler(voicemail_links, mailboxes),
+        voicemail=voicemail_handler(voicemail_access, LegacyVoicemailLinks.from_settings(settings), store, mailboxes),
         placetel_notify=notify_handler(store.jobs, notify_secrets(settings), runner.wake),
         clock=clock,
         reminders=reminders,
     )
+    retention = Retention(settings, store, instance_id)
     runner.start()
+    retention.start()
     # Subscribing makes Graph call our webhook back (validation handshake): that needs the server listening,
     # so it runs in the background after start-up.
     start_up = asyncio.create_task(coordinator.start_up(), name="mailbox-start-up")
@@ -199,6 +215,12 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     log.info("Rufpool is listening (%d pool lines)", len(settings.pool_lines))
     if bot_auth.allow_unauthenticated:
         log.warning("SANDBOX_MODE without MicrosoftAppId: activities are accepted WITHOUT authentication (local only)")
+    if settings.local_only_switches:
+        log.warning(
+            "LOCAL SANDBOX, NOT PRODUCTION: %s in effect (allowed only because HOST %s is loopback)",
+            ", ".join(settings.local_only_switches),
+            settings.host,
+        )
     # Everything imported and built so far lives as long as the process: keep it out of the garbage collector's
     # full passes, which otherwise walk the whole heap (tens of milliseconds of stalled event loop each time).
     gc.freeze()
@@ -208,6 +230,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         start_up.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await start_up
+        await retention.stop()
         await coordinator.stop()
         await callers.stop()
         await digest_scheduler.stop()
@@ -233,13 +256,25 @@ async def healthz(request: web.Request) -> web.Response:
             database = True
         except Exception as exc:
             log.warning("readiness: database unreachable: %s", type(exc).__name__)
-    body = {"live": True, "ready": database, "checks": {"database": database}}
+    body: dict[str, object] = {"live": True, "ready": database, "checks": {"database": database}}
+    switches = request.app[SETTINGS].local_only_switches
+    if switches:
+        body["local_sandbox"] = switches  # setting names only: an operator must see that this is no production
     status = 503 if request.query.get("probe") == "ready" and not database else 200
     return web.json_response(body, status=status)
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
-    services = request.app.get(SERVICES)
+    """Prometheus text; on the main port only with ``Authorization: Bearer <METRICS_TOKEN>``."""
+    settings = request.app[SETTINGS]
+    token = settings.metrics_token.get_secret_value()
+    if request.app.get(METRICS_ONLY) is None:
+        if not token:
+            raise web.HTTPNotFound(text="/metrics is served on METRICS_PORT or with METRICS_TOKEN")
+        offered = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(offered.encode(), f"Bearer {token}".encode()):
+            raise web.HTTPUnauthorized(text="bearer token required", headers={"WWW-Authenticate": "Bearer"})
+    services = request.app.get(SERVICES) or request.app.get(METRICS_ONLY)
     if services is not None:
         for state, count in (await services.store.jobs.depth()).items():
             metrics.OUTBOX_DEPTH.labels(state).set(count)
@@ -247,6 +282,26 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
             metrics.CASES.labels(state).set(count)
     body = generate_latest(metrics.REGISTRY)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _metrics_site(app: web.Application) -> AsyncIterator[None]:
+    """``/metrics`` on METRICS_HOST:METRICS_PORT, a listener apart from the one Teams and Graph reach."""
+    settings = app[SETTINGS]
+    if not settings.metrics_port:
+        yield
+        return
+    metrics_app = web.Application()
+    metrics_app[SETTINGS] = settings
+    metrics_app[METRICS_ONLY] = app[SERVICES]
+    metrics_app.router.add_get("/metrics", metrics_endpoint)
+    runner = web.AppRunner(metrics_app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.metrics_host, settings.metrics_port).start()
+        log.info("metrics on %s:%d", settings.metrics_host, settings.metrics_port)
+        yield
+    finally:
+        await runner.cleanup()
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
@@ -278,15 +333,29 @@ async def placetel_notify(request: web.Request) -> web.StreamResponse:
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
+    switches = settings.local_only_switches
+    if switches and not listens_on_loopback_only(settings.host):
+        # Settings validation refuses this already; a copied or constructed Settings must not slip through.
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    "HOST",
+                    f"{settings.host} is not a loopback address, but {', '.join(switches)} are only allowed when HOST "
+                    "is a loopback address",
+                    "remove them for production, or set HOST=127.0.0.1 for a local sandbox.",
+                )
+            ]
+        )
     app = web.Application(client_max_size=1024 * 1024)
     app[SETTINGS] = settings
     if clock is not None:
         app[CLOCK] = clock
     app.cleanup_ctx.append(_services)
+    app.cleanup_ctx.append(_metrics_site)
     app.router.add_post("/api/messages", messages)
     app.router.add_post(NOTIFICATION_PATH, notifications)
     app.router.add_post(LIFECYCLE_PATH, notifications)
-    app.router.add_get(VOICEMAIL_PATH, voicemail)
+    app.router.add_get(VOICEMAIL_PATH, voicemail, allow_head=False)  # a HEAD must not use up the single-use link
     app.router.add_get(CHART_PATH, chart)
     app.router.add_post(NOTIFY_PATH, placetel_notify)
     app.router.add_get("/healthz", healthz)

@@ -13,6 +13,7 @@ from bot import effects
 from bot.actions import ActionRequest, ActionResult
 from bot.config import PoolLine, Settings
 from bot.domain.cases import Actor
+from bot.retention import NotANumber, erase_number
 from bot.stats.service import BadPeriod, StatsService, parse_days
 from bot.storage.interface import ChannelLink, Store
 from cards.i18n import Lang, conversation_language, text
@@ -38,7 +39,10 @@ ALIASES = {
     "trennen": "unlink",
     "statistik": "stats",
     "stats": "stats",
+    "forget": "forget",
+    "vergessen": "forget",
 }
+MAX_LIST_OFFSET = 10_000
 _LEADING_BOT_NAME = re.compile(r"^\s*@?rufpool\b[:,]?\s*", re.IGNORECASE)
 _MENTION = re.compile(r"<at\b[^>]*>.*?</at>", re.IGNORECASE | re.DOTALL)
 """A Teams mention anywhere in the text; botbuilder strips only the bot's own, and only when its name is no regex."""
@@ -100,6 +104,7 @@ class Commands:
             "link": self.link,
             "unlink": self.unlink,
             "stats": self.stats,
+            "forget": self.forget,
         }
 
     def language(self, request: CommandRequest) -> Lang:
@@ -162,11 +167,13 @@ class Commands:
         self, request: ActionRequest, notice: str | None = None, positive: bool = False
     ) -> ActionResult:
         """The paging buttons of a list card (an ``Action.Execute``), and the list again after a Claim in it."""
-        command = ListCommand(str(request.data.get("command", "open")))
         try:
-            offset = max(0, int(request.data.get("offset", 0)))
-        except (TypeError, ValueError):
-            offset = 0
+            command = ListCommand(str(request.data.get("command", "open")))
+            offset = int(request.data.get("offset", 0))
+        except (TypeError, ValueError, OverflowError):
+            return ActionResult(400, message="list_page needs a known command (open, mine) and an integer offset")
+        if not 0 <= offset <= MAX_LIST_OFFSET:
+            return ActionResult(400, message=f"list_page offset must be between 0 and {MAX_LIST_OFFSET}")
         listing = CommandRequest(
             text="",
             actor=request.actor,
@@ -291,6 +298,20 @@ class Commands:
             return CommandReply(text=refusal)
         await self._store.links.unlink_line(line.id)
         return CommandReply(card=build_unlink_confirmation_card(line.display_name, self.language(request)))
+
+    async def forget(self, request: CommandRequest, argument: str) -> CommandReply:
+        """``vergessen <Nummer>`` (admins): erase every case and event of a caller's number."""
+        lang = self.language(request)
+        # LINK_ADMINS only, also with LINK_TEAM_OWNERS: an erasure reaches every line, not one team's.
+        admins = set(self._settings.link_admins)
+        if request.actor.id.lower() not in admins and (request.actor_upn or "").lower() not in admins:
+            return CommandReply(text=text(lang, "forget_not_allowed"))
+        try:
+            outcome = await erase_number(self._store, argument, actor=f"teams:{request.actor.id}")
+        except NotANumber:
+            return CommandReply(text=text(lang, "forget_usage"))
+        counts = {"cases": outcome.cases, "events": outcome.events, "cards": len(outcome.cards)}
+        return CommandReply(text=text(lang, "forget_done", **counts))
 
 
 def _member_filter(request: ActionRequest) -> Callable[[list[str]], Awaitable[list[str]]] | None:

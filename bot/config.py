@@ -13,9 +13,11 @@ import ipaddress
 import json
 import re
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import phonenumbers
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -42,6 +44,19 @@ class ConfigProblem:
 
     def __str__(self) -> str:
         return f"{self.setting}: {self.problem}"
+
+
+TEAMS_SERVICE_URLS = (
+    "https://smba.trafficmanager.net/*",
+    "https://smba.infra.gcc.teams.microsoft.com/*",
+    "https://smba.infra.gov.teams.microsoft.us/*",
+    "https://smba.infra.dod.teams.microsoft.us/*",
+)
+"""Where Teams' Bot Connector lives (public cloud, GCC, GCC High, DoD): the only hosts the bot sends activities to."""
+MICROSOFT_GRAPH_HOSTS = frozenset(
+    {"graph.microsoft.com", "graph.microsoft.us", "dod-graph.microsoft.us", "microsoftgraph.chinacloudapi.cn"}
+)
+MICROSOFT_LOGIN_HOSTS = frozenset({"login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn"})
 
 
 CallerSourceName = Literal["contacts", "directory", "pbx"]
@@ -280,6 +295,37 @@ class Settings(BaseSettings):
         "when absent; Europe/Berlin time)",
     )
 
+    # Security and privacy: who may talk to the bot, where it sends, how long it keeps personal data.
+    allowed_tenant_ids: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="comma-separated further Entra tenant ids whose Teams may use the bot (MicrosoftAppTenantId "
+        "always may)",
+    )
+    teams_service_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(TEAMS_SERVICE_URLS),
+        description="comma-separated patterns (* matches anything) of the Teams service URLs the bot accepts and "
+        "sends to; anything else only for local stand-ins",
+    )
+    retention_days: int = Field(
+        default=90,
+        ge=1,
+        le=3650,
+        description="done cases (events, mail references, thread state) are deleted this "
+        "many days after they were done",
+    )
+    outbox_retention_days: int = Field(
+        default=7, ge=1, le=365, description="finished outbox jobs (done or dead) are deleted after this many days"
+    )
+    voicemail_link_minutes: int = Field(
+        default=15, ge=1, le=120, description="lifetime of the link a click on Anhören answers with; it plays once"
+    )
+    metrics_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="bearer token that /metrics on the main port asks for; empty = /metrics only on METRICS_PORT",
+    )
+    metrics_port: int = Field(default=0, ge=0, le=65535, description="separate port for /metrics (0 = none)")
+    metrics_host: str = Field(default="127.0.0.1", description="address of the metrics port")
+
     @field_validator("pool_lines", mode="before")
     @classmethod
     def _parse_lines(cls, value: object) -> object:
@@ -338,6 +384,21 @@ class Settings(BaseSettings):
                 except ValueError as exc:
                     raise ValueError(f"{line_id}: {exc}") from None
         return value
+
+    @field_validator("allowed_tenant_ids", "teams_service_urls", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("allowed_tenant_ids")
+    @classmethod
+    def _tenant_guids(cls, values: list[str]) -> list[str]:
+        bad = [value for value in values if not GUID_PATTERN.match(value)]
+        if bad:
+            raise ValueError(f"tenant ids are GUIDs, not {', '.join(repr(value) for value in bad)}")
+        return [value.lower() for value in values]
 
     @field_validator("database_url")
     @classmethod
@@ -422,6 +483,52 @@ class Settings(BaseSettings):
             raise ValueError("; ".join(problems))
         return self
 
+    @model_validator(mode="after")
+    def _local_only_switches(self) -> Settings:
+        """Authentication off and endpoint overrides are for a sandbox on this machine, never for a listener
+        others can reach."""
+        switches = self.local_only_switches
+        if switches and not listens_on_loopback_only(self.host):
+            raise ValueError(
+                f"HOST: {self.host} is not a loopback address, but {', '.join(switches)} are only allowed when HOST "
+                "is a loopback address (127.0.0.1, ::1): they are for a local sandbox, remove them for production"
+            )
+        return self
+
+    @property
+    def local_only_switches(self) -> list[str]:
+        """The settings in effect that switch off authentication or point the bot at other endpoints than
+        Microsoft's (local stand-ins); empty in production."""
+        overrides = {
+            "SANDBOX_MODE": self.sandbox_mode,
+            "TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL": self.to_bot_from_channel_openid_metadata_url,
+            "TO_BOT_FROM_CHANNEL_TOKEN_ISSUER": self.to_bot_from_channel_token_issuer,
+            "TO_CHANNEL_FROM_BOT_LOGIN_URL": self.to_channel_from_bot_login_url,
+            "TO_CHANNEL_FROM_BOT_OAUTH_SCOPE": self.to_channel_from_bot_oauth_scope,
+            "TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL": self.to_bot_from_emulator_openid_metadata_url,
+        }
+        switches = [name for name, value in overrides.items() if value]
+        if not self.validate_authority:
+            switches.append("VALIDATE_AUTHORITY")
+        if self.bot_ca_bundle is not None:
+            switches.append("BOT_CA_BUNDLE")
+        if self.graph_ca_bundle is not None:
+            switches.append("GRAPH_CA_BUNDLE")
+        if _hostname(self.graph_base_url) not in MICROSOFT_GRAPH_HOSTS:
+            switches.append("GRAPH_BASE_URL")
+        if _hostname(self.graph_authority_host) not in MICROSOFT_LOGIN_HOSTS:
+            switches.append("GRAPH_AUTHORITY_HOST")
+        if any(pattern not in TEAMS_SERVICE_URLS for pattern in self.teams_service_urls):
+            switches.append("TEAMS_SERVICE_URLS")
+        return switches
+
+    @property
+    def allowed_tenants(self) -> frozenset[str]:
+        return frozenset(t.lower() for t in [self.app_tenant_id, *self.allowed_tenant_ids] if t)
+
+    def is_teams_service_url(self, url: str | None) -> bool:
+        return is_allowed_service_url(url, self.teams_service_urls)
+
     @cached_property
     def lines_by_id(self) -> dict[str, PoolLine]:
         return {line.id: line for line in self.pool_lines}
@@ -435,6 +542,39 @@ class Settings(BaseSettings):
     @property
     def auth_enabled(self) -> bool:
         return bool(self.app_id)
+
+
+def _hostname(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
+
+
+def listens_on_loopback_only(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def normalised_url(url: str) -> str | None:
+    """``scheme://host[:port]/path`` in lower case (no user info, query or fragment); None for anything odd."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        return None
+    default_port = 443 if parts.scheme == "https" else 80
+    netloc = parts.hostname if port in (None, default_port) else f"{parts.hostname}:{port}"
+    return f"{parts.scheme}://{netloc}{parts.path or '/'}".lower()
+
+
+def is_allowed_service_url(url: str | None, patterns: list[str]) -> bool:
+    """Whether ``url`` (normalised) matches one of the ``*`` patterns, e.g. ``https://smba.trafficmanager.net/*``."""
+    normal = normalised_url(url) if url else None
+    return normal is not None and any(fnmatchcase(normal, pattern.lower()) for pattern in patterns)
 
 
 def _field_for(name: str) -> str | None:
@@ -505,15 +645,8 @@ def _settings_and_problems(overrides: dict[str, object]) -> tuple[Settings | Non
     return lenient, problems
 
 
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
 def serving_problems(settings: Settings) -> list[ConfigProblem]:
-    """What the running bot needs beyond valid formats: its identity, secrets or a certificate, a safe sandbox."""
+    """What the running bot needs beyond valid formats: its identity, secrets or a certificate."""
     problems: list[ConfigProblem] = []
     in_portal = "Azure portal > the Azure Bot > Configuration"
     if settings.app_type == "MultiTenant":
@@ -523,16 +656,6 @@ def serving_problems(settings: Settings) -> list[ConfigProblem]:
                 "MultiTenant is no longer offered for new Azure Bots",
                 "set MicrosoftAppType to SingleTenant (app registration with a client secret) or UserAssignedMSI "
                 f"(a user-assigned managed identity, no secret to rotate), as shown in {in_portal}.",
-            )
-        )
-    if settings.sandbox_mode and not settings.app_id and not _is_loopback(settings.host):
-        problems.append(
-            ConfigProblem(
-                "HOST",
-                f"{settings.host} is not a loopback address, but SANDBOX_MODE without MicrosoftAppId accepts "
-                "unauthenticated activities",
-                "set HOST=127.0.0.1 for the local sandbox, or set MicrosoftAppId (and its credentials) to serve "
-                "other hosts.",
             )
         )
     if not settings.sandbox_mode and not settings.app_id:

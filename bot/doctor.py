@@ -114,6 +114,18 @@ def bot_credentials_configured(settings: Settings) -> bool:
 def check_configuration(settings: Settings) -> list[Problem]:
     """What ``python -m bot serve`` would refuse, and what makes the bot less useful than expected."""
     problems = [_config_problem(problem) for problem in serving_problems(settings)]
+    if settings.local_only_switches:
+        problems.append(
+            Problem(
+                CONFIGURATION,
+                f"Local sandbox, not production: {', '.join(settings.local_only_switches)} in effect "
+                f"(authentication off or endpoints other than Microsoft's); allowed only on loopback HOST "
+                f"{settings.host}.",
+                "For production remove these settings (and SANDBOX_MODE); the bot then refuses to start with them "
+                "on a public address anyway.",
+                warning=True,
+            )
+        )
     if not settings.sandbox_mode and not settings.public_base_url.startswith("https://"):
         problems.append(
             Problem(

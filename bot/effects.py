@@ -12,6 +12,8 @@ THREAD_REPLY = "teams.reply"
 SET_FLAG = "graph.flag"
 RESYNC_MAILBOX = "graph.resync"
 BACKLOG_SUMMARY = "teams.backlog_summary"
+ERASED_CARD = "teams.erased"
+"""Replace the card of a deleted case (retention, erasure); enqueued by the store in the deleting transaction."""
 
 
 async def refresh_card(

@@ -125,6 +125,9 @@ class MailIngestor:
         if await self._before_baseline(mail):
             log.debug("mail %s predates watching %s; history, not work", mail.message_id[-12:], line.id)
             return False
+        if await self._store.privacy.is_forgotten(mail.mailbox, mail.message_id):
+            log.info("mail %s in %s belonged to a deleted case; it stays deleted", mail.message_id[-12:], line.id)
+            return False
         if mail.headers is None:  # a delta page without the headers: sender authentication needs them
             fetched = await self._reader.get_message(line.mailbox, mail.message_id)
             if fetched is None:

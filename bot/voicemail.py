@@ -1,9 +1,14 @@
-"""Voicemail links: the card's "listen" link points at the bot, which streams the mail's audio attachment.
+"""Voicemail access for members only: a click on "Anhören" gets a fresh, short-lived, single-use link.
 
-Teams cannot play a Graph attachment directly and the person clicking has no Graph token, so the bot serves it:
-``GET /voicemail/{token}``. The token is an HMAC-signed, expiring reference to (mailbox, message, attachment),
-with a key derived from the configured secrets; it cannot be forged or pointed at another mail. Anyone holding an
-unexpired link can listen, like a shared-mailbox member could: links are only ever posted into the line's channel.
+The card carries no link, only an ``Action.Execute`` (``listen``). The click arrives with the member's Entra
+identity; :class:`bot.actions.CardActions` checks that they belong to the line's team and answers with a link from
+:meth:`VoicemailAccess.issue`: a random token (only its hash is stored) bound to that case, that recording and that
+user, valid for ``VOICEMAIL_LINK_MINUTES`` and playable once. ``GET /voicemail/{token}`` redeems it and streams the
+attachment from Graph in chunks, so memory stays flat however long the recording is. Every play is logged with the
+user's object id and the case, never the caller's number.
+
+Cards posted before this carried an HMAC-signed link (``v1.``) that played for anyone for 30 days. Such a link now
+plays nothing: its click re-renders the case's card (which then has the ``listen`` button) and says so.
 """
 
 from __future__ import annotations
@@ -14,31 +19,45 @@ import hashlib
 import hmac
 import json
 import logging
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import timedelta
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from aiohttp import web
 
+from bot import effects
 from bot.config import Settings
 from bot.domain.cases import Case
 from bot.graph.errors import graph_status
+from bot.storage.interface import Store, VoicemailGrant
 
 log = logging.getLogger(__name__)
 
 VOICEMAIL_PATH = "/voicemail/{token}"
-LINK_LIFETIME = timedelta(days=30)
-_TOKEN_VERSION = "v1"
-_KEY_LABEL = b"rufpool voicemail links v1"
+CHUNK_SIZE = 64 * 1024
+"""Bytes read from Graph and written to the listener at a time: the bound on the memory one play needs."""
+_TOKEN_PREFIX = "v2."
+_LEGACY_VERSION = "v1"
+_LEGACY_KEY_LABEL = b"rufpool voicemail links v1"
+
+
+@dataclass(frozen=True, slots=True)
+class AudioStream:
+    content_type: str
+    chunks: AsyncIterator[bytes]
+    length: int | None = None
 
 
 class AttachmentSource(Protocol):
     """What the route needs from Graph (:class:`bot.graph.mailbox.GraphMailboxes`)."""
 
-    async def attachment_bytes(self, mailbox: str, message_id: str, attachment_id: str) -> tuple[str, bytes] | None:
-        """Content type and bytes of the attachment; None when it is not a file attachment."""
+    def attachment_stream(
+        self, mailbox: str, message_id: str, attachment_id: str, chunk_size: int
+    ) -> AbstractAsyncContextManager[AudioStream | None]:
+        """The attachment's bytes in chunks; None when it is not a file attachment."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,85 +68,104 @@ class VoicemailRef:
 
 
 class InvalidLink(Exception):
-    """The token is malformed or its signature does not match."""
-
-
-class ExpiredLink(Exception):
-    """The token was genuine but its lifetime is over."""
-
-
-def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    """The old-style token is malformed or its signature does not match."""
 
 
 def _b64decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-class VoicemailLinks:
-    """Signs and checks voicemail tokens; ``clock`` returns epoch seconds."""
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
-    def __init__(
-        self, key: bytes, base_url: str, *, lifetime: timedelta = LINK_LIFETIME, clock: Callable[[], float] = time.time
-    ) -> None:
+
+class LegacyVoicemailLinks:
+    """Recognises the signed links of cards posted before member-only access, to send their click to the card."""
+
+    def __init__(self, key: bytes) -> None:
         if len(key) < 32:
             raise ValueError("the voicemail link key must be at least 32 bytes")
         self._key = key
-        self._base_url = base_url.rstrip("/")
-        self._lifetime = lifetime
-        self._clock = clock
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, clock: Callable[[], float] = time.time) -> VoicemailLinks | None:
-        """A key derived from every configured secret; None when none is configured (no links then)."""
-        secrets = [
+    def from_settings(cls, settings: Settings) -> LegacyVoicemailLinks | None:
+        """The key those links were signed with (derived from every configured secret); None without secrets."""
+        secrets_in_use = [
             settings.app_password.get_secret_value(),
             settings.graph_client_secret.get_secret_value(),
             settings.graph_client_state.get_secret_value(),
         ]
-        if not any(secrets):
+        if not any(secrets_in_use):
             return None
-        material = b"\x00".join(secret.encode("utf-8") for secret in secrets)
-        return cls(hmac.new(_KEY_LABEL, material, hashlib.sha256).digest(), settings.public_base_url, clock=clock)
+        material = b"\x00".join(secret.encode("utf-8") for secret in secrets_in_use)
+        return cls(hmac.new(_LEGACY_KEY_LABEL, material, hashlib.sha256).digest())
 
-    def _signature(self, payload: str) -> str:
-        message = f"{_TOKEN_VERSION}.{payload}".encode("ascii")
-        return _b64encode(hmac.new(self._key, message, hashlib.sha256).digest())
-
-    def token(self, ref: VoicemailRef) -> str:
-        expires = int(self._clock() + self._lifetime.total_seconds())
-        body = json.dumps([ref.mailbox, ref.message_id, ref.attachment_id, expires], separators=(",", ":"))
-        payload = _b64encode(body.encode("utf-8"))
-        return f"{_TOKEN_VERSION}.{payload}.{self._signature(payload)}"
-
-    def url(self, ref: VoicemailRef) -> str:
-        return f"{self._base_url}{VOICEMAIL_PATH.format(token=self.token(ref))}"
+    def signature(self, payload: str) -> str:
+        digest = hmac.new(self._key, f"{_LEGACY_VERSION}.{payload}".encode("ascii"), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
     def verify(self, token: str) -> VoicemailRef:
-        """The reference in a genuine, unexpired token; :class:`InvalidLink` or :class:`ExpiredLink` otherwise."""
+        """The mail an old link pointed at (its 30-day expiry no longer matters: it plays nothing any more)."""
         version, _, rest = token.partition(".")
         payload, _, signature = rest.partition(".")
-        if version != _TOKEN_VERSION or not payload or not signature:
+        if version != _LEGACY_VERSION or not payload or not signature:
             raise InvalidLink("malformed link")
-        if not hmac.compare_digest(signature, self._signature(payload)):
+        if not hmac.compare_digest(signature, self.signature(payload)):
             raise InvalidLink("invalid signature")
         try:
-            mailbox, message_id, attachment_id, expires = json.loads(_b64decode(payload))
+            mailbox, message_id, attachment_id, _expires = json.loads(_b64decode(payload))
         except (ValueError, TypeError, binascii.Error) as error:
             raise InvalidLink("malformed link") from error
-        if not isinstance(expires, int) or not all(isinstance(v, str) for v in (mailbox, message_id, attachment_id)):
+        if not all(isinstance(value, str) for value in (mailbox, message_id, attachment_id)):
             raise InvalidLink("malformed link")
-        if self._clock() >= expires:
-            raise ExpiredLink("link expired")
         return VoicemailRef(mailbox, message_id, attachment_id)
 
-    def urls_for(self, case: Case) -> dict[str, str]:
-        """Event source id → listen URL, for every voicemail of the case (the card builder's ``voicemail_urls``)."""
-        return {
-            event.source_id: self.url(VoicemailRef(mail.mailbox, mail.message_id, voicemail.attachment_id))
-            for event in case.events
-            if (voicemail := event.voicemail) is not None and (mail := event.mail) is not None
-        }
+
+class LinkRefused(Exception):
+    def __init__(self, status: type[web.HTTPException], reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class VoicemailAccess:
+    """Issues and redeems the single-use links; ``clock`` returns an aware UTC datetime."""
+
+    def __init__(
+        self,
+        store: Store,
+        public_base_url: str,
+        lifetime: timedelta,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._base_url = public_base_url.rstrip("/")
+        self.lifetime = lifetime
+        self._clock = clock
+
+    @classmethod
+    def from_settings(cls, settings: Settings, store: Store) -> VoicemailAccess:
+        return cls(store, settings.public_base_url, timedelta(minutes=settings.voicemail_link_minutes))
+
+    async def issue(self, case: Case, source_id: str, user_id: str) -> str:
+        """A fresh link to the recording of event ``source_id`` for ``user_id`` (whose membership is checked)."""
+        now = self._clock()
+        token = _TOKEN_PREFIX + secrets.token_urlsafe(32)
+        grant = VoicemailGrant(case.id, source_id, user_id, now + self.lifetime)
+        await self._store.privacy.issue_voicemail_link(grant, token_hash(token), now)
+        log.info("voicemail link issued: case %s for %s", case.id[:8], user_id)
+        return f"{self._base_url}{VOICEMAIL_PATH.format(token=token)}"
+
+    async def redeem(self, token: str) -> VoicemailGrant:
+        """The grant of a link used for the first time before it expired; :class:`LinkRefused` otherwise."""
+        if not token.startswith(_TOKEN_PREFIX) or len(token) > 128:
+            raise LinkRefused(web.HTTPForbidden, "invalid link")
+        redemption = await self._store.privacy.redeem_voicemail_link(token_hash(token), self._clock())
+        if redemption.grant is not None:
+            return redemption.grant
+        status = web.HTTPForbidden if redemption.refusal == "unknown link" else web.HTTPGone
+        raise LinkRefused(status, f"{redemption.refusal}: click Anhören on the card for a new one")
 
 
 def _refusal(status: type[web.HTTPException], reason: str) -> web.HTTPException:
@@ -135,45 +173,78 @@ def _refusal(status: type[web.HTTPException], reason: str) -> web.HTTPException:
 
 
 def voicemail_handler(
-    links: VoicemailLinks | None, attachments: AttachmentSource
+    access: VoicemailAccess, legacy: LegacyVoicemailLinks | None, store: Store, attachments: AttachmentSource
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """The ``GET /voicemail/{token}`` handler: 403 for a forged link, 410 for an expired one, else the audio."""
+    """``GET /voicemail/{token}``: the audio once per link; 403 unknown, 410 used or expired, 404 gone from Outlook."""
+
+    async def old_card_link(token: str) -> web.HTTPException:
+        if legacy is None:
+            return _refusal(web.HTTPForbidden, "invalid link")
+        try:
+            ref = legacy.verify(token)
+        except InvalidLink as error:
+            return _refusal(web.HTTPForbidden, str(error))
+        case = await store.cases.find_by_message(ref.mailbox, ref.message_id)
+        card = await store.cards.get_card(case.id) if case is not None else None
+        if card is not None:
+            # The card is current by version but was rendered with a link: render it again (with "Anhören").
+            await store.cards.save_card(replace(card, posted_version=0))
+            await effects.refresh_card(store.jobs, card.case_id)
+        return _refusal(
+            web.HTTPGone,
+            "voicemails now play for team members only: the card has been updated, click Anhören there for a link",
+        )
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        if links is None:
-            raise _refusal(web.HTTPNotFound, "voicemail links are not configured")
+        token = request.match_info["token"]
+        if token.startswith(f"{_LEGACY_VERSION}."):
+            raise await old_card_link(token)
         try:
-            ref = links.verify(request.match_info["token"])
-        except ExpiredLink as error:
-            raise _refusal(web.HTTPGone, f"{error}: open the mail in Outlook instead") from error
-        except InvalidLink as error:
-            log.info("voicemail link refused: %s", error)
-            raise _refusal(web.HTTPForbidden, str(error)) from error
+            grant = await access.redeem(token)
+        except LinkRefused as refused:
+            log.info("voicemail link refused: %s", refused.reason.split(":")[0])
+            raise _refusal(refused.status, refused.reason) from refused
+        case = await store.cases.get(grant.case_id)
+        event = next((e for e in case.events if e.source_id == grant.source_id), None) if case else None
+        mail = event.mail if event is not None else None
+        if case is None or event is None or event.voicemail is None or mail is None:
+            raise _refusal(web.HTTPNotFound, "the voicemail has been deleted")
+        log.info("voicemail played: case %s by %s", case.id[:8], grant.user_id)
         try:
-            found = await attachments.attachment_bytes(ref.mailbox, ref.message_id, ref.attachment_id)
+            opened = attachments.attachment_stream(
+                mail.mailbox, mail.message_id, event.voicemail.attachment_id, CHUNK_SIZE
+            )
+            async with opened as audio:
+                if audio is None:
+                    raise _refusal(web.HTTPNotFound, "the voicemail is no longer in the mailbox")
+                return await _stream(request, audio)
+        except web.HTTPException:
+            raise
         except Exception as error:
             if graph_status(error) == 404:
                 raise _refusal(web.HTTPNotFound, "the voicemail is no longer in the mailbox") from error
             log.warning("voicemail could not be fetched: %s", type(error).__name__)
             raise _refusal(web.HTTPBadGateway, "the mailbox is not reachable right now") from error
-        if found is None:
-            raise _refusal(web.HTTPNotFound, "the voicemail is no longer in the mailbox")
-        content_type, content = found
-        # The sender of the mail chose the content type: play audio inline, hand anything else out as a download.
-        audio = content_type.lower().startswith("audio/")
-        response = web.StreamResponse(
-            headers={
-                "Content-Type": content_type if audio else "application/octet-stream",
-                "Content-Length": str(len(content)),
-                "Content-Disposition": "inline" if audio else "attachment",
-                "Cache-Control": "private, no-store",
-                "X-Content-Type-Options": "nosniff",
-                "Content-Security-Policy": "sandbox; default-src 'none'",
-            }
-        )
-        await response.prepare(request)
-        await response.write(content)
-        await response.write_eof()
-        return response
 
     return handle
+
+
+async def _stream(request: web.Request, audio: AudioStream) -> web.StreamResponse:
+    # The sender of the mail chose the content type: play audio inline, hand anything else out as a download.
+    playable = audio.content_type.lower().startswith("audio/")
+    headers = {
+        "Content-Type": audio.content_type if playable else "application/octet-stream",
+        "Content-Disposition": "inline" if playable else "attachment",
+        "Cache-Control": "private, no-store",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox; default-src 'none'",
+        "Referrer-Policy": "no-referrer",
+    }
+    if audio.length is not None:
+        headers["Content-Length"] = str(audio.length)
+    response = web.StreamResponse(headers=headers)
+    await response.prepare(request)
+    async for chunk in audio.chunks:
+        await response.write(chunk)  # waits while the listener's socket buffer is full: memory stays bounded
+    await response.write_eof()
+    return response

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.domain.callers import CallerIdentity
@@ -49,6 +49,10 @@ NOTICE_LIMIT = 300
 
 REFRESH_VERB = "refresh"
 """``Action.Execute`` verb of a card's ``refresh``: answers with the card for the viewing user, changes nothing."""
+LISTEN_VERB = "listen"
+"""The ``Action.Execute`` verb of "Anhören": not a state transition, the bot answers with a voicemail link."""
+LISTEN_BUTTONS = 3
+"""Voicemails of a case that get a button, newest first (older ones stay in Outlook)."""
 
 BUTTON_ORDER = (Verb.CLAIM, Verb.DONE, Verb.RELEASE, Verb.TAKE_OVER, Verb.REOPEN)
 """Display order of the user verbs; which of them a card shows comes from :data:`TRANSITIONS`."""
@@ -76,14 +80,17 @@ class CaseCardView:
     lang: Lang
     now: datetime
     claim_timeout: timedelta
-    voicemail_urls: Mapping[str, str] = field(default_factory=dict)
-    """Event source id → URL where the bot serves that voicemail."""
+    listen_link: tuple[str, str] | None = None
+    """(event source id, URL): the fresh link a click on that voicemail's "Anhören" answered with, shown only to the
+    member who clicked (the card of an invoke response updates only their view)."""
     notice: str | None = None
     """Plain text shown on top in attention style, e.g. why an action was refused."""
     viewer: Actor | None = None
     """Who the card is rendered for (an invoke answer or a refresh); None for the message everyone shares."""
     identity: CallerIdentity | None = None
     """Who the caller is (contacts, directory, PBX); None when no caller source is configured: the mail's name."""
+    notice_positive: bool = False
+    """Show the notice as a confirmation instead."""
     due: DueState | None = None
     """Waiting time and due state in business hours, on lines with reminders."""
 
@@ -127,7 +134,7 @@ def build_case_card(view: CaseCardView) -> Json:
     if due is not None:
         body.append(due)
     if view.notice:
-        body.append(_notice(view.notice))
+        body.append(notice_block(inert(view.notice, NOTICE_LIMIT), positive=view.notice_positive))
     body.extend(_caller(view))
     body.extend(_facts(view))
     if _claim_timed_out(view):
@@ -141,6 +148,7 @@ def build_case_card(view: CaseCardView) -> Json:
     if caller_was_reached(case):
         body.append(text_block(text(view.lang, "reached_hint"), weight="Bolder", spacing="Small"))
     body.extend(_history(view))
+    body.extend(_listen_buttons(view))
     if case.previous is not None:
         body.append(text_block(_previous_text(view), isSubtle=True, size="Small", separator=True))
     card = adaptive_card(body, _actions(view), fallback_text=card_activity_text(case, view.lang))
@@ -151,10 +159,6 @@ def build_case_card(view: CaseCardView) -> Json:
         if holder is not None and holder.teams_id:
             card["refresh"]["userIds"] = [holder.teams_id]
     return card
-
-
-def _notice(notice: str) -> Json:
-    return notice_block(inert(notice, NOTICE_LIMIT))
 
 
 def _header(view: CaseCardView) -> Json:
@@ -308,13 +312,29 @@ def _event_line(view: CaseCardView, event: CallEvent) -> str:
     if event.called_number:
         number = format_phone(event.called_number).replace(" ", "\u00a0")  # a number never breaks across lines
         parts.append(text(lang, "event_called", number=number))
-    listen = safe_link(view.voicemail_urls.get(event.source_id)) if event.voicemail is not None else None
-    if listen is not None:
-        parts.append(markdown_link(text(lang, "listen"), listen))
     mail = safe_link(event.mail.web_link, OUTLOOK_HOSTS) if event.mail is not None else None
     if mail is not None:
         parts.append(markdown_link(text(lang, "open_mail"), mail))
     return " · ".join(parts)
+
+
+def _listen_buttons(view: CaseCardView) -> list[Json]:
+    """One "Anhören" per recent voicemail: a click (``Action.Execute``) that checks membership and answers with a
+    fresh single-use link; the card itself carries no link that could play for anyone."""
+    case, lang = view.case, view.lang
+    voicemails = [event for event in case.events[::-1] if event.voicemail is not None][:LISTEN_BUTTONS]
+    buttons = []
+    for event in voicemails:
+        title = text(lang, "listen")
+        if len(voicemails) > 1:
+            title = f"{title} · {format_absolute(event.received_at, lang)}"
+        fresh = view.listen_link
+        url = safe_link(fresh[1]) if fresh is not None and fresh[0] == event.source_id else None
+        if url is not None:
+            buttons.append({"type": "Action.OpenUrl", "title": f"▶ {text(lang, 'listen_now')}", "url": url})
+        else:
+            buttons.append(case_action(case, LISTEN_VERB, title, extra={"event": event.source_id}))
+    return [{"type": "ActionSet", "actions": buttons, "spacing": "Small"}] if buttons else []
 
 
 def _event_kind(event: CallEvent, lang: Lang) -> str:

@@ -161,6 +161,8 @@ _DE: Mapping[str, str] = {
     "cmd_open": "offen",
     "cmd_mine": "meine",
     "cmd_stats": "statistik [woche|monat]",
+    "cmd_forget": "vergessen ‹Rufnummer›",
+    "help_cmd_forget": "Alle Fälle und Anrufe einer Rufnummer löschen (Admins, am besten im persönlichen Chat)",
     "cmd_help": "hilfe",
     "cmd_link": "verbinden ‹Leitung›",
     "cmd_unlink": "trennen ‹Leitung›",
@@ -223,6 +225,17 @@ _DE: Mapping[str, str] = {
     "stats_hours": "{h} Std. {m} Min.",
     "stats_days": "{d} Tg. {h} Std.",
     "stats_none": "–",
+    # privacy: voicemail links, erasure
+    "listen_now": "Jetzt abspielen",
+    "listen_ready": "Ihr Link zur Sprachnachricht gilt {minutes} Minuten und spielt einmal.",
+    "listen_unknown": "Diese Sprachnachricht gibt es nicht mehr.",
+    "erased_title": "Gelöscht",
+    "erased_text": "Dieser Eintrag wurde auf Wunsch gelöscht (Datenschutz).",
+    "expired_text": "Dieser Eintrag wurde nach Ablauf der Aufbewahrungsfrist gelöscht.",
+    "forget_usage": "Bitte so: vergessen ‹Rufnummer›, z. B. vergessen +49 30 1234567",
+    "forget_not_allowed": "Löschen dürfen nur Admins (LINK_ADMINS).",
+    "forget_done": "Gelöscht: {cases} Fälle mit {events} Anrufen dieser Nummer; {cards} Karten werden ersetzt. "
+    "Die Mails selbst unterliegen der Aufbewahrung des Postfachs in Outlook.",
 }
 
 _EN: Mapping[str, str] = {
@@ -337,6 +350,8 @@ _EN: Mapping[str, str] = {
     "cmd_open": "open",
     "cmd_mine": "mine",
     "cmd_stats": "stats [week|month]",
+    "cmd_forget": "forget ‹number›",
+    "help_cmd_forget": "Delete every case and call of a number (admins, best in personal chat)",
     "cmd_help": "help",
     "cmd_link": "link ‹line›",
     "cmd_unlink": "unlink ‹line›",
@@ -397,6 +412,16 @@ _EN: Mapping[str, str] = {
     "stats_hours": "{h} h {m} min",
     "stats_days": "{d} d {h} h",
     "stats_none": "–",
+    "listen_now": "Play now",
+    "listen_ready": "Your link to the voicemail is valid for {minutes} minutes and plays once.",
+    "listen_unknown": "This voicemail no longer exists.",
+    "erased_title": "Deleted",
+    "erased_text": "This entry was deleted on request (data protection).",
+    "expired_text": "This entry was deleted when its retention period ended.",
+    "forget_usage": "Like this: forget ‹number›, e.g. forget +49 30 1234567",
+    "forget_not_allowed": "Only admins (LINK_ADMINS) may erase data.",
+    "forget_done": "Deleted: {cases} cases with {events} calls of this number; {cards} cards will be replaced. "
+    "The mails themselves follow the mailbox's own retention in Outlook.",
 }
 
 # Reminders, business hours and the morning overview.

@@ -41,6 +41,7 @@ _HELP_COMMANDS = (
     ("cmd_help", "help_cmd_help"),
     ("cmd_link", "help_cmd_link"),
     ("cmd_unlink", "help_cmd_unlink"),
+    ("cmd_forget", "help_cmd_forget"),
 )
 
 UNKNOWN_COMMAND_LIMIT = 60
@@ -64,6 +65,17 @@ def state_change_reply(
 def repeat_call_reply(event: CallEvent, call_number: int, lang: Lang, tz: tzinfo = BERLIN) -> str:
     """The thread line for another call in an open case, e.g. "Erneuter Anruf · 10:45 (3. Anruf)"."""
     return text(lang, _REPEAT_KEYS[event.kind], time=clock(event.received_at, tz), ordinal=ordinal(call_number, lang))
+
+
+def build_erased_card(lang: Lang, *, expired: bool) -> Json:
+    """What a deleted case's card becomes: no number, no name, no times; only that it was deleted and why."""
+    return adaptive_card(
+        [
+            text_block(f"🗑 {text(lang, 'erased_title')}", weight="Bolder", size="Medium"),
+            text_block(text(lang, "expired_text" if expired else "erased_text"), isSubtle=True),
+        ],
+        fallback_text=text(lang, "erased_title"),
+    )
 
 
 def contact_result(contact: Contact, lang: Lang) -> str:

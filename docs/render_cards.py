@@ -26,13 +26,11 @@ from cards.i18n import Lang  # noqa: E402
 from cards.list_card import build_list_card  # noqa: E402
 from cards.stats_card import StatsCardView, build_stats_card  # noqa: E402
 from tests.cards_fixtures import (  # noqa: E402
-    VOICEMAIL_URL,
     callback_case,
     case_view,
     claimed_case,
     done_case,
     list_view,
-    make_event,
     many_cases,
     open_case,
     voicemail_case,
@@ -53,8 +51,7 @@ PICTURES: dict[str, Callable[[], dict[str, Any]]] = {
     "claimed": lambda: build_case_card(case_view(claimed_case())),
     "refused": lambda: build_case_card(case_view(claimed_case(), notice=REFUSAL_NOTICE)),
     "done": lambda: build_case_card(case_view(done_case())),
-    "voicemail": lambda: build_case_card(
-        case_view(voicemail_case(), voicemail_urls={make_event(0).source_id: VOICEMAIL_URL})),
+    "voicemail": lambda: build_case_card(case_view(voicemail_case())),
     "list": lambda: build_list_card(list_view(many_cases(5), total=12)),
     "stats": lambda: build_stats_card(StatsCardView(
         team_stats(), Lang.DE, LINE_NAMES, caller_names={"+492214710355": "Dr. Weber"},

@@ -154,7 +154,7 @@ def card_variants() -> Iterator[tuple[str, Callable[[], Json]]]:
     )
     yield (
         "voicemail",
-        lambda: build_case_card(case_view(voicemail_case(), voicemail_urls={make_event(0).source_id: VOICEMAIL_URL})),
+        lambda: build_case_card(case_view(voicemail_case(), listen_link=(make_event(0).source_id, VOICEMAIL_URL))),
     )
     yield "fax", lambda: build_case_card(case_view(make_case(make_event(kind=EventKind.FAX))))
     yield "notice", lambda: build_case_card(case_view(claimed_case(), notice="Bereits übernommen von Anna um 10:32"))

@@ -33,6 +33,8 @@ CHANNEL_ID = "19:channel-rueckrufe@thread.tacv2"
 OTHER_CHANNEL_ID = "19:channel-allgemein@thread.tacv2"
 ADMIN = {"id": "29:admin", "aadObjectId": "aad-admin", "name": "Ada Admin"}
 CLIENT_STATE = "client-state-secret-0123456789"
+STAND_IN_SERVICE_URLS = ["http://127.0.0.1:*/*", "https://127.0.0.1:*/*"]
+"""The connector stand-in's service URL (a free port on loopback) in TEAMS_SERVICE_URLS' pattern syntax."""
 
 
 def user(n: int) -> dict[str, str]:
@@ -212,6 +214,7 @@ def stack_settings(
             {"id": "zentrale", "mailbox": POOL_MAILBOX, "numbers": [POOL_NUMBER], "display_name": "Zentrale"}
         ],
         "link_admins": ["aad-admin"],
+        "teams_service_urls": STAND_IN_SERVICE_URLS,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

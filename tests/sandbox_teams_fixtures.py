@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.config import is_allowed_service_url
 from bot.sandbox.connector import ConnectorStandIn
 from bot.sandbox.identity import (
     BOT_FRAMEWORK_AUDIENCE,
@@ -15,12 +16,18 @@ from bot.sandbox.identity import (
     RegisteredApp,
 )
 from bot.sandbox.tls import TlsMaterial, ensure_tls
+from bot.teams.auth import InboundPolicy
 
 TENANT = "4f1b2c3d-0000-4000-8000-00000000a001"
 BOT_APP = RegisteredApp("0b0b0b0b-1111-4111-8111-00000000b0b0", "bot-secret-value", TENANT)
 GRAPH_APP = RegisteredApp(
     "0c0c0c0c-2222-4222-8222-00000000c0c0", "graph-secret-value", TENANT, ("Mail.ReadWrite", "GroupMember.Read.All")
 )
+STAND_IN_POLICY = InboundPolicy(
+    allowed_tenants=frozenset({TENANT}),
+    is_service_url_allowed=lambda url: is_allowed_service_url(url, ["http://127.0.0.1:*/*", "https://127.0.0.1:*/*"]),
+)
+"""The inbound checks for bots behind the connector stand-in: the test tenant, service URLs on loopback."""
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from bot.domain.state_machine import USER_VERBS
 from bot.storage.interface import ChannelLink
 from bot.storage.sql_store import SqlStore
 from bot.sync import FlagSync, MailboxClient
-from bot.voicemail import VoicemailLinks
+from bot.voicemail import VoicemailAccess
 from cards.case_card import REFRESH_VERB
 from cards.i18n import Lang
 from cards.list_card import LIST_PAGE_VERB
@@ -41,11 +41,12 @@ async def _list_page(request: ActionRequest, notice: str | None, positive: bool)
     return ActionResult(200, message=f"page {request.data.get('offset')}", extra={"notice": notice, "ok": positive})
 
 
-def _actions(store: SqlStore, links: VoicemailLinks | None = None) -> CardActions:
+def _actions(store: SqlStore) -> CardActions:
     settings = _settings()
     # Applied transitions only enqueue flag writes: the mailbox client is never called here.
     flag_sync = FlagSync(settings, store, cast(MailboxClient, object()))
-    return CardActions(settings, store, flag_sync, _list_page, links)
+    access = VoicemailAccess(store, "https://bot.example", timedelta(minutes=15))
+    return CardActions(settings, store, flag_sync, _list_page, access)
 
 
 async def _linked_case(store: SqlStore, **event: Any) -> Case:
@@ -78,7 +79,7 @@ async def _job_kinds(store: SqlStore) -> list[str]:
 
 def test_every_user_verb_and_list_paging_has_its_own_handler(store: SqlStore) -> None:
     handlers = _actions(store)._handlers
-    assert set(handlers) == {verb.value for verb in USER_VERBS} | {LIST_PAGE_VERB, REFRESH_VERB}
+    assert set(handlers) == {verb.value for verb in USER_VERBS} | {LIST_PAGE_VERB, REFRESH_VERB, "listen"}
     assert len({id(handler) for handler in handlers.values()}) == len(handlers)
 
 
@@ -167,14 +168,32 @@ async def test_unknown_verbs_and_cases_are_answered_plainly(store: SqlStore) -> 
             ).message == "page 5"  # fmt: skip
 
 
-async def test_the_card_links_each_voicemail(store: SqlStore) -> None:
+async def test_listen_gives_members_only_a_link_and_the_card_none(store: SqlStore) -> None:
     voicemail = Voicemail(attachment_id="att-1", file_name="vm.mp3", duration_seconds=42)
     case = await _linked_case(store, kind=EventKind.VOICEMAIL, voicemail=voicemail)
-    links = VoicemailLinks(b"k" * 32, "https://bot.example")
+    actions = _actions(store)
+    assert "/voicemail/" not in str(actions.card_for(case, Lang.DE))
+    data = {"case_id": case.id, "event": case.events[0].source_id}
 
-    card = str(_actions(store, links).card_for(case, Lang.DE))
-    assert "[Anhören](https://bot.example/voicemail/v1." in card
-    assert "Anhören" not in str(_actions(store).card_for(case, Lang.DE))
+    async def member(team_id: str) -> bool:
+        return team_id == TEAM
+
+    async def stranger(_team_id: str) -> bool:
+        return False
+
+    granted = await actions.handle(
+        ActionRequest("listen", data, ALICE, TENANT, CHANNEL, CHANNEL, is_team_member=member)
+    )
+    refused = await actions.handle(
+        ActionRequest("listen", data, ALICE, TENANT, CHANNEL, CHANNEL, is_team_member=stranger)
+    )
+    unknown = await actions.handle(
+        ActionRequest("listen", {**data, "event": "other"}, ALICE, TENANT, CHANNEL, CHANNEL, is_team_member=member)
+    )
+
+    assert granted.status == 200 and "https://bot.example/voicemail/v2." in str(granted.card)
+    assert (refused.status, refused.card) == (403, None)
+    assert unknown.status == 404
 
 
 async def test_claim_from_a_list_answers_with_the_list_again(store: SqlStore) -> None:

@@ -7,6 +7,7 @@ import re
 import string
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -253,23 +254,36 @@ def test_card_shows_which_of_the_lines_numbers_was_called() -> None:
 # --- events, voicemail, mail --------------------------------------------------------------------------------------
 
 
-def test_voicemail_shows_duration_and_listen_link() -> None:
+def listen_buttons(card: dict[str, Any]) -> list[dict[str, Any]]:
+    return [action for block in card["body"] if block.get("type") == "ActionSet" for action in block["actions"]]
+
+
+def test_voicemail_shows_duration_and_a_listen_click_without_a_link() -> None:
     case = voicemail_case()
-    card = build_case_card(case_view(case, voicemail_urls={case.events[0].source_id: VOICEMAIL_URL}))
+    card = build_case_card(case_view(case))
     assert "Sprachnachricht (0:42 Min.)" in all_text(card)
-    assert VOICEMAIL_URL in markdown_link_targets(card)
+    (button,) = listen_buttons(card)
+    assert (button["type"], button["verb"], button["title"]) == ("Action.Execute", "listen", "Anhören")
+    assert button["data"]["event"] == case.events[0].source_id
+    assert "http" not in json.dumps(button)
 
 
-def test_voicemail_without_url_has_no_listen_link() -> None:
-    card = build_case_card(case_view(voicemail_case(), Lang.EN))
-    assert "Voicemail (0:42 min)" in all_text(card)
-    assert "Listen" not in all_text(card)
-
-
-def test_voicemail_url_must_be_https() -> None:
+def test_the_fresh_link_is_shown_as_a_play_button() -> None:
     case = voicemail_case()
-    card = build_case_card(case_view(case, voicemail_urls={case.events[0].source_id: "javascript:alert(1)"}))
-    assert "Anhören" not in all_text(card)
+    card = build_case_card(case_view(case, listen_link=(case.events[0].source_id, VOICEMAIL_URL)))
+    (button,) = listen_buttons(card)
+    assert (button["type"], button["url"]) == ("Action.OpenUrl", VOICEMAIL_URL)
+
+
+def test_a_listen_link_must_be_https() -> None:
+    case = voicemail_case()
+    card = build_case_card(case_view(case, listen_link=(case.events[0].source_id, "javascript:alert(1)")))
+    assert "javascript" not in json.dumps(card)
+    assert listen_buttons(card)[0]["type"] == "Action.Execute"
+
+
+def test_a_call_without_voicemail_has_no_listen_button() -> None:
+    assert listen_buttons(build_case_card(case_view(make_case(make_event())))) == []
 
 
 def test_fax_is_named() -> None:
@@ -591,8 +605,8 @@ def test_refusal_names_holder_and_time() -> None:
 @pytest.mark.parametrize(
     ("lang", "words"),
     [
-        (Lang.DE, ["offen", "meine", "statistik", "hilfe", "verbinden", "trennen"]),
-        (Lang.EN, ["open", "mine", "stats", "help", "link", "unlink"]),
+        (Lang.DE, ["offen", "meine", "statistik", "hilfe", "verbinden", "trennen", "vergessen"]),
+        (Lang.EN, ["open", "mine", "stats", "help", "link", "unlink", "forget"]),
     ],
 )
 def test_help_card_lists_every_command_in_its_own_language(lang: Lang, words: list[str]) -> None:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -112,6 +113,24 @@ async def test_simulated_voicemail_repeat_call_and_outlook_done_show_in_the_chan
         card_id, thread = posted["message"]["messageId"], posted["message"]["postConversationId"]
         assert text(CHANNEL_LANG, "event_voicemail") in " ".join(texts(card_of(posted)))
 
+        # The call webhook (issue 19) brings the card first; "Anhören" comes with the mail, which joins the call.
+        with_audio = posted
+        if not has_listen(card_of(posted)):
+            listen_title = text(CHANNEL_LANG, "listen")
+            with_audio = await stream.wait_for(
+                lambda e: is_card_update(e, card_id, listen_title) and has_listen(card_of(e)), "the mail's Anhören"
+            )
+
+        # "Anhören": a click that the Playground's connector confirms as a team member's; a link that plays once.
+        playground = PlaygroundClient(http, demo.playground)
+        listen = await playground.invoke(thread, card_id, "listen", listen_data(card_of(with_audio)), user=BEN)
+        url = open_url(listen["value"])
+        async with http.get(url) as audio:
+            assert audio.status == 200 and audio.headers["Content-Type"].startswith("audio/")
+            assert len(await audio.read()) > 0
+        async with http.get(url) as again:
+            assert again.status == 410
+
         await _simulate(demo, "repeat")
         # Both mails arrive within the same second, so the reply may name either kind; the count is certain.
         repeat_reply = text(CHANNEL_LANG, "reply_repeat_call", time="", ordinal=ordinal(2, CHANNEL_LANG)).split(" · ")[
@@ -123,6 +142,36 @@ async def test_simulated_voicemail_repeat_call_and_outlook_done_show_in_the_chan
         done_in_outlook = text(CHANNEL_LANG, "state_done_outlook")
         await stream.wait_for(lambda e: is_card_update(e, card_id, done_in_outlook), "the card done in Outlook")
         assert sum(is_case_card_post(event) for event in stream.events) == 1
+
+
+def has_listen(card: dict[str, Any] | None) -> bool:
+    return card is not None and any(
+        action.get("verb") == "listen"
+        for block in card["body"]
+        if block.get("type") == "ActionSet"
+        for action in block["actions"]
+    )
+
+
+def listen_data(card: dict[str, Any] | None) -> dict[str, Any]:
+    assert card is not None
+    return next(
+        dict(action["data"])
+        for block in card["body"]
+        if block.get("type") == "ActionSet"
+        for action in block["actions"]
+        if action.get("verb") == "listen"
+    )
+
+
+def open_url(card: dict[str, Any]) -> str:
+    return next(
+        str(action["url"])
+        for block in card["body"]
+        if block.get("type") == "ActionSet"
+        for action in block["actions"]
+        if action["type"] == "Action.OpenUrl"
+    )
 
 
 async def _unread(http: aiohttp.ClientSession, demo: DemoProcess, line: str) -> int:

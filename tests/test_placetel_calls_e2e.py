@@ -38,8 +38,11 @@ LINE = {
 DE = Lang.DE
 
 
+METRICS_TOKEN = "metrics-token-0123456789"
+
+
 def settings_with(**line: Any) -> dict[str, Any]:
-    return {"placetel_notify_secret": SECRET, "pool_lines": [LINE | line]}
+    return {"placetel_notify_secret": SECRET, "pool_lines": [LINE | line], "metrics_token": METRICS_TOKEN}
 
 
 @pytest.fixture
@@ -92,7 +95,17 @@ async def test_a_missed_call_webhook_makes_the_card_and_the_later_mail_joins_it(
     assert await bot_stack.services.store.cases.find_by_message(POOL_MAILBOX, message_id) == case
     (card,) = bot_stack.channel_cards()
     assert thread_replies(bot_stack, card) == [], "the mail is not a second call"
-    assert any(text(DE, "listen") in line for line in card_texts(card_json(card.current)))
+    # Issue 15: "Anhören" is a click (Action.Execute) for the joined event, the card carries no link.
+    listens = [
+        action
+        for block in card_json(card.current)["body"]
+        if block.get("type") == "ActionSet"
+        for action in block["actions"]
+        if action.get("verb") == "listen"
+    ]
+    assert [(action["type"], action["title"], action["data"]["event"]) for action in listens] == [
+        ("Action.Execute", text(DE, "listen"), event.source_id)
+    ]
 
 
 async def test_a_mail_that_came_first_is_joined_by_the_webhook(bot_stack: BotStack, placetel: PlacetelStandIn) -> None:
@@ -156,7 +169,8 @@ async def test_duplicate_and_out_of_order_events_count_once(bot_stack: BotStack,
     (card,) = bot_stack.channel_cards()
     assert len(thread_replies(bot_stack, card)) == 1
 
-    async with bot_stack.http.get(bot_stack.bot_url + "/metrics") as response:
+    metrics_auth = {"Authorization": f"Bearer {METRICS_TOKEN}"}  # issue 15: /metrics needs the token
+    async with bot_stack.http.get(bot_stack.bot_url + "/metrics", headers=metrics_auth) as response:
         metrics = await response.text()
     assert 'rufpool_placetel_webhooks_total{outcome="accepted"}' in metrics
     assert 'rufpool_contacts_total{kind="callback"}' in metrics

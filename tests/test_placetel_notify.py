@@ -110,6 +110,7 @@ def test_form_and_json_bodies_give_the_same_event() -> None:
         (b"[1, 2]", "application/json", "JSON object"),
         (b"a=1&&b", FORM, "form-encoded"),
         (b"<xml/>", "text/xml", "content type"),
+        (b"[" * 5000 + b"]" * 5000, "application/json", "nested too deeply"),
     ],
     ids=[
         "no-call-id",
@@ -122,6 +123,7 @@ def test_form_and_json_bodies_give_the_same_event() -> None:
         "json-list",
         "broken-form",
         "xml",
+        "deep-json",
     ],
 )
 def test_malformed_bodies_say_why(body: bytes, content_type: str, reason: str) -> None:

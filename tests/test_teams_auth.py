@@ -15,7 +15,7 @@ from bot.sandbox.connector import ConnectorStandIn
 from bot.sandbox.identity import BadChannelToken, IdentityServer, start_site
 from bot.sandbox.tls import TlsMaterial
 from bot.teams.auth import BotAuthSettings, authenticated_messages_handler, build_bot_framework_authentication
-from tests.sandbox_teams_fixtures import BOT_APP, TENANT
+from tests.sandbox_teams_fixtures import BOT_APP, STAND_IN_POLICY, TENANT
 
 THREAD = "19:4a1f2b3c4d5e6f@thread.tacv2;messageid=1700000000000"
 
@@ -39,7 +39,7 @@ async def _serve_bot(settings: BotAuthSettings) -> tuple[web.AppRunner, str]:
     auth = build_bot_framework_authentication(settings)
     app = web.Application()
     app.router.add_post("/api/messages", authenticated_messages_handler(
-        CloudAdapter(auth), EchoBot(), auth, allow_unauthenticated=settings.allow_unauthenticated))
+        CloudAdapter(auth), EchoBot(), auth, STAND_IN_POLICY, allow_unauthenticated=settings.allow_unauthenticated))
     runner, port = await start_site(app, None, "127.0.0.1", 0)
     return runner, f"http://127.0.0.1:{port}/api/messages"
 

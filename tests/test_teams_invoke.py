@@ -29,7 +29,7 @@ from bot.teams.auth import (
     invoke_response_json,
 )
 from bot.teams.bot import card_invoke_response
-from tests.sandbox_teams_fixtures import BOT_APP, TENANT
+from tests.sandbox_teams_fixtures import BOT_APP, STAND_IN_POLICY, TENANT
 
 CARD = {"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "TextBlock", "text": "Erledigt – Anna"}]}
 CARD_TYPE = "application/vnd.microsoft.card.adaptive"
@@ -72,7 +72,8 @@ async def served(
 
     app = web.Application()
     app.router.add_post("/plain", plain)
-    app.router.add_post("/ours", authenticated_messages_handler(adapter, bot, auth, allow_unauthenticated=False))
+    ours = authenticated_messages_handler(adapter, bot, auth, STAND_IN_POLICY, allow_unauthenticated=False)
+    app.router.add_post("/ours", ours)
     runner, port = await start_site(app, None, "127.0.0.1", 0)
     yield f"http://127.0.0.1:{port}", errors
     await runner.cleanup()

@@ -12,8 +12,10 @@ import json
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+import httpx
+from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.request_information import RequestInformation
 from kiota_abstractions.serialization import ParsableFactory
@@ -28,6 +30,9 @@ from msgraph.generated.users.item.mail_folders.item.messages.delta.delta_request
 from msgraph.generated.users.item.messages.item.attachments.attachments_request_builder import (
     AttachmentsRequestBuilder,
 )
+from msgraph.generated.users.item.messages.item.attachments.item.attachment_item_request_builder import (
+    AttachmentItemRequestBuilder,
+)
 from msgraph.generated.users.item.messages.item.message_item_request_builder import MessageItemRequestBuilder
 
 from bot.graph.errors import as_job_error, graph_status
@@ -35,6 +40,7 @@ from bot.ingest import DeltaExpired, DeltaPage
 from bot.placetel.parser import MailAttachment, MailMessage
 from bot.placetel.trust import MAX_HEADERS, MailHeaders
 from bot.storage.interface import FlagStatus, MailUpdate
+from bot.voicemail import AudioStream
 
 MESSAGE_FIELDS = [
     "id",
@@ -151,6 +157,13 @@ def _to_attachment(attachment: dict[str, Any]) -> MailAttachment:
     )
 
 
+def _stream_error(response: httpx.Response) -> APIError:
+    error = APIError(f"Graph answered {response.status_code} for an attachment's content")
+    error.response_status_code = response.status_code
+    error.response_headers = dict(response.headers)
+    return error
+
+
 class GraphMailboxes:
     """The :class:`bot.ingest.MailReader` and flag writer over Graph."""
 
@@ -207,13 +220,41 @@ class GraphMailboxes:
         items = response.get("value") or []
         return tuple(_to_attachment(item) for item in items if isinstance(item, dict) and not item.get("isInline"))
 
-    async def attachment_bytes(self, mailbox: str, message_id: str, attachment_id: str) -> tuple[str, bytes] | None:
-        """Content type and bytes of a file attachment (msgraph-sdk decodes contentBytes already)."""
+    @contextlib.asynccontextmanager
+    async def attachment_stream(
+        self, mailbox: str, message_id: str, attachment_id: str, chunk_size: int
+    ) -> AsyncIterator[AudioStream | None]:
+        """A file attachment's raw bytes (``/$value``) in chunks, without loading it whole (a base64 ``contentBytes``
+        would cost 2.3x its size in memory). The request goes through the SDK's adapter: same token, same hosts."""
         builder = self._message(mailbox, message_id).attachments.by_attachment_id(attachment_id)
-        attachment = await self._call(mailbox, lambda: builder.get(request_config()))
-        if not isinstance(attachment, FileAttachment) or attachment.content_bytes is None:
-            return None
-        return attachment.content_type or "application/octet-stream", attachment.content_bytes
+        query = AttachmentItemRequestBuilder.AttachmentItemRequestBuilderGetQueryParameters(select=ATTACHMENT_FIELDS)
+        metadata = await self._call(mailbox, lambda: builder.get(request_config(query)))
+        if not isinstance(metadata, FileAttachment):
+            yield None
+            return
+        adapter = self._client.request_adapter
+        info = builder.to_get_request_information(request_config())
+        adapter.set_base_url_for_request_information(info)  # type: ignore[attr-defined]
+        info.url = f"{info.url}/$value"
+        request = cast(httpx.Request, await adapter.convert_to_native_async(info))
+        http: httpx.AsyncClient = adapter._http_client  # type: ignore[attr-defined]  # the SDK's client and middleware
+        async with self._slots[mailbox.lower()]:
+            response = await http.send(request, stream=True)
+            try:
+                if response.status_code == 404:
+                    yield None
+                    return
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise as_job_error(_stream_error(response))
+                length = response.headers.get("Content-Length")
+                yield AudioStream(
+                    metadata.content_type or response.headers.get("Content-Type") or "application/octet-stream",
+                    response.aiter_bytes(chunk_size),
+                    int(length) if length and length.isdigit() else None,
+                )
+            finally:
+                await response.aclose()
 
     async def delta(self, mailbox: str, delta_link: str | None) -> AsyncIterator[DeltaPage]:
         """Pages from ``delta_link`` (the whole Inbox when None); the next page is fetched while the caller stores

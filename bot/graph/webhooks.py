@@ -55,6 +55,8 @@ def _parse(raw: bytes) -> NotificationCollection | str:
         return NotificationCollection.model_validate(json.loads(raw))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         return f"body is not JSON: {exc}"
+    except RecursionError:
+        return "body is not JSON: nested too deeply"
     except ValidationError as exc:
         reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
         return f"not a Graph notification collection: {reason}"

@@ -122,6 +122,8 @@ def _fields(raw: bytes, content_type: str) -> dict[str, Any] | str:
             value = json.loads(decoded)
         except json.JSONDecodeError as exc:
             return f"body is not JSON: {exc.msg}"
+        except RecursionError:
+            return "body is not JSON: nested too deeply"
         if not isinstance(value, dict) or len(value) > MAX_FIELDS:
             return "a JSON object with the call event's fields is expected"
         return value

@@ -50,6 +50,7 @@ from bot.sandbox.demo_playground import (
     REPO_ROOT,
     TEAM_ID,
     TEAM_USERS,
+    TENANT_ID,
     PlaygroundClient,
     PlaygroundProcess,
 )
@@ -145,6 +146,8 @@ def bot_settings(
         "app_id": "",
         "app_password": "",
         "sandbox_mode": True,
+        "app_tenant_id": TENANT_ID,  # activities of other tenants are refused, in the sandbox too
+        "teams_service_urls": ["http://127.0.0.1:*/*", "http://localhost:*/*"],  # the Playground's connector
         "graph_tenant_id": graph_app.tenant_id,
         "graph_client_id": graph_app.client_id,
         "graph_client_secret": graph_app.client_secret,

@@ -140,6 +140,7 @@ class BadChannelToken(enum.Enum):
     WRONG_ISSUER = "wrong-issuer"
     WRONG_SERVICE_URL = "wrong-service-url"
     MALFORMED = "malformed"
+    NO_EXPIRY = "no-expiry"  # correctly signed, but never expires
 
 
 class _TokenError(Exception):
@@ -304,6 +305,10 @@ class IdentityStandIn:
             ),
             BadChannelToken.WRONG_SERVICE_URL: lambda: self.channel_token(app_id, "https://evil.example.com/"),
             BadChannelToken.MALFORMED: lambda: "not-a-jwt." + secrets.token_urlsafe(12),
+            BadChannelToken.NO_EXPIRY: lambda: self.channel_key.sign(
+                {"serviceurl": service_url, "nbf": int(now), "iss": CHANNEL_TOKEN_ISSUER, "aud": app_id},
+                kid=self.channel_key.kid,
+            ),
         }
         return makers[kind]()
 

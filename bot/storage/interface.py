@@ -300,6 +300,64 @@ class JobQueue(Protocol):
     async def dead_letters(self, limit: int = 100) -> list[Job]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class VoicemailGrant:
+    """One voicemail link: which recording (case and event) for whom, until when."""
+
+    case_id: str
+    source_id: str
+    user_id: str
+    """The Entra object id of the member who clicked "Anhören"."""
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRedemption:
+    grant: VoicemailGrant | None = None
+    refusal: str | None = None
+    """"unknown link", "link already used" or "link expired" when ``grant`` is None."""
+
+
+@dataclass(frozen=True, slots=True)
+class ErasedCard:
+    """A Teams card whose case was deleted; a ``teams.erased`` job replaces it."""
+
+    line_id: str
+    conversation_id: str
+    activity_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureOutcome:
+    cases: int
+    events: int
+    cards: tuple[ErasedCard, ...]
+
+
+class PrivacyRepository(Protocol):
+    async def issue_voicemail_link(self, grant: VoicemailGrant, token_hash: str, now: datetime) -> None: ...
+
+    async def redeem_voicemail_link(self, token_hash: str, now: datetime) -> LinkRedemption:
+        """Use the link once: the first redemption before it expires gets the grant, every later one a refusal."""
+
+    async def purge_done_cases(self, done_before: datetime, now: datetime, limit: int = 200) -> ErasureOutcome:
+        """Delete up to ``limit`` cases done before ``done_before`` with their events, mails, card and links."""
+
+    async def erase_caller(self, number: str, now: datetime, actor: str) -> ErasureOutcome:
+        """Delete every case and event of the E.164 ``number``; audited (actor and counts, never the number)."""
+
+    async def record_purge(self, now: datetime, outcome: ErasureOutcome) -> None: ...
+
+    async def is_forgotten(self, mailbox: str, message_id: str) -> bool:
+        """Whether the mail's case was deleted (ingestion must not bring it back)."""
+
+    async def purge_finished_jobs(self, finished_before: datetime) -> int: ...
+
+    async def purge_voicemail_links(self, expired_before: datetime) -> int: ...
+
+    async def audit_entries(self, limit: int = 100) -> list[dict[str, Any]]: ...
+
+
 class Store(Protocol):
     """All repositories over one database; opened once per process."""
 
@@ -310,6 +368,7 @@ class Store(Protocol):
     subscriptions: SubscriptionRepository
     leases: LeaseRepository
     jobs: JobQueue
+    privacy: PrivacyRepository
     calls: CallPeerRepository
     reminders: ReminderRepository
 

@@ -34,12 +34,14 @@ from bot.storage.interface import (
     LinkRepository,
     MailRepository,
     MailState,
+    PrivacyRepository,
     RetryPolicy,
     Subscription,
     SubscriptionRepository,
     TransitionOutcome,
 )
 from bot.storage.migrations import migrate
+from bot.storage.privacy_store import SqlPrivacyRepository
 from bot.storage.reminder_store import ReminderRepository, SqlReminderRepository
 
 log = logging.getLogger(__name__)
@@ -992,6 +994,7 @@ class SqlStore:
         self.subscriptions: SubscriptionRepository = SqlSubscriptionRepository(database)
         self.leases: LeaseRepository = SqlLeaseRepository(database)
         self.jobs: JobQueue = SqlJobQueue(database, clock, rng or random.Random())
+        self.privacy: PrivacyRepository = SqlPrivacyRepository(database)
         self.calls: CallPeerRepository = SqlCallPeerRepository(database)
         self.reminders: ReminderRepository = SqlReminderRepository(database, cases, clock)
 

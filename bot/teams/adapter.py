@@ -11,7 +11,7 @@ from botframework.connector.auth import AuthenticationConstants, BotFrameworkAut
 
 from bot.config import Settings
 from bot.logging_setup import redact
-from bot.teams.auth import BotAuthSettings, build_bot_framework_authentication
+from bot.teams.auth import BotAuthSettings, InboundPolicy, build_bot_framework_authentication
 from bot.teams.connectors import CachingBotFrameworkAuthentication
 from cards.i18n import conversation_language, text
 
@@ -36,6 +36,15 @@ def auth_settings(settings: Settings) -> BotAuthSettings:
         validate_authority=settings.validate_authority,
         ca_bundle=str(settings.bot_ca_bundle) if settings.bot_ca_bundle else None,
         allow_unauthenticated=settings.sandbox_mode and not settings.app_id,
+    )
+
+
+def inbound_policy(settings: Settings) -> InboundPolicy:
+    """Teams only, from the bot's own tenant (and ALLOWED_TENANT_IDS), through Teams' service URLs."""
+    return InboundPolicy(
+        allowed_tenants=settings.allowed_tenants,
+        is_service_url_allowed=settings.is_teams_service_url,
+        token_issuer=auth_settings(settings).channel_token_issuer,
     )
 
 

@@ -206,37 +206,163 @@ def _failure_reason(error: Exception) -> str:
     return "invalid token"
 
 
-def _unauthorized(reason: str) -> web.HTTPUnauthorized:
-    log.info("inbound activity refused: %s", reason)
-    body = {"error": {"code": "Unauthorized", "message": reason}}
-    return web.HTTPUnauthorized(text=json.dumps(body), content_type="application/json")
+MAX_ACTIVITY_BYTES = 256 * 1024
+"""Teams activities are small (a message is at most ~100 KB); anything bigger is refused before it is read."""
+MAX_JSON_DEPTH = 32
+"""Real activities nest about 8 levels deep; deeper JSON is refused (json.loads would recurse on it)."""
+TEAMS_CHANNEL = "msteams"
+
+
+@dataclass(frozen=True)
+class InboundPolicy:
+    """What an authenticated activity must also satisfy: Teams only, known tenants, Teams service URLs."""
+
+    allowed_tenants: frozenset[str]
+    """Lower-case Entra tenant ids (MicrosoftAppTenantId and ALLOWED_TENANT_IDS); empty refuses every activity."""
+    is_service_url_allowed: Callable[[str | None], bool]
+    token_issuer: str = AuthenticationConstants.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER
+
+
+def _refused(status: type[web.HTTPException], code: str, reason: str) -> web.HTTPException:
+    log.info("inbound activity refused (%s): %s", code, reason)
+    body = {"error": {"code": code, "message": reason}}
+    return status(text=json.dumps(body), content_type="application/json")
+
+
+def _unauthorized(reason: str) -> web.HTTPException:
+    return _refused(web.HTTPUnauthorized, "Unauthorized", reason)
+
+
+def _json_depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, iteratively (no recursion on hostile input)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            if deepest > MAX_JSON_DEPTH:
+                return deepest
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _too_large(size: int) -> web.HTTPException:
+    reason = f"activity larger than {MAX_ACTIVITY_BYTES} bytes"
+    log.info("inbound activity refused (TooLarge): %s", reason)
+    body = json.dumps({"error": {"code": "TooLarge", "message": reason}})
+    return web.HTTPRequestEntityTooLarge(
+        max_size=MAX_ACTIVITY_BYTES, actual_size=size, text=body, content_type="application/json"
+    )
+
+
+async def _read_json(request: web.Request) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > MAX_ACTIVITY_BYTES:
+        raise _too_large(request.content_length)
+    chunks, size = [], 0
+    while chunk := await request.content.read(MAX_ACTIVITY_BYTES + 1 - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_ACTIVITY_BYTES:
+            raise _too_large(size)
+    body = b"".join(chunks)
+    try:
+        parsed = json.loads(body)
+    except RecursionError as error:
+        raise _refused(web.HTTPBadRequest, "BadRequest", "JSON nested too deeply") from error
+    except ValueError as error:
+        raise _refused(web.HTTPBadRequest, "BadRequest", "body is not a JSON activity") from error
+    if not isinstance(parsed, dict):
+        raise _refused(web.HTTPBadRequest, "BadRequest", "body is not a JSON activity")
+    if _json_depth(parsed) > MAX_JSON_DEPTH:
+        raise _refused(web.HTTPBadRequest, "BadRequest", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return parsed
+
+
+def _check_claims(token: str, issuer: str) -> None:
+    """What botbuilder lets through: a token without ``exp`` (PyJWT checks it only when present), and tokens of
+    other issuers it routes to its emulator or skill validation. Teams' channel service is the only issuer."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError as error:
+        raise _unauthorized("malformed token") from error
+    if not isinstance(claims.get("exp"), int | float):
+        raise _unauthorized("token has no expiry")
+    if claims.get("iss") != issuer:
+        raise _unauthorized("untrusted token issuer")
+
+
+async def _verify(auth: BotFrameworkAuthentication, activity: Activity, header: str) -> AuthenticateRequestResult:
+    try:
+        return await auth.authenticate_request(activity, header)
+    except requests.RequestException as error:
+        log.error("Bot Framework signing keys unavailable: %s", type(error).__name__)
+        raise _refused(web.HTTPServiceUnavailable, "ServiceUnavailable", "signing keys unavailable") from error
+    except Exception as error:  # every other failure of token validation is the caller's
+        raise _unauthorized(_failure_reason(error)) from error
+
+
+def _tenant_ids(body: dict[str, Any]) -> set[str]:
+    """Every tenant the activity names: ``channelData.tenant.id`` and ``conversation.tenantId`` (read from the JSON:
+    botbuilder-schema only knows the spelling ``tenantID``, Teams sends ``tenantId``)."""
+    found: set[str] = set()
+    channel_data, conversation = body.get("channelData"), body.get("conversation")
+    tenant = channel_data.get("tenant") if isinstance(channel_data, dict) else None
+    if isinstance(tenant, dict) and tenant.get("id"):
+        found.add(str(tenant["id"]).lower())
+    if isinstance(conversation, dict):
+        found.update(str(value).lower() for key, value in conversation.items() if key.lower() == "tenantid" and value)
+    return found
+
+
+def inbound_refusal(activity: Activity, body: dict[str, Any], policy: InboundPolicy) -> web.HTTPException | None:
+    """Why an activity (``body`` parsed into ``activity``) must not be handled, as the HTTP error to answer."""
+    if activity.channel_id != TEAMS_CHANNEL:
+        return _refused(web.HTTPForbidden, "Forbidden", f"only Microsoft Teams activities (channelId {TEAMS_CHANNEL})")
+    if not policy.is_service_url_allowed(activity.service_url):
+        return _refused(web.HTTPForbidden, "Forbidden", "serviceUrl is not a Teams service URL")
+    sender = activity.from_property
+    if sender is None or not isinstance(sender.aad_object_id, str) or not sender.aad_object_id.strip():
+        return _refused(web.HTTPBadRequest, "BadRequest", "from.aadObjectId is required")
+    tenants = _tenant_ids(body)
+    if len(tenants) != 1:
+        return _refused(web.HTTPBadRequest, "BadRequest", "the activity must name exactly one tenant")
+    if not tenants <= policy.allowed_tenants:
+        return _refused(web.HTTPForbidden, "Forbidden", "tenant not allowed")
+    return None
 
 
 async def authenticate_inbound_request(
-    request: web.Request, auth: BotFrameworkAuthentication, *, allow_unauthenticated: bool
+    request: web.Request, auth: BotFrameworkAuthentication, policy: InboundPolicy, *, allow_unauthenticated: bool
 ) -> tuple[Activity, AuthenticateRequestResult]:
-    """The request's activity and botbuilder's authentication result; 401 (never 500) for any bad token."""
+    """The request's activity and botbuilder's authentication result, or an HTTP error with a reason.
+
+    The token is verified before the body is read (a bogus token never makes the bot parse anything): first
+    everything but the ``serviceurl`` claim, then, with the activity, the full check. Bad tokens are 401 (never
+    500), oversized bodies 413, malformed or too deeply nested JSON 400, foreign channels and tenants 403.
+    """
     header = request.headers.get("Authorization", "").strip()
     if header:
         scheme, _, token = header.partition(" ")
         if scheme != "Bearer" or not token.strip():
             raise _unauthorized("malformed Authorization header")
+        _check_claims(token.strip(), policy.token_issuer)
+        # botbuilder's checks of signature, lifetime, issuer, audience and endorsement without the body.
+        await _verify(auth, Activity(channel_id=TEAMS_CHANNEL, service_url=None), header)
     elif not allow_unauthenticated:
         raise _unauthorized("missing Authorization header")
+    body = await _read_json(request)
     try:
-        activity = Activity().deserialize(await request.json())
-    except ValueError as error:
-        raise web.HTTPBadRequest(text="body is not a JSON activity") from error
+        activity = Activity().deserialize(body)
+    except (ValueError, TypeError, AttributeError) as error:
+        raise _refused(web.HTTPBadRequest, "BadRequest", "body is not a JSON activity") from error
     if not activity.type:
-        raise web.HTTPBadRequest(text="activity has no type")
-    try:
-        # None, not "": botbuilder's parameterized authentication only treats None as "no header".
-        return activity, await auth.authenticate_request(activity, header or None)
-    except requests.RequestException as error:
-        log.error("Bot Framework signing keys unavailable: %s", type(error).__name__)
-        raise web.HTTPServiceUnavailable(text="signing keys unavailable") from error
-    except Exception as error:  # every other failure of token validation is the caller's
-        raise _unauthorized(_failure_reason(error)) from error
+        raise _refused(web.HTTPBadRequest, "BadRequest", "activity has no type")
+    refusal = inbound_refusal(activity, body, policy)
+    if refusal is not None:
+        raise refusal
+    # None, not "": botbuilder's parameterized authentication only treats None as "no header".
+    return activity, await _verify(auth, activity, header or None)  # type: ignore[arg-type]
 
 
 def invoke_response_json(body: Any) -> Any:
@@ -252,7 +378,12 @@ def invoke_response_json(body: Any) -> Any:
 
 
 def authenticated_messages_handler(
-    adapter: CloudAdapter, bot: Bot, auth: BotFrameworkAuthentication, *, allow_unauthenticated: bool
+    adapter: CloudAdapter,
+    bot: Bot,
+    auth: BotFrameworkAuthentication,
+    policy: InboundPolicy,
+    *,
+    allow_unauthenticated: bool,
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """The ``/api/messages`` handler: our authentication, then the adapter's turn with that result.
 
@@ -262,7 +393,7 @@ def authenticated_messages_handler(
 
     async def handle(request: web.Request) -> web.StreamResponse:
         activity, authenticated = await authenticate_inbound_request(
-            request, auth, allow_unauthenticated=allow_unauthenticated
+            request, auth, policy, allow_unauthenticated=allow_unauthenticated
         )
         invoke_response = await adapter.process_activity(authenticated, activity, bot.on_turn)
         if invoke_response:

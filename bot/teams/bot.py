@@ -34,7 +34,8 @@ CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 MESSAGE_CONTENT_TYPE = "application/vnd.microsoft.activity.message"
 ERROR_CONTENT_TYPE = "application/vnd.microsoft.error"
 MEMBERSHIP_CACHE_SECONDS = 300.0
-ADMIN_COMMANDS = frozenset({"link", "unlink"})
+ADMIN_COMMANDS = frozenset({"link", "unlink", "forget"})
+MAX_VERB_LENGTH = 64
 
 
 def card_invoke_response(result: ActionResult) -> InvokeResponse:
@@ -52,10 +53,12 @@ def card_invoke_response(result: ActionResult) -> InvokeResponse:
     return InvokeResponse(status=int(HTTPStatus.OK), body=body)
 
 
-def _actor(account: ChannelAccount | None) -> Actor:
-    if account is None:
-        return Actor("unknown", "?")
-    return Actor(account.aad_object_id or account.id or "unknown", account.name or account.id or "?", account.id)
+def _actor(account: ChannelAccount | None) -> Actor | None:
+    """The person acting, by Entra object id only: ``from.id`` is no identity anyone vouches for. The inbound checks
+    refuse activities without ``aadObjectId``; None here means the activity bypassed them."""
+    if account is None or not account.aad_object_id:
+        return None
+    return Actor(account.aad_object_id, account.name or "?", account.id)
 
 
 def _channel_data(activity: Activity) -> dict[str, Any]:
@@ -172,9 +175,13 @@ class RufpoolBot(ActivityHandler):
         # everywhere in the text ("@Rufpool open" → "@ open") and reads it as a regular expression.
         message = (activity.text or "").replace("&nbsp;", " ").strip()
         command, _ = parse_command(message)
+        actor = _actor(activity.from_property)
+        if actor is None:
+            log.warning("message without from.aadObjectId ignored")
+            return
         request = CommandRequest(
             text=message,
-            actor=_actor(activity.from_property),
+            actor=actor,
             actor_upn=await self._user_principal_name(turn_context) if command in ADMIN_COMMANDS else None,
             tenant_id=_tenant_id(activity),
             conversation_id=activity.conversation.id,
@@ -212,20 +219,31 @@ class RufpoolBot(ActivityHandler):
         value = activity.value if isinstance(activity.value, dict) else {}
         raw_action = value.get("action")
         action: dict[str, Any] = raw_action if isinstance(raw_action, dict) else {}
-        verb, data = action.get("verb"), action.get("data")
-        if action.get("type") != "Action.Execute" or not isinstance(verb, str):
+        verb, data = action.get("verb"), action.get("data", {})
+        if action.get("type") != "Action.Execute" or not isinstance(verb, str) or len(verb) > MAX_VERB_LENGTH:
             return card_invoke_response(ActionResult(400, message="expected an Action.Execute with a verb"))
+        if not isinstance(data, dict):
+            return card_invoke_response(ActionResult(400, message="the action's data must be an object"))
+        actor = _actor(activity.from_property)
+        if actor is None:
+            return card_invoke_response(ActionResult(400, message="from.aadObjectId is required"))
         request = ActionRequest(
             verb=verb,
-            data=data if isinstance(data, dict) else {},
-            actor=_actor(activity.from_property),
+            data=data,
+            actor=actor,
             tenant_id=_tenant_id(activity),
             conversation_id=activity.conversation.id if activity.conversation else "",
             channel_id=_channel_id(activity),
             locale=activity.locale,
             is_team_member=lambda team_id: self._is_member(turn_context, team_id),
         )
-        return card_invoke_response(await self._actions.handle(request))
+        try:
+            result = await self._actions.handle(request)
+        except (TypeError, ValueError) as error:
+            # The data of a click is the sender's: whatever it trips over is a bad request, not a server error.
+            log.warning("card action %r with unusable data: %s", verb[:32], type(error).__name__, exc_info=error)
+            result = ActionResult(400, message="the action's data is malformed")
+        return card_invoke_response(result)
 
     # Membership (personal chat) -------------------------------------------------------------------------------
 

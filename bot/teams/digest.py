@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from botbuilder.core import CardFactory, MessageFactory, TurnContext
@@ -31,7 +32,9 @@ class DigestPoster:
         stats: StatsService,
         pacer: Pacer,
         lang: Lang,
+        service_url_allowed: Callable[[str | None], bool],
     ) -> None:
+        self._service_url_allowed = service_url_allowed
         self._adapter = adapter
         self._app_id = app_id
         self._store = store
@@ -52,6 +55,9 @@ class DigestPoster:
         if link is None:
             log.info("weekly digest of %s skipped: the line is not linked to a channel", line_id)
             return
+        if not self._service_url_allowed(link.service_url):
+            # Stored when the line was linked; TEAMS_SERVICE_URLS may have been narrowed since.
+            raise PermanentFailure("the line's service URL is not a Teams service URL (TEAMS_SERVICE_URLS)")
         card = await self._stats.card([line_id], period, self._lang, digest=True)
         created: dict[str, str] = {}
 

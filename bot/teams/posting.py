@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -35,7 +35,13 @@ from bot.storage.interface import CardRef, ChannelLink, Store
 from bot.teams.pacing import Pacer
 from cards.case_card import card_activity_text
 from cards.i18n import Lang
-from cards.messages import build_backlog_summary_card, contact_reply, repeat_call_reply, state_change_reply
+from cards.messages import (
+    build_backlog_summary_card,
+    build_erased_card,
+    contact_reply,
+    repeat_call_reply,
+    state_change_reply,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +100,10 @@ class CardPoster:
         actions: CardActions,
         pacer: Pacer,
         lang: Lang,
+        service_url_allowed: Callable[[str | None], bool],
         line_names: Mapping[str, str] | None = None,
     ) -> None:
+        self._service_url_allowed = service_url_allowed
         self._line_names = dict(line_names or {})
         self._adapter = adapter
         self._app_id = app_id
@@ -124,6 +132,9 @@ class CardPoster:
         return activity
 
     async def _call(self, link: ChannelLink, thread: str, operation: Any, *, backlog: bool = False) -> Any:
+        if not self._service_url_allowed(link.service_url):
+            # Stored when the line was linked; TEAMS_SERVICE_URLS may have been narrowed since.
+            raise PermanentFailure("the line's service URL is not a Teams service URL (TEAMS_SERVICE_URLS)")
         delay = self._pacer.delay(thread, link.tenant_id, backlog=backlog)
         if delay > MAX_PACING_WAIT_S:
             # Backlog takes a booked slot behind the rest of the backlog; a live send just its own next slot.
@@ -158,7 +169,8 @@ class CardPoster:
     ) -> None:
         case = await self._store.cases.get(case_id)
         if case is None:
-            raise PermanentFailure(f"case {case_id} does not exist")
+            log.info("case %s no longer exists (retention or erasure); no card to update", case_id[:8])
+            return
         link = await self._store.links.link_for_line(case.line_id)
         if link is None:
             log.info("line %s is not linked to a channel yet; the card is posted when it is", case.line_id)
@@ -241,7 +253,8 @@ class CardPoster:
         """One line in the case's thread (a repeat call, a state change)."""
         case = await self._store.cases.get(str(payload["case_id"]))
         if case is None:
-            raise PermanentFailure(f"case {payload['case_id']} does not exist")
+            log.info("case %s no longer exists (retention or erasure); no thread line", str(payload["case_id"])[:8])
+            return
         link = await self._store.links.link_for_line(case.line_id)
         if link is None:
             return
@@ -268,6 +281,33 @@ class CardPoster:
             )
         except ConversationGone as gone:
             raise PermanentFailure("the case's thread no longer exists") from gone
+
+    async def handle_erased(self, payload: dict[str, Any]) -> None:
+        """Replace the card of a deleted case (retention, erasure) with a "deleted" card naming nobody."""
+        link = await self._store.links.link_for_line(str(payload["line_id"]))
+        if link is None:
+            log.info("line %s is no longer linked: its deleted card stays as it was", payload["line_id"])
+            return
+        conversation_id, activity_id = str(payload["conversation_id"]), str(payload["activity_id"])
+        card = build_erased_card(self._lang, expired=payload.get("reason") == "expired")
+        activity = MessageFactory.attachment(CardFactory.adaptive_card(card))
+        activity.id = activity_id
+        activity.summary = card["fallbackText"]
+
+        async def update(turn_context: TurnContext) -> None:
+            activity.conversation = turn_context.activity.conversation
+            await turn_context.update_activity(activity)
+
+        try:
+            await self._call(
+                link,
+                conversation_id,
+                lambda: self._adapter.continue_conversation(
+                    self._reference(link, conversation_id), update, self._app_id
+                ),
+            )
+        except ConversationGone:
+            log.info("the card of a deleted case was already gone from Teams")
 
     def _reply_text(self, case: Case, message: dict[str, Any]) -> str | None:
         at = datetime.fromisoformat(str(message.get("at"))) if message.get("at") else datetime.now(UTC)
