@@ -337,6 +337,9 @@ async def test_the_page_follows_the_flags_and_posts_the_open_cases_again(demo: D
         async with asyncio.timeout(30):
             while "complete" not in await (await http.get(demo.control + "/rows")).text():
                 await asyncio.sleep(0.2)
+        # The page shows Outlook's flag at once; the bot takes the case to done when it has read the change.
+        first_id, done_in_outlook = first["message"]["messageId"], text(CHANNEL_LANG, "state_done_outlook")
+        await stream.wait_for(lambda e: is_card_update(e, first_id, done_in_outlook), "the first card done")
 
         await _simulate(demo, "missed", "--from", "0171 4445556")
         seen = {first["message"]["messageId"]}
