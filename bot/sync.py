@@ -84,6 +84,11 @@ def desired_read(case: Case) -> bool | None:
     return False
 
 
+def _known_read_states(state: MailState) -> set[bool]:
+    """The read states the bot last read or wrote for a mail (empty before its first sighting)."""
+    return {value for value in (state.observed_read, state.written_read) if value is not None}
+
+
 def own_categories(case: Case) -> list[str]:
     """The categories the bot puts on a case's mails when categories are switched on."""
     if case.state is CaseState.CLAIMED and case.claimed_by:
@@ -162,7 +167,7 @@ class FlagSync:
 
     def _read_is_known(self, state: MailState, is_read: bool) -> bool:
         """Whether a read state is one the bot has seen or written already (so not news worth reading again)."""
-        known = {value for value in (state.observed_read, state.written_read) if value is not None}
+        known = _known_read_states(state)
         return not self._settings.outlook_read_sync or not known or is_read in known
 
     async def _observe_read(self, state: MailState, is_read: bool) -> None:
@@ -177,7 +182,7 @@ class FlagSync:
         wanted = desired_read(case) if case is not None else None
         if wanted is None or is_read == wanted:
             return
-        known = {value for value in (state.observed_read, state.written_read) if value is not None}
+        known = _known_read_states(state)
         if known and is_read not in known:
             # A person marked it read or unread in Outlook: that supersedes the bot's earlier write.
             await self._store.mails.set_written_read(state.mailbox, state.message_id, is_read)

@@ -91,6 +91,8 @@ async def disagreements(stack: BotStack, handles: list[CaseHandle]) -> list[str]
 
 
 DRAIN_LIMIT_SECONDS = 60
+PATCHES = r"/messages/[^/]+$"
+"""The path of a message PATCH, for fault injection."""
 
 
 async def drain(stack: BotStack) -> None:
@@ -105,6 +107,13 @@ async def drain(stack: BotStack) -> None:
                 if depth[JobState.PENDING] == 0 and depth[JobState.LEASED] == 0:
                     return
             await asyncio.sleep(0.02)
+
+
+async def resync(stack: BotStack) -> None:
+    """The periodic delta pass, as the coordinator starts it."""
+    [line] = stack.settings.pool_lines
+    await stack.services.coordinator.request_resync(line)
+    await drain(stack)
 
 
 def thread_replies(stack: BotStack, handle: CaseHandle) -> list[str]:

@@ -12,6 +12,7 @@ from bot.domain.cases import CaseState
 from bot.storage.interface import FlagStatus
 from tests.e2e_fixtures import POOL_MAILBOX, BotStack, user
 from tests.sync_fixtures import (
+    PATCHES,
     CaseHandle,
     case_of,
     click,
@@ -19,11 +20,11 @@ from tests.sync_fixtures import (
     flag_patches,
     flag_status,
     open_cases,
+    resync,
     thread_replies,
 )
 
 ANNA = user(0)
-PATCHES = r"/messages/[^/]+$"
 
 
 @pytest.fixture
@@ -64,12 +65,6 @@ def outlook_read_unnoticed(stack: BotStack, message_id: str, is_read: bool) -> N
     message = box.message(message_id)
     message.is_read = is_read
     message.touch(box.next_sequence())
-
-
-async def resync(stack: BotStack) -> None:
-    [line] = stack.settings.pool_lines
-    await stack.services.coordinator.request_resync(line)
-    await drain(stack)
 
 
 async def test_claim_and_done_mark_read_release_and_reopen_unread(stack: BotStack, three_calls: CaseHandle) -> None:

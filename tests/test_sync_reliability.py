@@ -12,6 +12,7 @@ from bot.domain.cases import CaseState
 from bot.storage.interface import FlagStatus
 from tests.e2e_fixtures import POOL_MAILBOX, BotStack, user
 from tests.sync_fixtures import (
+    PATCHES,
     case_of,
     click,
     disagreements,
@@ -19,10 +20,10 @@ from tests.sync_fixtures import (
     flag_status,
     open_cases,
     outlook_flag_unnoticed,
+    resync,
 )
 
 ANNA = user(0)
-PATCHES = r"/messages/[^/]+$"
 
 
 @pytest.fixture
@@ -39,13 +40,6 @@ def bot_stack_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def counter(metric: object, kind: str) -> float:
     return float(metric.labels(kind)._value.get())  # type: ignore[attr-defined]
-
-
-async def resync(stack: BotStack) -> None:
-    """The periodic delta pass, as the coordinator starts it."""
-    [line] = stack.settings.pool_lines
-    await stack.services.coordinator.request_resync(line)
-    await drain(stack)
 
 
 async def test_never_more_than_four_graph_requests_at_once(stack: BotStack) -> None:

@@ -233,7 +233,6 @@ class SqlCaseRepository(CaseRepository):
 
     @staticmethod
     async def _insert_event(cursor: Cursor, event: CallEvent, case_id: str) -> None:
-        voicemail, mail = event.voicemail, event.mail
         await cursor.execute(
             "INSERT INTO events (source_id, case_id, kind, line_id, caller, caller_name, received_at, mailbox, "
             "message_id, web_link, subject, sender, voicemail_attachment_id, voicemail_file_name, "
@@ -247,21 +246,11 @@ class SqlCaseRepository(CaseRepository):
                 event.caller,
                 event.caller_name,
                 event.received_at,
-                mail.mailbox if mail else NO_MAIL,
-                mail.message_id if mail else NO_MAIL,
-                mail.web_link if mail else None,
-                mail.subject if mail else NO_MAIL,
-                mail.sender if mail else NO_MAIL,
-                voicemail.attachment_id if voicemail else None,
-                voicemail.file_name if voicemail else None,
-                voicemail.duration_seconds if voicemail else None,
-                event.caller_as_written,
-                event.called_number,
-                event.call_id,
+                *_report_columns(event),
             ),
         )
-        if mail is not None:
-            await SqlCaseRepository._insert_mail(cursor, mail, case_id)
+        if event.mail is not None:
+            await SqlCaseRepository._insert_mail(cursor, event.mail, case_id)
 
     @staticmethod
     async def _insert_mail(cursor: Cursor, mail: MailSource, case_id: str) -> None:
@@ -278,7 +267,6 @@ class SqlCaseRepository(CaseRepository):
         Only while the event still lacks what is added: two reports racing for one event must not both join it
         (on PostgreSQL the loser's reads may already show the winner's case; this row check cannot be stale).
         """
-        voicemail, mail = event.voicemail, event.mail
         still_lacking = "message_id = ?" if took_mail else "call_id IS NULL"
         changed = await cursor.execute(
             "UPDATE events SET kind = ?, caller_name = ?, mailbox = ?, message_id = ?, web_link = ?, subject = ?, "  # noqa: S608 - fixed SQL fragments
@@ -287,17 +275,7 @@ class SqlCaseRepository(CaseRepository):
             (
                 event.kind.value,
                 event.caller_name,
-                mail.mailbox if mail else NO_MAIL,
-                mail.message_id if mail else NO_MAIL,
-                mail.web_link if mail else None,
-                mail.subject if mail else NO_MAIL,
-                mail.sender if mail else NO_MAIL,
-                voicemail.attachment_id if voicemail else None,
-                voicemail.file_name if voicemail else None,
-                voicemail.duration_seconds if voicemail else None,
-                event.caller_as_written,
-                event.called_number,
-                event.call_id,
+                *_report_columns(event),
                 event.source_id,
                 *((NO_MAIL,) if took_mail else ()),
             ),
@@ -648,6 +626,25 @@ class SqlCardRepository(CardRepository):
 
 def _flag(value: str | None) -> FlagStatus | None:
     return FlagStatus(value) if value is not None else None
+
+
+def _report_columns(event: CallEvent) -> tuple[Any, ...]:
+    """The event columns a report fills: mailbox, message_id, web_link, subject, sender, the voicemail's three,
+    caller_as_written, called_number, call_id (an event the call webhook reported alone has no mail yet)."""
+    voicemail, mail = event.voicemail, event.mail
+    return (
+        mail.mailbox if mail else NO_MAIL,
+        mail.message_id if mail else NO_MAIL,
+        mail.web_link if mail else None,
+        mail.subject if mail else NO_MAIL,
+        mail.sender if mail else NO_MAIL,
+        voicemail.attachment_id if voicemail else None,
+        voicemail.file_name if voicemail else None,
+        voicemail.duration_seconds if voicemail else None,
+        event.caller_as_written,
+        event.called_number,
+        event.call_id,
+    )
 
 
 def _read_state(value: Any) -> bool | None:
