@@ -320,3 +320,24 @@ async def test_a_stored_service_url_outside_the_allow_list_gets_no_weekly_digest
         "the line's service URL is not a Teams service URL (TEAMS_SERVICE_URLS)"
     ]
     assert bot_stack.channel_cards() == []
+
+
+class TestAllowedTenant:
+    """The allow-list lets a listed tenant in (the check above must not refuse every other tenant)."""
+
+    PARTNER = "0f0f0f0f-0000-4000-8000-00000000beef"
+
+    @pytest.fixture
+    def allowed(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("ALLOWED_TENANT_IDS", self.PARTNER)
+
+    async def test_a_listed_tenant_is_accepted(self, allowed: None, bot_stack: BotStack) -> None:
+        await bot_stack.link()
+        activity = link_attempt(bot_stack)
+        activity["channelData"]["tenant"] = {"id": self.PARTNER}
+        activity["conversation"]["tenantId"] = self.PARTNER
+
+        response = await bot_stack.post_activity(activity)
+
+        assert response.status < 300, await response.text()
+        assert await linked_channel(bot_stack) == OTHER_CHANNEL_ID
