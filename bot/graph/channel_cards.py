@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph import GraphServiceClient
 from msgraph.generated.teams.item.channels.item.messages.messages_request_builder import MessagesRequestBuilder
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 
 PAGE = 50
 """Graph's largest page of channel messages."""
+NO_CONSENT = {403, 404}
+"""Graph's answers when the app may not read the team's channel (no resource-specific consent, app removed)."""
 PAGES = 4
 """Pages looked at, newest first: the card in doubt was posted moments before its job's next attempt."""
 
@@ -29,8 +32,9 @@ class ChannelCards:
 
     async def find(self, group_id: str, channel_id: str, marker: str, *, besides: str | None = None) -> str | None:
         """The id of the newest channel message whose card carries ``marker`` (other than ``besides``, a card being
-        replaced); None when there is none. A failed read raises the job runner's retry exceptions: posting again
-        without knowing would risk the duplicate this lookup exists to prevent."""
+        replaced); None when there is none, or when the team has not granted the read (403/404: nothing to wait
+        for). Another failed read raises the job runner's retry exceptions: posting again without knowing would risk
+        the duplicate this lookup exists to prevent."""
         messages = self._client.teams.by_team_id(group_id).channels.by_channel_id(channel_id).messages
         query = MessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters(top=PAGE)
         try:
@@ -44,6 +48,15 @@ class ChannelCards:
                 if page is None or not page.odata_next_link:
                     break
                 page = await messages.with_url(page.odata_next_link).get()
+        except APIError as error:
+            if error.response_status_code in NO_CONSENT:
+                log.warning(
+                    "cannot read the messages of channel %s (Graph answered %s); ChannelMessage.Read.Group consented?",
+                    channel_id[-12:],
+                    error.response_status_code,
+                )
+                return None
+            raise as_job_error(error) from error
         except Exception as error:
             raise as_job_error(error) from error
         return None
