@@ -100,3 +100,19 @@ async def test_a_click_answers_try_again_when_the_store_cannot_be_read_either(
     response = await bot_stack.click("claim", claim, user(0), card.conversation_id, card.activity_id)
 
     assert response["statusCode"] == 200 and response["value"] == text("de", "action_not_saved"), response
+
+
+async def test_a_click_that_fails_before_any_change_is_answered_not_a_server_error(
+    bot_stack: BotStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    card = await posted_case(bot_stack)
+    claim = action_data(card_json(card.current), "claim")
+
+    async def unreachable(case_id: str) -> object:
+        raise ConnectionError("the database went away")
+
+    monkeypatch.setattr(bot_stack.services.store.cases, "get", unreachable)
+
+    response = await bot_stack.click("claim", claim, user(0), card.conversation_id, card.activity_id)
+
+    assert response["statusCode"] == 200 and response["value"] == text("de", "turn_failed"), response

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -13,7 +13,7 @@ from bot.domain.cases import Contact, ContactKind
 from bot.domain.state_machine import Verb
 from bot.storage import sql_store
 from bot.storage.database import Cursor
-from bot.storage.interface import FlagStatus
+from bot.storage.interface import CardRef, FlagStatus
 from bot.storage.sql_store import SqlStore
 from tests.storage_fixtures import ALICE, CLAIM_TIMEOUT, T0, make_event
 
@@ -131,3 +131,27 @@ async def test_a_pending_card_refresh_is_not_queued_twice(store: SqlStore) -> No
     jobs = await _jobs(store)
     assert jobs.count((effects.POST_CARD, f"card:{case.id}")) == 1
     assert (effects.THREAD_REPLY, f"reply:{case.id}:2") in jobs
+
+
+async def test_a_thread_line_waits_only_for_unfinished_lines_of_earlier_versions(store: SqlStore) -> None:
+    case = (await store.cases.record_event(make_event("m1"), effects=_card_and_reply)).case
+    await store.cases.record_event(make_event("m2", minutes=1), effects=_card_and_reply)
+    key = effects.reply_order_key(case.id)
+
+    assert not await store.jobs.earlier_unfinished(key, 1)
+    assert await store.jobs.earlier_unfinished(key, 2)  # version 1's line is pending
+    [first] = await store.jobs.lease("w", [effects.THREAD_REPLY], timedelta(minutes=1))
+    assert first.payload["version"] == 1
+    assert await store.jobs.earlier_unfinished(key, 2)  # under way
+    await store.jobs.complete(first, "w")
+    assert not await store.jobs.earlier_unfinished(key, 2)
+    assert not await store.jobs.earlier_unfinished(effects.reply_order_key("another-case"), 9)
+
+
+async def test_a_post_intent_counts_attempts_until_the_card_is_saved(store: SqlStore) -> None:
+    case = (await store.cases.record_event(make_event("m1"), effects=effects.no_effects)).case
+
+    assert await store.cards.begin_post(case.id, T0) == 1
+    assert await store.cards.begin_post(case.id, T0) == 2  # the first attempt's outcome is unknown
+    await store.cards.save_card(CardRef(case.id, "19:c;messageid=1", "1", case.version))
+    assert await store.cards.begin_post(case.id, T0) == 1  # a repost later starts afresh
