@@ -128,16 +128,17 @@ async def test_a_losing_click_is_refused_without_a_write_transaction(counting: C
 
 async def test_a_refresh_already_pending_is_coalesced_without_a_write(counting: CountingDatabase) -> None:
     store = SqlStore(counting)
-    await effects.refresh_card(store.jobs, "c1")
-    writes = counting.writes
+    refresh = [effects.RefreshCard("c1")]
+    await store.jobs.add(refresh)
+    writes = counting.writes + counting.transactions
 
     for _ in range(5):
-        await effects.refresh_card(store.jobs, "c1")
+        await store.jobs.add(refresh)
 
-    assert counting.writes == writes
+    assert counting.writes + counting.transactions == writes
     assert (await store.jobs.depth())["pending"] == 1
     # Once the pending job has been taken, a new refresh is queued again.
     leased = await store.jobs.lease("worker", [effects.POST_CARD], timedelta(minutes=1))
     assert len(leased) == 1
-    await effects.refresh_card(store.jobs, "c1")
+    await store.jobs.add(refresh)
     assert (await store.jobs.depth())["pending"] == 1
