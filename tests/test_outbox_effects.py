@@ -13,7 +13,7 @@ from bot.domain.cases import Contact, ContactKind
 from bot.domain.state_machine import Verb
 from bot.storage import sql_store
 from bot.storage.database import Cursor
-from bot.storage.interface import CardRef, FlagStatus
+from bot.storage.interface import CardRef, FlagStatus, JobState
 from bot.storage.sql_store import SqlStore
 from tests.storage_fixtures import ALICE, CLAIM_TIMEOUT, T0, make_event
 
@@ -138,14 +138,14 @@ async def test_a_thread_line_waits_only_for_unfinished_lines_of_earlier_versions
     await store.cases.record_event(make_event("m2", minutes=1), effects=_card_and_reply)
     key = effects.reply_order_key(case.id)
 
-    assert not await store.jobs.earlier_unfinished(key, 1)
-    assert await store.jobs.earlier_unfinished(key, 2)  # version 1's line is pending
+    assert await store.jobs.earlier_unfinished(key, 1) is None
+    assert await store.jobs.earlier_unfinished(key, 2) is JobState.PENDING  # version 1's line waits
     [first] = await store.jobs.lease("w", [effects.THREAD_REPLY], timedelta(minutes=1))
     assert first.payload["version"] == 1
-    assert await store.jobs.earlier_unfinished(key, 2)  # under way
+    assert await store.jobs.earlier_unfinished(key, 2) is JobState.LEASED  # under way
     await store.jobs.complete(first, "w")
-    assert not await store.jobs.earlier_unfinished(key, 2)
-    assert not await store.jobs.earlier_unfinished(effects.reply_order_key("another-case"), 9)
+    assert await store.jobs.earlier_unfinished(key, 2) is None
+    assert await store.jobs.earlier_unfinished(effects.reply_order_key("another-case"), 9) is None
 
 
 async def test_a_post_intent_counts_attempts_until_the_card_is_saved(store: SqlStore) -> None:

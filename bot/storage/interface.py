@@ -312,8 +312,9 @@ class JobQueue(Protocol):
         """Queue effects that follow no change of state (a redraw, a refused click on a stale card), in one
         transaction; a card refresh already pending is not written again."""
 
-    async def earlier_unfinished(self, ordering_key: str, sequence: int) -> bool:
-        """Whether a job of ``ordering_key`` with a lower sequence is still pending or leased."""
+    async def earlier_unfinished(self, ordering_key: str, sequence: int) -> JobState | None:
+        """Whether a job of ``ordering_key`` with a lower sequence is unfinished: ``LEASED`` when one is under way,
+        else ``PENDING`` when one waits; None when all are finished."""
 
     async def enqueue(
         self,

@@ -990,14 +990,15 @@ class SqlJobQueue(JobQueue):
             async with self._db.transaction() as cursor:
                 await insert_effects(cursor, wanted, self._clock())
 
-    async def earlier_unfinished(self, ordering_key: str, sequence: int) -> bool:
+    async def earlier_unfinished(self, ordering_key: str, sequence: int) -> JobState | None:
         async with self._db.read() as cursor:
             await cursor.execute(
-                "SELECT 1 AS waiting FROM jobs WHERE ordering_key = ? AND ordering_seq < ? "
-                "AND state IN ('pending', 'leased') LIMIT 1",
+                "SELECT state FROM jobs WHERE ordering_key = ? AND ordering_seq < ? "
+                "AND state IN ('pending', 'leased') ORDER BY state LIMIT 1",  # 'leased' sorts first
                 (ordering_key, sequence),
             )
-            return await cursor.fetchone() is not None
+            row = await cursor.fetchone()
+        return JobState(row["state"]) if row else None
 
     async def pending(self, dedupe_key: str) -> bool:
         async with self._db.read() as cursor:

@@ -32,7 +32,7 @@ from bot.actions import CardActions
 from bot.domain.cases import Actor, Case
 from bot.domain.state_machine import Verb
 from bot.jobs import PermanentFailure, RetryLater, RunLater
-from bot.storage.interface import CardRef, ChannelLink, Store
+from bot.storage.interface import CardRef, ChannelLink, JobState, Store
 from bot.teams.pacing import Pacer
 from cards.case_card import card_activity_text, card_marker
 from cards.i18n import Lang
@@ -323,12 +323,12 @@ class CardPoster:
             raise PermanentFailure("the case's thread no longer exists") from gone
 
     async def _after_earlier_lines(self, case_id: str, version: int) -> None:
-        """Wait a moment for the case's earlier thread lines (usually being posted right now by another worker);
-        put this line back when they take longer."""
+        """Wait a moment for an earlier thread line of the case that another worker is posting right now; put this
+        line back when one waits for its turn or its retry (holding a worker for it could starve the others)."""
         order_key = effects.reply_order_key(case_id)
         deadline = asyncio.get_running_loop().time() + REPLY_ORDER_PATIENCE_S
-        while await self._store.jobs.earlier_unfinished(order_key, version):
-            if asyncio.get_running_loop().time() >= deadline:
+        while (earlier := await self._store.jobs.earlier_unfinished(order_key, version)) is not None:
+            if earlier is JobState.PENDING or asyncio.get_running_loop().time() >= deadline:
                 raise RunLater("an earlier line of this case's thread is not posted yet", REPLY_ORDER_WAIT)
             await asyncio.sleep(REPLY_ORDER_POLL_S)
 
