@@ -283,6 +283,10 @@ class JobQueue(Protocol):
     async def pending(self, dedupe_key: str) -> bool:
         """Whether a job with this key waits to run (a read: it never waits for writers)."""
 
+    async def extend(self, job: Job, worker_id: str, lease_for: timedelta) -> bool:
+        """Renew the lease of a job ``worker_id`` holds to ``lease_for`` from now (the runner's heartbeat);
+        False when the worker no longer holds it."""
+
     async def complete(self, job: Job, worker_id: str) -> None: ...
 
     async def defer(self, job: Job, worker_id: str, run_at: datetime) -> None:

@@ -900,6 +900,14 @@ class SqlJobQueue(JobQueue):
         )
         return sorted((_job_from_row(row) for row in written.rows), key=lambda job: job.id)
 
+    async def extend(self, job: Job, worker_id: str, lease_for: timedelta) -> bool:
+        now = self._clock()
+        written = await self._db.write(
+            "UPDATE jobs SET lease_expires_at = ?, updated_at = ? WHERE id = ? AND state = 'leased' AND leased_by = ?",
+            (now + lease_for, now, job.id, worker_id),
+        )
+        return written.rowcount == 1
+
     async def complete(self, job: Job, worker_id: str) -> None:
         written = await self._db.write(
             "UPDATE jobs SET state = 'done', leased_by = NULL, lease_expires_at = NULL, updated_at = ? "
