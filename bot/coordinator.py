@@ -48,6 +48,7 @@ class MailboxCoordinator:
         ingestor: MailIngestor,
         instance_id: str,
         reconcile: Callable[[PoolLine], Awaitable[int]],
+        repair: Callable[[], Awaitable[object]],
     ) -> None:
         self._settings = settings
         self._store = store
@@ -55,6 +56,7 @@ class MailboxCoordinator:
         self._ingestor = ingestor
         self._instance_id = instance_id
         self._reconcile = reconcile
+        self._repair = repair
         self._tasks: list[asyncio.Task[None]] = []
         self._catch_up_failures: dict[str, int] = {}
 
@@ -124,7 +126,9 @@ class MailboxCoordinator:
     # Loops --------------------------------------------------------------------------------------------------
 
     async def start_up(self) -> None:
-        """At start: make sure every mailbox is subscribed and catch up on what arrived while the bot was down."""
+        """At start: queue what a crash left undone, make sure every mailbox is subscribed and catch up on what
+        arrived while the bot was down."""
+        await self._repair_sweep()
         await asyncio.gather(*(self._start_line(line) for line in self._settings.pool_lines))
 
     async def _start_line(self, line: PoolLine) -> None:
@@ -179,8 +183,16 @@ class MailboxCoordinator:
                 log.exception("could not check the subscription of %s", line.mailbox)
 
     async def periodic_catch_up(self) -> None:
-        """The periodic delta pass: picks up missed mails and repairs flag drift (reconciliation)."""
+        """The periodic pass: the delta catch-up picks up missed mails and repairs flag drift (reconciliation), and
+        the repair sweep queues missing cards and flag writes."""
         lease_ttl = timedelta(minutes=self._settings.delta_interval_minutes)
         if await self._store.leases.try_acquire("periodic-catch-up", self._instance_id, lease_ttl, datetime.now(UTC)):
             for line in self._settings.pool_lines:
                 await self.request_resync(line)
+            await self._repair_sweep()
+
+    async def _repair_sweep(self) -> None:
+        try:
+            await self._repair()
+        except Exception:
+            log.exception("the repair sweep failed; the next periodic pass runs it again")

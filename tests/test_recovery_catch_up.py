@@ -92,8 +92,11 @@ async def test_start_up_subscribes_despite_transient_graph_errors(
     bot_stack.graph.reset()  # Graph lost the subscription while the bot was down
     bot_stack.graph.add_fault("503", path="/subscriptions$", method="POST", count=2, retry_after=0)
 
-    async with asyncio.timeout(30):
-        await bot_stack.services.coordinator.start_up()
+    try:
+        async with asyncio.timeout(30):
+            await bot_stack.services.coordinator.start_up()
+    finally:
+        bot_stack.graph.clear_faults()
 
     [subscription] = bot_stack.graph.subscriptions()
     stored = await bot_stack.services.store.subscriptions.get_subscription(POOL_MAILBOX)
