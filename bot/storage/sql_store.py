@@ -870,6 +870,21 @@ class SqlSubscriptionRepository(SubscriptionRepository):
                 "ON CONFLICT (mailbox) DO UPDATE SET delta_link = excluded.delta_link",
                 (mailbox, delta_link),
             )
+            await cursor.execute("DELETE FROM delta_progress WHERE mailbox = ?", (mailbox,))
+
+    async def save_delta_progress(self, mailbox: str, next_link: str | None) -> None:
+        if next_link is None:
+            await self._db.write("DELETE FROM delta_progress WHERE mailbox = ?", (mailbox,))
+            return
+        await self._db.write(
+            "INSERT INTO delta_progress (mailbox, next_link) VALUES (?, ?) "
+            "ON CONFLICT (mailbox) DO UPDATE SET next_link = excluded.next_link",
+            (mailbox, next_link),
+        )
+
+    async def get_delta_progress(self, mailbox: str) -> str | None:
+        row = await self._one("SELECT next_link FROM delta_progress WHERE mailbox = ?", (mailbox,))
+        return row["next_link"] if row else None
 
     async def get_delta_link(self, mailbox: str) -> str | None:
         row = await self._one("SELECT delta_link FROM delta_links WHERE mailbox = ?", (mailbox,))
@@ -1039,6 +1054,14 @@ class SqlJobQueue(JobQueue):
             ),
         )
         return sorted((_job_from_row(row) for row in written.rows), key=lambda job: job.id)
+
+    async def extend(self, job: Job, worker_id: str, lease_for: timedelta) -> bool:
+        now = self._clock()
+        written = await self._db.write(
+            "UPDATE jobs SET lease_expires_at = ?, updated_at = ? WHERE id = ? AND state = 'leased' AND leased_by = ?",
+            (now + lease_for, now, job.id, worker_id),
+        )
+        return written.rowcount == 1
 
     async def complete(self, job: Job, worker_id: str) -> None:
         written = await self._db.write(

@@ -31,6 +31,7 @@ from bot import effects, metrics
 from bot.actions import CardActions
 from bot.domain.cases import Actor, Case
 from bot.domain.state_machine import Verb
+from bot.heartbeat import LeaseLost, renewing
 from bot.jobs import PermanentFailure, RetryLater, RunLater
 from bot.storage.interface import CardRef, ChannelLink, JobState, Store
 from bot.teams.pacing import Pacer
@@ -49,7 +50,10 @@ log = logging.getLogger(__name__)
 RETRYABLE_STATUSES = {408, 412, 429, 500, 502, 503, 504}
 MAX_PACING_WAIT_S = 1.0
 """A send that would wait longer for its thread's slot is deferred to a booked slot instead of holding a worker."""
-CARD_LEASE = timedelta(minutes=2)
+CARD_LEASE = timedelta(seconds=20)
+"""One card job per case at a time; renewed every :data:`CARD_LEASE_RENEWAL` while it posts, so a dead holder's
+lease is free again within about this long."""
+CARD_LEASE_RENEWAL = timedelta(seconds=5)
 CARD_BUSY_RETRY = timedelta(seconds=1)
 REPLY_ORDER_PATIENCE_S = 1.0
 """How long a thread line waits in its worker for an earlier line of its case before it is put back."""
@@ -165,15 +169,24 @@ class CardPoster:
         """Post the case's card as a new thread, or update the posted card to the case's current version."""
         case_id = str(payload["case_id"])
         lease, holder = f"teams-card:{case_id}", uuid.uuid4().hex
+        # Waiting for another holder is not a failure: the job is put back without counting an attempt (a dead
+        # holder's lease runs out within CARD_LEASE).
         if not await self._store.leases.try_acquire(lease, holder, CARD_LEASE, datetime.now(UTC)):
-            raise RetryLater("another job is posting this card", CARD_BUSY_RETRY)
+            raise RunLater("another job is posting this card", CARD_BUSY_RETRY)
         try:
-            await self._bring_card_up_to_date(
-                case_id,
-                repost=bool(payload.get("repost")),
-                redraw=payload.get("redraw") is True,
-                backlog=bool(payload.get("backlog")),
+            await renewing(
+                self._bring_card_up_to_date(
+                    case_id,
+                    repost=bool(payload.get("repost")),
+                    redraw=payload.get("redraw") is True,
+                    backlog=bool(payload.get("backlog")),
+                ),
+                lambda: self._store.leases.try_acquire(lease, holder, CARD_LEASE, datetime.now(UTC)),
+                CARD_LEASE_RENEWAL,
+                f"the card of case {case_id[:8]}",
             )
+        except LeaseLost as lost:
+            raise RunLater(str(lost), CARD_BUSY_RETRY) from lost
         finally:
             await self._store.leases.release(lease, holder)
 
