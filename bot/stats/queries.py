@@ -14,13 +14,15 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.domain.events import WITHHELD, EventKind
 from bot.stats.model import Durations, LineStats, Period, PersonStats, RepeatCaller, TeamStats
 from bot.stats.working_time import WallClock, WorkingTime
 from bot.storage.database import Cursor, Database, require_utc
+from bot.storage.stats_rollups import TIME_ZONE, utc_hour_sql
 
 REPEAT_CALLS = 3
 """A caller with at least this many calls in the period is a repeat caller."""
@@ -28,6 +30,7 @@ SHOWN_REPEAT_CALLERS = 5
 CALL_KINDS = (EventKind.MISSED_CALL.value, EventKind.VOICEMAIL.value)
 ALL = "*"
 WORK_MEM = "64MB"
+ROLLUP_ZONE = ZoneInfo(TIME_ZONE)
 
 
 def _in(values: Sequence[str]) -> str:
@@ -75,41 +78,112 @@ class _Histograms:
         return sum(self.minutes.get(key, Counter()).values())
 
 
+@dataclass
+class _Counts:
+    """Cases and done cases per key (a line id or ``*``)."""
+
+    cases: Counter[str] = field(default_factory=Counter)
+    done: Counter[str] = field(default_factory=Counter)
+
+    def add(self, line_id: str, cases: int, done: int) -> None:
+        for key in (line_id, ALL):
+            self.cases[key] += cases
+            self.done[key] += done
+
+
+@dataclass(frozen=True, slots=True)
+class _Split:
+    """A period cut into whole units (days or hours) read from the roll-ups and the partial edges read from rows."""
+
+    edges: tuple[Period, ...]
+    whole: tuple[Any, Any] | None
+    """The roll-ups' keys ``[first, last)``, or None when the period holds no whole unit."""
+
+
+def split_days(period: Period) -> _Split:
+    """Whole calendar days in the roll-ups' time zone (23, 24 or 25 hours long) and the edges around them."""
+    first = _midnight(period.start.astimezone(ROLLUP_ZONE).date(), period.start)
+    last = _midnight(period.end.astimezone(ROLLUP_ZONE).date(), None)
+    if first >= last:
+        return _Split((period,), None)
+    days = (first.astimezone(ROLLUP_ZONE).date().isoformat(), last.astimezone(ROLLUP_ZONE).date().isoformat())
+    return _Split(_non_empty(Period(period.start, first), Period(last, period.end)), days)
+
+
+def _midnight(day: date, at_or_after: datetime | None) -> datetime:
+    """The start of ``day`` in the roll-ups' time zone, or of the next day when that is before ``at_or_after``."""
+    midnight = datetime.combine(day, time(0), tzinfo=ROLLUP_ZONE).astimezone(UTC)
+    if at_or_after is not None and midnight < at_or_after:
+        midnight = datetime.combine(day + timedelta(days=1), time(0), tzinfo=ROLLUP_ZONE).astimezone(UTC)
+    return midnight
+
+
+def split_hours(period: Period) -> _Split:
+    start, end = period.start.astimezone(UTC), period.end.astimezone(UTC)
+    last = end.replace(minute=0, second=0, microsecond=0)
+    first = start.replace(minute=0, second=0, microsecond=0)
+    if first < start:
+        first += timedelta(hours=1)
+    if first >= last:
+        return _Split((period,), None)
+    return _Split(_non_empty(Period(period.start, first), Period(last, period.end)), (first, last))
+
+
+def _non_empty(*periods: Period) -> tuple[Period, ...]:
+    return tuple(period for period in periods if period.start < period.end)
+
+
 class StatsQueries:
+    """The team's figures: whole days (and hours) from the roll-ups (:mod:`bot.storage.stats_rollups`), the partial
+    days at the period's edges from the rows. ``rollups=False`` computes everything from the rows (the reference the
+    roll-ups are tested and measured against)."""
+
     def __init__(
-        self, database: Database, working_time: WorkingTime | None = None, *, callbacks_known: bool = False
+        self,
+        database: Database,
+        working_time: WorkingTime | None = None,
+        *,
+        callbacks_known: bool = False,
+        rollups: bool = True,
     ) -> None:
         self._db = database
         self._working_time = working_time or WallClock()
         # With Placetel's call webhooks configured callbacks are seen, so their count means something.
         self._callbacks_known = callbacks_known
+        self._rollups = rollups
+
+    def _split(self, split: _Split, period: Period) -> _Split:
+        return split if self._rollups else _Split((period,), None)
 
     async def team_stats(self, line_ids: Sequence[str], period: Period, tz: tzinfo) -> TeamStats:
         lines = tuple(sorted(set(line_ids)))
         if not lines:
             return _empty(period, self._working_time.business_hours)
+        days, hours = self._split(split_days(period), period), self._split(split_hours(period), period)
+        seconds = self._working_time.sql_seconds(self._db.dialect, "created_at", "ended")
+        # The roll-ups hold wall-clock minutes; a business-hours calendar measures every case from its row.
+        minutes = days if seconds is not None else _Split((period,), None)
         async with self._db.transaction() as cursor:
             if self._db.dialect.name == "postgresql":
-                # Enough memory to group a period's cases in memory (hash) instead of an external merge sort.
+                # Enough memory to group a period's calls in memory (hash) instead of an external merge sort.
                 await cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
-            counts = await self._case_counts(cursor, lines, period)
-            claims = await self._histograms(cursor, lines, period, "claimed")
-            dones = await self._histograms(cursor, lines, period, "done")
-            hours = await self._calls_by_line_and_hour(cursor, lines, period)
+            counts = await self._case_counts(cursor, lines, days)
+            claims = await self._histograms(cursor, lines, minutes, "claimed")
+            dones = await self._histograms(cursor, lines, minutes, "done")
+            by_line_hour = await self._calls_by_line_and_hour(cursor, lines, hours)
             repeat, repeat_count = await self._repeat_callers(cursor, lines, period)
             unreached = await self._unreached_callbacks(cursor, lines, period) if self._callbacks_known else None
         calls: Counter[str] = Counter()
-        for (line_id, _hour), n in hours.items():
+        for (line_id, _hour), n in by_line_hour.items():
             calls[line_id] += n
             calls[ALL] += n
 
         def line_stats(key: str) -> LineStats:
-            cases, done = counts.get(key, (0, 0))
             return LineStats(
                 key,
                 calls=calls[key],
-                cases=cases,
-                done=done,
+                cases=counts.cases[key],
+                done=counts.done[key],
                 to_claim=claims.durations(f"line:{key}"),
                 to_done=dones.durations(f"line:{key}"),
             )
@@ -128,7 +202,7 @@ class StatsQueries:
         ]
         person_stats.sort(key=lambda person: (-person.claimed, -person.done, person.name))
         by_hour: Counter[datetime] = Counter()
-        for (_line, hour), n in hours.items():
+        for (_line, hour), n in by_line_hour.items():
             by_hour[hour] += n
         return TeamStats(
             period=period,
@@ -149,27 +223,55 @@ class StatsQueries:
     def _case_filter(lines: Sequence[str], period: Period) -> tuple[str, list[Any]]:
         return f"line_id IN ({_in(lines)}) AND created_at >= ? AND created_at < ?", [*lines, period.start, period.end]
 
-    async def _case_counts(self, cursor: Cursor, lines: Sequence[str], period: Period) -> dict[str, tuple[int, int]]:
-        where, params = self._case_filter(lines, period)
-        await cursor.execute(
-            f"SELECT line_id, state, COUNT(*) AS n FROM cases WHERE {where} GROUP BY line_id, state",  # noqa: S608
-            params,
-        )
-        cases: Counter[str] = Counter()
-        done: Counter[str] = Counter()
-        for row in await cursor.fetchall():
-            for key in (row["line_id"], ALL):
-                cases[key] += int(row["n"])
-                if row["state"] == "done":
-                    done[key] += int(row["n"])
-        return {key: (cases[key], done[key]) for key in cases}
+    @staticmethod
+    def _day_filter(lines: Sequence[str], days: tuple[Any, Any]) -> tuple[str, list[Any]]:
+        return f"line_id IN ({_in(lines)}) AND day >= ? AND day < ?", [*lines, *days]
 
-    async def _histograms(self, cursor: Cursor, lines: Sequence[str], period: Period, step: str) -> _Histograms:
+    async def _case_counts(self, cursor: Cursor, lines: Sequence[str], split: _Split) -> _Counts:
+        counts = _Counts()
+        for period in split.edges:
+            where, params = self._case_filter(lines, period)
+            await cursor.execute(
+                "SELECT line_id, COUNT(*) AS cases, SUM(CASE WHEN state = 'done' THEN 1 ELSE 0 END) AS done "  # noqa: S608
+                f"FROM cases WHERE {where} GROUP BY line_id",
+                params,
+            )
+            for row in await cursor.fetchall():
+                counts.add(row["line_id"], int(row["cases"]), int(row["done"]))
+        if split.whole is not None:
+            where, params = self._day_filter(lines, split.whole)
+            await cursor.execute(
+                f"SELECT line_id, SUM(cases) AS cases, SUM(done) AS done FROM stats_case_days WHERE {where} "  # noqa: S608
+                "GROUP BY line_id",
+                params,
+            )
+            for row in await cursor.fetchall():
+                counts.add(row["line_id"], int(row["cases"]), int(row["done"]))
+        return counts
+
+    async def _histograms(self, cursor: Cursor, lines: Sequence[str], split: _Split, step: str) -> _Histograms:
         """Minutes from the first call to ``step`` (claimed or done) per line and person."""
+        histograms = _Histograms()
+        for period in split.edges:
+            await self._histograms_from_rows(cursor, lines, period, step, histograms)
+        if split.whole is not None:
+            where, params = self._day_filter(lines, split.whole)
+            await cursor.execute(
+                "SELECT line_id, actor_id, MAX(actor_name) AS name, minutes, SUM(n) AS n FROM stats_minutes "  # noqa: S608
+                f"WHERE step = ? AND {where} AND n > 0 GROUP BY line_id, actor_id, minutes",
+                [step, *params],
+            )
+            for row in await cursor.fetchall():
+                actor = row["actor_id"] or None
+                histograms.add(row["line_id"], actor, row["name"], max(0, int(row["minutes"])), int(row["n"]))
+        return histograms
+
+    async def _histograms_from_rows(
+        self, cursor: Cursor, lines: Sequence[str], period: Period, step: str, histograms: _Histograms
+    ) -> None:
         end, actor, name = f"{step}_at", f"{step}_by_id", f"{step}_by_name"
         where, params = self._case_filter(lines, period)
         where += f" AND {end} IS NOT NULL"
-        histograms = _Histograms()
         seconds = self._working_time.sql_seconds(self._db.dialect, "created_at", end)
         if seconds is None:
             await cursor.execute(
@@ -180,7 +282,7 @@ class StatsQueries:
             for row in await cursor.fetchall():
                 elapsed = self._working_time.elapsed(require_utc(row["created_at"]), require_utc(row["ended"]))
                 histograms.add(row["line_id"], row["actor"], row["name"], round(elapsed.total_seconds() / 60), 1)
-            return histograms
+            return
         await cursor.execute(
             f"SELECT line_id, {actor} AS actor, MAX({name}) AS name, CAST(ROUND({seconds} / 60.0) AS INTEGER) AS m, "  # noqa: S608
             f"COUNT(*) AS n FROM cases WHERE {where} GROUP BY line_id, {actor}, m",
@@ -188,25 +290,35 @@ class StatsQueries:
         )
         for row in await cursor.fetchall():
             histograms.add(row["line_id"], row["actor"], row["name"], max(0, int(row["m"])), int(row["n"]))
-        return histograms
 
-    def _hour(self) -> str:
-        if self._db.dialect.name == "postgresql":
-            return "date_trunc('hour', received_at)"
-        return "substr(received_at, 1, 13)"  # the fixed-width UTC text up to the hour
+    def _hour_key(self, moment: datetime) -> Any:
+        """A UTC hour as the roll-up stores it."""
+        return moment if self._db.dialect.name == "postgresql" else moment.strftime("%Y-%m-%dT%H")
 
     async def _calls_by_line_and_hour(
-        self, cursor: Cursor, lines: Sequence[str], period: Period
-    ) -> dict[tuple[str, datetime], int]:
+        self, cursor: Cursor, lines: Sequence[str], split: _Split
+    ) -> Counter[tuple[str, datetime]]:
         """Calls per line and UTC hour (at most 24 rows per line and day; the time zone is applied afterwards)."""
-        hour = self._hour()
-        await cursor.execute(
-            f"SELECT line_id, {hour} AS hour, COUNT(*) AS calls FROM events "  # noqa: S608
-            f"WHERE line_id IN ({_in(lines)}) AND received_at >= ? AND received_at < ? AND kind IN ({_in(CALL_KINDS)}) "
-            f"GROUP BY line_id, {hour}",
-            [*lines, period.start, period.end, *CALL_KINDS],
-        )
-        return {(row["line_id"], _utc_hour(row["hour"])): int(row["calls"]) for row in await cursor.fetchall()}
+        calls: Counter[tuple[str, datetime]] = Counter()
+        hour = utc_hour_sql(self._db.dialect, "received_at")
+        for period in split.edges:
+            await cursor.execute(
+                f"SELECT line_id, {hour} AS hour, COUNT(*) AS calls FROM events "  # noqa: S608
+                f"WHERE line_id IN ({_in(lines)}) AND received_at >= ? AND received_at < ? "
+                f"AND kind IN ({_in(CALL_KINDS)}) GROUP BY line_id, {hour}",
+                [*lines, period.start, period.end, *CALL_KINDS],
+            )
+            for row in await cursor.fetchall():
+                calls[row["line_id"], _utc_hour(row["hour"])] += int(row["calls"])
+        if split.whole is not None:
+            await cursor.execute(
+                "SELECT line_id, hour, calls FROM stats_call_hours "  # noqa: S608
+                f"WHERE line_id IN ({_in(lines)}) AND hour >= ? AND hour < ? AND calls > 0",
+                [*lines, *(self._hour_key(moment) for moment in split.whole)],
+            )
+            for row in await cursor.fetchall():
+                calls[row["line_id"], _utc_hour(row["hour"])] += int(row["calls"])
+        return calls
 
     async def _repeat_callers(
         self, cursor: Cursor, lines: Sequence[str], period: Period
@@ -221,7 +333,6 @@ class StatsQueries:
         rows = await cursor.fetchall()
         shown = tuple(RepeatCaller(row["caller"], int(row["calls"])) for row in rows)
         return shown, int(rows[0]["callers"]) if rows else 0
-
 
     @staticmethod
     async def _unreached_callbacks(cursor: Cursor, lines: Sequence[str], period: Period) -> int:
