@@ -266,28 +266,24 @@ class SqlCaseRepository(CaseRepository):
             (mail.mailbox.lower(), mail.message_id, case_id),
         )
 
-    async def _update_merged_event(self, cursor: Cursor, event: CallEvent, took_mail: bool) -> bool:
+    @staticmethod
+    async def _update_merged_event(cursor: Cursor, event: CallEvent, took_mail: bool) -> bool:
         """Store what a second report added to an event: its mail (and voicemail) or its call id.
 
         Only while the event still lacks what is added: two reports racing for one event must not both join it
         (on PostgreSQL the loser's reads may already show the winner's case; this row check cannot be stale).
         """
         still_lacking = "message_id = ?" if took_mail else "call_id IS NULL"
-        changed = await stats_rollups.rewrite_event(
-            cursor,
-            self._db.dialect,
-            event.source_id,
-            lambda: cursor.execute(
-                "UPDATE events SET kind = ?, caller_name = ?, mailbox = ?, message_id = ?, web_link = ?, subject = ?, "  # noqa: S608 - fixed SQL fragments
-                "sender = ?, voicemail_attachment_id = ?, voicemail_file_name = ?, voicemail_duration_seconds = ?, "
-                f"caller_as_written = ?, called_number = ?, call_id = ? WHERE source_id = ? AND {still_lacking}",
-                (
-                    event.kind.value,
-                    event.caller_name,
-                    *_report_columns(event),
-                    event.source_id,
-                    *((NO_MAIL,) if took_mail else ()),
-                ),
+        changed = await cursor.execute(
+            "UPDATE events SET kind = ?, caller_name = ?, mailbox = ?, message_id = ?, web_link = ?, subject = ?, "  # noqa: S608 - fixed SQL fragments
+            "sender = ?, voicemail_attachment_id = ?, voicemail_file_name = ?, voicemail_duration_seconds = ?, "
+            f"caller_as_written = ?, called_number = ?, call_id = ? WHERE source_id = ? AND {still_lacking}",
+            (
+                event.kind.value,
+                event.caller_name,
+                *_report_columns(event),
+                event.source_id,
+                *((NO_MAIL,) if took_mail else ()),
             ),
         )
         return changed == 1

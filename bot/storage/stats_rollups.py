@@ -12,6 +12,11 @@ A write applies a case's or an event's contribution with a sign: ``-1`` for the 
 ``+1`` for the row as it is after. Both are computed by the same SQL from the stored row (and the migration's backfill
 runs the same statements over all rows), so the roll-ups hold exactly what grouping the rows would give. Rows that
 drop to zero stay (the stats read only positive ones).
+
+The writes that change what they count: a case inserted or rewritten (``SqlCaseRepository._insert_case``,
+``_compare_and_set``: every transition, joining event and callback goes through it), an event inserted
+(``_insert_event``), cases and their events deleted (retention and erasure, ``SqlPrivacyRepository._delete``). A second
+report merged into a recorded call changes neither its line, its time nor its being a call (both are calls).
 """
 
 from __future__ import annotations
@@ -168,11 +173,3 @@ async def forget_cases(cursor: Cursor, dialect: Dialect, case_ids: Sequence[str]
         await count_cases(cursor, dialect, case_ids, -1)
         await count_events(cursor, dialect, f"case_id IN ({_marks(case_ids)})", case_ids, -1)
 
-
-async def rewrite_event(cursor: Cursor, dialect: Dialect, source_id: str, write: Callable[[], Awaitable[int]]) -> int:
-    """Run ``write`` (an UPDATE of this event) with the roll-ups following: a caller whose write changed nothing
-    rolls the transaction back (a lost race), so no lock is needed."""
-    await count_events(cursor, dialect, "source_id = ?", [source_id], -1)
-    changed = await write()
-    await count_events(cursor, dialect, "source_id = ?", [source_id], 1)
-    return changed
