@@ -1,11 +1,13 @@
 """Team statistics computed by SQL on both stores: counts, per-minute histograms for the percentiles, repeat
 callers, and calls per hour.
 
-Each question is one pass over a covering index (``cases_for_stats``, ``events_for_stats``, migration 0007) that
-groups into small results: a period's cases come back as a histogram of whole minutes per line and person (a few
-thousand rows however many cases), from which the nearest-rank median and 90th percentile are exact to the minute.
-Periods are half-open, ``[start, end)``; a case belongs to the period it was created in, a call to the period it
-came in.
+A period's whole days in Europe/Berlin (whole UTC hours for the calls) are read from the daily roll-ups
+(:mod:`bot.storage.stats_rollups`, kept by the writes); its partial days at both ends are grouped from the rows over
+the covering indexes (``cases_for_stats``, ``events_for_stats``, migration 0007). Either way the durations come back
+as histograms of whole minutes per line and person, from which the nearest-rank median and 90th percentile are exact
+to the minute. Repeat callers are always grouped from the period's calls (a distinct count cannot be added up from
+days). Periods are half-open, ``[start, end)``; a case belongs to the period it was created in, a call to the period
+it came in.
 """
 
 from __future__ import annotations
