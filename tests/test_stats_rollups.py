@@ -21,7 +21,7 @@ from bot.domain.state_machine import Verb
 from bot.stats.model import Period
 from bot.stats.queries import StatsQueries
 from bot.storage import stats_rollups
-from bot.storage.database import Database
+from bot.storage.database import Database, require_utc
 from bot.storage.migrations import migrate
 from bot.storage.sql_store import SqlStore
 from cards.i18n import BERLIN
@@ -162,3 +162,22 @@ async def test_the_migration_backfills_the_rollups(database: Database) -> None:
     assert await migrate(database) == [14]
     assert (await rollup_rows(database))["stats_case_days"]
     await assert_rollups_answer_like_rows(database, AUTUMN)
+
+
+async def test_the_rollups_day_is_the_berlin_calendar_day(database: Database) -> None:
+    """The SQL that files a case under its day agrees with the time zone database around every DST change."""
+    instants = []
+    for year in range(2024, 2031):
+        for month, day in ((3, 24), (10, 24)):
+            start = datetime(year, month, day, tzinfo=UTC)
+            instants += [start + timedelta(minutes=30 * n) for n in range(9 * 48)]
+    timestamp = database.dialect.ddl_types["timestamp"]
+    day = stats_rollups.local_day_sql(database.dialect, "at")
+    found = {}
+    async with database.transaction() as cursor:
+        for first in range(0, len(instants), 500):
+            chunk = instants[first : first + 500]
+            values = ", ".join([f"(CAST(? AS {timestamp}))"] * len(chunk))
+            await cursor.execute(f"WITH t(at) AS (VALUES {values}) SELECT at, {day} AS day FROM t", chunk)
+            found.update({require_utc(row["at"]): row["day"] for row in await cursor.fetchall()})
+    assert found == {moment: moment.astimezone(BERLIN).date().isoformat() for moment in instants}
