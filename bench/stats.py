@@ -32,9 +32,9 @@ from typing import Any
 from bench.open_answer import DEFAULT_POSTGRES_URL, LINE_IDS, machine
 from bot.sandbox.schemas import fresh_postgres_schema, postgres_problem
 from bot.stats.model import Period
-from bot.stats.queries import StatsQueries
+from bot.stats.queries import StatsQueries, split_days, split_hours
 from bot.storage import stats_rollups
-from bot.storage.database import Database
+from bot.storage.database import Cursor, Database
 from bot.storage.factory import open_store, sql_database
 from cards.i18n import BERLIN
 
@@ -125,6 +125,28 @@ async def _time(action: Callable[[], Awaitable[object]], repeat: int) -> tuple[f
     return statistics.median(samples), p95
 
 
+async def _by_question(database: Database, queries: StatsQueries, period: Period, repeat: int) -> str:
+    """Each of ``team_stats``' questions alone, in a transaction of its own: where the time goes."""
+    lines, days, hours = tuple(sorted(LINE_IDS)), split_days(period), split_hours(period)
+    questions: dict[str, Callable[[Cursor], Awaitable[object]]] = {
+        "counts": lambda cursor: queries._case_counts(cursor, lines, days),
+        "to claim": lambda cursor: queries._histograms(cursor, lines, days, "claimed"),
+        "to done": lambda cursor: queries._histograms(cursor, lines, days, "done"),
+        "calls per hour": lambda cursor: queries._calls_by_line_and_hour(cursor, lines, hours),
+        "repeat callers": lambda cursor: queries._repeat_callers(cursor, lines, period),
+    }
+    medians = []
+    for question, ask in questions.items():
+
+        async def once(ask: Callable[[Cursor], Awaitable[object]] = ask) -> None:
+            async with database.transaction() as cursor:
+                await ask(cursor)
+
+        median, _p95 = await _time(once, repeat)
+        medians.append(f"{question} {median:.1f}")
+    return ", ".join(medians)
+
+
 async def bench_backend(name: str, database_url: str, count: int, repeat: int, spread_days: int) -> list[str]:
     store = await open_store(database_url)
     try:
@@ -149,6 +171,7 @@ async def bench_backend(name: str, database_url: str, count: int, repeat: int, s
                 )
                 await cursor.fetchall()
 
+        parts = await _by_question(database, queries, period, repeat)
         median, p95 = await _time(lambda: queries.team_stats(list(LINE_IDS), period, BERLIN), repeat)
         raw_median, raw_p95 = await _time(lambda: from_rows.team_stats(list(LINE_IDS), period, BERLIN), repeat)
         ref_median, ref_p95 = await _time(read_rows, repeat)
@@ -160,6 +183,7 @@ async def bench_backend(name: str, database_url: str, count: int, repeat: int, s
             f"{name:<20} ratio stats / reference (median): {median / ref_median:.2f}; {count} cases over "
             f"{spread_days} days seeded in {seeded:.1f} s, {stats.total.cases} cases and {stats.total.calls} calls "
             f"in the {DAYS} days asked for",
+            f"{name:<20} with roll-ups, median ms per question: {parts}",
         ]
     finally:
         await store.close()
