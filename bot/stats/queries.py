@@ -12,6 +12,7 @@ it came in.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from bot.domain.events import WITHHELD, EventKind
 from bot.stats.model import Durations, LineStats, Period, PersonStats, RepeatCaller, TeamStats
 from bot.stats.working_time import WallClock, WorkingTime
 from bot.storage.database import Cursor, Database, require_utc
-from bot.storage.stats_rollups import TIME_ZONE, utc_hour_sql
+from bot.storage.stats_rollups import TIME_ZONE, minutes_sql, utc_hour_sql
 
 REPEAT_CALLS = 3
 """A caller with at least this many calls in the period is a repeat caller."""
@@ -225,47 +226,68 @@ class StatsQueries:
     def _case_filter(lines: Sequence[str], period: Period) -> tuple[str, list[Any]]:
         return f"line_id IN ({_in(lines)}) AND created_at >= ? AND created_at < ?", [*lines, period.start, period.end]
 
-    @staticmethod
-    def _day_filter(lines: Sequence[str], days: tuple[Any, Any]) -> tuple[str, list[Any]]:
-        return f"line_id IN ({_in(lines)}) AND day >= ? AND day < ?", [*lines, *days]
+    def _parts(
+        self, split: _Split, lines: Sequence[str], from_rows: str, from_rollup: str, time_column: str, key: str
+    ) -> tuple[str, list[Any]]:
+        """One SELECT over the partial edges' rows and the roll-up's whole units (UNION ALL): one round trip.
+
+        ``from_rows`` and ``from_rollup`` select the same columns; ``{where}`` in them takes the filter."""
+        selects, params = [], []
+        for period in split.edges:
+            selects.append(
+                from_rows.format(where=f"line_id IN ({_in(lines)}) AND {time_column} >= ? AND {time_column} < ?")
+            )
+            params += [*lines, period.start, period.end]
+        if split.whole is not None:
+            selects.append(from_rollup.format(where=f"line_id IN ({_in(lines)}) AND {key} >= ? AND {key} < ?"))
+            params += [*lines, *split.whole]
+        return " UNION ALL ".join(selects), params
 
     async def _case_counts(self, cursor: Cursor, lines: Sequence[str], split: _Split) -> _Counts:
+        union, params = self._parts(
+            split,
+            lines,
+            "SELECT line_id, 1 AS cases, CASE WHEN state = 'done' THEN 1 ELSE 0 END AS done FROM cases WHERE {where}",
+            "SELECT line_id, cases, done FROM stats_case_days WHERE {where}",
+            "created_at",
+            "day",
+        )
+        await cursor.execute(
+            f"SELECT line_id, SUM(cases) AS cases, SUM(done) AS done FROM ({union}) parts GROUP BY line_id",  # noqa: S608
+            params,
+        )
         counts = _Counts()
-        for period in split.edges:
-            where, params = self._case_filter(lines, period)
-            await cursor.execute(
-                "SELECT line_id, COUNT(*) AS cases, SUM(CASE WHEN state = 'done' THEN 1 ELSE 0 END) AS done "  # noqa: S608
-                f"FROM cases WHERE {where} GROUP BY line_id",
-                params,
-            )
-            for row in await cursor.fetchall():
-                counts.add(row["line_id"], int(row["cases"]), int(row["done"]))
-        if split.whole is not None:
-            where, params = self._day_filter(lines, split.whole)
-            await cursor.execute(
-                f"SELECT line_id, SUM(cases) AS cases, SUM(done) AS done FROM stats_case_days WHERE {where} "  # noqa: S608
-                "GROUP BY line_id",
-                params,
-            )
-            for row in await cursor.fetchall():
-                counts.add(row["line_id"], int(row["cases"]), int(row["done"]))
+        for row in await cursor.fetchall():
+            counts.add(row["line_id"], int(row["cases"]), int(row["done"]))
         return counts
 
     async def _histograms(self, cursor: Cursor, lines: Sequence[str], split: _Split, step: str) -> _Histograms:
         """Minutes from the first call to ``step`` (claimed or done) per line and person."""
+        if self._working_time.sql_seconds(self._db.dialect, "created_at", f"{step}_at") is None:
+            histograms = _Histograms()
+            for period in split.edges:
+                await self._histograms_from_rows(cursor, lines, period, step, histograms)
+            return histograms
+        minutes = minutes_sql(self._db.dialect, "created_at", f"{step}_at")
+        union, params = self._parts(
+            split,
+            lines,
+            f"SELECT line_id, COALESCE({step}_by_id, '') AS actor_id, COALESCE({step}_by_name, '') AS actor_name, "  # noqa: S608
+            f"{minutes} AS minutes, 1 AS n FROM cases WHERE {{where}} AND {step}_at IS NOT NULL",
+            f"SELECT line_id, actor_id, actor_name, minutes, n FROM stats_minutes WHERE step = '{step}' "  # noqa: S608
+            "AND {where} AND n > 0",
+            "created_at",
+            "day",
+        )
+        await cursor.execute(
+            "SELECT line_id, actor_id, MAX(actor_name) AS name, minutes, SUM(n) AS n "  # noqa: S608
+            f"FROM ({union}) parts GROUP BY line_id, actor_id, minutes",
+            params,
+        )
         histograms = _Histograms()
-        for period in split.edges:
-            await self._histograms_from_rows(cursor, lines, period, step, histograms)
-        if split.whole is not None:
-            where, params = self._day_filter(lines, split.whole)
-            await cursor.execute(
-                "SELECT line_id, actor_id, MAX(actor_name) AS name, minutes, SUM(n) AS n FROM stats_minutes "  # noqa: S608
-                f"WHERE step = ? AND {where} AND n > 0 GROUP BY line_id, actor_id, minutes",
-                [step, *params],
-            )
-            for row in await cursor.fetchall():
-                actor = row["actor_id"] or None
-                histograms.add(row["line_id"], actor, row["name"], max(0, int(row["minutes"])), int(row["n"]))
+        for row in await cursor.fetchall():
+            actor = row["actor_id"] or None
+            histograms.add(row["line_id"], actor, row["name"], max(0, int(row["minutes"])), int(row["n"]))
         return histograms
 
     async def _histograms_from_rows(
@@ -301,25 +323,23 @@ class StatsQueries:
         self, cursor: Cursor, lines: Sequence[str], split: _Split
     ) -> Counter[tuple[str, datetime]]:
         """Calls per line and UTC hour (at most 24 rows per line and day; the time zone is applied afterwards)."""
-        calls: Counter[tuple[str, datetime]] = Counter()
         hour = utc_hour_sql(self._db.dialect, "received_at")
-        for period in split.edges:
-            await cursor.execute(
-                f"SELECT line_id, {hour} AS hour, COUNT(*) AS calls FROM events "  # noqa: S608
-                f"WHERE line_id IN ({_in(lines)}) AND received_at >= ? AND received_at < ? "
-                f"AND kind IN ({_in(CALL_KINDS)}) GROUP BY line_id, {hour}",
-                [*lines, period.start, period.end, *CALL_KINDS],
-            )
-            for row in await cursor.fetchall():
-                calls[row["line_id"], _utc_hour(row["hour"])] += int(row["calls"])
-        if split.whole is not None:
-            await cursor.execute(
-                "SELECT line_id, hour, calls FROM stats_call_hours "  # noqa: S608
-                f"WHERE line_id IN ({_in(lines)}) AND hour >= ? AND hour < ? AND calls > 0",
-                [*lines, *(self._hour_key(moment) for moment in split.whole)],
-            )
-            for row in await cursor.fetchall():
-                calls[row["line_id"], _utc_hour(row["hour"])] += int(row["calls"])
+        union, params = self._parts(
+            dataclasses.replace(split, whole=split.whole and tuple(self._hour_key(m) for m in split.whole)),
+            lines,
+            f"SELECT line_id, {hour} AS hour, 1 AS calls FROM events WHERE {{where}} "  # noqa: S608
+            f"AND kind IN ({', '.join(repr(kind) for kind in CALL_KINDS)})",
+            "SELECT line_id, hour, calls FROM stats_call_hours WHERE {where} AND calls > 0",
+            "received_at",
+            "hour",
+        )
+        await cursor.execute(
+            f"SELECT line_id, hour, SUM(calls) AS calls FROM ({union}) parts GROUP BY line_id, hour",  # noqa: S608
+            params,
+        )
+        calls: Counter[tuple[str, datetime]] = Counter()
+        for row in await cursor.fetchall():
+            calls[row["line_id"], _utc_hour(row["hour"])] += int(row["calls"])
         return calls
 
     async def _repeat_callers(
