@@ -1,9 +1,11 @@
 """``statistik`` at scale: the stats of 100,000 cases over 30 days, computed by SQL in the store.
 
 Seeds ``--cases`` cases (about 1.5 calls each) on three lines over 30 days with raw multi-row INSERTs (a SQLite file
-in a temporary folder, and PostgreSQL when reachable), then times :meth:`StatsQueries.team_stats` for all three lines
-and the whole period (the heaviest question a team can ask) and, as the reference measured in the same run, reading
-the same cases' rows into Python without computing anything. Prints median and p95 and their ratio.
+in a temporary folder, and PostgreSQL when reachable) and counts the daily roll-ups as migration 0014's backfill does,
+then times :meth:`StatsQueries.team_stats` for all three lines and the whole period (the heaviest question a team can
+ask); measured in the same run: the same answer computed from the rows without the roll-ups (checked to be equal),
+and as the reference reading the same cases' rows into Python without computing anything. Prints median and p95 and
+the ratio to the reference.
 
     python -m bench.stats [--cases 100000] [--repeat 30] [--spread-days 30] [--postgres URL | --no-postgres]
 
@@ -30,8 +32,9 @@ from typing import Any
 from bench.open_answer import DEFAULT_POSTGRES_URL, LINE_IDS, machine
 from bot.sandbox.schemas import fresh_postgres_schema, postgres_problem
 from bot.stats.model import Period
-from bot.stats.queries import StatsQueries
-from bot.storage.database import Database
+from bot.stats.queries import StatsQueries, split_days, split_hours
+from bot.storage import stats_rollups
+from bot.storage.database import Cursor, Database
 from bot.storage.factory import open_store, sql_database
 from cards.i18n import BERLIN
 
@@ -88,6 +91,9 @@ async def seed(database: Database, count: int, now: datetime, spread_days: int =
     cases, events = _cases(count, now, random.Random(21), spread_days)
     await _insert(database, "cases", CASE_COLUMNS, cases)
     await _insert(database, "events", EVENT_COLUMNS, events)
+    # Raw INSERTs bypass the store's writes: count the roll-ups as the migration's backfill does.
+    async with database.transaction() as cursor:
+        await stats_rollups.rebuild(cursor, database.dialect)
     # Steady state: the planner's statistics and (PostgreSQL) the visibility map that index-only scans need are what
     # autovacuum maintains in a running system.
     if database.dialect.name == "postgresql":
@@ -102,8 +108,8 @@ async def vacuum_postgres(database: Database) -> None:
     pool = database._pool  # type: ignore[attr-defined]
     async with pool.connection() as connection:
         await connection.set_autocommit(True)
-        await connection.execute("VACUUM ANALYZE cases")
-        await connection.execute("VACUUM ANALYZE events")
+        for table in ("cases", "events", "stats_case_days", "stats_minutes", "stats_call_hours"):
+            await connection.execute(f"VACUUM ANALYZE {table}")
         await connection.set_autocommit(False)
 
 
@@ -119,6 +125,28 @@ async def _time(action: Callable[[], Awaitable[object]], repeat: int) -> tuple[f
     return statistics.median(samples), p95
 
 
+async def _by_question(database: Database, queries: StatsQueries, period: Period, repeat: int) -> str:
+    """Each of ``team_stats``' questions alone, in a transaction of its own: where the time goes."""
+    lines, days, hours = tuple(sorted(LINE_IDS)), split_days(period), split_hours(period)
+    questions: dict[str, Callable[[Cursor], Awaitable[object]]] = {
+        "counts": lambda cursor: queries._case_counts(cursor, lines, days),
+        "to claim": lambda cursor: queries._histograms(cursor, lines, days, "claimed"),
+        "to done": lambda cursor: queries._histograms(cursor, lines, days, "done"),
+        "calls per hour": lambda cursor: queries._calls_by_line_and_hour(cursor, lines, hours),
+        "repeat callers": lambda cursor: queries._repeat_callers(cursor, lines, period),
+    }
+    medians = []
+    for question, ask in questions.items():
+
+        async def once(ask: Callable[[Cursor], Awaitable[object]] = ask) -> None:
+            async with database.transaction() as cursor:
+                await ask(cursor)
+
+        median, _p95 = await _time(once, repeat)
+        medians.append(f"{question} {median:.1f}")
+    return ", ".join(medians)
+
+
 async def bench_backend(name: str, database_url: str, count: int, repeat: int, spread_days: int) -> list[str]:
     store = await open_store(database_url)
     try:
@@ -128,10 +156,11 @@ async def bench_backend(name: str, database_url: str, count: int, repeat: int, s
         await seed(database, count, now, spread_days)
         seeded = time.perf_counter() - started
         period = Period(now - timedelta(days=DAYS), now)
-        queries = StatsQueries(database)
+        queries, from_rows = StatsQueries(database), StatsQueries(database, rollups=False)
         stats = await queries.team_stats(list(LINE_IDS), period, BERLIN)
         if spread_days == DAYS:
             assert stats.total.cases == count, stats.total
+        assert stats == await from_rows.team_stats(list(LINE_IDS), period, BERLIN), "roll-ups differ from the rows"
 
         async def read_rows() -> None:
             async with database.transaction() as cursor:
@@ -142,15 +171,19 @@ async def bench_backend(name: str, database_url: str, count: int, repeat: int, s
                 )
                 await cursor.fetchall()
 
+        parts = await _by_question(database, queries, period, repeat)
         median, p95 = await _time(lambda: queries.team_stats(list(LINE_IDS), period, BERLIN), repeat)
+        raw_median, raw_p95 = await _time(lambda: from_rows.team_stats(list(LINE_IDS), period, BERLIN), repeat)
         ref_median, ref_p95 = await _time(read_rows, repeat)
         verdict = "met" if p95 <= TARGET_MS else "MISSED"
         return [
             f"{name:<20} team_stats, 3 lines, {DAYS} days      {median:>9.1f} {p95:>9.1f}  {verdict}",
+            f"{name:<20} same from the rows (no roll-ups)  {raw_median:>9.1f} {raw_p95:>9.1f}",
             f"{name:<20} reference: read the rows only  {ref_median:>9.1f} {ref_p95:>9.1f}",
             f"{name:<20} ratio stats / reference (median): {median / ref_median:.2f}; {count} cases over "
             f"{spread_days} days seeded in {seeded:.1f} s, {stats.total.cases} cases and {stats.total.calls} calls "
             f"in the {DAYS} days asked for",
+            f"{name:<20} with roll-ups, median ms per question: {parts}",
         ]
     finally:
         await store.close()

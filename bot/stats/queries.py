@@ -1,26 +1,31 @@
 """Team statistics computed by SQL on both stores: counts, per-minute histograms for the percentiles, repeat
 callers, and calls per hour.
 
-Each question is one pass over a covering index (``cases_for_stats``, ``events_for_stats``, migration 0007) that
-groups into small results: a period's cases come back as a histogram of whole minutes per line and person (a few
-thousand rows however many cases), from which the nearest-rank median and 90th percentile are exact to the minute.
-Periods are half-open, ``[start, end)``; a case belongs to the period it was created in, a call to the period it
-came in.
+A period's whole days in Europe/Berlin (whole UTC hours for the calls) are read from the daily roll-ups
+(:mod:`bot.storage.stats_rollups`, kept by the writes); its partial days at both ends are grouped from the rows over
+the covering indexes (``cases_for_stats``, ``events_for_stats``, migration 0007). Either way the durations come back
+as histograms of whole minutes per line and person, from which the nearest-rank median and 90th percentile are exact
+to the minute. Repeat callers are always grouped from the period's calls (a distinct count cannot be added up from
+days). Periods are half-open, ``[start, end)``; a case belongs to the period it was created in, a call to the period
+it came in.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.domain.events import WITHHELD, EventKind
 from bot.stats.model import Durations, LineStats, Period, PersonStats, RepeatCaller, TeamStats
 from bot.stats.working_time import WallClock, WorkingTime
 from bot.storage.database import Cursor, Database, require_utc
+from bot.storage.stats_rollups import TIME_ZONE, minutes_sql, utc_hour_sql
 
 REPEAT_CALLS = 3
 """A caller with at least this many calls in the period is a repeat caller."""
@@ -28,6 +33,7 @@ SHOWN_REPEAT_CALLERS = 5
 CALL_KINDS = (EventKind.MISSED_CALL.value, EventKind.VOICEMAIL.value)
 ALL = "*"
 WORK_MEM = "64MB"
+ROLLUP_ZONE = ZoneInfo(TIME_ZONE)
 
 
 def _in(values: Sequence[str]) -> str:
@@ -75,41 +81,112 @@ class _Histograms:
         return sum(self.minutes.get(key, Counter()).values())
 
 
+@dataclass
+class _Counts:
+    """Cases and done cases per key (a line id or ``*``)."""
+
+    cases: Counter[str] = field(default_factory=Counter)
+    done: Counter[str] = field(default_factory=Counter)
+
+    def add(self, line_id: str, cases: int, done: int) -> None:
+        for key in (line_id, ALL):
+            self.cases[key] += cases
+            self.done[key] += done
+
+
+@dataclass(frozen=True, slots=True)
+class _Split:
+    """A period cut into whole units (days or hours) read from the roll-ups and the partial edges read from rows."""
+
+    edges: tuple[Period, ...]
+    whole: tuple[Any, Any] | None
+    """The roll-ups' keys ``[first, last)``, or None when the period holds no whole unit."""
+
+
+def split_days(period: Period) -> _Split:
+    """Whole calendar days in the roll-ups' time zone (23, 24 or 25 hours long) and the edges around them."""
+    first = _midnight(period.start.astimezone(ROLLUP_ZONE).date(), period.start)
+    last = _midnight(period.end.astimezone(ROLLUP_ZONE).date(), None)
+    if first >= last:
+        return _Split((period,), None)
+    days = (first.astimezone(ROLLUP_ZONE).date().isoformat(), last.astimezone(ROLLUP_ZONE).date().isoformat())
+    return _Split(_non_empty(Period(period.start, first), Period(last, period.end)), days)
+
+
+def _midnight(day: date, at_or_after: datetime | None) -> datetime:
+    """The start of ``day`` in the roll-ups' time zone, or of the next day when that is before ``at_or_after``."""
+    midnight = datetime.combine(day, time(0), tzinfo=ROLLUP_ZONE).astimezone(UTC)
+    if at_or_after is not None and midnight < at_or_after:
+        midnight = datetime.combine(day + timedelta(days=1), time(0), tzinfo=ROLLUP_ZONE).astimezone(UTC)
+    return midnight
+
+
+def split_hours(period: Period) -> _Split:
+    start, end = period.start.astimezone(UTC), period.end.astimezone(UTC)
+    last = end.replace(minute=0, second=0, microsecond=0)
+    first = start.replace(minute=0, second=0, microsecond=0)
+    if first < start:
+        first += timedelta(hours=1)
+    if first >= last:
+        return _Split((period,), None)
+    return _Split(_non_empty(Period(period.start, first), Period(last, period.end)), (first, last))
+
+
+def _non_empty(*periods: Period) -> tuple[Period, ...]:
+    return tuple(period for period in periods if period.start < period.end)
+
+
 class StatsQueries:
+    """The team's figures: whole days (and hours) from the roll-ups (:mod:`bot.storage.stats_rollups`), the partial
+    days at the period's edges from the rows. ``rollups=False`` computes everything from the rows (the reference the
+    roll-ups are tested and measured against)."""
+
     def __init__(
-        self, database: Database, working_time: WorkingTime | None = None, *, callbacks_known: bool = False
+        self,
+        database: Database,
+        working_time: WorkingTime | None = None,
+        *,
+        callbacks_known: bool = False,
+        rollups: bool = True,
     ) -> None:
         self._db = database
         self._working_time = working_time or WallClock()
         # With Placetel's call webhooks configured callbacks are seen, so their count means something.
         self._callbacks_known = callbacks_known
+        self._rollups = rollups
+
+    def _split(self, split: _Split, period: Period) -> _Split:
+        return split if self._rollups else _Split((period,), None)
 
     async def team_stats(self, line_ids: Sequence[str], period: Period, tz: tzinfo) -> TeamStats:
         lines = tuple(sorted(set(line_ids)))
         if not lines:
             return _empty(period, self._working_time.business_hours)
+        days, hours = self._split(split_days(period), period), self._split(split_hours(period), period)
+        seconds = self._working_time.sql_seconds(self._db.dialect, "created_at", "ended")
+        # The roll-ups hold wall-clock minutes; a business-hours calendar measures every case from its row.
+        minutes = days if seconds is not None else _Split((period,), None)
         async with self._db.transaction() as cursor:
             if self._db.dialect.name == "postgresql":
-                # Enough memory to group a period's cases in memory (hash) instead of an external merge sort.
+                # Enough memory to group a period's calls in memory (hash) instead of an external merge sort.
                 await cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
-            counts = await self._case_counts(cursor, lines, period)
-            claims = await self._histograms(cursor, lines, period, "claimed")
-            dones = await self._histograms(cursor, lines, period, "done")
-            hours = await self._calls_by_line_and_hour(cursor, lines, period)
+            counts = await self._case_counts(cursor, lines, days)
+            claims = await self._histograms(cursor, lines, minutes, "claimed")
+            dones = await self._histograms(cursor, lines, minutes, "done")
+            by_line_hour = await self._calls_by_line_and_hour(cursor, lines, hours)
             repeat, repeat_count = await self._repeat_callers(cursor, lines, period)
             unreached = await self._unreached_callbacks(cursor, lines, period) if self._callbacks_known else None
         calls: Counter[str] = Counter()
-        for (line_id, _hour), n in hours.items():
+        for (line_id, _hour), n in by_line_hour.items():
             calls[line_id] += n
             calls[ALL] += n
 
         def line_stats(key: str) -> LineStats:
-            cases, done = counts.get(key, (0, 0))
             return LineStats(
                 key,
                 calls=calls[key],
-                cases=cases,
-                done=done,
+                cases=counts.cases[key],
+                done=counts.done[key],
                 to_claim=claims.durations(f"line:{key}"),
                 to_done=dones.durations(f"line:{key}"),
             )
@@ -128,7 +205,7 @@ class StatsQueries:
         ]
         person_stats.sort(key=lambda person: (-person.claimed, -person.done, person.name))
         by_hour: Counter[datetime] = Counter()
-        for (_line, hour), n in hours.items():
+        for (_line, hour), n in by_line_hour.items():
             by_hour[hour] += n
         return TeamStats(
             period=period,
@@ -149,27 +226,76 @@ class StatsQueries:
     def _case_filter(lines: Sequence[str], period: Period) -> tuple[str, list[Any]]:
         return f"line_id IN ({_in(lines)}) AND created_at >= ? AND created_at < ?", [*lines, period.start, period.end]
 
-    async def _case_counts(self, cursor: Cursor, lines: Sequence[str], period: Period) -> dict[str, tuple[int, int]]:
-        where, params = self._case_filter(lines, period)
+    def _parts(
+        self, split: _Split, lines: Sequence[str], from_rows: str, from_rollup: str, time_column: str, key: str
+    ) -> tuple[str, list[Any]]:
+        """One SELECT over the partial edges' rows and the roll-up's whole units (UNION ALL): one round trip.
+
+        ``from_rows`` and ``from_rollup`` select the same columns; ``{where}`` in them takes the filter."""
+        selects, params = [], []
+        for period in split.edges:
+            selects.append(
+                from_rows.format(where=f"line_id IN ({_in(lines)}) AND {time_column} >= ? AND {time_column} < ?")
+            )
+            params += [*lines, period.start, period.end]
+        if split.whole is not None:
+            selects.append(from_rollup.format(where=f"line_id IN ({_in(lines)}) AND {key} >= ? AND {key} < ?"))
+            params += [*lines, *split.whole]
+        return " UNION ALL ".join(selects), params
+
+    async def _case_counts(self, cursor: Cursor, lines: Sequence[str], split: _Split) -> _Counts:
+        union, params = self._parts(
+            split,
+            lines,
+            "SELECT line_id, 1 AS cases, CASE WHEN state = 'done' THEN 1 ELSE 0 END AS done FROM cases WHERE {where}",
+            "SELECT line_id, cases, done FROM stats_case_days WHERE {where}",
+            "created_at",
+            "day",
+        )
         await cursor.execute(
-            f"SELECT line_id, state, COUNT(*) AS n FROM cases WHERE {where} GROUP BY line_id, state",  # noqa: S608
+            f"SELECT line_id, SUM(cases) AS cases, SUM(done) AS done FROM ({union}) parts GROUP BY line_id",  # noqa: S608
             params,
         )
-        cases: Counter[str] = Counter()
-        done: Counter[str] = Counter()
+        counts = _Counts()
         for row in await cursor.fetchall():
-            for key in (row["line_id"], ALL):
-                cases[key] += int(row["n"])
-                if row["state"] == "done":
-                    done[key] += int(row["n"])
-        return {key: (cases[key], done[key]) for key in cases}
+            counts.add(row["line_id"], int(row["cases"]), int(row["done"]))
+        return counts
 
-    async def _histograms(self, cursor: Cursor, lines: Sequence[str], period: Period, step: str) -> _Histograms:
+    async def _histograms(self, cursor: Cursor, lines: Sequence[str], split: _Split, step: str) -> _Histograms:
         """Minutes from the first call to ``step`` (claimed or done) per line and person."""
+        if self._working_time.sql_seconds(self._db.dialect, "created_at", f"{step}_at") is None:
+            histograms = _Histograms()
+            for period in split.edges:
+                await self._histograms_from_rows(cursor, lines, period, step, histograms)
+            return histograms
+        minutes = minutes_sql(self._db.dialect, "created_at", f"{step}_at")
+        union, params = self._parts(
+            split,
+            lines,
+            f"SELECT line_id, COALESCE({step}_by_id, '') AS actor_id, COALESCE({step}_by_name, '') AS actor_name, "  # noqa: S608
+            f"{minutes} AS minutes, 1 AS n FROM cases WHERE {{where}} AND {step}_at IS NOT NULL",
+            f"SELECT line_id, actor_id, actor_name, minutes, n FROM stats_minutes WHERE step = '{step}' "  # noqa: S608
+            "AND {where} AND n > 0",
+            "created_at",
+            "day",
+        )
+        await cursor.execute(
+            "SELECT line_id, actor_id, MAX(actor_name) AS name, minutes, SUM(n) AS n "  # noqa: S608
+            f"FROM ({union}) parts GROUP BY line_id, actor_id, minutes",
+            params,
+        )
+        histograms = _Histograms()
+        for row in await cursor.fetchall():
+            actor = row["actor_id"] or None
+            histograms.add(row["line_id"], actor, row["name"], max(0, int(row["minutes"])), int(row["n"]))
+        return histograms
+
+    async def _histograms_from_rows(
+        self, cursor: Cursor, lines: Sequence[str], period: Period, step: str, histograms: _Histograms
+    ) -> None:
         end, actor, name = f"{step}_at", f"{step}_by_id", f"{step}_by_name"
         where, params = self._case_filter(lines, period)
         where += f" AND {end} IS NOT NULL"
-        histograms = _Histograms()
         seconds = self._working_time.sql_seconds(self._db.dialect, "created_at", end)
         if seconds is None:
             await cursor.execute(
@@ -180,7 +306,7 @@ class StatsQueries:
             for row in await cursor.fetchall():
                 elapsed = self._working_time.elapsed(require_utc(row["created_at"]), require_utc(row["ended"]))
                 histograms.add(row["line_id"], row["actor"], row["name"], round(elapsed.total_seconds() / 60), 1)
-            return histograms
+            return
         await cursor.execute(
             f"SELECT line_id, {actor} AS actor, MAX({name}) AS name, CAST(ROUND({seconds} / 60.0) AS INTEGER) AS m, "  # noqa: S608
             f"COUNT(*) AS n FROM cases WHERE {where} GROUP BY line_id, {actor}, m",
@@ -188,25 +314,33 @@ class StatsQueries:
         )
         for row in await cursor.fetchall():
             histograms.add(row["line_id"], row["actor"], row["name"], max(0, int(row["m"])), int(row["n"]))
-        return histograms
 
-    def _hour(self) -> str:
-        if self._db.dialect.name == "postgresql":
-            return "date_trunc('hour', received_at)"
-        return "substr(received_at, 1, 13)"  # the fixed-width UTC text up to the hour
+    def _hour_key(self, moment: datetime) -> Any:
+        """A UTC hour as the roll-up stores it."""
+        return moment if self._db.dialect.name == "postgresql" else moment.strftime("%Y-%m-%dT%H")
 
     async def _calls_by_line_and_hour(
-        self, cursor: Cursor, lines: Sequence[str], period: Period
-    ) -> dict[tuple[str, datetime], int]:
+        self, cursor: Cursor, lines: Sequence[str], split: _Split
+    ) -> Counter[tuple[str, datetime]]:
         """Calls per line and UTC hour (at most 24 rows per line and day; the time zone is applied afterwards)."""
-        hour = self._hour()
-        await cursor.execute(
-            f"SELECT line_id, {hour} AS hour, COUNT(*) AS calls FROM events "  # noqa: S608
-            f"WHERE line_id IN ({_in(lines)}) AND received_at >= ? AND received_at < ? AND kind IN ({_in(CALL_KINDS)}) "
-            f"GROUP BY line_id, {hour}",
-            [*lines, period.start, period.end, *CALL_KINDS],
+        hour = utc_hour_sql(self._db.dialect, "received_at")
+        union, params = self._parts(
+            dataclasses.replace(split, whole=split.whole and tuple(self._hour_key(m) for m in split.whole)),
+            lines,
+            f"SELECT line_id, {hour} AS hour, 1 AS calls FROM events WHERE {{where}} "  # noqa: S608
+            f"AND kind IN ({', '.join(repr(kind) for kind in CALL_KINDS)})",
+            "SELECT line_id, hour, calls FROM stats_call_hours WHERE {where} AND calls > 0",
+            "received_at",
+            "hour",
         )
-        return {(row["line_id"], _utc_hour(row["hour"])): int(row["calls"]) for row in await cursor.fetchall()}
+        await cursor.execute(
+            f"SELECT line_id, hour, SUM(calls) AS calls FROM ({union}) parts GROUP BY line_id, hour",  # noqa: S608
+            params,
+        )
+        calls: Counter[tuple[str, datetime]] = Counter()
+        for row in await cursor.fetchall():
+            calls[row["line_id"], _utc_hour(row["hour"])] += int(row["calls"])
+        return calls
 
     async def _repeat_callers(
         self, cursor: Cursor, lines: Sequence[str], period: Period
@@ -221,7 +355,6 @@ class StatsQueries:
         rows = await cursor.fetchall()
         shown = tuple(RepeatCaller(row["caller"], int(row["calls"])) for row in rows)
         return shown, int(rows[0]["callers"]) if rows else 0
-
 
     @staticmethod
     async def _unreached_callbacks(cursor: Cursor, lines: Sequence[str], period: Period) -> int:

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.storage.database import Dialect
+from bot.storage.stats_rollups import elapsed_seconds_sql
 
 
 class WorkingTime(Protocol):
@@ -31,7 +32,4 @@ class WallClock:
         return max(end - start, timedelta(0))
 
     def sql_seconds(self, dialect: Dialect, start: str, end: str) -> str | None:
-        if dialect.name == "postgresql":
-            return f"EXTRACT(EPOCH FROM ({end} - {start}))"
-        # SQLite stores fixed-width ISO text in UTC; julianday reads it.
-        return f"((julianday({end}) - julianday({start})) * 86400.0)"
+        return elapsed_seconds_sql(dialect, start, end)

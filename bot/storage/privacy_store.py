@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.effects import ERASED_CARD
+from bot.storage import stats_rollups
 from bot.storage.database import Cursor, Database, Row, require_utc, to_json
 from bot.storage.interface import (
     ErasedCard,
@@ -145,6 +146,7 @@ class SqlPrivacyRepository(PrivacyRepository):
                 "ON CONFLICT (mail_hash) DO NOTHING",
                 (mail_hash(mailbox, message_id), now),
             )
+        await stats_rollups.forget_cases(cursor, self._db.dialect, ids)
         for table in ("events", "mails", "cards", "card_posts", "voicemail_links", "contacts"):
             await cursor.execute(f"DELETE FROM {table} WHERE case_id IN ({marks})", ids)  # noqa: S608 - fixed names
         # Pending card, thread and flag jobs of these cases have nothing left to do.

@@ -16,6 +16,7 @@ from bot.domain.grouping import place_event
 from bot.domain.matching import find_same_call, merge_reports
 from bot.domain.state_machine import Refusal, RefusalCode, Verb, decide
 from bot.effects import Effect, EffectsOf, RefreshCard, WriteCaseFlags, WriteFlag, outbox_row
+from bot.storage import stats_rollups
 from bot.storage.database import Cursor, Database, IntegrityConflict, Row, from_json, require_utc, to_json, to_utc
 from bot.storage.interface import (
     CallPeerRepository,
@@ -236,18 +237,22 @@ class SqlCaseRepository(CaseRepository):
         row = await cursor.fetchone()
         return _case_from_row(row, ()) if row else None
 
-    @staticmethod
-    async def _compare_and_set(cursor: Cursor, case: Case, expected_version: int) -> bool:
+    async def _compare_and_set(self, cursor: Cursor, case: Case, expected_version: int) -> bool:
         columns = _mutable_case_columns(case)
         assignments = ", ".join(f"{column} = ?" for column in columns)
-        changed = await cursor.execute(
-            f"UPDATE cases SET {assignments} WHERE id = ? AND version = ?",  # noqa: S608 - column names are fixed
-            (*columns.values(), case.id, expected_version),
+        changed = await stats_rollups.rewrite_cases(
+            cursor,
+            self._db.dialect,
+            [case.id],
+            lambda: cursor.execute(
+                f"UPDATE cases SET {assignments} WHERE id = ? AND version = ?",  # noqa: S608 - column names are fixed
+                (*columns.values(), case.id, expected_version),
+            ),
+            version=expected_version,
         )
         return changed == 1
 
-    @staticmethod
-    async def _insert_case(cursor: Cursor, case: Case, caller_key: str | None) -> None:
+    async def _insert_case(self, cursor: Cursor, case: Case, caller_key: str | None) -> None:
         previous = case.previous
         columns = {
             "id": case.id,
@@ -265,9 +270,9 @@ class SqlCaseRepository(CaseRepository):
             f"INSERT INTO cases ({', '.join(columns)}) VALUES ({_placeholders(columns)})",  # noqa: S608
             tuple(columns.values()),
         )
+        await stats_rollups.count_cases(cursor, self._db.dialect, [case.id], 1)
 
-    @staticmethod
-    async def _insert_event(cursor: Cursor, event: CallEvent, case_id: str) -> None:
+    async def _insert_event(self, cursor: Cursor, event: CallEvent, case_id: str) -> None:
         await cursor.execute(
             "INSERT INTO events (source_id, case_id, kind, line_id, caller, caller_name, received_at, mailbox, "
             "message_id, web_link, subject, sender, voicemail_attachment_id, voicemail_file_name, "
@@ -284,6 +289,7 @@ class SqlCaseRepository(CaseRepository):
                 *_report_columns(event),
             ),
         )
+        await stats_rollups.count_events(cursor, self._db.dialect, "source_id = ?", [event.source_id], 1)
         if event.mail is not None:
             await SqlCaseRepository._insert_mail(cursor, event.mail, case_id)
 

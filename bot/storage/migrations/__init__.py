@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from importlib import resources
 
 from bot.storage.database import Cursor, Database
+from bot.storage.stats_rollups import migration_terms
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ async def migrate(database: Database) -> list[int]:
         for migration in available_migrations():
             if migration.version in applied:
                 continue
-            for statement in migration.statements(dict(database.dialect.ddl_types)):
+            for statement in migration.statements({**database.dialect.ddl_types, **migration_terms(database.dialect)}):
                 await cursor.execute(statement)
             await cursor.execute(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
