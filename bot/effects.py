@@ -25,8 +25,8 @@ async def refresh_card(
     redraw: bool = False,
 ) -> None:
     """Post the case's card, or update it to the case's current state; pending refreshes coalesce. The cards of a
-    catch-up are ``BACKLOG``: a live call's card goes first; their ``not_before`` is the call's time, which puts
-    them in call order (oldest first) among the due jobs of their priority.
+    catch-up are ``BACKLOG``: a live call's card goes first. A new call's card has the call's time as
+    ``not_before``, which puts the cards in call order (oldest first) among the due jobs of their priority.
 
     ``redraw`` updates a card already at the case's version (what it shows besides the case changed: the caller's
     name). A refresh already pending is left alone without a write: that job has not started, so it will show the

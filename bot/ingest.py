@@ -157,8 +157,10 @@ class MailIngestor:
             "new" if outcome.case_created else f"call {outcome.case.call_count}",
         )
         queue = self._store.jobs
+        # Due since the call came in: the card goes before work queued after the call (in a burst of mails, the
+        # cards of the first ones go out while the later ones are still being read; Teams' pace is the limit).
         await effects.refresh_card(
-            queue, outcome.case.id, priority, not_before=min(event.received_at, datetime.now(UTC)) if backlog else None
+            queue, outcome.case.id, priority, not_before=min(event.received_at, datetime.now(UTC))
         )
         if not outcome.case_created:
             # A mail that joins a claimed case must show the flag of the case's other mails.
