@@ -70,7 +70,7 @@ async def test_validation_token_is_echoed_as_plain_text_only(
     [
         (b"{not json", "not JSON"),
         (b"\xff\xfe{}", "not JSON"),
-        (b'{"value": ' + b"[" * 100_000, "not JSON"),
+        (b'{"value": ' + b"[" * 100_000, "not JSON: nested too deeply"),
         (b"[]", "not a Graph notification collection"),
         (b'{"value": []}', "value"),
         (b'{"value": [{"changeType": "created"}]}', "subscriptionId"),

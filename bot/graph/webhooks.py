@@ -56,7 +56,8 @@ def _parse(raw: bytes) -> NotificationCollection | str:
     except ValidationError as exc:
         errors = exc.errors()
         if errors and errors[0]["type"] == "json_invalid":
-            return f"body is not JSON: {errors[0]['msg'].removeprefix('Invalid JSON: ')}"
+            detail = errors[0]["msg"].removeprefix("Invalid JSON: ")
+            return f"body is not JSON: {'nested too deeply' if 'recursion limit' in detail else detail}"
         reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:5])
         return f"not a Graph notification collection: {reason}"
 
