@@ -4,7 +4,8 @@
                         [--cases 10000] [--repeat 200] [--quick]
 
 ``e2e`` starts the bot as its own process (``python -m bot``) against the stand-ins, on SQLite (all rows) and on
-PostgreSQL (start-up, mail → card, claims, notifications); ``open`` is the ``open``/``mine`` answer at 10,000 cases
+PostgreSQL (start-up, mail → card, claims, notifications); ``--only`` also takes its rows one by one (``mail``,
+``claim``, ``notify``, ``burst``, ``catchup``). ``open`` is the ``open``/``mine`` answer at 10,000 cases
 (:mod:`bench.open_answer`). References: a bare aiohttp 202 handler for the webhook, the least time Teams' per-thread
 limits allow for the burst, the least number of Graph requests for the catch-up. Prints measured, reference, ratio
 and target per row, with the machine and its load; never fails on time.
@@ -21,11 +22,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench import open_answer
-from bench.end_to_end import Options, Row, bench_backend
+from bench.end_to_end import ROWS, Options, Row, bench_backend
 from bot.sandbox.schemas import fresh_postgres_schema, postgres_problem
 
 DEFAULT_POSTGRES_URL = open_answer.DEFAULT_POSTGRES_URL
-PARTS = ("e2e", "open")
+PARTS = ("e2e", *ROWS, "open")
 
 
 def load() -> str:
@@ -74,7 +75,7 @@ def table(rows: Sequence[Row]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts: {', '.join(PARTS)}")
+    parser.add_argument("--only", default="e2e,open", help=f"comma-separated parts: {', '.join(PARTS)}")
     parser.add_argument("--postgres", default=os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL),
                         help="PostgreSQL server (fresh schemas, dropped afterwards); skipped when unreachable")
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
@@ -90,11 +91,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.cases < 1 or args.repeat < 1:
         parser.error("--cases and --repeat must be at least 1")
     postgres = None if args.no_postgres else args.postgres
+    e2e_rows = frozenset(ROWS) if "e2e" in parts else frozenset(parts & set(ROWS))
     options = Options(graph_latency_s=args.graph_latency_ms / 1000, teams_latency_s=args.teams_latency_ms / 1000,
-                      postgres_url=postgres)
+                      postgres_url=postgres, rows=e2e_rows)
     if args.quick:
         options = Options(graph_latency_s=options.graph_latency_s, teams_latency_s=options.teams_latency_s,
-                          postgres_url=postgres, mails=4, contenders=5, ack_rate=100, ack_seconds=1,
+                          postgres_url=postgres, rows=e2e_rows, mails=4, contenders=5, ack_rate=100, ack_seconds=1,
                           saturation_seconds=1, saturation_concurrency=4, burst_cards=12, catch_up_mails=30)
     print(f"Machine: {open_answer.machine()}")
     print(f"Load average (1 / 5 / 15 min) before: {load()}")
@@ -102,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if keep := os.environ.get("BENCH_KEEP_DIR"):
         Path(keep).mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []
-    if "e2e" in parts:
+    if e2e_rows:
         rows += asyncio.run(end_to_end(options))
     if "open" in parts:
         rows += open_rows(asyncio.run(open_answer.run(args.cases, args.repeat, postgres)))

@@ -150,6 +150,8 @@ class BotProcess:
             "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
             "PORT": str(port),
             "POOL_LINES": json.dumps([line.model_dump() for line in LINES]),
+            "TEAMS_SERVICE_URLS": stand_ins.connector.service_url + "*",  # the connector stand-in on loopback
+            "ALLOWED_TENANT_IDS": TENANT,
             "LOG_LEVEL": "INFO",
             **extra,
         }

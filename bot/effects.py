@@ -87,9 +87,9 @@ class RefreshCard:
     """Post the case's card, or update it to the case's current state; pending refreshes coalesce (one job per
     case waits at a time: it has not started, so it will show every change committed before it runs).
 
-    The cards of a catch-up are ``BACKLOG``: a live call's card goes first; their ``not_before`` is the call's time,
-    which puts them in call order (oldest first) among the due jobs of their priority. ``redraw`` updates a card
-    already at the case's version (what it shows besides the case changed: the caller's name).
+    The cards of a catch-up are ``BACKLOG``: a live call's card goes first. A new call's card has the call's time as
+    ``not_before``, which puts the cards in call order (oldest first) among the due jobs of their priority. ``redraw``
+    updates a card already at the case's version (what it shows besides the case changed: the caller's name).
     """
 
     case_id: str

@@ -170,7 +170,9 @@ class MailIngestor:
             return False
         event = to_call_event(line, mail, parsed)
         window = timedelta(seconds=self._settings.placetel_match_window_seconds)
-        not_before = min(event.received_at, datetime.now(UTC)) if backlog else None
+        # Due since the call came in: the card goes before work queued after the call (in a burst of mails, the
+        # cards of the first ones go out while the later ones are still being read; Teams' pace is the limit).
+        not_before = min(event.received_at, datetime.now(UTC))
         outcome = await self._store.cases.record_event(
             event, window, effects=lambda outcome: event_effects(outcome, event, mail, priority, not_before)
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -24,6 +25,9 @@ from bot.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 JobHandler = Callable[[dict[str, Any]], Awaitable[None]]
+DUE_SLACK_S = 0.005
+"""A put-back job's wake-up comes this much after its due time: a timer may fire a clock tick early, and a worker
+woken before the store sees the job due would wait for the next idle poll."""
 
 JOB_LEASE = timedelta(seconds=20)
 """How long a job is leased; renewed every quarter of it while the handler runs, so a dead worker's jobs are taken
@@ -80,6 +84,9 @@ class JobRunner:
         self._worker_id = f"worker-{uuid.uuid4().hex[:8]}"
         self._wakeups: asyncio.Queue[None] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        self._due: list[float] = []
+        """Loop times at which jobs put back come due (a heap); one timer wakes a worker at the earliest."""
+        self._timer: asyncio.TimerHandle | None = None
         self._busy = 0
 
     def wake(self) -> None:
@@ -94,7 +101,30 @@ class JobRunner:
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._work(n), name=f"job-worker-{n}") for n in range(self._concurrency)]
 
+    def wake_in(self, seconds: float) -> None:
+        """Wake an idle worker when a job put back for ``seconds`` comes due: a send booked for its rate-limit slot
+        goes in that slot, not up to an idle poll later (a late send pushes every later slot of its windows back)."""
+        loop = asyncio.get_running_loop()
+        heapq.heappush(self._due, loop.time() + max(0.0, seconds) + DUE_SLACK_S)
+        if self._timer is None or self._due[0] < self._timer.when():
+            self._arm(loop)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = loop.call_at(self._due[0], self._came_due, loop) if self._due else None
+
+    def _came_due(self, loop: asyncio.AbstractEventLoop) -> None:
+        while self._due and self._due[0] <= loop.time():
+            heapq.heappop(self._due)
+            self.wake()
+        self._arm(loop)
+
     async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._due = []
         await cancel_and_wait(self._tasks)
         self._tasks = []
 
@@ -144,6 +174,7 @@ class JobRunner:
             log.warning("job %s #%s lost its lease to another worker; stopped", job.kind, job.id)
         except RunLater as later:
             await self._queue.defer(job, worker_id, datetime.now(UTC) + later.after)
+            self.wake_in(later.after.total_seconds())
         except PermanentFailure as exc:
             await self._fail(job, worker_id, exc, retry_after=None, permanent=True)
         except RetryLater as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import datetime, tzinfo
+from functools import lru_cache
 from urllib.parse import quote, urlsplit
 
 import phonenumbers
@@ -39,6 +40,12 @@ def _parse(number: str) -> phonenumbers.PhoneNumber | None:
     return parsed if phonenumbers.is_possible_number(parsed) else None
 
 
+PHONE_CACHE_SIZE = 4096
+"""Numbers whose formatting is remembered: a card shows its caller on every line of its history, and a burst of
+clicks renders the same card for every clicker (libphonenumber's parse is the costliest part of a card)."""
+
+
+@lru_cache(maxsize=PHONE_CACHE_SIZE)
 def format_phone(number: str) -> str:
     """``+4930123456`` → ``030 123456``, ``+4915123456789`` → ``0151 23456789``; foreign numbers in international
     format; unparsable ones inert as given. Numbers are stored as E.164; this is only how people read them."""
@@ -52,6 +59,7 @@ def format_phone(number: str) -> str:
     return phonenumbers.format_number(parsed, style)
 
 
+@lru_cache(maxsize=PHONE_CACHE_SIZE)
 def call_links(number: str) -> tuple[str, str] | None:
     """The ``tel:`` URI and the Teams PSTN deep link for a dialable number, or None."""
     parsed = _parse(number)

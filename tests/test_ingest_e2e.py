@@ -8,6 +8,7 @@ import json
 from bot.domain.events import EventKind
 from bot.placetel.profiles import load_profiles
 from bot.sandbox.graph_model import Attachment
+from bot.storage.database import require_utc
 from tests.e2e_fixtures import POOL_MAILBOX, BotStack, free_port
 from tests.ingest_fixtures import (
     LINE_ID,
@@ -260,3 +261,19 @@ async def test_the_event_names_the_called_number_and_keeps_an_invalid_number_as_
         assert called == {first: "+49301234500", second: "+49301234501"}
         assert {e.caller_as_written for e in case.events} == {"0152 3334445"}  # phonenumbers: not a valid number
         assert len(bot_stack.channel_cards()) == 1
+
+
+async def test_a_new_calls_card_is_due_since_the_call_so_it_goes_before_work_queued_later(bot_stack: BotStack) -> None:
+    await bot_stack.link()
+    message_id = bot_stack.deliver_missed_call("0171 2345678")
+    await bot_stack.settle()
+
+    store = bot_stack.services.store
+    case = await store.cases.find_by_message(POOL_MAILBOX, message_id)
+    assert case is not None
+    async with store.database.read() as cursor:
+        await cursor.execute(
+            "SELECT run_at, created_at FROM jobs WHERE kind = 'teams.card' AND dedupe_key = ?", (f"card:{case.id}",)
+        )
+        (job,) = await cursor.fetchall()
+    assert require_utc(job["run_at"]) == case.events[0].received_at < require_utc(job["created_at"])

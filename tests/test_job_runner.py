@@ -6,10 +6,12 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-from bot.jobs import JobRunner, PermanentFailure, RetryLater
+from bot.jobs import JobRunner, PermanentFailure, RetryLater, RunLater
 from bot.storage.interface import JobState, RetryPolicy
 from bot.storage.sql_store import SqlStore
 
+HANG_GUARD_S = 30
+"""Only turns a hang into a failure; nothing is timed."""
 FAST = RetryPolicy(max_attempts=3, base_delay=timedelta(milliseconds=1), max_delay=timedelta(milliseconds=5))
 
 
@@ -56,3 +58,25 @@ async def test_a_permanent_failure_is_dead_lettered_at_once_and_a_success_comple
     depth = await store.jobs.depth()
     assert depth[JobState.DEAD] == 1 and depth[JobState.DONE] == 1
     assert depth[JobState.PENDING] == depth[JobState.LEASED] == 0
+
+
+async def test_a_job_put_back_runs_when_it_comes_due_without_waiting_for_the_idle_poll(store: SqlStore) -> None:
+    calls: list[dict[str, Any]] = []
+    second = asyncio.Event()
+
+    async def paced(payload: dict[str, Any]) -> None:
+        calls.append(payload)
+        if len(calls) == 1:
+            raise RunLater("waiting for the thread's slot", timedelta(milliseconds=20))
+        second.set()
+
+    # An idle poll of an hour: only the wake-up at the due time can bring the job back within the guard.
+    runner = JobRunner(store.jobs, {"teams.card": paced}, idle_poll=3600)
+    runner.start()
+    try:
+        await store.jobs.enqueue("teams.card", {"case_id": "c1"})
+        runner.wake()
+        await asyncio.wait_for(second.wait(), HANG_GUARD_S)
+    finally:
+        await runner.stop()
+    assert calls == [{"case_id": "c1"}, {"case_id": "c1"}]

@@ -165,3 +165,29 @@ async def test_backlog_leaves_a_reserve_for_live_sends_in_every_window() -> None
     live_at = clock.now
     await pacer.wait("channel", "tenant")
     assert clock.now == live_at
+
+
+async def test_booked_slots_fit_the_windows_together_with_the_sends_already_made() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock, clock.sleep)
+    sent = []
+    for _ in range(60):  # a burst fills the thread's 30-second window
+        await pacer.wait("channel", "tenant")
+        sent.append(clock.now)
+
+    booked = [clock.now + pacer.book("channel", backlog=False) for _ in range(40)]
+
+    assert booked == sorted(booked)
+    # Not one booked slot is inside the window the burst filled, and the plan as a whole keeps every window.
+    assert fits(sent + booked, with_margin(THREAD_WINDOWS))
+
+
+def test_live_sends_book_their_slots_apart_from_the_backlogs() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock, clock.sleep)
+    backlog = [clock.now + pacer.book("channel") for _ in range(200)]
+
+    live = clock.now + pacer.book("channel", backlog=False)
+
+    assert backlog[-1] > clock.now + 60  # the backlog's bookings reach minutes ahead...
+    assert live == clock.now  # ...a live send's slot is the first free one

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -14,7 +14,7 @@ import pytest
 from bot import effects
 from bot.domain.state_machine import Verb
 from bot.effects import no_effects
-from bot.storage.database import Cursor, Database, IntegrityConflict, Params, Written
+from bot.storage.database import Cursor, Database, GroupCommit, IntegrityConflict, Params, Written
 from bot.storage.factory import open_database
 from bot.storage.sql_store import SqlStore
 from tests.storage_fixtures import ALICE, BOB, make_event
@@ -142,3 +142,62 @@ async def test_a_refresh_already_pending_is_coalesced_without_a_write(counting: 
     assert len(leased) == 1
     await store.jobs.add(refresh)
     assert (await store.jobs.depth())["pending"] == 1
+
+
+async def _commits_at_once(in_flight: int, writes: int) -> int:
+    """The most groups that were inside ``commit`` at the same time while ``writes`` arrive one by one."""
+    running = most = 0
+    release = asyncio.Event()
+
+    async def commit(group: Sequence[Any]) -> list[Written | Exception]:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await release.wait()
+        running -= 1
+        return [Written([], 1) for _ in group]
+
+    group = GroupCommit(commit, in_flight=in_flight)
+    pending = []
+    for n in range(writes):
+        pending.append(asyncio.create_task(group.write("INSERT", (n,))))
+        for _ in range(5):  # let the group take this write before the next arrives
+            await asyncio.sleep(0)
+    assert not any(task.done() for task in pending)  # no write is answered before its commit returned
+    release.set()
+    assert [written.rowcount for written in await asyncio.gather(*pending)] == [1] * writes
+    await group.close()
+    return most
+
+
+async def test_groups_commit_one_at_a_time_unless_more_are_allowed_in_flight() -> None:
+    assert await _commits_at_once(in_flight=1, writes=6) == 1
+    assert await _commits_at_once(in_flight=3, writes=6) == 3
+
+
+async def test_a_write_given_up_by_its_caller_is_still_committed_with_its_group(database: Database) -> None:
+    store = SqlStore(database)
+    given_up = asyncio.create_task(store.jobs.enqueue("test.kind", {}, dedupe_key="given-up"))
+    kept = asyncio.create_task(store.jobs.enqueue("test.kind", {}, dedupe_key="kept"))
+    await asyncio.sleep(0)
+    given_up.cancel()
+    assert await kept is not None
+    await asyncio.sleep(0.1)  # only lets the cancelled task finish; nothing is timed
+    assert await store.jobs.pending("given-up")
+    assert await store.jobs.pending("kept")
+
+
+async def test_sqlite_stores_every_timestamp_as_fixed_width_utc_text(tmp_path: Any) -> None:
+    database = await open_database(f"sqlite:///{tmp_path / 'times.sqlite3'}")
+    try:
+        berlin = datetime(2026, 3, 29, 3, 30, tzinfo=timezone(timedelta(hours=2)))
+        whole_second = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
+        await database.write("CREATE TABLE times (at TEXT)")
+        for value in (berlin, whole_second):
+            await database.write("INSERT INTO times (at) VALUES (?)", (value,))
+        async with database.read() as cursor:
+            await cursor.execute("SELECT at FROM times ORDER BY rowid")
+            stored = [row["at"] for row in await cursor.fetchall()]
+    finally:
+        await database.close()
+    assert stored == ["2026-03-29T01:30:00.000000+00:00", "2026-12-01T18:00:00.000000+00:00"]

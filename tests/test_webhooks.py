@@ -70,12 +70,13 @@ async def test_validation_token_is_echoed_as_plain_text_only(
     [
         (b"{not json", "not JSON"),
         (b"\xff\xfe{}", "not JSON"),
+        (b'{"value": ' + b"[" * 100_000, "not JSON: nested too deeply"),
         (b"[]", "not a Graph notification collection"),
         (b'{"value": []}', "value"),
         (b'{"value": [{"changeType": "created"}]}', "subscriptionId"),
         (b'{"value": [{"subscriptionId": "s", "lifecycleEvent": "exploded"}]}', "lifecycleEvent"),
     ],
-    ids=["broken", "not-utf8", "list", "empty", "no-subscription", "unknown-lifecycle"],
+    ids=["broken", "not-utf8", "nested-too-deeply", "list", "empty", "no-subscription", "unknown-lifecycle"],
 )
 async def test_malformed_body_gets_400_with_a_reason(
     webhook: TestClient[web.Request, web.Application], store: SqlStore, body: bytes, reason: str

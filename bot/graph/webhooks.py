@@ -8,7 +8,6 @@ the answer never waits on either.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -50,15 +49,16 @@ async def read_body(request: web.Request, limit: int = MAX_BODY_BYTES) -> bytes 
 
 
 def _parse(raw: bytes) -> NotificationCollection | str:
-    """The validated collection, or the reason it is not one."""
+    """The validated collection, or the reason it is not one. pydantic parses the JSON itself (in one pass, half the
+    cost of ``json.loads`` and validating the objects), nesting limited."""
     try:
-        return NotificationCollection.model_validate(json.loads(raw))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return f"body is not JSON: {exc}"
-    except RecursionError:
-        return "body is not JSON: nested too deeply"
+        return NotificationCollection.model_validate_json(raw)
     except ValidationError as exc:
-        reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+        errors = exc.errors()
+        if errors and errors[0]["type"] == "json_invalid":
+            detail = errors[0]["msg"].removeprefix("Invalid JSON: ")
+            return f"body is not JSON: {'nested too deeply' if 'recursion limit' in detail else detail}"
+        reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:5])
         return f"not a Graph notification collection: {reason}"
 
 

@@ -7,9 +7,9 @@ early, after a shorter network trip than the send it follows) would be the windo
 
 Senders to one thread queue behind each other; a wait for one thread never holds up another thread (only the
 tenant's shared window does). Sends that would wait long should not hold a worker while they do: :meth:`Pacer.book`
-gives backlog sends a not-before time instead, spread over the thread's future slots, and the job is deferred until
-then. Backlog sends leave a quarter of every window free and booked slots are kept apart from the real sends, so a
-live card never waits behind the backlog: it takes the next real slot, which is at most about a second away.
+gives them a not-before time instead, each its own one of the thread's future slots (counting the sends made and
+the slots booked), and the job is deferred until then. Live and backlog sends book apart, and backlog sends leave a
+quarter of every window free, so a live card never waits behind the backlog.
 """
 
 from __future__ import annotations
@@ -55,6 +55,24 @@ class SlidingWindows:
                 wait = max(wait, self._sent[-limit] + seconds + self._margin - now)
         return wait
 
+    def delay_beside(self, planned: SlidingWindows, now: float, at: float, *, backlog: bool = False) -> float:
+        """Like :meth:`delay` for a send at ``at`` (now or later), counting this key's sends up to ``now`` together
+        with the sends ``planned`` after ``now`` (a planned slot already taken is among this key's sends)."""
+        self._forget_before(now)
+        ahead = [time for time in planned._sent if time >= now]
+        wait = 0.0
+        for seconds, limit in self._windows:
+            if backlog:
+                limit = max(1, int(limit * (1 - LIVE_RESERVE)))
+            if len(ahead) >= limit:
+                latest = ahead[-limit]
+            elif len(self._sent) + len(ahead) >= limit:
+                latest = self._sent[len(ahead) - limit]
+            else:
+                continue
+            wait = max(wait, latest + seconds + self._margin - at)
+        return wait
+
     def record(self, now: float) -> None:
         """Record a send at ``now``; sends are recorded in time order."""
         self._sent.append(now)
@@ -88,6 +106,7 @@ class Pacer:
         self._threads: dict[str, SlidingWindows] = {}
         self._tenants: dict[str, SlidingWindows] = {}
         self._booked: dict[str, SlidingWindows] = {}
+        self._booked_live: dict[str, SlidingWindows] = {}
         self._thread_locks: dict[str, asyncio.Lock] = {}
         self._queued: dict[str, int] = {}
         self._sends = 0
@@ -113,15 +132,16 @@ class Pacer:
             wait += queued * min(seconds / limit for seconds, limit in self._thread_windows)
         return wait
 
-    def book(self, thread: str) -> float:
-        """Seconds from now until a slot for one send to ``thread``: the earliest that fits the windows after every
-        slot booked before it. Booked slots do not count against real sends; the send itself still goes through
-        :meth:`wait` when its time has come."""
+    def book(self, thread: str, *, backlog: bool = True) -> float:
+        """Seconds from now until a slot for one send to ``thread``: the earliest after every slot booked before it
+        that fits the windows, counting the sends made and the slots booked. Live and backlog sends book apart (a
+        live send never queues behind the backlog's bookings; backlog leaves the live reserve free). The send itself
+        still goes through :meth:`wait` when its time has come."""
         now = self._clock()
-        booked = self._windows(self._booked, thread, self._thread_windows)
-        real = self._windows(self._threads, thread, self._thread_windows).delay(now, backlog=True)
-        at = max(now + real, booked.last or 0.0)
-        at += booked.delay(at, backlog=True)
+        booked = self._windows(self._booked if backlog else self._booked_live, thread, self._thread_windows)
+        sent = self._windows(self._threads, thread, self._thread_windows)
+        at = max(now, booked.last or now)
+        at += sent.delay_beside(booked, now, at, backlog=backlog)
         booked.record(at)
         return at - now
 
@@ -160,7 +180,7 @@ class Pacer:
             if lock is None or not lock.locked():
                 self._thread_locks.pop(key, None)
                 del self._threads[key]
-        for table in (self._tenants, self._booked):
+        for table in (self._tenants, self._booked, self._booked_live):
             for key in [key for key, windows in table.items() if windows.is_empty(now)]:
                 del table[key]
 

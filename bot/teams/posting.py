@@ -154,8 +154,9 @@ class CardPoster:
             raise PermanentFailure("the line's service URL is not a Teams service URL (TEAMS_SERVICE_URLS)")
         delay = self._pacer.delay(thread, link.tenant_id, backlog=backlog)
         if delay > MAX_PACING_WAIT_S:
-            # Backlog takes a booked slot behind the rest of the backlog; a live send just its own next slot.
-            after = self._pacer.book(thread) if backlog else delay - MAX_PACING_WAIT_S / 2
+            # A slot of its own behind the others waiting (backlog behind the backlog, live behind live only): the
+            # sends waiting come due one slot after another instead of all at once, each holding a worker.
+            after = self._pacer.book(thread, backlog=backlog)
             raise RunLater("waiting for the thread's slot under Teams' rate limits", timedelta(seconds=after))
         await self._pacer.wait(thread, link.tenant_id, backlog=backlog)
         try:
