@@ -79,6 +79,8 @@ class FaultRule:
     delay_ms: int = 0
     count: int | None = None
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    hits: int = 0
+    """How many requests this rule has faulted so far."""
 
     def matches(self, method: str, path: str) -> bool:
         if self.count is not None and self.count <= 0:
@@ -596,6 +598,7 @@ class GraphStandIn:
                 continue
             if rule.count is not None:
                 rule.count -= 1
+            rule.hits += 1
             if rule.kind == "delay":
                 await asyncio.sleep(rule.delay_ms / 1000)
             elif rule.kind == "429":
