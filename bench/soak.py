@@ -42,6 +42,8 @@ GRAPH_FAULTS = ("429", "503", "delay", "drop")
 TEAMS_FAULTS = (429, 502, 412)
 GRAPH_TIMEOUT_S = 3
 CONVERGE_LIMIT_S = 300.0
+STAND_IN_SERVICE_URLS = "http://127.0.0.1:*/*"
+"""The connector stand-in listens on a free loopback port."""
 TARGET_CONVERGE_S = 60.0
 
 
@@ -137,6 +139,7 @@ async def soak(backend: str, database_url: str, folder: Path, options: Options) 
     rng = random.Random(options.seed)
     stand_ins = await StandIns.start(folder, 0.0, 0.0)
     bot = BotProcess.configure(stand_ins, folder, database_url, GRAPH_TIMEOUT_SECONDS=str(GRAPH_TIMEOUT_S),
+                               TEAMS_SERVICE_URLS=STAND_IN_SERVICE_URLS, ALLOWED_TENANT_IDS=TENANT,
                                LOG_LEVEL="WARNING")
     store = None
     try:
@@ -220,11 +223,12 @@ async def run(options: Options, postgres_url: str | None, folder: Path) -> list[
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    defaults = Options()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mails", type=int, default=Options.mails)
-    parser.add_argument("--seconds", type=float, default=Options.seconds, help="over how long the mails arrive")
-    parser.add_argument("--kills", type=int, default=Options.kills, help="SIGKILLs of the bot at random moments")
-    parser.add_argument("--seed", type=int, default=Options.seed)
+    parser.add_argument("--mails", type=int, default=defaults.mails)
+    parser.add_argument("--seconds", type=float, default=defaults.seconds, help="over how long the mails arrive")
+    parser.add_argument("--kills", type=int, default=defaults.kills, help="SIGKILLs of the bot at random moments")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--postgres", default=os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     parser.add_argument("--quick", action="store_true", help="100 mails over 15 s, to check the harness")
