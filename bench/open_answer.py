@@ -36,6 +36,7 @@ from bot.config import PoolLine, Settings
 from bot.domain.cases import Actor
 from bot.domain.events import CallEvent, EventKind, MailSource
 from bot.domain.state_machine import Verb
+from bot.effects import no_effects
 from bot.sandbox.schemas import fresh_postgres_schema, postgres_problem
 from bot.storage.factory import open_store
 from bot.storage.interface import ChannelLink, Store
@@ -111,10 +112,12 @@ async def seed(store: Store, cases: int, now: datetime) -> None:
 
     async def one(n: int) -> None:
         async with limit:
-            outcome = await store.cases.record_event(_event(n, now, cases))
+            outcome = await store.cases.record_event(_event(n, now, cases), effects=no_effects)
             if n % CLAIMED_EVERY == 0:
                 claimer = CLAIMERS[n % len(CLAIMERS)]
-                await store.cases.transition(outcome.case.id, Verb.CLAIM, claimer, now, CLAIM_TIMEOUT)
+                await store.cases.transition(
+                    outcome.case.id, Verb.CLAIM, claimer, now, CLAIM_TIMEOUT, effects=no_effects
+                )
 
     await asyncio.gather(*(one(n) for n in range(cases)))
 

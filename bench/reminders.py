@@ -22,6 +22,7 @@ from typing import Any
 
 from bot.config import Settings
 from bot.domain.events import CallEvent, EventKind, MailSource
+from bot.effects import no_effects
 from bot.reminders import ReminderService
 from bot.sandbox.schemas import fresh_postgres_schema, postgres_problem
 from bot.storage.factory import open_store
@@ -59,7 +60,7 @@ async def _seed(store: Store, count: int) -> None:
             received_at=TUESDAY_8 + timedelta(seconds=n % 1200),
             mail=MailSource(mailbox, f"bench-{n}", subject="Anruf", sender="no-reply@placetel.de"),
         )
-        await store.cases.record_event(event)
+        await store.cases.record_event(event, effects=no_effects)
 
 
 async def _ms(action: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:

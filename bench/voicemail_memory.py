@@ -37,6 +37,7 @@ from kiota_authentication_azure.azure_identity_authentication_provider import Az
 from msgraph import GraphRequestAdapter, GraphServiceClient
 
 from bot.domain.events import CallEvent, EventKind, MailSource, Voicemail
+from bot.effects import no_effects
 from bot.graph.mailbox import GraphMailboxes, request_config
 from bot.storage.factory import open_store
 from bot.voicemail import VOICEMAIL_PATH, VoicemailAccess, voicemail_handler
@@ -152,7 +153,7 @@ async def run(megabytes: int) -> int:
                 mail=mail,
                 voicemail=Voicemail(attachment_id, "voicemail.mp3", 42),
             )
-            case = (await store.cases.record_event(event)).case
+            case = (await store.cases.record_event(event, effects=no_effects)).case
             app = web.Application()
             access = VoicemailAccess(store, "http://127.0.0.1", timedelta(minutes=15))
             app.router.add_get(VOICEMAIL_PATH, voicemail_handler(access, None, store, mailboxes))

@@ -22,7 +22,7 @@ from bot.domain.state_machine import USER_VERBS, Verb
 from bot.line_rules import line_due_state
 from bot.logging_setup import mask_number
 from bot.storage.interface import Store
-from bot.sync import FlagSync
+from bot.sync import transition_effects
 from bot.voicemail import VoicemailAccess
 from cards.case_card import LISTEN_VERB, REFRESH_VERB, CaseCardView, build_case_card
 from cards.i18n import Lang, conversation_language, refusal_text, text
@@ -70,7 +70,6 @@ class CardActions:
         self,
         settings: Settings,
         store: Store,
-        flag_sync: FlagSync,
         list_page: ListPage,
         voicemail: VoicemailAccess,
         identify_caller: Callable[[Case], CallerIdentity | None] | None = None,
@@ -81,7 +80,6 @@ class CardActions:
         self._identify_caller = identify_caller
         self._clock = clock
         self._store = store
-        self._flag_sync = flag_sync
         self._voicemail = voicemail
         self._handlers: dict[str, Callable[[ActionRequest], Awaitable[ActionResult]]] = {
             verb.value: self._transition_handler(verb) for verb in USER_VERBS
@@ -196,35 +194,30 @@ class CardActions:
             log.warning("refused %s on case %s from elsewhere: %s", verb, case.id[:8], refused)
             return ActionResult(403, message=text(lang, "action_wrong_conversation"))
         now = self._clock()
-        outcome = await self._store.cases.transition(case.id, verb, request.actor, now, self.claim_timeout)
+        try:
+            outcome = await self._store.cases.transition(
+                case.id,
+                verb,
+                request.actor,
+                now,
+                self.claim_timeout,
+                effects=lambda outcome: transition_effects(outcome, verb, request.actor, now),
+            )
+        except Exception:
+            # The change and its effects commit together or not at all; the clicker learns which, never a 5xx.
+            log.exception("%s on case %s could not be stored", verb, case.id[:8])
+            return await self._answer_after_failure(case, lang, request)
         if outcome.refusal is not None:
             notice = refusal_text(outcome.refusal, lang)
             # The clicker may look at a stale card: answer with the current one, and refresh it for everyone.
             if _card_version(request.data) != outcome.case.version:
-                await effects.refresh_card(self._store.jobs, outcome.case.id)
+                await self._refresh_for_everyone(outcome.case.id)
             if request.data.get("origin") == NUDGE_ORIGIN:
                 return ActionResult(200, card=build_nudge_answer(lang, notice, positive=False), message=notice)
             if _list_origin(request) is not None:
                 return await self._back_to_list(request, notice, positive=False)
             return ActionResult(200, card=self.card_for(outcome.case, lang, notice, request.actor), message=notice)
         log.info("%s: case %s (%s) by %s", verb, case.id[:8], mask_number(case.caller), request.actor.id[:8])
-        previous_holder = case.claimed_by if verb is Verb.TAKE_OVER else None
-        await effects.refresh_card(self._store.jobs, outcome.case.id)
-        await effects.reply_in_thread(
-            self._store.jobs,
-            outcome.case.id,
-            outcome.case.version,
-            {
-                "key": "state_change",
-                "verb": verb.value,
-                "actor": {"id": request.actor.id, "name": request.actor.name},
-                "previous_holder": {"id": previous_holder.id, "name": previous_holder.name}
-                if previous_holder
-                else None,
-                "at": now.isoformat(),
-            },
-        )
-        await self._flag_sync.case_changed(outcome.case)
         if request.data.get("origin") == NUDGE_ORIGIN:
             answer = build_nudge_answer(lang, text(lang, "nudge_released"), positive=True)
             return ActionResult(200, card=answer, applied=True)
@@ -233,6 +226,26 @@ class CardActions:
                 await self._back_to_list(request, text(lang, "list_action_done"), positive=True), applied=True
             )
         return ActionResult(200, card=self.card_for(outcome.case, lang, viewer=request.actor), applied=True)
+
+    async def _refresh_for_everyone(self, case_id: str) -> None:
+        """Queue a refresh of a card someone saw stale; the clicker's answer does not depend on it."""
+        try:
+            await self._store.jobs.add([effects.RefreshCard(case_id)])
+        except Exception:
+            log.exception("could not queue the refresh of case %s's card", case_id[:8])
+
+    async def _answer_after_failure(self, seen: Case, lang: Lang, request: ActionRequest) -> ActionResult:
+        """The card as committed: unchanged with "try again" when the change was not stored, or the new state when
+        it was (an error after the commit); a plain "try again" when the store cannot be read either."""
+        try:
+            case = await self._store.cases.get(seen.id)
+        except Exception:
+            log.exception("case %s could not be read after a failed action", seen.id[:8])
+            case = None
+        if case is None:
+            return ActionResult(200, message=text(lang, "action_not_saved"))
+        notice = text(lang, "action_not_saved") if case.version == seen.version else None
+        return ActionResult(200, card=self.card_for(case, lang, notice, request.actor), message=notice)
 
     async def _refresh(self, request: ActionRequest) -> ActionResult:
         """A Teams client refreshing a claimed card: the current card as this user should see it; no change."""

@@ -23,6 +23,7 @@ from bot.clock import Clock, ShiftableClock, system_clock
 from bot.commands import Commands
 from bot.config import ConfigError, ConfigProblem, Settings, listens_on_loopback_only
 from bot.coordinator import MailboxCoordinator
+from bot.graph.channel_cards import ChannelCards
 from bot.graph.client import build_credential, build_graph_client
 from bot.graph.directory import GraphDirectory
 from bot.graph.mailbox import GraphMailboxes
@@ -121,7 +122,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         cases, _ = await store.cases.list_active([line.id for line in settings.pool_lines], limit=10_000)
         for case in cases:
             if case.caller in numbers:
-                await effects.refresh_card(store.jobs, case.id, redraw=True)
+                await store.jobs.add([effects.RefreshCard(case.id, redraw=True)])
 
     callers = CallerDirectory(
         settings,
@@ -142,12 +143,10 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     stats = StatsService(settings, queries, chart_links, callers.name_for_number)
     commands = Commands(settings, store, GraphDirectory(graph).is_team_owner, stats=stats)
     voicemail_access = VoicemailAccess.from_settings(settings, store)
-    actions = CardActions(
-        settings, store, flag_sync, commands.list_page, voicemail_access, callers.identify, clock=clock
-    )
+    actions = CardActions(settings, store, commands.list_page, voicemail_access, callers.identify, clock=clock)
     bot = RufpoolBot(store, commands, actions, settings.default_locale)
     # The runner is built below with live_calls among its handlers; the lambda reaches it once it exists.
-    live_calls = LiveCalls(settings, store, flag_sync, wake_workers=lambda: runner.wake())
+    live_calls = LiveCalls(settings, store, wake_workers=lambda: runner.wake())
     pacer, channel_lang = Pacer(), language_for(settings.default_locale)
     poster = ReminderPoster(
         adapter,
@@ -158,6 +157,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         channel_lang,
         settings.is_teams_service_url,
         {line.id: line.display_name or line.id for line in settings.pool_lines},
+        channel_cards=ChannelCards(graph),
         settings=settings,
         clock=clock,
     )

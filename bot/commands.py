@@ -284,12 +284,12 @@ class Commands:
                 service_url=request.service_url,
                 linked_by=request.actor.id,
                 linked_at=datetime.now(UTC),
+                group_id=request.team_group_id,
             )
         )
         log.info("line %s linked to a channel of team %s", line.id, request.team_id[:12])
         cases, _ = await self._store.cases.list_active([line.id], limit=10_000)
-        for case in cases:
-            await effects.refresh_card(self._store.jobs, case.id)
+        await self._store.jobs.add([effects.RefreshCard(case.id) for case in cases])
         return CommandReply(card=build_link_confirmation_card(line.display_name, self.language(request)))
 
     async def unlink(self, request: CommandRequest, argument: str) -> CommandReply:

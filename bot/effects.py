@@ -1,11 +1,22 @@
-"""Job kinds for effects on Teams and Graph, and helpers to enqueue them (all effects go through the outbox)."""
+"""Effects on Teams and Graph as typed values, and how each becomes an outbox row.
+
+A change of state and the effects it causes are committed together: the store calls that change a case take the
+effects (or a function of their outcome that yields them) and insert their outbox rows in the change's own
+transaction (:func:`bot.storage.sql_store.insert_effects`). Effects that follow no change of state (a refused
+click on a stale card, a redraw after the caller directory learnt a name, a repair) go through
+:meth:`bot.storage.interface.JobQueue.add`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from bot.storage.interface import JobPriority, JobQueue
+from bot.domain.cases import Actor
+from bot.domain.state_machine import Verb
+from bot.storage.interface import JobPriority
 
 POST_CARD = "teams.card"
 THREAD_REPLY = "teams.reply"
@@ -16,58 +27,182 @@ ERASED_CARD = "teams.erased"
 """Replace the card of a deleted case (retention, erasure); enqueued by the store in the deleting transaction."""
 
 
-async def refresh_card(
-    queue: JobQueue,
-    case_id: str,
-    priority: JobPriority = JobPriority.LIVE,
-    not_before: datetime | None = None,
-    *,
-    redraw: bool = False,
-) -> None:
-    """Post the case's card, or update it to the case's current state; pending refreshes coalesce. The cards of a
-    catch-up are ``BACKLOG``: a live call's card goes first; their ``not_before`` is the call's time, which puts
-    them in call order (oldest first) among the due jobs of their priority.
+# Thread lines ----------------------------------------------------------------------------------------------------
 
-    ``redraw`` updates a card already at the case's version (what it shows besides the case changed: the caller's
-    name). A refresh already pending is left alone without a write: that job has not started, so it will show the
-    change the caller made before asking (the losers of a burst of clicks on one card ask for one refresh, not fifty).
+
+@dataclass(frozen=True, slots=True)
+class RepeatCall:
+    """Another call joined the case (``source_id`` names the event: two calls may land in the same second)."""
+
+    source_id: str
+    at: datetime
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    verb: Verb
+    actor: Actor
+    at: datetime
+    previous_holder: Actor | None = None
+    """Who held the case before a take-over or an Outlook release."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContactLine:
+    """A callback or the caller reached again (the contact is found on the case by its call id)."""
+
+    call_id: str
+
+
+ReplyMessage = RepeatCall | StateChange | ContactLine
+
+
+def _person(actor: Actor | None) -> dict[str, str] | None:
+    return {"id": actor.id, "name": actor.name} if actor is not None else None
+
+
+def message_payload(message: ReplyMessage) -> dict[str, Any]:
+    """The JSON form the ``teams.reply`` job reads back (:meth:`bot.teams.posting.CardPoster.handle_reply`)."""
+    match message:
+        case RepeatCall(source_id, at, count):
+            return {"key": "repeat_call", "source_id": source_id, "at": at.isoformat(), "count": count}
+        case StateChange(verb, actor, at, previous_holder):
+            return {
+                "key": "state_change",
+                "verb": verb.value,
+                "actor": _person(actor),
+                "previous_holder": _person(previous_holder),
+                "at": at.isoformat(),
+            }
+        case ContactLine(call_id):
+            return {"key": "contact", "call_id": call_id}
+
+
+# Effects ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshCard:
+    """Post the case's card, or update it to the case's current state; pending refreshes coalesce (one job per
+    case waits at a time: it has not started, so it will show every change committed before it runs).
+
+    The cards of a catch-up are ``BACKLOG``: a live call's card goes first; their ``not_before`` is the call's time,
+    which puts them in call order (oldest first) among the due jobs of their priority. ``redraw`` updates a card
+    already at the case's version (what it shows besides the case changed: the caller's name).
     """
-    key = f"card:{case_id}"
-    if await queue.pending(key):
-        return
-    payload: dict[str, Any] = {"case_id": case_id, **({"redraw": True} if redraw else {})}
-    if priority is JobPriority.BACKLOG:
-        payload["backlog"] = True  # paced as backlog: a live card keeps its reserve
-    await queue.enqueue(POST_CARD, payload, dedupe_key=key, run_at=not_before, priority=priority)
+
+    case_id: str
+    priority: JobPriority = JobPriority.LIVE
+    not_before: datetime | None = None
+    redraw: bool = False
 
 
-async def repost_card(queue: JobQueue, case_id: str) -> None:
+@dataclass(frozen=True, slots=True)
+class RepostCard:
     """Post the case's card again as a new channel message (the demo's Teams client forgets what it showed)."""
-    await queue.enqueue(POST_CARD, {"case_id": case_id, "repost": True}, dedupe_key=f"repost:{case_id}")
+
+    case_id: str
 
 
-async def reply_in_thread(
-    queue: JobQueue, case_id: str, version: int, message: dict[str, Any], priority: JobPriority = JobPriority.LIVE
-) -> None:
-    """Add one line to the case's thread; ``message`` is ``{"key": ..., **params}`` rendered by cards.messages."""
-    payload: dict[str, Any] = {"case_id": case_id, "message": message}
-    if priority is JobPriority.BACKLOG:
-        payload["backlog"] = True
-    await queue.enqueue(THREAD_REPLY, payload, dedupe_key=f"reply:{case_id}:{version}", priority=priority)
+@dataclass(frozen=True, slots=True)
+class ThreadReply:
+    """One line in the case's thread, for the case's ``version`` that caused it. Lines of one case are posted in
+    version order (the job waits while an earlier line of its case is unfinished)."""
+
+    case_id: str
+    version: int
+    message: ReplyMessage
+    priority: JobPriority = JobPriority.LIVE
 
 
-async def write_flag(queue: JobQueue, mailbox: str, message_id: str, case_id: str) -> None:
-    """Bring the mail's Outlook flag in line with its case; the job reads the case's state when it runs, so
-    pending writes of one mail coalesce into one PATCH of the latest state."""
-    await queue.enqueue(
-        SET_FLAG,
-        {"mailbox": mailbox, "message_id": message_id, "case_id": case_id},
-        dedupe_key=f"flag:{mailbox.lower()}:{message_id}",
-    )
+@dataclass(frozen=True, slots=True)
+class WriteFlag:
+    """Bring the mail's Outlook flag in line with its case; the job reads the case when it runs, so pending writes
+    of one mail coalesce into one PATCH of the latest state."""
+
+    mailbox: str
+    message_id: str
+    case_id: str
 
 
-async def post_backlog_summary(queue: JobQueue, line_id: str, count: int, run_id: str) -> None:
+@dataclass(frozen=True, slots=True)
+class WriteCaseFlags:
+    """:class:`WriteFlag` for every mail of the case (the store expands it in the transaction, so a mail that
+    joined the case in the same transaction is included)."""
+
+    case_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BacklogSummary:
     """One card in the line's channel saying how many calls a catch-up brought (live priority: before them)."""
-    await queue.enqueue(
-        BACKLOG_SUMMARY, {"line_id": line_id, "count": count}, dedupe_key=f"backlog-summary:{line_id}:{run_id}"
-    )
+
+    line_id: str
+    count: int
+    run_id: str
+
+
+Effect = RefreshCard | RepostCard | ThreadReply | WriteFlag | WriteCaseFlags | BacklogSummary
+
+OutcomeT = TypeVar("OutcomeT")
+EffectsOf = Callable[[OutcomeT], Sequence[Effect]]
+"""The effects of a store call's outcome, computed inside its transaction from what was committed."""
+
+
+def no_effects(_outcome: object) -> Sequence[Effect]:
+    """For a change that causes nothing outside the store (tests of the store, imports)."""
+    return ()
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    kind: str
+    payload: dict[str, Any]
+    dedupe_key: str
+    priority: JobPriority = JobPriority.LIVE
+    run_at: datetime | None = None
+    ordering: tuple[str, int] | None = None
+    """(key, sequence): jobs of one key run in sequence order (the thread lines of a case)."""
+
+
+def _backlog(priority: JobPriority) -> dict[str, Any]:
+    # Paced as backlog: a live card keeps its reserve.
+    return {"backlog": True} if priority is JobPriority.BACKLOG else {}
+
+
+def reply_order_key(case_id: str) -> str:
+    return f"reply:{case_id}"
+
+
+def outbox_row(effect: Effect) -> OutboxRow:
+    """The outbox row of one effect. :class:`WriteCaseFlags` is expanded by the store first (it needs the mails)."""
+    match effect:
+        case RefreshCard(case_id, priority, not_before, redraw):
+            payload = {"case_id": case_id, **({"redraw": True} if redraw else {}), **_backlog(priority)}
+            return OutboxRow(POST_CARD, payload, f"card:{case_id}", priority, not_before)
+        case RepostCard(case_id):
+            return OutboxRow(POST_CARD, {"case_id": case_id, "repost": True}, f"repost:{case_id}")
+        case ThreadReply(case_id, version, message, priority):
+            payload = {
+                "case_id": case_id,
+                "version": version,
+                "message": message_payload(message),
+                **_backlog(priority),
+            }
+            return OutboxRow(
+                THREAD_REPLY,
+                payload,
+                f"reply:{case_id}:{version}",
+                priority,
+                ordering=(reply_order_key(case_id), version),
+            )
+        case WriteFlag(mailbox, message_id, case_id):
+            payload = {"mailbox": mailbox, "message_id": message_id, "case_id": case_id}
+            return OutboxRow(SET_FLAG, payload, f"flag:{mailbox.lower()}:{message_id}")
+        case BacklogSummary(line_id, count, run_id):
+            return OutboxRow(
+                BACKLOG_SUMMARY, {"line_id": line_id, "count": count}, f"backlog-summary:{line_id}:{run_id}"
+            )
+        case WriteCaseFlags():
+            raise ValueError("WriteCaseFlags is expanded into WriteFlag by the store")

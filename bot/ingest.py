@@ -19,11 +19,13 @@ from typing import Protocol
 
 from bot import effects, metrics
 from bot.config import PoolLine, Settings
+from bot.domain.cases import Case
 from bot.domain.events import CallEvent, EventKind, MailSource, Voicemail
 from bot.logging_setup import mask_number
 from bot.placetel.parser import MailMessage, ParsedMail, ParserProfile
 from bot.placetel.runner import ParserRunner
-from bot.storage.interface import FlagStatus, JobPriority, Store
+from bot.storage.interface import EventOutcome, FlagStatus, JobPriority, Store
+from bot.sync import flag_agrees
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,33 @@ def to_call_event(line: PoolLine, mail: MailMessage, parsed: ParsedMail) -> Call
     )
 
 
+def event_effects(
+    outcome: EventOutcome, event: CallEvent, mail: MailMessage, priority: JobPriority, not_before: datetime | None
+) -> list[effects.Effect]:
+    """What recording a mail's event causes, committed with it: the card shows the call; another call in a case
+    adds a thread line; a mail joining a case whose flag it does not show is flagged like the case's other mails
+    (the mail of a call the call webhook reported first, too: a callback may have closed its case meanwhile)."""
+    case = outcome.case
+    if not outcome.merged and not outcome.event_added:
+        return []
+    caused: list[effects.Effect] = [
+        effects.RefreshCard(case.id) if outcome.merged else effects.RefreshCard(case.id, priority, not_before)
+    ]
+    if outcome.event_added and not outcome.case_created:
+        message = effects.RepeatCall(event.source_id, event.received_at, case.call_count)
+        caused.append(effects.ThreadReply(case.id, case.version, message, priority))
+    if not outcome.case_created and not _shows_case_flag(mail, case):
+        caused.append(effects.WriteFlag(mail.mailbox, mail.message_id, case.id))
+    return caused
+
+
+def _shows_case_flag(mail: MailMessage, case: Case) -> bool:
+    try:
+        return flag_agrees(case, FlagStatus(mail.flag_status))
+    except ValueError:
+        return False
+
+
 class MailIngestor:
     def __init__(
         self,
@@ -139,9 +168,19 @@ class MailIngestor:
             return False
         event = to_call_event(line, mail, parsed)
         window = timedelta(seconds=self._settings.placetel_match_window_seconds)
-        outcome = await self._store.cases.record_event(event, window)
+        not_before = min(event.received_at, datetime.now(UTC)) if backlog else None
+        outcome = await self._store.cases.record_event(
+            event, window, effects=lambda outcome: event_effects(outcome, event, mail, priority, not_before)
+        )
         if outcome.merged:
-            await self._joined_call_webhook(line, mail, outcome.case.id)
+            log.info(
+                "mail %s in %s joined the call webhook's event of case %s",
+                mail.message_id[-12:],
+                line.id,
+                outcome.case.id[:8],
+            )
+            if mail.flag_status:
+                await self._store.mails.set_observed_flag(mail.mailbox, mail.message_id, FlagStatus(mail.flag_status))
             return False
         if not outcome.event_added:
             return False
@@ -156,39 +195,9 @@ class MailIngestor:
             outcome.case.id[:8],
             "new" if outcome.case_created else f"call {outcome.case.call_count}",
         )
-        queue = self._store.jobs
-        await effects.refresh_card(
-            queue, outcome.case.id, priority, not_before=min(event.received_at, datetime.now(UTC)) if backlog else None
-        )
-        if not outcome.case_created:
-            # A mail that joins a claimed case must show the flag of the case's other mails.
-            await self._on_flag_change(line, mail)
-            await effects.reply_in_thread(
-                queue,
-                outcome.case.id,
-                outcome.case.version,
-                {
-                    "key": "repeat_call",
-                    "source_id": event.source_id,
-                    "at": event.received_at.isoformat(),
-                    "count": outcome.case.call_count,
-                },
-                priority,
-            )
         if event.kind is EventKind.UNRECOGNISED:
             log.info("mail %s in %s was not understood; shown as an unrecognised item", mail.message_id[-12:], line.id)
         return outcome.case_created
-
-    async def _joined_call_webhook(self, line: PoolLine, mail: MailMessage, case_id: str) -> None:
-        """The mail of a call the call webhook reported first: no second call, but the card gains the mail (and
-        its voicemail), and the mail's flag follows its case (done by a callback meanwhile, say)."""
-        log.info(
-            "mail %s in %s joined the call webhook's event of case %s", mail.message_id[-12:], line.id, case_id[:8]
-        )
-        if mail.flag_status:
-            await self._store.mails.set_observed_flag(mail.mailbox, mail.message_id, FlagStatus(mail.flag_status))
-        await effects.refresh_card(self._store.jobs, case_id)
-        await self._on_flag_change(line, mail)
 
     async def _before_baseline(self, mail: MailMessage) -> bool:
         """A mailbox's existing Inbox is history: only mail from ``INITIAL_IMPORT_HOURS`` before the bot first
@@ -220,5 +229,5 @@ class MailIngestor:
             if page.delta_link:
                 await self._store.subscriptions.save_delta_link(line.mailbox, page.delta_link)
         if created > BACKLOG_SUMMARY_AFTER:
-            await effects.post_backlog_summary(self._store.jobs, line.id, created, uuid.uuid4().hex)
+            await self._store.jobs.add([effects.BacklogSummary(line.id, created, uuid.uuid4().hex)])
         return seen

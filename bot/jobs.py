@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot import metrics
+from bot.heartbeat import LeaseLost, renewing
 from bot.logging_setup import redact
 from bot.storage.interface import Job, JobQueue, JobState, RetryPolicy
 from bot.tasks import cancel_and_wait
@@ -23,6 +24,10 @@ from bot.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 JobHandler = Callable[[dict[str, Any]], Awaitable[None]]
+
+JOB_LEASE = timedelta(seconds=20)
+"""How long a job is leased; renewed every quarter of it while the handler runs, so a dead worker's jobs are taken
+up again within about this long (the renewals keep a long-running job with its live worker)."""
 
 
 class RetryLater(Exception):
@@ -61,7 +66,7 @@ class JobRunner:
         policy: RetryPolicy | None = None,
         on_give_up: Mapping[str, JobHandler] | None = None,
         concurrency: int = 4,
-        lease_for: timedelta = timedelta(minutes=2),
+        lease_for: timedelta = JOB_LEASE,
         idle_poll: float = 0.5,
     ) -> None:
         self._queue = queue
@@ -70,6 +75,7 @@ class JobRunner:
         self._on_give_up = dict(on_give_up or {})
         self._concurrency = concurrency
         self._lease_for = lease_for
+        self._heartbeat = lease_for / 4
         self._idle_poll = idle_poll
         self._worker_id = f"worker-{uuid.uuid4().hex[:8]}"
         self._wakeups: asyncio.Queue[None] = asyncio.Queue()
@@ -127,7 +133,15 @@ class JobRunner:
             if job.attempts > self._policy.max_attempts:
                 # A job whose worker died on every attempt comes back through lease expiry; stop it here.
                 raise PermanentFailure(f"gave up after {job.attempts - 1} attempts")
-            await handler(job.payload)
+            await renewing(
+                handler(job.payload),
+                lambda: self._queue.extend(job, worker_id, self._lease_for),
+                self._heartbeat,
+                f"job {job.kind} #{job.id}",
+            )
+        except LeaseLost:
+            # Another worker runs the job now (this one stalled past the lease): it completes or fails it.
+            log.warning("job %s #%s lost its lease to another worker; stopped", job.kind, job.id)
         except RunLater as later:
             await self._queue.defer(job, worker_id, datetime.now(UTC) + later.after)
         except PermanentFailure as exc:

@@ -34,8 +34,7 @@ from bot.logging_setup import mask_number
 from bot.placetel.notify import GLOBAL_SCOPE, HangUpType, NotifyEvent, NotifyEventName
 from bot.placetel.numbers import normalise_number
 from bot.placetel.profiles import WITHHELD_KEYWORDS
-from bot.storage.interface import ContactOutcome, Store
-from bot.sync import FlagSync
+from bot.storage.interface import ContactOutcome, EventOutcome, Store
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +75,9 @@ def webhook_caller(raw: str) -> str | None:
 
 
 class LiveCalls:
-    def __init__(
-        self, settings: Settings, store: Store, flag_sync: FlagSync, wake_workers: Callable[[], None] = lambda: None
-    ) -> None:
+    def __init__(self, settings: Settings, store: Store, wake_workers: Callable[[], None] = lambda: None) -> None:
         self._settings = settings
         self._store = store
-        self._flag_sync = flag_sync
         # Idle job workers start on the card and the thread line at once: the card is meant to change in real
         # time, not at the workers' next poll.
         self._wake_workers = wake_workers
@@ -165,15 +161,13 @@ class LiveCalls:
             call_id=event.call_id,
             called_number=normalise_number(event.to),
         )
-        outcome = await self._store.cases.record_event(call_event, self._match_window)
-        queue = self._store.jobs
+        outcome = await self._store.cases.record_event(
+            call_event, self._match_window, effects=lambda outcome: _call_effects(outcome, call_event)
+        )
         if outcome.merged:
             log.info("call webhook joined the mail's event of case %s", outcome.case.id[:8])
-            await effects.refresh_card(queue, outcome.case.id)
             return
         if not outcome.event_added:
-            # A redelivery, or a retry after a crash: the card may still lack this call (refreshes coalesce).
-            await effects.refresh_card(queue, outcome.case.id)
             return
         metrics.EVENTS.labels(kind.value).inc()
         log.info(
@@ -184,15 +178,6 @@ class LiveCalls:
             outcome.case.id[:8],
             "new" if outcome.case_created else f"call {outcome.case.call_count}",
         )
-        await effects.refresh_card(queue, outcome.case.id)
-        if not outcome.case_created:
-            message = {
-                "key": "repeat_call",
-                "source_id": call_event.source_id,
-                "at": call_event.received_at.isoformat(),
-                "count": outcome.case.call_count,
-            }
-            await effects.reply_in_thread(queue, outcome.case.id, outcome.case.version, message)
         self._wake_workers()
 
     async def _callback(self, delivery: Delivery) -> None:
@@ -227,15 +212,18 @@ class LiveCalls:
 
     async def _record(self, line: PoolLine, caller: str, contact: Contact) -> ContactOutcome | None:
         outcome = await self._store.cases.record_contact(
-            line.id, caller, contact, self._settings.auto_done_for(line), call_end(contact), self._claim_timeout
+            line.id,
+            caller,
+            contact,
+            self._settings.auto_done_for(line),
+            call_end(contact),
+            self._claim_timeout,
+            effects=lambda outcome: _contact_effects(outcome, contact),
         )
         if outcome is None:
             log.info("%s to/from %s on %s: no open case; nothing to do", contact.kind, mask_number(caller), line.id)
             return None
-        queue = self._store.jobs
         if not outcome.added:
-            # A redelivery, or a retry after a crash: the card may still lack this contact (refreshes coalesce).
-            await effects.refresh_card(queue, outcome.case.id)
             return outcome
         metrics.CONTACTS.labels(contact.kind.value).inc()
         log.info(
@@ -245,14 +233,33 @@ class LiveCalls:
             outcome.case.id[:8],
             ": done by callback" if outcome.closed else "",
         )
-        await effects.refresh_card(queue, outcome.case.id)
-        await effects.reply_in_thread(
-            queue, outcome.case.id, outcome.case.version, {"key": "contact", "call_id": contact.call_id}
-        )
-        if outcome.closed:
-            await self._flag_sync.case_changed(outcome.case)
         self._wake_workers()
         return outcome
+
+
+def _call_effects(outcome: EventOutcome, event: CallEvent) -> list[effects.Effect]:
+    """The card shows the call, and another call in a case adds a thread line. A redelivery (or a retry after a
+    crash) refreshes the card too: refreshes coalesce, and it may be the only one."""
+    caused: list[effects.Effect] = [effects.RefreshCard(outcome.case.id)]
+    if outcome.event_added and not outcome.case_created:
+        message = effects.RepeatCall(event.source_id, event.received_at, outcome.case.call_count)
+        caused.append(effects.ThreadReply(outcome.case.id, outcome.case.version, message))
+    return caused
+
+
+def _contact_effects(outcome: ContactOutcome, contact: Contact) -> list[effects.Effect]:
+    """The card shows the contact, with a thread line; a contact that closed the case also completes its mails'
+    flags."""
+    case = outcome.case
+    if not outcome.added:
+        return [effects.RefreshCard(case.id)]
+    caused: list[effects.Effect] = [
+        effects.RefreshCard(case.id),
+        effects.ThreadReply(case.id, case.version, effects.ContactLine(contact.call_id)),
+    ]
+    if outcome.closed:
+        caused.append(effects.WriteCaseFlags(case.id))
+    return caused
 
 
 def call_end(contact: Contact) -> datetime:

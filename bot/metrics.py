@@ -24,3 +24,8 @@ PLACETEL_WEBHOOKS = Counter(
 CONTACTS = Counter(
     "rufpool_contacts_total", "Callbacks and answered repeat calls recorded on cases", ["kind"], registry=REGISTRY
 )
+CARDS_ADOPTED = Counter(
+    "rufpool_cards_adopted_total",
+    "Cards found in their channel after a POST whose outcome was unknown, adopted instead of posted again",
+    registry=REGISTRY,
+)

@@ -143,9 +143,10 @@ class ReminderService:
             "claimer": {"id": claimer.id, "name": claimer.name} if claimer else None,
             "at": now.isoformat(),
         }
+        card = effects.outbox_row(effects.RefreshCard(case.id))
         return [
             QueuedEffect(REMINDER, payload, f"reminder:{case.id}:{due.episode}:{due.step}"),
-            QueuedEffect(effects.POST_CARD, {"case_id": case.id}, f"card:{case.id}"),
+            QueuedEffect(card.kind, card.payload, card.dedupe_key),
         ]
 
     async def _overview(self, line: PoolLine, now: datetime) -> int:

@@ -37,12 +37,12 @@ from typing import Any, Protocol
 
 from bot import effects
 from bot.config import PoolLine, Settings
-from bot.domain.cases import OUTLOOK_ACTOR, Case, CaseState
+from bot.domain.cases import OUTLOOK_ACTOR, Actor, Case, CaseState
 from bot.domain.events import EventKind
 from bot.domain.state_machine import Verb
 from bot.jobs import PermanentFailure
 from bot.placetel.parser import MailMessage
-from bot.storage.interface import FlagStatus, MailState, MailUpdate, Store
+from bot.storage.interface import FlagStatus, MailState, MailUpdate, Store, TransitionOutcome
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,32 @@ def _flag_of(mail: MailMessage) -> FlagStatus | None:
         return None
 
 
+def transition_effects(outcome: TransitionOutcome, verb: Verb, actor: Actor, at: datetime) -> list[effects.Effect]:
+    """What an applied transition causes: everyone's card, one thread line (naming the holder a take-over or an
+    Outlook release displaced), and every mail's flag."""
+    case, before = outcome.case, outcome.before
+    displaced = before.claimed_by if before is not None and before.state is CaseState.CLAIMED else None
+    by_outlook = verb in OUTLOOK_VERB.values()
+    previous = displaced if verb is Verb.TAKE_OVER or (by_outlook and case.state is CaseState.OPEN) else None
+    return [
+        effects.RefreshCard(case.id),
+        effects.ThreadReply(case.id, case.version, effects.StateChange(verb, actor, at, previous)),
+        effects.WriteCaseFlags(case.id),
+    ]
+
+
+def outlook_change_effects(
+    outcome: TransitionOutcome, mail: MailState, flag: FlagStatus, verb: Verb, at: datetime
+) -> list[effects.Effect]:
+    """A person's Outlook flag that moved the case causes what any transition does; one that changes nothing
+    only has the mail written again where it disagrees with its case."""
+    if outcome.applied:
+        return transition_effects(outcome, verb, OUTLOOK_ACTOR, at)
+    if flag_agrees(outcome.case, flag):
+        return []
+    return [effects.WriteFlag(mail.mailbox, mail.message_id, outcome.case.id)]
+
+
 class FlagSync:
     def __init__(self, settings: Settings, store: Store, mailboxes: MailboxClient) -> None:
         self._settings = settings
@@ -133,11 +159,6 @@ class FlagSync:
             self._locks[key] = lock
         return lock
 
-    async def case_changed(self, case: Case) -> None:
-        """After an applied transition: bring every mail of the case to the case's flag (through the outbox)."""
-        for mail in await self._store.mails.mails_of_case(case.id):
-            await effects.write_flag(self._store.jobs, mail.mailbox, mail.message_id, case.id)
-
     async def observe(self, line: PoolLine, mail: MailMessage) -> None:
         """An ``updated`` notification (or a delta pass) showed a mail the bot knows: sync Outlook → Teams."""
         flag = _flag_of(mail)
@@ -157,12 +178,10 @@ class FlagSync:
                 if flag is None:
                     return
             await self._observe_read(state, mail.is_read)
-            await self._store.mails.set_observed_flag(mail.mailbox, mail.message_id, flag)
             if flag in (state.observed_flag, state.written_flag):
+                await self._store.mails.set_observed_flag(mail.mailbox, mail.message_id, flag)
                 await self._repair(state, flag)
                 return
-            # The person's flag supersedes the bot's earlier write: going back to that value later is a change too.
-            await self._store.mails.set_written_flag(mail.mailbox, mail.message_id, flag)
             await self._outlook_change(line, state, flag)
 
     def _read_is_known(self, state: MailState, is_read: bool) -> bool:
@@ -191,44 +210,35 @@ class FlagSync:
         elif state.written_read != wanted and not self._settings.outlook_read_repair:
             return  # the bot never asked for this state (first sighting, a person's earlier choice, a pending write)
         log.info("mail %s of case %s read=%s; writing it again", state.message_id[-12:], state.case_id[:8], is_read)
-        await effects.write_flag(self._store.jobs, state.mailbox, state.message_id, state.case_id)
+        await self._store.jobs.add([effects.WriteFlag(state.mailbox, state.message_id, state.case_id)])
 
     async def _repair(self, mail: MailState, flag: FlagStatus) -> None:
         """Not a person's change: write the mail again only when it disagrees with its case (drift)."""
         case = await self._store.cases.get(mail.case_id)
         if case is not None and not flag_agrees(case, flag):
             log.info("mail %s of case %s shows %s; writing it again", mail.message_id[-12:], case.id[:8], flag)
-            await effects.write_flag(self._store.jobs, mail.mailbox, mail.message_id, case.id)
+            await self._store.jobs.add([effects.WriteFlag(mail.mailbox, mail.message_id, case.id)])
 
     async def _outlook_change(self, line: PoolLine, mail: MailState, flag: FlagStatus) -> None:
+        """A person's flag: taken in, and the case moved, with the card, the thread line and the other mails' flags
+        (or this mail's repair when nothing moves) in one transaction."""
         now = datetime.now(UTC)
-        before = await self._store.cases.get(mail.case_id)
-        before_claimer = before.claimed_by if before is not None and before.state is CaseState.CLAIMED else None
-        outcome = await self._store.cases.transition(
-            mail.case_id, OUTLOOK_VERB[flag], OUTLOOK_ACTOR, now, self._claim_timeout
+        verb = OUTLOOK_VERB[flag]
+        outcome = await self._store.cases.take_in_flag(
+            mail.mailbox,
+            mail.message_id,
+            flag,
+            verb,
+            now,
+            self._claim_timeout,
+            effects=lambda outcome: outlook_change_effects(outcome, mail, flag, verb, now),
         )
-        if not outcome.applied:
-            reason = outcome.refusal.code if outcome.refusal else None
-            log.info("Outlook flag %s on case %s changes nothing (%s)", flag, mail.case_id[:8], reason)
-            await self._repair(mail, flag)
-            return
-        case = outcome.case
-        log.info("Outlook flag %s on %s moved case %s to %s", flag, line.id, case.id[:8], case.state)
-        await effects.refresh_card(self._store.jobs, case.id)
-        released = before_claimer if outcome.case.state is CaseState.OPEN else None
-        await effects.reply_in_thread(
-            self._store.jobs,
-            case.id,
-            case.version,
-            {
-                "key": "state_change",
-                "verb": OUTLOOK_VERB[flag].value,
-                "actor": {"id": OUTLOOK_ACTOR.id, "name": OUTLOOK_ACTOR.name},
-                "previous_holder": {"id": released.id, "name": released.name} if released else None,
-                "at": now.isoformat(),
-            },
-        )
-        await self.case_changed(case)
+        if outcome.refusal is not None:
+            log.info("Outlook flag %s on case %s changes nothing (%s)", flag, mail.case_id[:8], outcome.refusal.code)
+        else:
+            log.info(
+                "Outlook flag %s on %s moved case %s to %s", flag, line.id, outcome.case.id[:8], outcome.case.state
+            )
 
     async def reconcile(self, line: PoolLine) -> int:
         """Read again the mails whose last write was never confirmed and repair them; returns how many were read.

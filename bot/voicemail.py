@@ -22,7 +22,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -188,8 +188,7 @@ def voicemail_handler(
         card = await store.cards.get_card(case.id) if case is not None else None
         if card is not None:
             # The card is current by version but was rendered with a link: render it again (with "Anhören").
-            await store.cards.save_card(replace(card, posted_version=0))
-            await effects.refresh_card(store.jobs, card.case_id)
+            await store.jobs.add([effects.RefreshCard(card.case_id, redraw=True)])
         return _refusal(
             web.HTTPGone,
             "voicemails now play for team members only: the card has been updated, click Anhören there for a link",

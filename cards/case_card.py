@@ -176,7 +176,18 @@ def _header(view: CaseCardView) -> Json:
         width="auto",
         verticalContentAlignment="Center",
     )
-    return {"type": "Container", "style": style, "bleed": True, "items": [column_set([badge, line])]}
+    return {
+        "type": "Container",
+        "id": card_marker(case.id),
+        "style": style,
+        "bleed": True,
+        "items": [column_set([badge, line])],
+    }
+
+
+def card_marker(case_id: str) -> str:
+    """The id of a case card's first element: finds the card among the channel's messages (a POST in doubt)."""
+    return f"rufpool-case-{case_id}"
 
 
 def _caller(view: CaseCardView) -> list[Json]:

@@ -103,6 +103,7 @@ _DE: Mapping[str, str] = {
     "refused_caller_has_active_case": "Für diesen Anrufer gibt es schon einen neueren offenen Fall",
     "action_unknown_case": "Diesen Fall gibt es nicht (mehr)",
     "turn_failed": "Entschuldigung, da ist etwas schiefgegangen. Bitte erneut versuchen.",
+    "action_not_saved": "Das konnte gerade nicht gespeichert werden, nichts wurde geändert. Bitte erneut versuchen.",
     "backlog_title": "{count} Anrufe während der Störung, älteste zuerst",
     "backlog_text": "Während Rufpool nicht erreichbar war, kamen auf der Leitung {line} {count} neue Anrufe an. "
     "Ihre Karten folgen in den nächsten Minuten in diesem Kanal, die ältesten zuerst; neue Anrufe erscheinen "
@@ -297,6 +298,7 @@ _EN: Mapping[str, str] = {
     "refused_caller_has_active_case": "This caller already has a newer open case",
     "action_unknown_case": "This case does not exist (any more)",
     "turn_failed": "Sorry, something went wrong. Please try again.",
+    "action_not_saved": "That could not be saved just now; nothing was changed. Please try again.",
     "backlog_title": "{count} calls during the outage, oldest first",
     "backlog_text": "While Rufpool was unreachable, {count} new calls came in on the line {line}. Their cards follow "
     "in this channel over the next minutes, oldest first; new calls appear in between right away.",

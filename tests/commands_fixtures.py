@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.domain.cases import Case
 from bot.domain.events import CallEvent, EventKind, MailSource
+from bot.effects import no_effects
 from tests.cards_fixtures import walk
 from tests.e2e_fixtures import POOL_MAILBOX, BotStack
 
@@ -29,7 +30,7 @@ async def seed_cases(stack: BotStack, count: int) -> list[Case]:
             mail=MailSource(POOL_MAILBOX, message_id, subject="Verpasster Anruf", sender="no-reply@placetel.de"),
             caller_name=f"Caller {n:04d}",
         )
-        cases.append((await stack.services.store.cases.record_event(event)).case)
+        cases.append((await stack.services.store.cases.record_event(event, effects=no_effects)).case)
     return cases
 
 

@@ -29,6 +29,8 @@ from tests.sandbox_teams_fixtures import BOT_APP, GRAPH_APP, TENANT
 POOL_MAILBOX = "zentrale@praxis.example"
 POOL_NUMBER = "+49301234500"
 TEAM_ID = "19:team-praxis@thread.tacv2"
+TEAM_GROUP_ID = "5c0ffee0-0000-4000-8000-00000000a001"
+"""The team's Microsoft 365 group (``aadGroupId``), where the Graph stand-in lists the channel's messages."""
 CHANNEL_ID = "19:channel-rueckrufe@thread.tacv2"
 OTHER_CHANNEL_ID = "19:channel-allgemein@thread.tacv2"
 ADMIN = {"id": "29:admin", "aadObjectId": "aad-admin", "name": "Ada Admin"}
@@ -92,7 +94,8 @@ class BotStack:
             "locale": "de-DE",
         }
         if in_channel:
-            activity["channelData"].update({"team": {"id": TEAM_ID}, "channel": {"id": channel_id}})
+            team = {"id": TEAM_ID, "aadGroupId": TEAM_GROUP_ID}
+            activity["channelData"].update({"team": team, "channel": {"id": channel_id}})
         activity.update(extra)
         return activity
 
@@ -247,6 +250,7 @@ async def bot_stack(
     graph = GraphStandIn(
         token_validator=identity_server.stand_in.token_validator(GRAPH_AUDIENCE), mailboxes=[POOL_MAILBOX]
     )
+    graph.add_team(TEAM_GROUP_ID, connector.channel_messages)
     await graph.start()
     port = free_port()
     settings = stack_settings(identity_server, sandbox_tls, graph, tmp_path, port, **bot_settings_overrides)

@@ -26,6 +26,7 @@ import pytest
 from bot.domain.cases import Actor
 from bot.domain.events import CallEvent, EventKind, MailSource, Voicemail
 from bot.domain.state_machine import Verb
+from bot.effects import no_effects
 from bot.sandbox.schemas import fresh_postgres_schema as sandbox_schema
 from bot.sandbox.schemas import postgres_problem
 from bot.storage.database import Database
@@ -131,7 +132,9 @@ async def _claim_many(database_url: str, case_id: str, attempts: int, actor_pref
     try:
         now = datetime.now(UTC)
         outcomes = await asyncio.gather(*(
-            store.cases.transition(case_id, Verb.CLAIM, Actor(f"{actor_prefix}-{n}", f"User {n}"), now, CLAIM_TIMEOUT)
+            store.cases.transition(
+                case_id, Verb.CLAIM, Actor(f"{actor_prefix}-{n}", f"User {n}"), now, CLAIM_TIMEOUT, effects=no_effects
+            )
             for n in range(attempts)
         ))
     finally:

@@ -111,3 +111,14 @@ async def outbox_drained(stack: BotStack) -> None:
             if not depth.get("pending") and not depth.get("leased"):
                 return
             await asyncio.sleep(0.1)
+
+
+async def drain(stack: BotStack) -> None:
+    """Settle until no job is pending or under way (a job put back to wait, or to retry, comes due later)."""
+    async with asyncio.timeout(30):
+        while True:
+            await stack.settle()
+            depth = await stack.services.store.jobs.depth()
+            if depth["pending"] == 0 and depth["leased"] == 0:
+                return
+            await asyncio.sleep(0.1)

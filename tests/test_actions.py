@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
@@ -15,9 +15,9 @@ from bot.config import Settings
 from bot.domain.cases import Actor, Case
 from bot.domain.events import EventKind, Voicemail
 from bot.domain.state_machine import USER_VERBS
+from bot.effects import no_effects
 from bot.storage.interface import ChannelLink
 from bot.storage.sql_store import SqlStore
-from bot.sync import FlagSync, MailboxClient
 from bot.voicemail import VoicemailAccess
 from cards.case_card import REFRESH_VERB
 from cards.i18n import Lang
@@ -42,18 +42,15 @@ async def _list_page(request: ActionRequest, notice: str | None, positive: bool)
 
 
 def _actions(store: SqlStore) -> CardActions:
-    settings = _settings()
-    # Applied transitions only enqueue flag writes: the mailbox client is never called here.
-    flag_sync = FlagSync(settings, store, cast(MailboxClient, object()))
     access = VoicemailAccess(store, "https://bot.example", timedelta(minutes=15))
-    return CardActions(settings, store, flag_sync, _list_page, access)
+    return CardActions(_settings(), store, _list_page, access)
 
 
 async def _linked_case(store: SqlStore, **event: Any) -> Case:
     await store.links.link_channel(
         ChannelLink("line-1", TENANT, TEAM, CHANNEL, "https://smba.example/", "aad-admin", datetime.now(UTC))
     )
-    return (await store.cases.record_event(make_event("m-1", **event))).case
+    return (await store.cases.record_event(make_event("m-1", **event), effects=no_effects)).case
 
 
 def _request(

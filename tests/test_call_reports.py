@@ -15,6 +15,7 @@ from bot.domain.cases import CALLBACK_ACTOR, Case, CaseState, Contact, ContactKi
 from bot.domain.events import WITHHELD, CallEvent, EventKind, Voicemail
 from bot.domain.matching import find_same_call, merge_reports, reports_same_call
 from bot.domain.state_machine import Refusal, RefusalCode, Verb, decide
+from bot.effects import no_effects
 from bot.stats.model import Period, PersonStats
 from bot.stats.queries import StatsQueries
 from bot.storage.database import Database
@@ -132,7 +133,7 @@ def test_people_cannot_fire_the_callback_verb_and_the_callback_cannot_click() ->
 
 
 async def test_a_webhook_event_round_trips_without_a_mail(store: SqlStore) -> None:
-    outcome = await store.cases.record_event(webhook_event("c1"), WINDOW)
+    outcome = await store.cases.record_event(webhook_event("c1"), WINDOW, effects=no_effects)
     assert outcome.event_added and outcome.case_created
     stored = await store.cases.get(outcome.case.id)
     assert stored is not None and stored.events == (webhook_event("c1"),)
@@ -140,15 +141,15 @@ async def test_a_webhook_event_round_trips_without_a_mail(store: SqlStore) -> No
 
 
 async def test_mail_after_webhook_is_one_call_with_the_mails_voicemail(store: SqlStore) -> None:
-    first = await store.cases.record_event(webhook_event("c1", kind=EventKind.VOICEMAIL), WINDOW)
+    first = await store.cases.record_event(webhook_event("c1", kind=EventKind.VOICEMAIL), WINDOW, effects=no_effects)
     mail = replace(
         make_event("m1", minutes=1, kind=EventKind.VOICEMAIL, voicemail=Voicemail("a1", "vm.mp3", 42)),
         called_number="+49301234500",
         caller_as_written="030 123456",
     )
 
-    joined = await store.cases.record_event(mail, WINDOW)
-    again = await store.cases.record_event(mail, WINDOW)
+    joined = await store.cases.record_event(mail, WINDOW, effects=no_effects)
+    again = await store.cases.record_event(mail, WINDOW, effects=no_effects)
 
     assert joined.merged and not joined.event_added and not joined.case_created
     assert joined.case.id == first.case.id and joined.case.version == first.case.version + 1
@@ -162,9 +163,9 @@ async def test_mail_after_webhook_is_one_call_with_the_mails_voicemail(store: Sq
 
 
 async def test_webhook_after_mail_is_one_call_and_redelivery_changes_nothing(store: SqlStore) -> None:
-    first = await store.cases.record_event(make_event("m1"), WINDOW)
-    joined = await store.cases.record_event(webhook_event("c1", minutes=2), WINDOW)
-    again = await store.cases.record_event(webhook_event("c1", minutes=2), WINDOW)
+    first = await store.cases.record_event(make_event("m1"), WINDOW, effects=no_effects)
+    joined = await store.cases.record_event(webhook_event("c1", minutes=2), WINDOW, effects=no_effects)
+    again = await store.cases.record_event(webhook_event("c1", minutes=2), WINDOW, effects=no_effects)
 
     assert joined.merged and joined.case.id == first.case.id and joined.case.call_count == 1
     assert joined.case.events[0].call_id == "c1" and joined.case.events[0].mail == make_event("m1").mail
@@ -172,16 +173,16 @@ async def test_webhook_after_mail_is_one_call_and_redelivery_changes_nothing(sto
 
 
 async def test_without_a_window_every_report_is_its_own_call(store: SqlStore) -> None:
-    await store.cases.record_event(webhook_event("c1"))
-    outcome = await store.cases.record_event(make_event("m1"))
+    await store.cases.record_event(webhook_event("c1"), effects=no_effects)
+    outcome = await store.cases.record_event(make_event("m1"), effects=no_effects)
     assert outcome.event_added and outcome.case.call_count == 2
 
 
 async def test_two_mails_race_for_one_webhook_event_and_one_wins(store: SqlStore) -> None:
-    await store.cases.record_event(webhook_event("c1"), WINDOW)
+    await store.cases.record_event(webhook_event("c1"), WINDOW, effects=no_effects)
     outcomes = await asyncio.gather(
-        store.cases.record_event(make_event("m1", minutes=1), WINDOW),
-        store.cases.record_event(make_event("m2", minutes=1), WINDOW),
+        store.cases.record_event(make_event("m1", minutes=1), WINDOW, effects=no_effects),
+        store.cases.record_event(make_event("m2", minutes=1), WINDOW, effects=no_effects),
     )
     assert sorted(o.merged for o in outcomes) == [False, True], "the second mail is a second call"
     case = await store.cases.get(outcomes[0].case.id)
@@ -189,12 +190,12 @@ async def test_two_mails_race_for_one_webhook_event_and_one_wins(store: SqlStore
 
 
 async def test_a_contact_is_recorded_once_and_closes_atomically(store: SqlStore) -> None:
-    created = await store.cases.record_event(webhook_event("c1"), WINDOW)
+    created = await store.cases.record_event(webhook_event("c1"), WINDOW, effects=no_effects)
     now = T0 + timedelta(minutes=8)
 
     results = await asyncio.gather(
         *(store.cases.record_contact("line-1", CALLER, callback("x", reached=True), AutoDone.REACHED, now,
-                                     CLAIM_TIMEOUT) for _ in range(4))
+                                     CLAIM_TIMEOUT, effects=no_effects) for _ in range(4))
     )
 
     assert sum(1 for r in results if r is not None and r.added) == 1
@@ -202,14 +203,14 @@ async def test_a_contact_is_recorded_once_and_closes_atomically(store: SqlStore)
     assert stored is not None and stored.state is CaseState.DONE and stored.done_by == CALLBACK_ACTOR
     assert stored.contacts == (callback("x", reached=True),)
     assert await store.cases.record_contact("line-1", CALLER, callback("z", reached=True), AutoDone.REACHED, now,
-                                            CLAIM_TIMEOUT) is None, "a done case takes no callbacks"
+                                            CLAIM_TIMEOUT, effects=no_effects) is None, "a done case takes no callbacks"
 
 
 async def test_a_contact_for_nobodys_case_or_another_line_changes_nothing(store: SqlStore) -> None:
-    created = await store.cases.record_event(webhook_event("c1"), WINDOW)
+    created = await store.cases.record_event(webhook_event("c1"), WINDOW, effects=no_effects)
     for line, caller in (("line-1", "+4940999999"), ("line-2", CALLER)):
         assert await store.cases.record_contact(line, caller, callback("x", reached=True), AutoDone.REACHED, T0,
-                                                CLAIM_TIMEOUT) is None
+                                                CLAIM_TIMEOUT, effects=no_effects) is None
     assert await store.cases.get(created.case.id) == created.case
 
 
@@ -280,16 +281,16 @@ def test_a_click_on_a_case_done_by_callback_says_so() -> None:
 async def test_the_statistics_count_unreached_callbacks_once_the_webhooks_are_in_use(database: Database) -> None:
     store = SqlStore(database)
     week = Period(T0 - timedelta(days=1), T0 + timedelta(days=6))
-    await store.cases.record_event(make_event("m1"), WINDOW)
-    await store.cases.record_event(make_event("m2", caller="+4940999999"), WINDOW)
-    await store.cases.record_event(make_event("m3", line_id="line-2"), WINDOW)
+    await store.cases.record_event(make_event("m1"), WINDOW, effects=no_effects)
+    await store.cases.record_event(make_event("m2", caller="+4940999999"), WINDOW, effects=no_effects)
+    await store.cases.record_event(make_event("m3", line_id="line-2"), WINDOW, effects=no_effects)
     for call_id, caller, line in (("a", CALLER, "line-1"), ("b", CALLER, "line-1"), ("c", CALLER, "line-2")):
         await store.cases.record_contact(line, caller, callback(call_id, reached=False), AutoDone.REACHED, T0,
-                                         CLAIM_TIMEOUT)
+                                         CLAIM_TIMEOUT, effects=no_effects)
     await store.cases.record_contact("line-1", "+4940999999", callback("d", reached=True), AutoDone.NEVER, T0,
-                                     CLAIM_TIMEOUT)
+                                     CLAIM_TIMEOUT, effects=no_effects)
     old = replace(callback("e", reached=False), at=T0 - timedelta(days=3))
-    await store.cases.record_contact("line-1", CALLER, old, AutoDone.REACHED, T0, CLAIM_TIMEOUT)
+    await store.cases.record_contact("line-1", CALLER, old, AutoDone.REACHED, T0, CLAIM_TIMEOUT, effects=no_effects)
 
     stats = await StatsQueries(database, callbacks_known=True).team_stats(["line-1"], week, BERLIN)
     assert stats.unreached_callbacks == 2, "line 1's unreached attempts in the period; reached and old ones not"

@@ -9,6 +9,7 @@ import pytest
 
 from bot.domain.cases import Actor, Case
 from bot.domain.state_machine import Verb
+from bot.effects import no_effects
 from tests.commands_fixtures import (
     PERSONAL_CHAT,
     card_actions,
@@ -32,6 +33,7 @@ async def claim(stack: BotStack, case: Case, sender: dict[str, str]) -> None:
     outcome = await stack.services.store.cases.transition(
         case.id, Verb.CLAIM, Actor(sender["aadObjectId"], sender["name"]), datetime.now(UTC),
         stack.services.actions.claim_timeout,
+        effects=no_effects,
     )
     assert outcome.applied
 

@@ -14,6 +14,7 @@ from bot.domain.cases import OUTLOOK_ACTOR, Actor, Case, CaseState
 from bot.domain.events import WITHHELD, CallEvent
 from bot.domain.grouping import place_event
 from bot.domain.state_machine import Refusal, RefusalCode, Verb, decide
+from bot.effects import no_effects
 from bot.storage.factory import open_store
 from bot.storage.interface import Store
 from tests.storage_fixtures import ALICE, BOB, CAROL, CLAIM_TIMEOUT, T0, make_event
@@ -105,7 +106,7 @@ async def _run_on_store(steps: list[Step]) -> None:
             elapsed += step.minutes
             if isinstance(step, NewMail):
                 event = event_for(step.message, step.line_id, elapsed)
-                recorded = await store.cases.record_event(event)
+                recorded = await store.cases.record_event(event, effects=no_effects)
                 assert recorded.event_added is (event.source_id not in seen)
                 seen.setdefault(event.source_id, event)
                 if recorded.case.id not in case_ids:
@@ -115,7 +116,9 @@ async def _run_on_store(steps: list[Step]) -> None:
                 case_id = case_ids[step.pick % len(case_ids)]
                 now = T0 + timedelta(minutes=elapsed)
                 before = await store.cases.get(case_id)
-                outcome = await store.cases.transition(case_id, step.verb, step.actor, now, CLAIM_TIMEOUT)
+                outcome = await store.cases.transition(
+                    case_id, step.verb, step.actor, now, CLAIM_TIMEOUT, effects=no_effects
+                )
                 after = await store.cases.get(case_id)
                 assert before is not None and after is not None and after == outcome.case
                 assert_step(before, outcome.refusal or outcome.case, after)

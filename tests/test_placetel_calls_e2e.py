@@ -16,6 +16,7 @@ import pytest
 from bot.domain.cases import CALLBACK_ACTOR, Actor, Case, CaseState, ContactKind
 from bot.domain.events import WITHHELD, EventKind
 from bot.domain.state_machine import Verb
+from bot.effects import no_effects
 from bot.placetel.notify import NOTIFY_PATH
 from bot.sandbox.placetel import PlacetelStandIn
 from bot.storage.interface import FlagStatus
@@ -240,7 +241,7 @@ async def test_a_callback_while_someone_holds_the_case_closes_it_too(
     case = await the_case(bot_stack)
     ben = Actor("aad-ben", "Ben Weber")
     claimed = await bot_stack.services.store.cases.transition(
-        case.id, Verb.CLAIM, ben, datetime.now(UTC), timedelta(minutes=120)
+        case.id, Verb.CLAIM, ben, datetime.now(UTC), timedelta(minutes=120), effects=no_effects
     )
     assert claimed.applied
 

@@ -15,6 +15,7 @@ from bot.config import load_settings
 from bot.domain.callbacks import AutoDone
 from bot.domain.cases import Contact, ContactKind
 from bot.domain.state_machine import Verb
+from bot.effects import no_effects
 from bot.retention import Retention, erase_number
 from bot.storage.factory import open_store
 from bot.storage.interface import JobState, RetryPolicy
@@ -29,9 +30,9 @@ OTHER = "+4940555666"
 
 
 async def done_case(store: SqlStore, message_id: str, caller: str, done_at_minutes: float) -> str:
-    outcome = await store.cases.record_event(make_event(message_id, caller))
+    outcome = await store.cases.record_event(make_event(message_id, caller), effects=no_effects)
     await store.cases.transition(
-        outcome.case.id, Verb.DONE, ALICE, T0 + timedelta(minutes=done_at_minutes), CLAIM_TIMEOUT
+        outcome.case.id, Verb.DONE, ALICE, T0 + timedelta(minutes=done_at_minutes), CLAIM_TIMEOUT, effects=no_effects
     )
     return outcome.case.id
 
@@ -39,7 +40,7 @@ async def done_case(store: SqlStore, message_id: str, caller: str, done_at_minut
 async def test_retention_deletes_done_cases_past_the_period_with_everything_naming_them(store: SqlStore) -> None:
     old = await done_case(store, "m-old", NUMBER, 1)
     recent = await done_case(store, "m-recent", OTHER, 60 * 24 * 85)
-    still_open = (await store.cases.record_event(make_event("m-open", "+4989111222"))).case.id
+    still_open = (await store.cases.record_event(make_event("m-open", "+4989111222"), effects=no_effects)).case.id
     now = T0 + timedelta(days=91)
 
     outcome = await store.privacy.purge_done_cases(now - timedelta(days=90), now)
@@ -53,7 +54,7 @@ async def test_retention_deletes_done_cases_past_the_period_with_everything_nami
 
 async def test_retention_keeps_a_later_cases_last_done_note_but_not_the_link(store: SqlStore) -> None:
     old = await done_case(store, "m-1", NUMBER, 1)
-    again = await store.cases.record_event(make_event("m-2", NUMBER, minutes=60 * 24 * 95))
+    again = await store.cases.record_event(make_event("m-2", NUMBER, minutes=60 * 24 * 95), effects=no_effects)
     assert again.case.previous is not None and again.case.previous.case_id == old
     now = T0 + timedelta(days=96)
 
@@ -81,9 +82,13 @@ async def test_finished_jobs_are_purged_after_their_days(store: SqlStore) -> Non
 
 async def test_erasure_deletes_every_case_and_event_of_the_number_and_audits_without_it(store: SqlStore) -> None:
     first = await done_case(store, "m-1", NUMBER, 1)
-    second = (await store.cases.record_event(make_event("m-2", NUMBER, minutes=60 * 24 * 10))).case.id
-    await store.cases.record_event(make_event("m-3", NUMBER, minutes=60 * 24 * 10 + 5))  # joins the second
-    other = (await store.cases.record_event(make_event("m-4", OTHER))).case.id
+    second = (
+        await store.cases.record_event(make_event("m-2", NUMBER, minutes=60 * 24 * 10), effects=no_effects)
+    ).case.id
+    await store.cases.record_event(
+        make_event("m-3", NUMBER, minutes=60 * 24 * 10 + 5), effects=no_effects
+    )  # joins the second
+    other = (await store.cases.record_event(make_event("m-4", OTHER), effects=no_effects)).case.id
 
     outcome = await erase_number(store, "030 123456", actor="cli:test", now=T0 + timedelta(days=11))
 
@@ -97,13 +102,17 @@ async def test_erasure_deletes_every_case_and_event_of_the_number_and_audits_wit
 
 async def test_erasure_and_retention_delete_the_callbacks_recorded_by_the_call_webhooks(store: SqlStore) -> None:
     # Issue 19's contacts (callbacks, answered repeat calls) belong to a case: they go with it, on both engines.
-    erased = (await store.cases.record_event(make_event("m-1", NUMBER))).case.id
-    purged = (await store.cases.record_event(make_event("m-2", OTHER))).case.id
+    erased = (await store.cases.record_event(make_event("m-1", NUMBER), effects=no_effects)).case.id
+    purged = (await store.cases.record_event(make_event("m-2", OTHER), effects=no_effects)).case.id
     for call_id, caller in (("call-1", NUMBER), ("call-2", OTHER)):
         contact = Contact(call_id, ContactKind.CALLBACK, T0 + timedelta(minutes=5), False, 0, "Anna Schmidt")
-        recorded = await store.cases.record_contact("line-1", caller, contact, AutoDone.NEVER, T0, CLAIM_TIMEOUT)
+        recorded = await store.cases.record_contact(
+            "line-1", caller, contact, AutoDone.NEVER, T0, CLAIM_TIMEOUT, effects=no_effects
+        )
         assert recorded is not None and recorded.added
-    await store.cases.transition(purged, Verb.DONE, ALICE, T0 + timedelta(minutes=10), CLAIM_TIMEOUT)
+    await store.cases.transition(
+        purged, Verb.DONE, ALICE, T0 + timedelta(minutes=10), CLAIM_TIMEOUT, effects=no_effects
+    )
 
     assert (await erase_number(store, NUMBER, actor="cli:test", now=T0 + timedelta(days=1))).cases == 1
     now = T0 + timedelta(days=91)
@@ -112,7 +121,10 @@ async def test_erasure_and_retention_delete_the_callbacks_recorded_by_the_call_w
     assert await store.cases.get(erased) is None and await store.cases.get(purged) is None
     # A later callback to the erased number finds no case to attach to.
     late = Contact("call-3", ContactKind.CALLBACK, now, True, 60, "Anna Schmidt")
-    assert await store.cases.record_contact("line-1", NUMBER, late, AutoDone.NEVER, now, CLAIM_TIMEOUT) is None
+    assert (
+        await store.cases.record_contact("line-1", NUMBER, late, AutoDone.NEVER, now, CLAIM_TIMEOUT, effects=no_effects)
+        is None
+    )
 
 
 async def test_erasure_refuses_what_is_no_number(store: SqlStore) -> None:
@@ -178,7 +190,7 @@ async def test_retention_replaces_the_cards_of_expired_cases(bot_stack: BotStack
     store = bot_stack.services.store
     (case,), _ = await store.cases.list_active(["zentrale"])
     long_ago = datetime.now(UTC) - timedelta(days=100)
-    await store.cases.transition(case.id, Verb.DONE, ALICE, long_ago, CLAIM_TIMEOUT)
+    await store.cases.transition(case.id, Verb.DONE, ALICE, long_ago, CLAIM_TIMEOUT, effects=no_effects)
 
     outcome = await Retention(bot_stack.settings, store, "test").purge()
     await bot_stack.settle()
@@ -206,7 +218,7 @@ def test_the_erase_command_line(
     async def seed() -> str:
         store = await open_store(database_url)
         try:
-            return (await store.cases.record_event(make_event("m-1", NUMBER))).case.id
+            return (await store.cases.record_event(make_event("m-1", NUMBER), effects=no_effects)).case.id
         finally:
             await store.close()
 

@@ -14,6 +14,7 @@ from bot.config import Settings
 from bot.domain.cases import Actor
 from bot.domain.events import CallEvent, EventKind, MailSource
 from bot.domain.state_machine import Verb
+from bot.effects import no_effects
 from bot.reminders import OVERVIEW, REMINDER, ReminderService
 from bot.storage.database import Database, from_json
 from bot.storage.factory import open_database
@@ -66,7 +67,7 @@ async def call(store: SqlStore, line_id: str, at: datetime, caller: str | None =
         received_at=at,
         mail=MailSource(mailbox, f"m{_calls}", subject="Anruf", sender="no-reply@placetel.de"),
     )
-    return (await store.cases.record_event(event)).case.id
+    return (await store.cases.record_event(event, effects=no_effects)).case.id
 
 
 async def queued(database: Database, kind: str) -> list[dict[str, Any]]:
@@ -178,7 +179,9 @@ async def test_steps_claim_nudge_and_escalation(store: SqlStore, database: Datab
     assert kinds == [("unclaimed", 1), ("unclaimed", 2), ("escalation", 3)]
     # A claim starts a new episode: nudges after 120 and 240 minutes, then the escalation.
     claimed_at = start + timedelta(minutes=200)
-    outcome = await store.cases.transition(case_id, Verb.CLAIM, ANNA, claimed_at, timedelta(hours=2))
+    outcome = await store.cases.transition(
+        case_id, Verb.CLAIM, ANNA, claimed_at, timedelta(hours=2), effects=no_effects
+    )
     assert outcome.applied
     moments = [claimed_at + timedelta(minutes=m) for m in (119, 120, 121, 239, 240)]
     await run_until(svc, clock, [*moments, berlin(2026, 3, 10, 18, 30), berlin(2026, 3, 11, 8, 19)])
@@ -187,7 +190,7 @@ async def test_steps_claim_nudge_and_escalation(store: SqlStore, database: Datab
     claimed = [job for job in await queued(database, REMINDER) if job["kind"] != "unclaimed"][1:]
     assert [(job["kind"], job["step"]) for job in claimed] == [("claimed", 1), ("claimed", 2), ("escalation", 3)]
     assert claimed[0]["claimer"] == {"id": ANNA.id, "name": ANNA.name}
-    await store.cases.transition(case_id, Verb.DONE, ANNA, clock.now, timedelta(hours=2))
+    await store.cases.transition(case_id, Verb.DONE, ANNA, clock.now, timedelta(hours=2), effects=no_effects)
     await run_until(svc, clock, [clock.now + timedelta(days=3)])
     assert len(await queued(database, REMINDER)) == 6
 
@@ -282,7 +285,9 @@ async def test_morning_overview_once_per_opening(store: SqlStore, database: Data
     night = [await call(store, "zentrale", berlin(2026, 3, 10, hour, 15)) for hour in (21, 19)]
     early = await call(store, "zentrale", berlin(2026, 3, 11, 7, 40))
     claimed = await call(store, "zentrale", berlin(2026, 3, 10, 20, 0))
-    await store.cases.transition(claimed, Verb.CLAIM, ANNA, berlin(2026, 3, 10, 20, 5), timedelta(hours=2))
+    await store.cases.transition(
+        claimed, Verb.CLAIM, ANNA, berlin(2026, 3, 10, 20, 5), timedelta(hours=2), effects=no_effects
+    )
     await run_until(svc, clock, [berlin(2026, 3, 10, 18, 30), berlin(2026, 3, 11, 7, 59)])
     assert await queued(database, OVERVIEW) == []
     for moment in (berlin(2026, 3, 11, 8, 0), berlin(2026, 3, 11, 8, 1), berlin(2026, 3, 11, 9, 0)):

@@ -10,6 +10,7 @@ import pytest
 from bot.domain.cases import Actor
 from bot.domain.events import WITHHELD
 from bot.domain.state_machine import Verb
+from bot.effects import no_effects
 from bot.stats.model import Durations, Period
 from bot.stats.queries import StatsQueries, percentile_of_histogram
 from bot.storage.database import Database, Dialect
@@ -25,14 +26,16 @@ async def case_with(store: SqlStore, *event_minutes: float, caller: str, line_id
     outcome = None
     for n, minutes in enumerate(event_minutes):
         outcome = await store.cases.record_event(
-            make_event(f"{caller}-{line_id}-{n}", caller, line_id=line_id, minutes=minutes)
+            make_event(f"{caller}-{line_id}-{n}", caller, line_id=line_id, minutes=minutes), effects=no_effects
         )
     assert outcome is not None
     return outcome.case.id
 
 
 async def act(store: SqlStore, case_id: str, verb: Verb, actor: Actor, minutes: float) -> None:
-    outcome = await store.cases.transition(case_id, verb, actor, T0 + timedelta(minutes=minutes), CLAIM_TIMEOUT)
+    outcome = await store.cases.transition(
+        case_id, verb, actor, T0 + timedelta(minutes=minutes), CLAIM_TIMEOUT, effects=no_effects
+    )
     assert outcome.applied, outcome.refusal
 
 
@@ -86,8 +89,8 @@ async def test_stats_on_a_seeded_store(database: Database) -> None:
 async def test_withheld_and_unknown_callers_are_not_repeat_callers(database: Database) -> None:
     store = SqlStore(database)
     for n in range(3):
-        await store.cases.record_event(make_event(f"w{n}", WITHHELD, minutes=n))
-        await store.cases.record_event(make_event(f"u{n}", None, minutes=n))
+        await store.cases.record_event(make_event(f"w{n}", WITHHELD, minutes=n), effects=no_effects)
+        await store.cases.record_event(make_event(f"u{n}", None, minutes=n), effects=no_effects)
     stats = await StatsQueries(database).team_stats(["line-1"], WEEK, BERLIN)
     assert stats.total.calls == 6 and stats.repeat_caller_count == 0 and stats.repeat_callers == ()
 

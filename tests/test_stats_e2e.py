@@ -8,6 +8,7 @@ import pytest
 
 from bot.domain.cases import Actor
 from bot.domain.state_machine import Verb
+from bot.effects import no_effects
 from tests.commands_fixtures import PERSONAL_CHAT, card_texts, last_reply_card, seed_cases
 from tests.e2e_fixtures import CHANNEL_ID, OTHER_CHANNEL_ID, TEAM_ID, BotStack, user
 
@@ -19,7 +20,12 @@ async def seeded(stack: BotStack) -> None:
     cases = await seed_cases(stack, 3)
     now = datetime.now(UTC)
     outcome = await stack.services.store.cases.transition(
-        cases[0].id, Verb.CLAIM, Actor(ANNA["aadObjectId"], ANNA["name"]), now, stack.services.actions.claim_timeout
+        cases[0].id,
+        Verb.CLAIM,
+        Actor(ANNA["aadObjectId"], ANNA["name"]),
+        now,
+        stack.services.actions.claim_timeout,
+        effects=no_effects,
     )
     assert outcome.applied
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bot.domain.cases import OUTLOOK_ACTOR
 from bot.domain.state_machine import Verb
+from bot.effects import no_effects
 from bot.stats.report import COLUMNS, period_of_days, write_report
 from bot.storage.database import Database
 from bot.storage.factory import open_store
@@ -58,7 +59,9 @@ async def test_csv_columns_and_rows(database: Database) -> None:
 
 async def test_untrusted_names_cannot_become_formulas_and_outlook_is_named(database: Database) -> None:
     store = SqlStore(database)
-    outcome = await store.cases.record_event(make_event("m1", "+4930999", caller_name='=HYPERLINK("http://x")'))
+    outcome = await store.cases.record_event(
+        make_event("m1", "+4930999", caller_name='=HYPERLINK("http://x")'), effects=no_effects
+    )
     await act(store, outcome.case.id, Verb.OUTLOOK_COMPLETE, OUTLOOK_ACTOR, 3)
     [row] = await report(database)
     assert row["caller_name"] == '\'=HYPERLINK("http://x")'

@@ -1,4 +1,11 @@
-"""Races: compare-and-set claims (tasks on both stores, two OS processes on PostgreSQL) and concurrent grouping."""
+"""Races: compare-and-set claims (tasks on PostgreSQL, two OS processes on both engines) and concurrent grouping.
+
+The compare-and-set is what decides a race on PostgreSQL (READ COMMITTED: two transactions may both read the old
+version). On SQLite every write transaction starts with ``BEGIN IMMEDIATE`` and so holds the database's one write
+lock while it reads and writes (and a process runs each transaction's statements without yielding to its other
+tasks): the CAS never loses there, and a SQLite run of the CAS tests passes without it. So those run on PostgreSQL;
+on SQLite, the race between two processes checks the write lock.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +17,24 @@ import pytest
 
 from bot.domain.cases import Actor, CaseState
 from bot.domain.state_machine import RefusalCode, Verb
+from bot.effects import no_effects
 from bot.storage.factory import open_store
 from bot.storage.sql_store import SqlStore
-from tests.storage_fixtures import CLAIM_TIMEOUT, T0, fresh_postgres_schema, make_event, start_storage_worker
+from tests.storage_fixtures import CLAIM_TIMEOUT, T0, make_event, start_storage_worker
+
+ON_POSTGRES = pytest.mark.parametrize(
+    "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+"""Where the compare-and-set decides the race (see the module docstring)."""
 
 
+@ON_POSTGRES
 async def test_fifty_concurrent_claims_have_exactly_one_winner(store: SqlStore) -> None:
-    case = (await store.cases.record_event(make_event("m1"))).case
+    case = (await store.cases.record_event(make_event("m1"), effects=no_effects)).case
     actors = [Actor(f"user-{n}", f"User {n}") for n in range(50)]
 
     outcomes = await asyncio.gather(
-        *(store.cases.transition(case.id, Verb.CLAIM, actor, T0, CLAIM_TIMEOUT) for actor in actors)
+        *(store.cases.transition(case.id, Verb.CLAIM, actor, T0, CLAIM_TIMEOUT, effects=no_effects) for actor in actors)
     )
 
     winners = [outcome for outcome in outcomes if outcome.applied]
@@ -34,10 +48,11 @@ async def test_fifty_concurrent_claims_have_exactly_one_winner(store: SqlStore) 
     assert stored is not None and stored.claimed_by == winner and stored.version == case.version + 1
 
 
+@ON_POSTGRES
 async def test_concurrent_calls_of_one_caller_make_one_case(store: SqlStore) -> None:
     events = [make_event(f"m{n}", minutes=n) for n in range(20)]
 
-    outcomes = await asyncio.gather(*(store.cases.record_event(event) for event in events))
+    outcomes = await asyncio.gather(*(store.cases.record_event(event, effects=no_effects) for event in events))
 
     assert sum(outcome.case_created for outcome in outcomes) == 1
     assert len({outcome.case.id for outcome in outcomes}) == 1
@@ -46,20 +61,26 @@ async def test_concurrent_calls_of_one_caller_make_one_case(store: SqlStore) -> 
 
 
 async def test_the_same_mail_recorded_concurrently_is_one_event(store: SqlStore) -> None:
-    outcomes = await asyncio.gather(*(store.cases.record_event(make_event("m1")) for _ in range(10)))
+    outcomes = await asyncio.gather(
+        *(store.cases.record_event(make_event("m1"), effects=no_effects) for _ in range(10))
+    )
 
     assert sum(outcome.event_added for outcome in outcomes) == 1
     [case], total = await store.cases.list_active(["line-1"])
     assert total == 1 and case.call_count == 1
 
 
+@ON_POSTGRES
 async def test_events_and_claims_interleaved_keep_every_event(store: SqlStore) -> None:
-    first = (await store.cases.record_event(make_event("m0"))).case
+    first = (await store.cases.record_event(make_event("m0"), effects=no_effects)).case
     actors = [Actor(f"user-{n}", f"User {n}") for n in range(10)]
 
     await asyncio.gather(
-        *(store.cases.record_event(make_event(f"m{n}", minutes=n)) for n in range(1, 11)),
-        *(store.cases.transition(first.id, Verb.CLAIM, actor, T0, CLAIM_TIMEOUT) for actor in actors),
+        *(store.cases.record_event(make_event(f"m{n}", minutes=n), effects=no_effects) for n in range(1, 11)),
+        *(
+            store.cases.transition(first.id, Verb.CLAIM, actor, T0, CLAIM_TIMEOUT, effects=no_effects)
+            for actor in actors
+        ),
     )
 
     stored = await store.cases.get(first.id)
@@ -67,23 +88,24 @@ async def test_events_and_claims_interleaved_keep_every_event(store: SqlStore) -
     assert stored.state is CaseState.CLAIMED and stored.version == 1 + 10 + 1
 
 
-@pytest.mark.postgres
 async def test_claims_from_two_processes_have_exactly_one_winner(
-    worker_processes: list[subprocess.Popen[str]],
+    database_url: str, worker_processes: list[subprocess.Popen[str]]
 ) -> None:
-    async with fresh_postgres_schema() as url:
-        store = await open_store(url)
-        try:
-            case = (await store.cases.record_event(make_event("m1"))).case
-            worker_processes.extend(start_storage_worker("claim", url, case.id, "25", f"proc{n}") for n in range(2))
-            results = []
-            for process in worker_processes:
-                stdout, stderr = await asyncio.to_thread(process.communicate, timeout=120)
-                assert process.returncode == 0, stderr
-                results.append(json.loads(stdout))
-            stored = await store.cases.get(case.id)
-        finally:
-            await store.close()
+    """Two processes are two connections (on SQLite two writers, taking turns at the file's write lock)."""
+    store = await open_store(database_url)
+    try:
+        case = (await store.cases.record_event(make_event("m1"), effects=no_effects)).case
+        worker_processes.extend(
+            start_storage_worker("claim", database_url, case.id, "25", f"proc{n}") for n in range(2)
+        )
+        results = []
+        for process in worker_processes:
+            stdout, stderr = await asyncio.to_thread(process.communicate, timeout=120)
+            assert process.returncode == 0, stderr
+            results.append(json.loads(stdout))
+        stored = await store.cases.get(case.id)
+    finally:
+        await store.close()
 
     winners = [winner for result in results for winner in result["winners"]]
     holders = [holder for result in results for holder in result["refusal_holders"]]

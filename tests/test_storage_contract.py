@@ -11,6 +11,7 @@ import pytest
 from bot.domain.cases import OUTLOOK_ACTOR, CaseState
 from bot.domain.events import WITHHELD, EventKind, Voicemail
 from bot.domain.state_machine import RefusalCode, Verb
+from bot.effects import no_effects
 from bot.storage.factory import open_store
 from bot.storage.interface import CardRef, ChannelLink, FlagStatus, Installation, Subscription
 from bot.storage.migrations import available_migrations, migrate
@@ -24,7 +25,7 @@ async def test_record_event_creates_a_case_and_round_trips_every_field(store: Sq
     event = replace(event, received_at=event.received_at.astimezone(timezone(timedelta(hours=2))),
                     caller_as_written="030 123456 (alt)", called_number="+49301234501")
 
-    outcome = await store.cases.record_event(event)
+    outcome = await store.cases.record_event(event, effects=no_effects)
 
     assert outcome.event_added and outcome.case_created
     stored = await store.cases.get(outcome.case.id)
@@ -36,8 +37,8 @@ async def test_record_event_creates_a_case_and_round_trips_every_field(store: Sq
 
 
 async def test_same_mail_twice_is_one_event(store: SqlStore) -> None:
-    first = await store.cases.record_event(make_event("m1"))
-    again = await store.cases.record_event(make_event("m1"))
+    first = await store.cases.record_event(make_event("m1"), effects=no_effects)
+    again = await store.cases.record_event(make_event("m1"), effects=no_effects)
 
     assert not again.event_added and not again.case_created
     assert again.case == first.case
@@ -45,10 +46,10 @@ async def test_same_mail_twice_is_one_event(store: SqlStore) -> None:
 
 
 async def test_repeat_caller_joins_the_active_case_in_call_time_order(store: SqlStore) -> None:
-    first = await store.cases.record_event(make_event("m2", minutes=10))
-    earlier = await store.cases.record_event(make_event("m1", minutes=5))
-    claimed = await store.cases.transition(first.case.id, Verb.CLAIM, ALICE, T0, CLAIM_TIMEOUT)
-    later = await store.cases.record_event(make_event("m3", minutes=20))
+    first = await store.cases.record_event(make_event("m2", minutes=10), effects=no_effects)
+    earlier = await store.cases.record_event(make_event("m1", minutes=5), effects=no_effects)
+    claimed = await store.cases.transition(first.case.id, Verb.CLAIM, ALICE, T0, CLAIM_TIMEOUT, effects=no_effects)
+    later = await store.cases.record_event(make_event("m3", minutes=20), effects=no_effects)
 
     assert not earlier.case_created and not later.case_created
     assert later.case.id == first.case.id
@@ -60,16 +61,18 @@ async def test_repeat_caller_joins_the_active_case_in_call_time_order(store: Sql
 
 async def test_withheld_and_unknown_callers_never_group(store: SqlStore) -> None:
     cases = {
-        (await store.cases.record_event(make_event(f"m{n}", caller, minutes=n))).case.id
+        (await store.cases.record_event(make_event(f"m{n}", caller, minutes=n), effects=no_effects)).case.id
         for n, caller in enumerate([WITHHELD, WITHHELD, None, None])
     }
     assert len(cases) == 4
 
 
 async def test_after_done_a_new_case_links_the_previous_one(store: SqlStore) -> None:
-    first = await store.cases.record_event(make_event("m1"))
-    done = await store.cases.transition(first.case.id, Verb.DONE, BOB, T0 + timedelta(minutes=3), CLAIM_TIMEOUT)
-    second = await store.cases.record_event(make_event("m2", minutes=60))
+    first = await store.cases.record_event(make_event("m1"), effects=no_effects)
+    done = await store.cases.transition(
+        first.case.id, Verb.DONE, BOB, T0 + timedelta(minutes=3), CLAIM_TIMEOUT, effects=no_effects
+    )
+    second = await store.cases.record_event(make_event("m2", minutes=60), effects=no_effects)
 
     assert second.case_created and second.case.id != first.case.id
     assert second.case.previous is not None
@@ -80,16 +83,18 @@ async def test_after_done_a_new_case_links_the_previous_one(store: SqlStore) -> 
 
 
 async def test_the_same_caller_on_different_lines_does_not_group(store: SqlStore) -> None:
-    one = await store.cases.record_event(make_event("m1", line_id="line-1"))
-    two = await store.cases.record_event(make_event("m2", line_id="line-2"))
+    one = await store.cases.record_event(make_event("m1", line_id="line-1"), effects=no_effects)
+    two = await store.cases.record_event(make_event("m2", line_id="line-2"), effects=no_effects)
     assert one.case.id != two.case.id and two.case_created
 
 
 async def test_transition_applies_compare_and_set_and_persists(store: SqlStore) -> None:
-    case = (await store.cases.record_event(make_event("m1"))).case
+    case = (await store.cases.record_event(make_event("m1"), effects=no_effects)).case
 
-    claimed = await store.cases.transition(case.id, Verb.CLAIM, ALICE, T0, CLAIM_TIMEOUT)
-    refused = await store.cases.transition(case.id, Verb.CLAIM, BOB, T0 + timedelta(minutes=1), CLAIM_TIMEOUT)
+    claimed = await store.cases.transition(case.id, Verb.CLAIM, ALICE, T0, CLAIM_TIMEOUT, effects=no_effects)
+    refused = await store.cases.transition(
+        case.id, Verb.CLAIM, BOB, T0 + timedelta(minutes=1), CLAIM_TIMEOUT, effects=no_effects
+    )
 
     assert claimed.applied and claimed.case.version == case.version + 1
     assert claimed.case.claimed_by == ALICE and claimed.case.claimed_at == T0
@@ -101,16 +106,18 @@ async def test_transition_applies_compare_and_set_and_persists(store: SqlStore) 
 
 async def test_transition_of_an_unknown_case_raises(store: SqlStore) -> None:
     with pytest.raises(LookupError):
-        await store.cases.transition("missing", Verb.CLAIM, ALICE, T0, CLAIM_TIMEOUT)
+        await store.cases.transition("missing", Verb.CLAIM, ALICE, T0, CLAIM_TIMEOUT, effects=no_effects)
 
 
 async def test_reopen_is_refused_while_the_caller_has_a_newer_active_case(store: SqlStore) -> None:
-    old = (await store.cases.record_event(make_event("m1"))).case
-    await store.cases.transition(old.id, Verb.DONE, ALICE, T0, CLAIM_TIMEOUT)
-    new = (await store.cases.record_event(make_event("m2", minutes=5))).case
-    await store.cases.transition(new.id, Verb.CLAIM, BOB, T0 + timedelta(minutes=6), CLAIM_TIMEOUT)
+    old = (await store.cases.record_event(make_event("m1"), effects=no_effects)).case
+    await store.cases.transition(old.id, Verb.DONE, ALICE, T0, CLAIM_TIMEOUT, effects=no_effects)
+    new = (await store.cases.record_event(make_event("m2", minutes=5), effects=no_effects)).case
+    await store.cases.transition(new.id, Verb.CLAIM, BOB, T0 + timedelta(minutes=6), CLAIM_TIMEOUT, effects=no_effects)
 
-    outcome = await store.cases.transition(old.id, Verb.REOPEN, ALICE, T0 + timedelta(minutes=7), CLAIM_TIMEOUT)
+    outcome = await store.cases.transition(
+        old.id, Verb.REOPEN, ALICE, T0 + timedelta(minutes=7), CLAIM_TIMEOUT, effects=no_effects
+    )
 
     assert outcome.refusal is not None
     assert outcome.case.state is CaseState.DONE
@@ -120,12 +127,12 @@ async def test_reopen_is_refused_while_the_caller_has_a_newer_active_case(store:
 
 
 async def test_list_active_filters_orders_and_pages(store: SqlStore) -> None:
-    ids = [(await store.cases.record_event(make_event(f"m{n}", f"+49301000{n}", minutes=n))).case.id
+    ids = [(await store.cases.record_event(make_event(f"m{n}", f"+49301000{n}", minutes=n), effects=no_effects)).case.id
            for n in range(5)]
-    await store.cases.record_event(make_event("other-line", line_id="line-2"))
-    await store.cases.transition(ids[1], Verb.CLAIM, ALICE, T0, CLAIM_TIMEOUT)
-    await store.cases.transition(ids[3], Verb.CLAIM, ALICE, T0, CLAIM_TIMEOUT)
-    await store.cases.transition(ids[4], Verb.DONE, BOB, T0, CLAIM_TIMEOUT)
+    await store.cases.record_event(make_event("other-line", line_id="line-2"), effects=no_effects)
+    await store.cases.transition(ids[1], Verb.CLAIM, ALICE, T0, CLAIM_TIMEOUT, effects=no_effects)
+    await store.cases.transition(ids[3], Verb.CLAIM, ALICE, T0, CLAIM_TIMEOUT, effects=no_effects)
+    await store.cases.transition(ids[4], Verb.DONE, BOB, T0, CLAIM_TIMEOUT, effects=no_effects)
 
     page, total = await store.cases.list_active(["line-1"], limit=2, offset=1)
     mine, mine_total = await store.cases.list_active(["line-1"], claimed_by=ALICE.id)
@@ -140,7 +147,7 @@ async def test_list_active_filters_orders_and_pages(store: SqlStore) -> None:
 
 async def test_find_by_message_and_mail_flags(store: SqlStore) -> None:
     event = make_event("m1")
-    case = (await store.cases.record_event(event)).case
+    case = (await store.cases.record_event(event, effects=no_effects)).case
     mailbox = event.mail.mailbox.upper()
 
     assert (await store.cases.find_by_message(mailbox, "m1")) == case
@@ -180,7 +187,7 @@ async def test_installations_and_channel_links(store: SqlStore) -> None:
 
 
 async def test_cards(store: SqlStore) -> None:
-    case = (await store.cases.record_event(make_event("m1"))).case
+    case = (await store.cases.record_event(make_event("m1"), effects=no_effects)).case
     await store.cards.save_card(CardRef(case.id, "19:general;messageid=1", "act-1", 1))
     updated = CardRef(case.id, "19:general;messageid=1", "act-1", 3)
     await store.cards.save_card(updated)
@@ -223,9 +230,13 @@ async def test_leases_one_holder_at_a_time(store: SqlStore) -> None:
 
 
 async def test_outlook_verbs_are_stored_like_user_verbs(store: SqlStore) -> None:
-    case = (await store.cases.record_event(make_event("m1"))).case
-    done = await store.cases.transition(case.id, Verb.OUTLOOK_COMPLETE, OUTLOOK_ACTOR, T0, CLAIM_TIMEOUT)
-    flagged = await store.cases.transition(case.id, Verb.OUTLOOK_FLAG, OUTLOOK_ACTOR, T0, CLAIM_TIMEOUT)
+    case = (await store.cases.record_event(make_event("m1"), effects=no_effects)).case
+    done = await store.cases.transition(
+        case.id, Verb.OUTLOOK_COMPLETE, OUTLOOK_ACTOR, T0, CLAIM_TIMEOUT, effects=no_effects
+    )
+    flagged = await store.cases.transition(
+        case.id, Verb.OUTLOOK_FLAG, OUTLOOK_ACTOR, T0, CLAIM_TIMEOUT, effects=no_effects
+    )
 
     assert done.case.done_by == OUTLOOK_ACTOR
     assert flagged.case.state is CaseState.OPEN and flagged.case.reopened
@@ -256,7 +267,7 @@ async def test_open_store_rejects_unknown_urls(url: str) -> None:
 async def test_open_store_in_memory() -> None:
     store = await open_store("sqlite:///:memory:")
     try:
-        outcome = await store.cases.record_event(make_event("m1"))
+        outcome = await store.cases.record_event(make_event("m1"), effects=no_effects)
         assert await store.cases.get(outcome.case.id) == outcome.case
     finally:
         await store.close()

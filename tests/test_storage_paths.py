@@ -13,6 +13,7 @@ import pytest
 
 from bot import effects
 from bot.domain.state_machine import Verb
+from bot.effects import no_effects
 from bot.storage.database import Cursor, Database, IntegrityConflict, Params, Written
 from bot.storage.factory import open_database
 from bot.storage.sql_store import SqlStore
@@ -101,7 +102,7 @@ async def test_a_refused_write_fails_alone_in_its_group(database: Database) -> N
 
 async def test_reads_do_not_wait_for_an_open_write_transaction(database: Database) -> None:
     store = SqlStore(database)
-    recorded = await store.cases.record_event(make_event("m-1"))
+    recorded = await store.cases.record_event(make_event("m-1"), effects=no_effects)
     async with asyncio.timeout(DEADLOCK_GUARD_S), database.transaction() as cursor:
         await cursor.execute("UPDATE cases SET caller_name = ? WHERE id = ?", ("Neu", recorded.case.id))
         # Same task, writer lock held: a read that needed that lock could never finish.
@@ -112,13 +113,13 @@ async def test_reads_do_not_wait_for_an_open_write_transaction(database: Databas
 
 async def test_a_losing_click_is_refused_without_a_write_transaction(counting: CountingDatabase) -> None:
     store = SqlStore(counting)
-    case = (await store.cases.record_event(make_event("m-1"))).case
+    case = (await store.cases.record_event(make_event("m-1"), effects=no_effects)).case
     now = datetime.now(UTC)
-    won = await store.cases.transition(case.id, Verb.CLAIM, ALICE, now, CLAIM_TIMEOUT)
+    won = await store.cases.transition(case.id, Verb.CLAIM, ALICE, now, CLAIM_TIMEOUT, effects=no_effects)
     assert won.applied
     before = counting.transactions
 
-    lost = await store.cases.transition(case.id, Verb.CLAIM, BOB, now, CLAIM_TIMEOUT)
+    lost = await store.cases.transition(case.id, Verb.CLAIM, BOB, now, CLAIM_TIMEOUT, effects=no_effects)
 
     assert lost.refusal is not None
     assert lost.case.claimed_by == ALICE
@@ -127,16 +128,17 @@ async def test_a_losing_click_is_refused_without_a_write_transaction(counting: C
 
 async def test_a_refresh_already_pending_is_coalesced_without_a_write(counting: CountingDatabase) -> None:
     store = SqlStore(counting)
-    await effects.refresh_card(store.jobs, "c1")
-    writes = counting.writes
+    refresh = [effects.RefreshCard("c1")]
+    await store.jobs.add(refresh)
+    writes = counting.writes + counting.transactions
 
     for _ in range(5):
-        await effects.refresh_card(store.jobs, "c1")
+        await store.jobs.add(refresh)
 
-    assert counting.writes == writes
+    assert counting.writes + counting.transactions == writes
     assert (await store.jobs.depth())["pending"] == 1
     # Once the pending job has been taken, a new refresh is queued again.
     leased = await store.jobs.lease("worker", [effects.POST_CARD], timedelta(minutes=1))
     assert len(leased) == 1
-    await effects.refresh_card(store.jobs, "c1")
+    await store.jobs.add(refresh)
     assert (await store.jobs.depth())["pending"] == 1

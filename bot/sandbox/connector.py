@@ -26,6 +26,7 @@ import uuid
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -176,6 +177,18 @@ class ConnectorStandIn:
 
     def inject(self, rule: FaultRule) -> None:
         self.faults.append(rule)
+
+    def channel_messages(self, channel_id: str) -> list[dict[str, Any]]:
+        """The channel's root messages as Graph lists them (``chatMessage``, newest first): what the Graph stand-in
+        serves at ``/teams/{id}/channels/{id}/messages``. Attachments carry their content as a JSON string."""
+        roots = [
+            record
+            for conversation_id, records in self.conversations.items()
+            if conversation_id.startswith(f"{channel_id};messageid=")
+            for record in records
+            if record.operation == "create"
+        ]
+        return [_graph_message(record) for record in sorted(roots, key=lambda r: int(r.activity_id), reverse=True)]
 
     def set_members(self, conversation_id: str, members: list[dict[str, Any]]) -> None:
         """Members of a conversation (a channel's members serve all its threads)."""
@@ -416,6 +429,27 @@ class ConnectorStandIn:
     async def _control_members(self, request: web.Request) -> web.Response:
         self.set_members(request.match_info["conversationId"], await request.json())
         return web.json_response({})
+
+
+def _graph_message(record: RecordedActivity) -> dict[str, Any]:
+    current = record.current
+    created = datetime.fromtimestamp(int(record.activity_id) / 1000, UTC).isoformat().replace("+00:00", "Z")
+    return {
+        "id": record.activity_id,
+        "messageType": "message",
+        "createdDateTime": created,
+        "deletedDateTime": None,
+        "from": {"application": {"id": record.app_id, "applicationIdentityType": "bot"}},
+        "body": {"contentType": "html", "content": str(current.get("text") or "")},
+        "attachments": [
+            {
+                "id": str(index),
+                "contentType": attachment.get("contentType"),
+                "content": json.dumps(attachment.get("content")),
+            }
+            for index, attachment in enumerate(current.get("attachments") or [])
+        ],
+    }
 
 
 def _base(conversation_id: str) -> str:

@@ -216,7 +216,7 @@ async def repost_open_cases(bot: web.Application) -> int:
     services = bot[SERVICES]
     cases, _ = await services.store.cases.list_active([line.id for line in POOL_LINES], limit=1000)
     for case in cases:
-        await effects.repost_card(services.store.jobs, case.id)
+        await services.store.jobs.add([effects.RepostCard(case.id)])
     services.runner.wake()
     return len(cases)
 

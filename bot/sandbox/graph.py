@@ -145,6 +145,9 @@ def _roles(token: str) -> set[str]:
     return {str(role) for role in claims.get("roles") or []}
 
 
+ChannelMessages = Callable[[str], list[dict[str, Any]]]
+"""A team's channel messages by channel id, in Graph's ``chatMessage`` shape."""
+
 GROUP_READ_ROLES = frozenset({"GroupMember.Read.All", "Group.Read.All", "Directory.Read.All"})
 """Application permissions that allow reading a group's owners."""
 
@@ -219,6 +222,7 @@ class GraphStandIn:
         self._notifier = Notifier(notification_ssl_context, tuple(notification_retry_delays), notification_timeout_s)
         self._mailboxes: dict[str, Mailbox] = {}
         self._group_owners_by_id: dict[str, list[str]] = {}
+        self._teams: dict[str, ChannelMessages] = {}
         self._subscriptions: dict[str, Subscription] = {}
         self._sync_states: dict[str, SyncState] = {}
         self.people = PeopleDirectory()
@@ -628,6 +632,10 @@ class GraphStandIn:
             return await self._subscriptions_route(request, segs[1:])
         if len(segs) == 3 and segs[0].lower() == "groups" and segs[2].lower() == "owners" and method == "GET":
             return self._group_owners(request, segs[1])
+        if len(segs) == 5 and [segs[0].lower(), segs[2].lower(), segs[4].lower()] == ["teams", "channels", "messages"]:
+            if method != "GET":
+                raise self._method_not_allowed()
+            return self._channel_messages(request, segs[1], unquote(segs[3]))
         if box is None and [seg.lower() for seg in segs] == ["users", "delta"] and method == "GET":
             return self._people_delta(request, DIRECTORY_KEY, "users/delta")
         if box is None:
@@ -658,6 +666,28 @@ class GraphStandIn:
         if len(rest) >= 2 and rest[1].lower() == "attachments" and method == "GET":
             return self._attachments(request, message, rest[2:])
         raise self._method_not_allowed()
+
+    def add_team(self, group_id: str, channel_messages: ChannelMessages) -> None:
+        """A team the app is installed in with resource-specific consent (``ChannelMessage.Read.Group``): Graph
+        lists its channels' messages from ``channel_messages(channel_id)`` (the connector stand-in's posts)."""
+        self._teams[group_id.lower()] = channel_messages
+
+    def _channel_messages(self, request: web.Request, group_id: str, channel_id: str) -> web.Response:
+        """``GET /teams/{id}/channels/{id}/messages``: root messages, newest first, ``$top`` (at most 50) a page."""
+        source = self._teams.get(group_id.lower())
+        if source is None:
+            # No consent for this team (the app is not installed there, or RSC was not granted).
+            raise GraphError(403, "Forbidden", "Missing role permissions on the request.")
+        try:
+            top = min(int(request.query.get("$top", "20")), 50)
+            skip = int(request.query.get("$skiptoken", "0"))
+        except ValueError as error:
+            raise GraphError(400, "BadRequest", "Invalid $top or $skiptoken.") from error
+        messages = source(channel_id)
+        body: dict[str, Any] = {"@odata.context": "teams/channels/messages", "value": messages[skip : skip + top]}
+        if skip + top < len(messages):
+            body["@odata.nextLink"] = str(request.url.update_query({"$skiptoken": str(skip + top)}))
+        return self._json(request, body)
 
     def set_group_owners(self, group_id: str, owner_ids: Sequence[str]) -> None:
         """A Microsoft 365 group (a team's aadGroupId) and the object ids of its owners."""

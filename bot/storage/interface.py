@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import IntEnum, StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.domain.callbacks import AutoDone
 from bot.domain.cases import Actor, Case, Contact
 from bot.domain.events import CallEvent
 from bot.domain.state_machine import Refusal, Verb
 from bot.storage.reminder_store import ReminderRepository
+
+if TYPE_CHECKING:
+    from bot.effects import Effect, EffectsOf
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,8 @@ class TransitionOutcome:
     case: Case
     """The case after the attempt: the new state when applied, the current state when refused."""
     refusal: Refusal | None = None
+    before: Case | None = None
+    """The case just before an applied transition (who held it, for the thread line of a take-over)."""
 
     @property
     def applied(self) -> bool:
@@ -45,8 +51,11 @@ class TransitionOutcome:
 
 
 class CaseRepository(Protocol):
-    async def record_event(self, event: CallEvent, match_window: timedelta = timedelta(0)) -> EventOutcome:
-        """Store ``event`` idempotently on its source id and group it into its case, atomically.
+    async def record_event(
+        self, event: CallEvent, match_window: timedelta = timedelta(0), *, effects: EffectsOf[EventOutcome]
+    ) -> EventOutcome:
+        """Store ``event`` idempotently on its source id and group it into its case, atomically, with the outbox
+        rows of ``effects(outcome)`` in the same transaction (also for a duplicate: its effects may be lost).
 
         An event that reports again a call already recorded from the other source (mail or call webhook) within
         ``match_window`` joins that event instead (:mod:`bot.domain.matching`); a call id is recorded once.
@@ -60,16 +69,42 @@ class CaseRepository(Protocol):
         auto_done: AutoDone,
         now: datetime,
         claim_timeout: timedelta,
+        *,
+        effects: EffectsOf[ContactOutcome],
     ) -> ContactOutcome | None:
         """Add ``contact`` to the caller's open or claimed case on the line (closing it when it closes the case,
-        :mod:`bot.domain.callbacks`), once per call id, atomically; None when the caller has no such case."""
+        :mod:`bot.domain.callbacks`), once per call id, atomically with ``effects(outcome)``; None when the caller
+        has no such case."""
 
     async def get(self, case_id: str) -> Case | None: ...
 
     async def transition(
-        self, case_id: str, verb: Verb, actor: Actor, now: datetime, claim_timeout: timedelta
+        self,
+        case_id: str,
+        verb: Verb,
+        actor: Actor,
+        now: datetime,
+        claim_timeout: timedelta,
+        *,
+        effects: EffectsOf[TransitionOutcome],
     ) -> TransitionOutcome:
-        """Decide with the state machine and compare-and-set on the version; retried on a lost race."""
+        """Decide with the state machine and compare-and-set on the version, retried on a lost race; an applied
+        transition commits with the outbox rows of ``effects(outcome)`` (a refusal writes nothing)."""
+
+    async def take_in_flag(
+        self,
+        mailbox: str,
+        message_id: str,
+        flag: FlagStatus,
+        verb: Verb,
+        now: datetime,
+        claim_timeout: timedelta,
+        *,
+        effects: EffectsOf[TransitionOutcome],
+    ) -> TransitionOutcome:
+        """A person's Outlook flag: record it as observed and written (it supersedes the bot's earlier write) and
+        apply ``verb`` for Outlook to the mail's case, with ``effects(outcome)``, in one transaction (applied or
+        refused: a refused change still needs the mail's flag repaired)."""
 
     async def list_active(
         self, line_ids: list[str], *, claimed_by: str | None = None, limit: int = 50, offset: int = 0
@@ -91,6 +126,8 @@ class ChannelLink:
     service_url: str
     linked_by: str
     linked_at: datetime
+    group_id: str | None = None
+    """The team's Microsoft 365 group id (``aadGroupId``): where Graph lists the channel's messages."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +166,12 @@ class CardRef:
 
 
 class CardRepository(Protocol):
-    async def save_card(self, card: CardRef) -> None: ...
+    async def save_card(self, card: CardRef) -> None:
+        """Save the case's posted card (and end its post intent)."""
+
+    async def begin_post(self, case_id: str, now: datetime) -> int:
+        """Record that a POST of the case's card is under way; returns the attempt's number (1 for the first:
+        a higher number means an earlier attempt's outcome is unknown)."""
 
     async def get_card(self, case_id: str) -> CardRef | None: ...
 
@@ -266,6 +308,14 @@ class JobPriority(IntEnum):
 
 
 class JobQueue(Protocol):
+    async def add(self, effects: Sequence[Effect]) -> None:
+        """Queue effects that follow no change of state (a redraw, a refused click on a stale card), in one
+        transaction; a card refresh already pending is not written again."""
+
+    async def earlier_unfinished(self, ordering_key: str, sequence: int) -> JobState | None:
+        """Whether a job of ``ordering_key`` with a lower sequence is unfinished: ``LEASED`` when one is under way,
+        else ``PENDING`` when one waits; None when all are finished."""
+
     async def enqueue(
         self,
         kind: str,
@@ -282,6 +332,10 @@ class JobQueue(Protocol):
 
     async def pending(self, dedupe_key: str) -> bool:
         """Whether a job with this key waits to run (a read: it never waits for writers)."""
+
+    async def extend(self, job: Job, worker_id: str, lease_for: timedelta) -> bool:
+        """Renew the lease of a job ``worker_id`` holds to ``lease_for`` from now (the runner's heartbeat);
+        False when the worker no longer holds it."""
 
     async def complete(self, job: Job, worker_id: str) -> None: ...
 

@@ -145,7 +145,7 @@ class SqlPrivacyRepository(PrivacyRepository):
                 "ON CONFLICT (mail_hash) DO NOTHING",
                 (mail_hash(mailbox, message_id), now),
             )
-        for table in ("events", "mails", "cards", "voicemail_links", "contacts"):
+        for table in ("events", "mails", "cards", "card_posts", "voicemail_links", "contacts"):
             await cursor.execute(f"DELETE FROM {table} WHERE case_id IN ({marks})", ids)  # noqa: S608 - fixed names
         # Pending card, thread and flag jobs of these cases have nothing left to do.
         keys = [f"card:{case_id}" for case_id in ids] + flag_keys

@@ -10,11 +10,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.domain.callbacks import AutoDone, apply_contact
-from bot.domain.cases import Actor, Case, CaseState, Contact, ContactKind, PreviousCase
+from bot.domain.cases import OUTLOOK_ACTOR, Actor, Case, CaseState, Contact, ContactKind, PreviousCase
 from bot.domain.events import CallEvent, EventKind, MailSource, Voicemail
 from bot.domain.grouping import place_event
 from bot.domain.matching import find_same_call, merge_reports
 from bot.domain.state_machine import Refusal, RefusalCode, Verb, decide
+from bot.effects import Effect, EffectsOf, RefreshCard, WriteCaseFlags, WriteFlag, outbox_row
 from bot.storage.database import Cursor, Database, IntegrityConflict, Row, from_json, require_utc, to_json, to_utc
 from bot.storage.interface import (
     CallPeerRepository,
@@ -142,6 +143,38 @@ case_from_row = _case_from_row
 """A case from its row (other repositories over the same tables use it, e.g. the reminder schedule)."""
 
 
+async def insert_effects(cursor: Cursor, effects: Sequence[Effect], now: datetime) -> None:
+    """Insert the outbox rows of ``effects`` in the caller's transaction. A job with the same key still pending
+    does the work (it has not started, so it will see what this transaction commits)."""
+    for effect in effects:
+        expanded: Sequence[Effect] = (effect,)
+        if isinstance(effect, WriteCaseFlags):
+            await cursor.execute(
+                "SELECT mailbox, message_id FROM mails WHERE case_id = ? ORDER BY mailbox, message_id",
+                (effect.case_id,),
+            )
+            expanded = [WriteFlag(row["mailbox"], row["message_id"], effect.case_id) for row in await cursor.fetchall()]
+        for one in expanded:
+            row = outbox_row(one)
+            order_key, order_seq = row.ordering or (None, None)
+            await cursor.execute(
+                "INSERT INTO jobs (kind, payload, state, attempts, dedupe_key, run_at, priority, ordering_key, "
+                "ordering_seq, created_at, updated_at) VALUES (?, ?, 'pending', 0, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (dedupe_key) WHERE state = 'pending' AND dedupe_key IS NOT NULL DO NOTHING",
+                (
+                    row.kind,
+                    to_json(row.payload),
+                    row.dedupe_key,
+                    row.run_at or now,
+                    int(row.priority),
+                    order_key,
+                    order_seq,
+                    now,
+                    now,
+                ),
+            )
+
+
 def _mutable_case_columns(case: Case) -> dict[str, Any]:
     """Columns a transition or a joining event may change."""
     return {
@@ -161,9 +194,11 @@ def _mutable_case_columns(case: Case) -> dict[str, Any]:
 
 
 class SqlCaseRepository(CaseRepository):
-    def __init__(self, database: Database, new_case_id: Callable[[], str]) -> None:
+    def __init__(self, database: Database, new_case_id: Callable[[], str], clock: Clock = utc_now) -> None:
         self._db = database
         self._new_case_id = new_case_id
+        self._clock = clock
+        """The outbox's clock: effects are due at once by the job queue's time."""
 
     async def _load_cases(self, cursor: Cursor, where: str, params: Sequence[Any], tail: str = "") -> list[Case]:
         """Cases matching ``where`` with their events in call-time order, in two queries."""
@@ -351,8 +386,10 @@ class SqlCaseRepository(CaseRepository):
         await self._insert_event(cursor, event, case.id)
         return EventOutcome(case, event_added=True, case_created=active is None)
 
-    async def record_event(self, event: CallEvent, match_window: timedelta = timedelta(0)) -> EventOutcome:
-        """Store ``event`` and group it, atomically.
+    async def record_event(
+        self, event: CallEvent, match_window: timedelta = timedelta(0), *, effects: EffectsOf[EventOutcome]
+    ) -> EventOutcome:
+        """Store ``event`` and group it, atomically with its effects.
 
         Two processes may race for the same caller (both create a case: the unique partial index refuses the second)
         or the same mail (the primary key refuses the second event): the loser rolls back and tries again, and then
@@ -361,7 +398,9 @@ class SqlCaseRepository(CaseRepository):
         for _ in range(_MAX_ATTEMPTS):
             try:
                 async with self._db.transaction() as cursor:
-                    return await self._record_once(cursor, event, match_window)
+                    outcome = await self._record_once(cursor, event, match_window)
+                    await insert_effects(cursor, effects(outcome), self._clock())
+                    return outcome
             except (IntegrityConflict, _LostRace):
                 continue
         raise StorageContention(f"record_event {event.source_id} kept losing races")
@@ -378,13 +417,18 @@ class SqlCaseRepository(CaseRepository):
         auto_done: AutoDone,
         now: datetime,
         claim_timeout: timedelta,
+        *,
+        effects: EffectsOf[ContactOutcome],
     ) -> ContactOutcome | None:
         for _ in range(_MAX_ATTEMPTS):
             try:
                 async with self._db.transaction() as cursor:
-                    return await self._record_contact_once(
+                    outcome = await self._record_contact_once(
                         cursor, line_id, caller, contact, auto_done, now, claim_timeout
                     )
+                    if outcome is not None:
+                        await insert_effects(cursor, effects(outcome), self._clock())
+                    return outcome
             except (IntegrityConflict, _LostRace):
                 continue
         raise StorageContention(f"record_contact {contact.call_id} kept losing races")
@@ -424,7 +468,14 @@ class SqlCaseRepository(CaseRepository):
         return ContactOutcome(updated, added=True, closed=updated.state is not case.state)
 
     async def transition(
-        self, case_id: str, verb: Verb, actor: Actor, now: datetime, claim_timeout: timedelta
+        self,
+        case_id: str,
+        verb: Verb,
+        actor: Actor,
+        now: datetime,
+        claim_timeout: timedelta,
+        *,
+        effects: EffectsOf[TransitionOutcome],
     ) -> TransitionOutcome:
         # A refusal needs no write: decided on a snapshot, it is as true as at any later moment (the losers of a
         # race on one card are answered without queueing behind the winner's write).
@@ -444,10 +495,64 @@ class SqlCaseRepository(CaseRepository):
                     if isinstance(decided, Refusal):
                         return TransitionOutcome(case, decided)
                     if await self._compare_and_set(cursor, decided, case.version):
-                        return TransitionOutcome(decided)
+                        outcome = TransitionOutcome(decided, before=case)
+                        await insert_effects(cursor, effects(outcome), self._clock())
+                        return outcome
             except IntegrityConflict:
                 return await self._refuse_second_active_case(case_id, verb)
         raise StorageContention(f"transition {verb} on case {case_id} kept losing races")
+
+    async def take_in_flag(
+        self,
+        mailbox: str,
+        message_id: str,
+        flag: FlagStatus,
+        verb: Verb,
+        now: datetime,
+        claim_timeout: timedelta,
+        *,
+        effects: EffectsOf[TransitionOutcome],
+    ) -> TransitionOutcome:
+        refused: TransitionOutcome | None = None
+        for _ in range(_MAX_ATTEMPTS):
+            try:
+                async with self._db.transaction() as cursor:
+                    case = await self._observe_person_flag(cursor, mailbox, message_id, flag)
+                    outcome = refused
+                    if outcome is None:
+                        decided = decide(case, verb, OUTLOOK_ACTOR, now, claim_timeout)
+                        if isinstance(decided, Refusal):
+                            outcome = TransitionOutcome(case, decided)
+                        elif await self._compare_and_set(cursor, decided, case.version):
+                            outcome = TransitionOutcome(decided, before=case)
+                        else:
+                            raise _LostRace
+                    await insert_effects(cursor, effects(outcome), self._clock())
+                    return outcome
+            except IntegrityConflict:
+                if refused is not None:
+                    raise
+                known = await self.find_by_message(mailbox, message_id)
+                if known is None:
+                    raise LookupError(f"unknown mail {message_id} in {mailbox}") from None
+                refused = await self._refuse_second_active_case(known.id, verb)
+            except _LostRace:
+                continue
+        raise StorageContention(f"Outlook flag {flag} on mail {message_id[-12:]} kept losing races")
+
+    async def _observe_person_flag(self, cursor: Cursor, mailbox: str, message_id: str, flag: FlagStatus) -> Case:
+        """Record a person's flag as observed and as written (going back to the bot's earlier value is a change
+        too); the mail's case."""
+        await cursor.execute(
+            "UPDATE mails SET observed_flag = ?, written_flag = ? WHERE mailbox = ? AND message_id = ? "
+            "RETURNING case_id",
+            (flag.value, flag.value, mailbox.lower(), message_id),
+        )
+        row = await cursor.fetchone()
+        case = await self._load(cursor, row["case_id"]) if row else None
+        if case is None:
+            raise LookupError(f"unknown mail {message_id} in {mailbox}: record its event first")
+        return case
 
     async def _refuse_second_active_case(self, case_id: str, verb: Verb) -> TransitionOutcome:
         """Reopening a done case while the caller already has a newer active case on the line is refused.
@@ -518,6 +623,7 @@ def _link_from_row(row: Row) -> ChannelLink:
         service_url=row["service_url"],
         linked_by=row["linked_by"],
         linked_at=require_utc(row["linked_at"]),
+        group_id=row.get("group_id"),
     )
 
 
@@ -567,9 +673,10 @@ class SqlLinkRepository(LinkRepository):
         async with self._db.transaction() as cursor:
             await cursor.execute(
                 "INSERT INTO channel_links (line_id, tenant_id, team_id, channel_id, service_url, linked_by, "
-                "linked_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (line_id) DO UPDATE SET "
+                "linked_at, group_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (line_id) DO UPDATE SET "
                 "tenant_id = excluded.tenant_id, team_id = excluded.team_id, channel_id = excluded.channel_id, "
-                "service_url = excluded.service_url, linked_by = excluded.linked_by, linked_at = excluded.linked_at",
+                "service_url = excluded.service_url, linked_by = excluded.linked_by, linked_at = excluded.linked_at, "
+                "group_id = excluded.group_id",
                 (
                     link.line_id,
                     link.tenant_id,
@@ -578,6 +685,7 @@ class SqlLinkRepository(LinkRepository):
                     link.service_url,
                     link.linked_by,
                     link.linked_at,
+                    link.group_id,
                 ),
             )
 
@@ -591,7 +699,6 @@ class SqlLinkRepository(LinkRepository):
 
     async def links_for_channel(self, channel_id: str) -> list[ChannelLink]:
         return await self._links("channel_id = ?", (channel_id,))
-
 
 
 def _card_from_row(row: Row) -> CardRef:
@@ -610,6 +717,18 @@ class SqlCardRepository(CardRepository):
                 "activity_id = excluded.activity_id, posted_version = excluded.posted_version",
                 (card.case_id, card.conversation_id, card.activity_id, card.posted_version),
             )
+            await cursor.execute("DELETE FROM card_posts WHERE case_id = ?", (card.case_id,))
+
+    async def begin_post(self, case_id: str, now: datetime) -> int:
+        async with self._db.transaction() as cursor:
+            await cursor.execute(
+                "INSERT INTO card_posts (case_id, attempt, started_at) VALUES (?, 1, ?) ON CONFLICT (case_id) "
+                "DO UPDATE SET attempt = card_posts.attempt + 1, started_at = excluded.started_at RETURNING attempt",
+                (case_id, now),
+            )
+            row = await cursor.fetchone()
+        assert row is not None
+        return int(row["attempt"])
 
     async def get_card(self, case_id: str) -> CardRef | None:
         async with self._db.read() as cursor:
@@ -860,6 +979,27 @@ class SqlJobQueue(JobQueue):
         )
         return int(written.rows[0]["id"]) if written.rows else None
 
+    async def add(self, effects: Sequence[Effect]) -> None:
+        # The pending check is a read: a burst of refused clicks on one card does not queue fifty writes.
+        wanted = [
+            effect
+            for effect in effects
+            if not isinstance(effect, RefreshCard) or not await self.pending(outbox_row(effect).dedupe_key)
+        ]
+        if wanted:
+            async with self._db.transaction() as cursor:
+                await insert_effects(cursor, wanted, self._clock())
+
+    async def earlier_unfinished(self, ordering_key: str, sequence: int) -> JobState | None:
+        async with self._db.read() as cursor:
+            await cursor.execute(
+                "SELECT state FROM jobs WHERE ordering_key = ? AND ordering_seq < ? "
+                "AND state IN ('pending', 'leased') ORDER BY state LIMIT 1",  # 'leased' sorts first
+                (ordering_key, sequence),
+            )
+            row = await cursor.fetchone()
+        return JobState(row["state"]) if row else None
+
     async def pending(self, dedupe_key: str) -> bool:
         async with self._db.read() as cursor:
             await cursor.execute(
@@ -899,6 +1039,14 @@ class SqlJobQueue(JobQueue):
             ),
         )
         return sorted((_job_from_row(row) for row in written.rows), key=lambda job: job.id)
+
+    async def extend(self, job: Job, worker_id: str, lease_for: timedelta) -> bool:
+        now = self._clock()
+        written = await self._db.write(
+            "UPDATE jobs SET lease_expires_at = ?, updated_at = ? WHERE id = ? AND state = 'leased' AND leased_by = ?",
+            (now + lease_for, now, job.id, worker_id),
+        )
+        return written.rowcount == 1
 
     async def complete(self, job: Job, worker_id: str) -> None:
         written = await self._db.write(
@@ -983,7 +1131,7 @@ class SqlStore:
         new_case_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
         self.database = database
-        cases = SqlCaseRepository(database, new_case_id)
+        cases = SqlCaseRepository(database, new_case_id, clock)
         self.cases: CaseRepository = cases
         self.links: LinkRepository = SqlLinkRepository(database)
         self.cards: CardRepository = SqlCardRepository(database)

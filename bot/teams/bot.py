@@ -243,6 +243,10 @@ class RufpoolBot(ActivityHandler):
             # The data of a click is the sender's: whatever it trips over is a bad request, not a server error.
             log.warning("card action %r with unusable data: %s", verb[:32], type(error).__name__, exc_info=error)
             result = ActionResult(400, message="the action's data is malformed")
+        except Exception:
+            # The store or another dependency failed: the clicker is told to try again, Teams never sees a 5xx.
+            log.exception("card action %r failed", verb[:32])
+            result = ActionResult(200, message=text(self._actions.language(request), "turn_failed"))
         return card_invoke_response(result)
 
     # Membership (personal chat) -------------------------------------------------------------------------------

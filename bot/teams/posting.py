@@ -8,12 +8,13 @@ first card, or put an older version over a newer one.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 
 from botbuilder.core import CardFactory, MessageFactory, TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter
@@ -26,14 +27,15 @@ from botbuilder.schema import (
 )
 from msrest.exceptions import HttpOperationError
 
-from bot import metrics
+from bot import effects, metrics
 from bot.actions import CardActions
 from bot.domain.cases import Actor, Case
 from bot.domain.state_machine import Verb
+from bot.heartbeat import LeaseLost, renewing
 from bot.jobs import PermanentFailure, RetryLater, RunLater
-from bot.storage.interface import CardRef, ChannelLink, Store
+from bot.storage.interface import CardRef, ChannelLink, JobState, Store
 from bot.teams.pacing import Pacer
-from cards.case_card import card_activity_text
+from cards.case_card import card_activity_text, card_marker
 from cards.i18n import Lang
 from cards.messages import (
     build_backlog_summary_card,
@@ -48,8 +50,21 @@ log = logging.getLogger(__name__)
 RETRYABLE_STATUSES = {408, 412, 429, 500, 502, 503, 504}
 MAX_PACING_WAIT_S = 1.0
 """A send that would wait longer for its thread's slot is deferred to a booked slot instead of holding a worker."""
-CARD_LEASE = timedelta(minutes=2)
+CARD_LEASE = timedelta(seconds=20)
+"""One card job per case at a time; renewed every :data:`CARD_LEASE_RENEWAL` while it posts, so a dead holder's
+lease is free again within about this long."""
+CARD_LEASE_RENEWAL = timedelta(seconds=5)
 CARD_BUSY_RETRY = timedelta(seconds=1)
+REPLY_ORDER_PATIENCE_S = 1.0
+"""How long a thread line waits in its worker for an earlier line of its case before it is put back."""
+REPLY_ORDER_POLL_S = 0.05
+REPLY_ORDER_WAIT = timedelta(seconds=1)
+
+
+class CardFinder(Protocol):
+    """Looks a card up among a channel's messages (:class:`bot.graph.channel_cards.ChannelCards`)."""
+
+    async def find(self, group_id: str, channel_id: str, marker: str, *, besides: str | None = None) -> str | None: ...
 
 
 class ConversationGone(Exception):
@@ -102,7 +117,9 @@ class CardPoster:
         lang: Lang,
         service_url_allowed: Callable[[str | None], bool],
         line_names: Mapping[str, str] | None = None,
+        channel_cards: CardFinder | None = None,
     ) -> None:
+        self._channel_cards = channel_cards
         self._service_url_allowed = service_url_allowed
         self._line_names = dict(line_names or {})
         self._adapter = adapter
@@ -152,15 +169,24 @@ class CardPoster:
         """Post the case's card as a new thread, or update the posted card to the case's current version."""
         case_id = str(payload["case_id"])
         lease, holder = f"teams-card:{case_id}", uuid.uuid4().hex
+        # Waiting for another holder is not a failure: the job is put back without counting an attempt (a dead
+        # holder's lease runs out within CARD_LEASE).
         if not await self._store.leases.try_acquire(lease, holder, CARD_LEASE, datetime.now(UTC)):
-            raise RetryLater("another job is posting this card", CARD_BUSY_RETRY)
+            raise RunLater("another job is posting this card", CARD_BUSY_RETRY)
         try:
-            await self._bring_card_up_to_date(
-                case_id,
-                repost=bool(payload.get("repost")),
-                redraw=payload.get("redraw") is True,
-                backlog=bool(payload.get("backlog")),
+            await renewing(
+                self._bring_card_up_to_date(
+                    case_id,
+                    repost=bool(payload.get("repost")),
+                    redraw=payload.get("redraw") is True,
+                    backlog=bool(payload.get("backlog")),
+                ),
+                lambda: self._store.leases.try_acquire(lease, holder, CARD_LEASE, datetime.now(UTC)),
+                CARD_LEASE_RENEWAL,
+                f"the card of case {case_id[:8]}",
             )
+        except LeaseLost as lost:
+            raise RunLater(str(lost), CARD_BUSY_RETRY) from lost
         finally:
             await self._store.leases.release(lease, holder)
 
@@ -176,6 +202,7 @@ class CardPoster:
             log.info("line %s is not linked to a channel yet; the card is posted when it is", case.line_id)
             return
         card = await self._store.cards.get_card(case.id)
+        replacing = card.activity_id if card is not None else None
         if repost:
             card = None  # a new message; the case's card and thread are the new ones from now on
         elif card is not None and card.posted_version >= case.version and not redraw:
@@ -186,7 +213,7 @@ class CardPoster:
                 return
             except ConversationGone:
                 log.warning("the card of case %s was deleted in Teams; posting it again", case.id[:8])
-        await self._post(link, case, backlog=backlog)
+        await self._post(link, case, backlog=backlog, replacing=replacing)
 
     async def _new_thread(self, link: ChannelLink, activity: Activity, *, backlog: bool = False) -> dict[str, str]:
         """Post ``activity`` as a new thread in the link's channel; its conversation and activity ids."""
@@ -223,13 +250,35 @@ class CardPoster:
         await self._new_thread(link, MessageFactory.attachment(CardFactory.adaptive_card(card)))
         log.info("posted the catch-up summary of %s (%d calls)", line_id, count)
 
-    async def _post(self, link: ChannelLink, case: Case, *, backlog: bool) -> None:
+    async def _post(self, link: ChannelLink, case: Case, *, backlog: bool, replacing: str | None = None) -> None:
+        """Post the case's card as a new thread. The intent is recorded first: when an earlier attempt may have
+        posted it (it died, or its answer was lost, before the card was saved), the card is looked for in the
+        channel and adopted instead of posted twice."""
+        attempt = await self._store.cards.begin_post(case.id, datetime.now(UTC))
+        if attempt > 1 and await self._adopt(link, case, replacing, backlog=backlog):
+            return
         created = await self._new_thread(link, self._card_activity(case), backlog=backlog)
         conversation_id = created["conversation_id"]
         if ";messageid=" not in conversation_id:
             conversation_id = f"{link.channel_id};messageid={created['activity_id']}"
         await self._store.cards.save_card(CardRef(case.id, conversation_id, created["activity_id"], case.version))
         log.info("posted the card of case %s", case.id[:8])
+
+    async def _adopt(self, link: ChannelLink, case: Case, replacing: str | None, *, backlog: bool) -> bool:
+        """Find the card an earlier attempt posted and make it the case's card (brought up to date); False when
+        the channel has none (or it cannot be looked up: a line linked before the team's group id was recorded)."""
+        if self._channel_cards is None or link.group_id is None:
+            log.warning("cannot look up whether the card of case %s was posted; posting it", case.id[:8])
+            return False
+        found = await self._channel_cards.find(link.group_id, link.channel_id, card_marker(case.id), besides=replacing)
+        if found is None:
+            return False
+        metrics.CARDS_ADOPTED.inc()
+        log.info("the card of case %s was posted by an earlier attempt; adopting it", case.id[:8])
+        adopted = CardRef(case.id, f"{link.channel_id};messageid={found}", found, 0)
+        await self._store.cards.save_card(adopted)
+        await self._update(link, adopted, case, backlog=backlog)
+        return True
 
     async def _update(self, link: ChannelLink, card: CardRef, case: Case, *, backlog: bool) -> None:
         activity = self._card_activity(case)
@@ -250,7 +299,11 @@ class CardPoster:
         await self._store.cards.save_card(CardRef(case.id, card.conversation_id, card.activity_id, case.version))
 
     async def handle_reply(self, payload: dict[str, Any]) -> None:
-        """One line in the case's thread (a repeat call, a state change)."""
+        """One line in the case's thread (a repeat call, a state change), after the lines of the case's earlier
+        versions: a line waits (without counting an attempt) while one of them is still to be posted."""
+        version = payload.get("version")
+        if isinstance(version, int):
+            await self._after_earlier_lines(str(payload["case_id"]), version)
         case = await self._store.cases.get(str(payload["case_id"]))
         if case is None:
             log.info("case %s no longer exists (retention or erasure); no thread line", str(payload["case_id"])[:8])
@@ -281,6 +334,16 @@ class CardPoster:
             )
         except ConversationGone as gone:
             raise PermanentFailure("the case's thread no longer exists") from gone
+
+    async def _after_earlier_lines(self, case_id: str, version: int) -> None:
+        """Wait a moment for an earlier thread line of the case that another worker is posting right now; put this
+        line back when one waits for its turn or its retry (holding a worker for it could starve the others)."""
+        order_key = effects.reply_order_key(case_id)
+        deadline = asyncio.get_running_loop().time() + REPLY_ORDER_PATIENCE_S
+        while (earlier := await self._store.jobs.earlier_unfinished(order_key, version)) is not None:
+            if earlier is JobState.PENDING or asyncio.get_running_loop().time() >= deadline:
+                raise RunLater("an earlier line of this case's thread is not posted yet", REPLY_ORDER_WAIT)
+            await asyncio.sleep(REPLY_ORDER_POLL_S)
 
     async def handle_erased(self, payload: dict[str, Any]) -> None:
         """Replace the card of a deleted case (retention, erasure) with a "deleted" card naming nobody."""
