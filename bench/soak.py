@@ -42,6 +42,7 @@ GRAPH_FAULTS = ("429", "503", "delay", "drop")
 TEAMS_FAULTS = (429, 502, 412)
 GRAPH_TIMEOUT_S = 3
 CONVERGE_LIMIT_S = 300.0
+CLAIM_ATTEMPTS = 60
 STAND_IN_SERVICE_URLS = "http://127.0.0.1:*/*"
 """The connector stand-in listens on a free loopback port."""
 TARGET_CONVERGE_S = 60.0
@@ -106,22 +107,20 @@ def claim_activity(service_url: str, thread: str, root_id: str, case_id: str, n:
 
 async def claim_one(stand_ins: StandIns, store: Store, bot: BotProcess, http: aiohttp.ClientSession,
                     rng: random.Random, n: int) -> bool:
-    """A user claims a random card; retried (as a person would) while the bot is down or answers an error."""
-    threads = list(stand_ins.card_threads())
-    if not threads:
-        return False
-    thread, root = rng.choice(threads)
-    case_id = await store.cards.case_id_for_activity(str(root["id"]))
-    if case_id is None:
-        return False
-    body = claim_activity(stand_ins.connector.service_url, thread, str(root["id"]), case_id, n)
-    for _ in range(60):
-        try:
-            async with http.post(bot.url + "/api/messages", json=body) as response:
-                if response.status == 200:
-                    return True
-        except aiohttp.ClientError:
-            pass
+    """A user claims a random card; retried (as a person would) while there is none yet, the bot is down or it
+    answers an error."""
+    for _ in range(CLAIM_ATTEMPTS):
+        threads = list(stand_ins.card_threads())
+        thread, root = rng.choice(threads) if threads else ("", {})
+        case_id = await store.cards.case_id_for_activity(str(root["id"])) if threads else None
+        if case_id is not None:
+            body = claim_activity(stand_ins.connector.service_url, thread, str(root["id"]), case_id, n)
+            try:
+                async with http.post(bot.url + "/api/messages", json=body) as response:
+                    if response.status == 200:
+                        return True
+            except aiohttp.ClientError:
+                pass
         await asyncio.sleep(1)
     return False
 

@@ -37,7 +37,7 @@ from bot.sandbox.tls import TlsMaterial
 from bot.storage.database import Database, PostgresDatabase, SqliteDatabase
 from bot.storage.factory import open_store, sql_database
 from bot.storage.interface import JobState, Store
-from tests.e2e_fixtures import POOL_MAILBOX, BotStack, free_port, stack_settings, start_bot
+from tests.e2e_fixtures import POOL_MAILBOX, TEAM_GROUP_ID, BotStack, free_port, stack_settings, start_bot
 
 INSTANCE: contextvars.ContextVar[int | None] = contextvars.ContextVar("crash_instance", default=None)
 SETTLE_LIMIT_S = 60
@@ -49,11 +49,12 @@ class InjectedFault(RuntimeError):
 
 @dataclass(frozen=True)
 class CrashPoint:
-    """A write boundary: ``owner.method``; ``after``: the fault comes once the call has returned (the write is
-    committed, or the remote side accepted it); ``when`` picks the calls that count (by their arguments)."""
+    """A write boundary: ``owner.method`` (a method of a class, or a function of a module); ``after``: the fault
+    comes once the call has returned (the write is committed, or the remote side accepted it); ``when`` picks the
+    calls that count (by their arguments, ``self`` first for a method)."""
 
     name: str
-    owner: type[Any]
+    owner: Any
     method: str
     after: bool
     step: str
@@ -255,10 +256,10 @@ def install(monkeypatch: pytest.MonkeyPatch, cluster: Cluster, point: CrashPoint
     original = getattr(point.owner, point.method)
 
     @functools.wraps(original)
-    async def boundary(self: Any, *args: Any, **kwargs: Any) -> Any:
+    async def boundary(*args: Any, **kwargs: Any) -> Any:
         if not point.after:
             cluster.reached(point, args, kwargs)
-        result = await original(self, *args, **kwargs)
+        result = await original(*args, **kwargs)
         if point.after:
             cluster.reached(point, args, kwargs)
         return result
@@ -278,6 +279,7 @@ async def running_cluster(
     """``replicas`` apps on ``database_url`` against a fresh Graph stand-in with the pool mailbox, linked to the
     channel and quiet."""
     graph = GraphStandIn(token_validator=identity.stand_in.token_validator(GRAPH_AUDIENCE), mailboxes=[POOL_MAILBOX])
+    graph.add_team(TEAM_GROUP_ID, connector.channel_messages)  # consent to look a card in doubt up in the channel
     await graph.start()
     settings = []
     for _ in range(replicas):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +24,6 @@ from botbuilder.core import TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter
 
 from bot import app as app_module
-from bot import effects
 from bot.graph.mailbox import GraphMailboxes
 from bot.jobs import JobRunner
 from bot.sandbox.connector import ConnectorStandIn
@@ -32,7 +31,8 @@ from bot.sandbox.convergence import check
 from bot.sandbox.graph_model import Message
 from bot.sandbox.identity import IdentityServer
 from bot.sandbox.tls import TlsMaterial
-from bot.storage.sql_store import SqlCardRepository, SqlCaseRepository, SqlJobQueue, SqlSubscriptionRepository
+from bot.storage import sql_store
+from bot.storage.sql_store import SqlCardRepository, SqlCaseRepository, SqlSubscriptionRepository
 from tests.crash_fixtures import Cluster, CrashPoint, Injection, guard_databases, install, running_cluster
 from tests.e2e_fixtures import BOT_FRAMEWORK_AUDIENCE, POOL_MAILBOX, user
 from tests.storage_fixtures import fresh_postgres_schema
@@ -40,33 +40,24 @@ from tests.storage_fixtures import fresh_postgres_schema
 FIRST_MAIL, REPEAT_CALL, CLICK, CATCH_UP = "first mail", "repeat call", "click", "catch-up"
 ANNA = user(0)
 CALLERS = itertools.count()
-EFFECT_KINDS = {effects.POST_CARD, effects.THREAD_REPLY, effects.SET_FLAG}
 
 
-def _effect(kind: str, *_args: Any, **_kwargs: Any) -> bool:
-    return kind in EFFECT_KINDS
+def _effects(_cursor: Any, effects: Sequence[Any], *_args: Any, **_kwargs: Any) -> bool:
+    return bool(effects)
 
 
 POINTS = [
     CrashPoint("event-committed", SqlCaseRepository, "record_event", after=True, step=FIRST_MAIL),
-    CrashPoint("outbox-insert", SqlJobQueue, "enqueue", after=False, step=FIRST_MAIL, when=_effect),
+    CrashPoint("outbox-insert", sql_store, "insert_effects", after=False, step=FIRST_MAIL, when=_effects),
     CrashPoint("teams-post-unsent", CloudAdapter, "create_conversation", after=False, step=FIRST_MAIL),
     CrashPoint("teams-post-accepted", CloudAdapter, "create_conversation", after=True, step=FIRST_MAIL),
     CrashPoint("activity-id-saved", SqlCardRepository, "save_card", after=True, step=FIRST_MAIL),
     CrashPoint("teams-put-accepted", TurnContext, "update_activity", after=True, step=REPEAT_CALL),
     CrashPoint("click-committed", SqlCaseRepository, "transition", after=True, step=CLICK),
-    CrashPoint("click-outbox-insert", SqlJobQueue, "enqueue", after=False, step=CLICK, when=_effect),
+    CrashPoint("click-outbox-insert", sql_store, "insert_effects", after=False, step=CLICK, when=_effects),
     CrashPoint("graph-patch-accepted", GraphMailboxes, "update_message", after=True, step=CLICK),
     CrashPoint("delta-link-saved", SqlSubscriptionRepository, "save_delta_link", after=True, step=CATCH_UP),
 ]
-HOLES = {
-    "event-committed": "issue 13, hole 1: the event commits without its card job (issue-13a)",
-    "outbox-insert": "issue 13, hole 1: the event commits without its card job (issue-13a)",
-    "teams-post-accepted": "issue 13, hole 2: the retry of an accepted POST posts a second card (issue-13a)",
-    "click-committed": "issue 13, hole 3: the click's transition commits without its effects (issue-13a)",
-    "click-outbox-insert": "issue 13, hole 3: the click's transition commits without its effects (issue-13a)",
-}
-"""Points that fail before the fix: strict, so that the merge that closes a hole tells by an XPASS."""
 MODES = ("fail", "die")
 BACKENDS = ("sqlite", "postgres", "two-replicas")
 
@@ -177,15 +168,7 @@ async def scenario(cluster: Cluster) -> tuple[int | None, list[str]]:
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize(
-    "point",
-    [
-        pytest.param(point, id=point.name, marks=[pytest.mark.xfail(strict=True, reason=HOLES[point.name])])
-        if point.name in HOLES
-        else pytest.param(point, id=point.name)
-        for point in POINTS
-    ],
-)
+@pytest.mark.parametrize("point", POINTS, ids=[point.name for point in POINTS])
 async def test_a_crash_point_loses_nothing_and_doubles_nothing(
     cluster: Cluster, point: CrashPoint, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
