@@ -39,7 +39,7 @@ from bot import effects
 from bot.config import PoolLine, Settings
 from bot.domain.cases import OUTLOOK_ACTOR, Actor, Case, CaseState
 from bot.domain.events import EventKind
-from bot.domain.state_machine import Verb
+from bot.domain.state_machine import OUTLOOK_VERBS, Verb
 from bot.jobs import PermanentFailure
 from bot.placetel.parser import MailMessage
 from bot.storage.interface import FlagStatus, MailState, MailUpdate, Store, TransitionOutcome
@@ -118,7 +118,7 @@ def transition_effects(outcome: TransitionOutcome, verb: Verb, actor: Actor, at:
     Outlook release displaced), and every mail's flag."""
     case, before = outcome.case, outcome.before
     displaced = before.claimed_by if before is not None and before.state is CaseState.CLAIMED else None
-    by_outlook = verb in OUTLOOK_VERB.values()
+    by_outlook = verb in OUTLOOK_VERBS
     previous = displaced if verb is Verb.TAKE_OVER or (by_outlook and case.state is CaseState.OPEN) else None
     return [
         effects.RefreshCard(case.id),

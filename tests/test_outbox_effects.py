@@ -10,7 +10,7 @@ import pytest
 from bot import effects
 from bot.domain.callbacks import AutoDone
 from bot.domain.cases import Contact, ContactKind
-from bot.domain.state_machine import Verb
+from bot.domain.state_machine import RefusalCode, Verb
 from bot.storage import sql_store
 from bot.storage.database import Cursor
 from bot.storage.interface import CardRef, FlagStatus, JobState
@@ -155,3 +155,25 @@ async def test_a_post_intent_counts_attempts_until_the_card_is_saved(store: SqlS
     assert await store.cards.begin_post(case.id, T0) == 2  # the first attempt's outcome is unknown
     await store.cards.save_card(CardRef(case.id, "19:c;messageid=1", "1", case.version))
     assert await store.cards.begin_post(case.id, T0) == 1  # a repost later starts afresh
+
+
+async def test_an_outlook_reopen_refused_for_the_callers_newer_case_still_takes_in_the_flag(store: SqlStore) -> None:
+    old = (await store.cases.record_event(make_event("m1"), effects=effects.no_effects)).case
+    await store.cases.transition(old.id, Verb.DONE, ALICE, T0, CLAIM_TIMEOUT, effects=effects.no_effects)
+    newer = (await store.cases.record_event(make_event("m2", minutes=5), effects=effects.no_effects)).case
+    assert newer.id != old.id
+
+    outcome = await store.cases.take_in_flag(
+        "line-1@example.com",
+        "m1",
+        FlagStatus.FLAGGED,
+        Verb.OUTLOOK_FLAG,
+        T0,
+        CLAIM_TIMEOUT,
+        effects=lambda refused: [effects.WriteFlag("line-1@example.com", "m1", refused.case.id)],
+    )
+
+    assert outcome.refusal is not None and outcome.refusal.code is RefusalCode.CALLER_HAS_ACTIVE_CASE
+    mail = await store.mails.get_mail("line-1@example.com", "m1")
+    assert mail is not None and mail.observed_flag is mail.written_flag is FlagStatus.FLAGGED
+    assert (effects.SET_FLAG, "flag:line-1@example.com:m1") in await _jobs(store)  # the repair, committed with it
