@@ -38,6 +38,7 @@ from bot.placetel.profiles import BUILTIN_PROFILES, ParserProfile, load_profiles
 from bot.reminders import OVERVIEW as OVERVIEW_JOB
 from bot.reminders import REMINDER as REMINDER_JOB
 from bot.reminders import ReminderService
+from bot.repair import RepairSweep
 from bot.retention import Retention
 from bot.stats.chart import CHART_PATH, ChartLinks, chart_handler
 from bot.stats.digest import DIGEST_JOB, DigestRuns, DigestScheduler
@@ -45,6 +46,7 @@ from bot.stats.queries import StatsQueries
 from bot.stats.service import StatsService
 from bot.storage.factory import open_store, sql_database
 from bot.storage.interface import RetryPolicy, Store
+from bot.storage.repair_store import SqlRepairQueries
 from bot.sync import FlagSync
 from bot.teams.adapter import build_adapter, inbound_policy
 from bot.teams.auth import authenticated_messages_handler
@@ -135,7 +137,10 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     flag_sync = FlagSync(settings, store, mailboxes)
     ingestor = MailIngestor(settings, store, mailboxes, parser_profiles(settings), flag_sync.observe)
     subscriptions = SubscriptionManager(graph, store, settings, instance_id)
-    coordinator = MailboxCoordinator(settings, store, subscriptions, ingestor, instance_id, flag_sync.reconcile)
+    repair = RepairSweep(store, SqlRepairQueries(sql_database(store)))
+    coordinator = MailboxCoordinator(
+        settings, store, subscriptions, ingestor, instance_id, flag_sync.reconcile, repair.run
+    )
     chart_links = ChartLinks.from_settings(settings)
     app[CHART] = chart_handler(chart_links)
     app[CALLERS] = callers

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,13 +16,27 @@ from bot.config import PoolLine, Settings
 from bot.graph.notifications import Notification
 from bot.graph.subscriptions import SubscriptionManager
 from bot.ingest import MailIngestor
-from bot.jobs import PermanentFailure
+from bot.jobs import PermanentFailure, RetryLater, RunLater
 from bot.storage.interface import Store
 from bot.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
 SUBSCRIPTION_CHECK_INTERVAL = timedelta(minutes=10)
+SUBSCRIBE_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+"""Seconds between the attempts to subscribe a mailbox at start (or the Retry-After Graph asked for, when longer);
+after the last one the subscription check loop takes over."""
+CATCH_UP_MAX_BACKOFF = timedelta(minutes=5)
+
+
+def catch_up_backoff(failures: int, base: timedelta) -> timedelta:
+    """Exponential backoff with equal jitter for the ``failures``-th transient failure in a row of a catch-up."""
+    ceiling = min(CATCH_UP_MAX_BACKOFF.total_seconds(), base.total_seconds() * 2 ** min(failures - 1, 30))
+    return timedelta(seconds=ceiling / 2 + random.uniform(0, ceiling / 2))
+
+
+def _retry_after(error: Exception) -> float:
+    return error.retry_after.total_seconds() if isinstance(error, RetryLater) and error.retry_after else 0.0
 
 
 class MailboxCoordinator:
@@ -33,6 +48,7 @@ class MailboxCoordinator:
         ingestor: MailIngestor,
         instance_id: str,
         reconcile: Callable[[PoolLine], Awaitable[int]],
+        repair: Callable[[], Awaitable[object]],
     ) -> None:
         self._settings = settings
         self._store = store
@@ -40,7 +56,9 @@ class MailboxCoordinator:
         self._ingestor = ingestor
         self._instance_id = instance_id
         self._reconcile = reconcile
+        self._repair = repair
         self._tasks: list[asyncio.Task[None]] = []
+        self._catch_up_failures: dict[str, int] = {}
 
     def _line(self, mailbox: str) -> PoolLine:
         line = self._settings.line_for_mailbox(mailbox)
@@ -78,9 +96,26 @@ class MailboxCoordinator:
             await self.request_resync(self._line(stored.mailbox))
 
     async def handle_resync(self, payload: dict[str, Any]) -> None:
+        """Catch the mailbox up and reconcile its flags. A transient error puts the job back with a growing backoff
+        (honouring Retry-After) without counting an attempt: the catch-up resumes from its last completed page, so
+        retrying costs little, and giving up would leave the mailbox behind until the next periodic pass."""
         line = self._line(str(payload["mailbox"]))
-        count = await self._ingestor.catch_up(line)
-        repaired = await self._reconcile(line)
+        try:
+            count = await self._ingestor.catch_up(line)
+            repaired = await self._reconcile(line)
+        except RetryLater as error:
+            failures = self._catch_up_failures[line.mailbox] = self._catch_up_failures.get(line.mailbox, 0) + 1
+            base = timedelta(seconds=self._settings.outbox_retry_base_seconds)
+            delay = max(catch_up_backoff(failures, base), timedelta(seconds=_retry_after(error)))
+            log.warning(
+                "catch-up of %s stopped by a transient error (%s, %d in a row); resuming in %.1f s",
+                line.id,
+                error,
+                failures,
+                delay.total_seconds(),
+            )
+            raise RunLater(f"catch-up resumes after: {error}", delay) from error
+        self._catch_up_failures.pop(line.mailbox, None)
         log.info("catch-up of %s looked at %d mails, read %d unconfirmed flag writes again", line.id, count, repaired)
 
     async def request_resync(self, line: PoolLine) -> None:
@@ -91,13 +126,34 @@ class MailboxCoordinator:
     # Loops --------------------------------------------------------------------------------------------------
 
     async def start_up(self) -> None:
-        """At start: make sure every mailbox is subscribed and catch up on what arrived while the bot was down."""
-        for line in self._settings.pool_lines:
+        """At start: queue what a crash left undone, make sure every mailbox is subscribed and catch up on what
+        arrived while the bot was down."""
+        await self._repair_sweep()
+        await asyncio.gather(*(self._start_line(line) for line in self._settings.pool_lines))
+
+    async def _start_line(self, line: PoolLine) -> None:
+        """Subscribe, retrying a transient error within seconds; the catch-up is asked for after the first attempt
+        and again once a retry succeeded (for what arrived while the mailbox was not subscribed)."""
+        for attempt, delay in enumerate((*SUBSCRIBE_RETRY_DELAYS, None)):
             try:
                 await self._subscriptions.ensure(line)
-            except Exception:
-                log.exception("could not subscribe to %s; retrying in the background", line.mailbox)
-            await self.request_resync(line)
+            except PermanentFailure:
+                log.exception("could not subscribe to %s; the subscription check retries it", line.mailbox)
+                break
+            except Exception as error:
+                if attempt == 0:
+                    await self.request_resync(line)
+                if delay is None:
+                    log.exception("could not subscribe to %s; the subscription check retries it", line.mailbox)
+                    return
+                wait = max(delay, _retry_after(error))
+                log.warning("could not subscribe to %s (%s); trying again in %.0f s", line.mailbox, error, wait)
+                await asyncio.sleep(wait)
+            else:
+                if attempt > 0:
+                    log.info("subscribed to %s at attempt %d", line.mailbox, attempt + 1)
+                break
+        await self.request_resync(line)
 
     def start(self) -> None:
         self._tasks = [
@@ -127,8 +183,16 @@ class MailboxCoordinator:
                 log.exception("could not check the subscription of %s", line.mailbox)
 
     async def periodic_catch_up(self) -> None:
-        """The periodic delta pass: picks up missed mails and repairs flag drift (reconciliation)."""
+        """The periodic pass: the delta catch-up picks up missed mails and repairs flag drift (reconciliation), and
+        the repair sweep queues missing cards and flag writes."""
         lease_ttl = timedelta(minutes=self._settings.delta_interval_minutes)
         if await self._store.leases.try_acquire("periodic-catch-up", self._instance_id, lease_ttl, datetime.now(UTC)):
             for line in self._settings.pool_lines:
                 await self.request_resync(line)
+            await self._repair_sweep()
+
+    async def _repair_sweep(self) -> None:
+        try:
+            await self._repair()
+        except Exception:
+            log.exception("the repair sweep failed; the next periodic pass runs it again")

@@ -43,6 +43,8 @@ class DeltaPage:
     removed_ids: list[str]
     delta_link: str | None
     """Set on the last page only: where the next catch-up starts."""
+    next_link: str | None = None
+    """Set on every other page: where a catch-up interrupted after this page resumes."""
 
 
 class MailReader(Protocol):
@@ -209,8 +211,17 @@ class MailIngestor:
         return mail.received_at < since - timedelta(hours=self._settings.initial_import_hours)
 
     async def catch_up(self, line: PoolLine) -> int:
-        """Run the delta query from the stored delta link; returns how many mails were looked at."""
-        start = await self._store.subscriptions.get_delta_link(line.mailbox)
+        """Run the delta query from where an interrupted pass stopped, else from the stored delta link; returns
+        how many mails were looked at."""
+        links = self._store.subscriptions
+        resume = await links.get_delta_progress(line.mailbox)
+        if resume is not None:
+            try:
+                return await self._delta_pass(line, resume)
+            except DeltaExpired:
+                log.info("the interrupted catch-up of %s can no longer resume; starting it again", line.id)
+                await links.save_delta_progress(line.mailbox, None)
+        start = await links.get_delta_link(line.mailbox)
         try:
             return await self._delta_pass(line, start)
         except DeltaExpired:
@@ -226,8 +237,11 @@ class MailIngestor:
             for mail in sorted(page.messages, key=lambda mail: mail.received_at):
                 created += await self.process(line, mail, backlog=True)
                 seen += 1
+            # Progress per page: a retry after a transient error resumes after the last completed page.
             if page.delta_link:
                 await self._store.subscriptions.save_delta_link(line.mailbox, page.delta_link)
+            elif page.next_link:
+                await self._store.subscriptions.save_delta_progress(line.mailbox, page.next_link)
         if created > BACKLOG_SUMMARY_AFTER:
             await self._store.jobs.add([effects.BacklogSummary(line.id, created, uuid.uuid4().hex)])
         return seen

@@ -14,6 +14,7 @@ CASES = Gauge("rufpool_cases", "Cases by state", ["state"], registry=REGISTRY)
 OUTBOX_DEPTH = Gauge("rufpool_outbox_jobs", "Jobs in the outbox by state", ["state"], registry=REGISTRY)
 JOBS_DONE = Counter("rufpool_jobs_done_total", "Jobs completed", ["kind"], registry=REGISTRY)
 JOB_RETRIES = Counter("rufpool_job_retries_total", "Jobs scheduled for a retry", ["kind"], registry=REGISTRY)
+REPAIRS = Counter("rufpool_repairs_total", "Missing effects queued by the repair sweep", ["kind"], registry=REGISTRY)
 DEAD_LETTERS = Counter("rufpool_dead_letters_total", "Jobs moved to the dead letters", ["kind"], registry=REGISTRY)
 REMOTE_ERRORS = Counter(
     "rufpool_remote_errors_total", "Errors answered by Graph or Teams", ["service", "status"], registry=REGISTRY

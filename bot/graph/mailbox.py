@@ -296,8 +296,9 @@ class GraphMailboxes:
         messages = [
             to_mail_message(mailbox, m, found, from_delta=True) for m, found in zip(present, attachments, strict=True)
         ]
-        page = DeltaPage(messages=messages, removed_ids=removed, delta_link=response.get("@odata.deltaLink"))
-        return page, response.get("@odata.nextLink") or None
+        next_link = response.get("@odata.nextLink") or None
+        page = DeltaPage(messages, removed, delta_link=response.get("@odata.deltaLink"), next_link=next_link)
+        return page, next_link
 
     async def update_message(self, mailbox: str, message_id: str, update: MailUpdate) -> None:
         """Flag, read state and the bot's categories in one PATCH (one request, one change notification)."""

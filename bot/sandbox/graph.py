@@ -18,7 +18,7 @@ import signal
 import ssl
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
@@ -78,6 +78,8 @@ class FaultRule:
     retry_after: int = 1
     delay_ms: int = 0
     count: int | None = None
+    after: int = 0
+    """Let this many matching requests through first (a fault on the third delta page, say)."""
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     hits: int = 0
     """How many requests this rule has faulted so far."""
@@ -435,12 +437,14 @@ class GraphStandIn:
         retry_after: int = 1,
         delay_ms: int = 0,
         count: int | None = None,
+        after: int = 0,
     ) -> FaultRule:
-        """Inject a fault ('429', '503', '403', 'delay', 'drop') for Graph requests whose path matches the regex."""
+        """Inject a fault ('429', '503', '403', 'delay', 'drop') for Graph requests whose path matches the regex,
+        from the ``after + 1``-th such request on."""
         if kind not in FAULT_KINDS or not 0.0 <= rate <= 1.0:
             raise GraphError(400, "InvalidRequest", f"fault kind must be one of {FAULT_KINDS}, rate in [0, 1].")
         re.compile(path)
-        rule = FaultRule(kind, rate, path, method, retry_after, delay_ms, count)
+        rule = FaultRule(kind, rate, path, method, retry_after, delay_ms, count, after)
         self._faults.append(rule)
         return rule
 
@@ -599,6 +603,9 @@ class GraphStandIn:
     ) -> web.StreamResponse:
         for rule in self._faults:
             if not rule.matches(request.method, request.path) or self._random.random() >= rule.rate:
+                continue
+            if rule.after > 0:
+                rule.after -= 1
                 continue
             if rule.count is not None:
                 rule.count -= 1
@@ -780,14 +787,16 @@ class GraphStandIn:
         query = request.query
         token = query.get("$deltatoken") or query.get("$skiptoken")
         if token is not None:
-            state = self._sync_states.get(token)
-            if state is None or state.mailbox_id != box.user_id:
+            known = self._sync_states.get(token)
+            if known is None or known.mailbox_id != box.user_id:
                 raise GraphError(
                     410,
                     "SyncStateNotFound",
                     "The sync state generation is not found. The delta token is expired and data must be "
                     "synchronized again.",
                 )
+            # A copy: Graph's links can be followed again (a client resuming after a failed page).
+            state = replace(known, pending_ids=list(known.pending_ids), pending_removed=list(known.pending_removed))
             if "$deltatoken" in query:
                 changed, removed = box.changed_since(state.watermark)
                 state = SyncState(box.user_id, box.sequence, state.select, changed, removed, state.expand)
@@ -1002,6 +1011,7 @@ class GraphStandIn:
             retry_after=int(body.get("retryAfter", 1)),
             delay_ms=int(body.get("delayMs", 0)),
             count=body.get("count"),
+            after=int(body.get("after", 0)),
         )
         return asdict(rule)
 

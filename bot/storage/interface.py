@@ -247,9 +247,15 @@ class SubscriptionRepository(Protocol):
     async def subscription_by_id(self, subscription_id: str) -> Subscription | None: ...
 
 
-    async def save_delta_link(self, mailbox: str, delta_link: str) -> None: ...
+    async def save_delta_link(self, mailbox: str, delta_link: str) -> None:
+        """Where the next catch-up starts; the pass is complete, so its resume point is dropped in the same write."""
 
     async def get_delta_link(self, mailbox: str) -> str | None: ...
+
+    async def save_delta_progress(self, mailbox: str, next_link: str | None) -> None:
+        """The nextLink of the last delta page a catch-up completed (None: forget it), where a retry resumes."""
+
+    async def get_delta_progress(self, mailbox: str) -> str | None: ...
 
     async def watched_since(self, mailbox: str, now: datetime) -> datetime:
         """When the bot first watched ``mailbox`` (recorded as ``now`` on the first call)."""

@@ -870,6 +870,21 @@ class SqlSubscriptionRepository(SubscriptionRepository):
                 "ON CONFLICT (mailbox) DO UPDATE SET delta_link = excluded.delta_link",
                 (mailbox, delta_link),
             )
+            await cursor.execute("DELETE FROM delta_progress WHERE mailbox = ?", (mailbox,))
+
+    async def save_delta_progress(self, mailbox: str, next_link: str | None) -> None:
+        if next_link is None:
+            await self._db.write("DELETE FROM delta_progress WHERE mailbox = ?", (mailbox,))
+            return
+        await self._db.write(
+            "INSERT INTO delta_progress (mailbox, next_link) VALUES (?, ?) "
+            "ON CONFLICT (mailbox) DO UPDATE SET next_link = excluded.next_link",
+            (mailbox, next_link),
+        )
+
+    async def get_delta_progress(self, mailbox: str) -> str | None:
+        row = await self._one("SELECT next_link FROM delta_progress WHERE mailbox = ?", (mailbox,))
+        return row["next_link"] if row else None
 
     async def get_delta_link(self, mailbox: str) -> str | None:
         row = await self._one("SELECT delta_link FROM delta_links WHERE mailbox = ?", (mailbox,))
