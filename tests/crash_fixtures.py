@@ -192,6 +192,15 @@ class Cluster:
             )
             await cursor.execute("UPDATE leases SET expires_at = ? WHERE name LIKE 'teams-card:%'", (past,))
 
+    async def periodic_pass(self) -> None:
+        """The next periodic pass (catch-up of every line and the repair sweep), a delta interval later: the lease
+        of the pass taken by an earlier app has run out by then."""
+        past = datetime.now(UTC) - timedelta(seconds=1)
+        async with sql_database(self.observer).transaction() as cursor:
+            await cursor.execute("UPDATE leases SET expires_at = ? WHERE name = 'periodic-catch-up'", (past,))
+        await self.first.services.coordinator.periodic_catch_up()
+        await self.settle()
+
     # Waiting ------------------------------------------------------------------------------------------------
 
     async def settle(self) -> None:

@@ -24,6 +24,7 @@ from botbuilder.core import TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter
 
 from bot import app as app_module
+from bot.graph import mailbox as mailbox_module
 from bot.graph.mailbox import GraphMailboxes
 from bot.jobs import JobRunner
 from bot.sandbox.connector import ConnectorStandIn
@@ -56,6 +57,10 @@ POINTS = [
     CrashPoint("click-committed", SqlCaseRepository, "transition", after=True, step=CLICK),
     CrashPoint("click-outbox-insert", sql_store, "insert_effects", after=False, step=CLICK, when=_effects),
     CrashPoint("graph-patch-accepted", GraphMailboxes, "update_message", after=True, step=CLICK),
+    CrashPoint(
+        "delta-progress-saved", SqlSubscriptionRepository, "save_delta_progress", after=True, step=CATCH_UP,
+        when=lambda _repository, _mailbox, next_link: next_link is not None,
+    ),
     CrashPoint("delta-link-saved", SqlSubscriptionRepository, "save_delta_link", after=True, step=CATCH_UP),
 ]
 MODES = ("fail", "die")
@@ -86,6 +91,7 @@ async def cluster(
         patch.setenv("OUTBOX_RETRY_BASE_SECONDS", "0.01")
         # Workers look for due jobs every 50 ms instead of 500: an enqueue that wakes nobody waits less.
         patch.setattr(app_module, "JobRunner", functools.partial(JobRunner, idle_poll=0.05))
+        patch.setattr(mailbox_module, "DELTA_PAGE_SIZE", 2)  # a catch-up of several pages: progress saved per page
         async with contextlib.AsyncExitStack() as stack:
             if request.param == "sqlite":
                 url = f"sqlite:///{tmp / 'rufpool.sqlite3'}"
@@ -139,13 +145,6 @@ async def claim(cluster: Cluster, message_id: str) -> int | None:
     return response.status
 
 
-async def catch_up(cluster: Cluster) -> None:
-    """The periodic delta pass on every line, as the coordinator starts it."""
-    for line in cluster.settings[0].pool_lines:
-        await cluster.first.services.coordinator.request_resync(line)
-    await cluster.settle()
-
-
 async def scenario(cluster: Cluster) -> tuple[int | None, list[str]]:
     """Four new cases, one per step, so that no step repairs what an earlier one broke: a first mail, a repeat
     call, a claim in Teams and a mail only the catch-up finds. Returns the claim's HTTP status and the mails."""
@@ -163,7 +162,7 @@ async def scenario(cluster: Cluster) -> tuple[int | None, list[str]]:
     await cluster.settle()
     cluster.arm(CATCH_UP)
     mails.append(deliver_unnoticed(cluster, late_caller))
-    await catch_up(cluster)
+    await cluster.periodic_pass()
     return status, mails
 
 
@@ -177,7 +176,7 @@ async def test_a_crash_point_loses_nothing_and_doubles_nothing(
     cluster.injection = injection = Injection(point, death=mode == "die")
     try:
         status, mails = await scenario(cluster)
-        await catch_up(cluster)  # after a restart too: the next periodic pass
+        await cluster.periodic_pass()  # after a restart too
     finally:
         cluster.injection = None
 
