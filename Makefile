@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: demo test lint typecheck unit package bench lock clean
+.PHONY: demo test lint typecheck unit package bench soak lock clean
 
 # Exact versions come from the lock file; the project itself is installed on top without resolving again.
 $(STAMP): pyproject.toml requirements/dev.txt
@@ -44,6 +44,10 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.voicemail_memory
 	$(BIN)/python -m bench.webhooks
+
+# 1,000 mails, Graph and Teams faults, three SIGKILLs of the bot: lost, duplicate and dead letters must be 0.
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak
 
 # Re-resolve both lock files from pyproject.toml (newest allowed releases, for CPython 3.11 on Linux).
 LOCK := $(BIN)/uv pip compile --quiet --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes \

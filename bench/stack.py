@@ -35,6 +35,8 @@ from bot.storage.interface import ChannelLink
 REPOSITORY = Path(__file__).resolve().parent.parent
 TENANT = "7e4a1f00-0000-4000-8000-00000000b001"
 TEAM_ID = "19:bench-team@thread.tacv2"
+TEAM_GROUP_ID = "7e4a1f00-0000-4000-8000-00000000b003"
+"""The team's Microsoft 365 group: with consent there, the bot looks a card in doubt up in its channel."""
 LINES = tuple(
     PoolLine(id=f"linie-{n}", mailbox=f"linie{n}@praxis.example", numbers=[f"+49 30 123450{n}"],
              display_name=f"Linie {n}")
@@ -81,6 +83,7 @@ class StandIns:
         await graph.start()
         connector = ConnectorStandIn(None, latency_s=teams_latency_s)
         await connector.start()
+        graph.add_team(TEAM_GROUP_ID, connector.channel_messages)
         return cls(identity, graph, connector, graph_app, tls.trust_bundle)
 
     async def stop(self) -> None:
@@ -207,7 +210,8 @@ async def link_channels(database_url: str, service_url: str) -> None:
     try:
         for line in LINES:
             await store.links.link_channel(
-                ChannelLink(line.id, TENANT, TEAM_ID, CHANNELS[line.id], service_url, "bench", datetime.now(UTC))
+                ChannelLink(line.id, TENANT, TEAM_ID, CHANNELS[line.id], service_url, "bench", datetime.now(UTC),
+                            group_id=TEAM_GROUP_ID)
             )
     finally:
         await store.close()

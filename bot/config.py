@@ -206,6 +206,9 @@ class Settings(BaseSettings):
         default="https://login.microsoftonline.com", description="Entra authority for Graph tokens"
     )
     graph_ca_bundle: Path | None = Field(default=None, description="extra CA file to trust (local stand-ins)")
+    graph_timeout_seconds: float = Field(
+        default=30.0, ge=1, le=300, description="a Graph request without an answer after this long is retried later"
+    )
     graph_client_state: SecretStr = Field(
         default=SecretStr(""), description="secret (≤128 chars) Graph echoes in every notification"
     )

@@ -55,12 +55,12 @@ class RepairSweep:
         queue = self._store.jobs
         missing = await self._queries.cases_without_card(since, self._limit)
         stale = await self._queries.cases_with_stale_card(since, self._limit)
-        for case_id in [*missing, *stale]:
-            # Backlog: live cards and clicks go first.
-            await effects.refresh_card(queue, case_id, JobPriority.BACKLOG)
         mails = await self._queries.mails_with_wrong_flag(since, self._limit)
-        for mail in mails:
-            await effects.write_flag(queue, mail.mailbox, mail.message_id, mail.case_id)
+        # Backlog: live cards and clicks go first.
+        await queue.add([
+            *(effects.RefreshCard(case_id, JobPriority.BACKLOG) for case_id in [*missing, *stale]),
+            *(effects.WriteFlag(mail.mailbox, mail.message_id, mail.case_id) for mail in mails),
+        ])
         repairs = Repairs(len(missing), len(stale), len(mails))
         metrics.REPAIRS.labels("card_missing").inc(repairs.missing_cards)
         metrics.REPAIRS.labels("card_stale").inc(repairs.stale_cards)

@@ -1,7 +1,8 @@
 """Seeded random interleavings of Teams clicks and Outlook flag changes converge, with and without Graph faults.
 
 Each round runs one short random sequence per case, all cases at once, so clicks, notifications, echoes and flag
-writes of different sequences interleave; once things are quiet every mail's flag agrees with its case.
+writes of different sequences interleave; once things are quiet every mail's flag agrees with its case and every
+case's one card in the channel shows the case's latest version.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import random
 import pytest
 
 from bot.graph.webhooks import NOTIFICATION_JOB
+from bot.sandbox.convergence import channel_cards
 from bot.storage.interface import FlagStatus, JobState
 from tests.e2e_fixtures import BotStack, user
-from tests.sync_fixtures import CaseHandle, click, disagreements, drain, open_cases, outlook_flag
+from tests.sync_fixtures import CaseHandle, case_of, click, disagreements, drain, open_cases, outlook_flag
 
 SEED = 20240601
 ROUNDS = 10
@@ -51,6 +53,17 @@ async def interleaving(stack: BotStack, handle: CaseHandle, rng: random.Random) 
     return done
 
 
+async def stale_cards(stack: BotStack, handles: list[CaseHandle]) -> list[str]:
+    """Every case whose card in the channel is missing, doubled or behind the case, described for an assertion."""
+    shown = channel_cards(stack.connector)
+    found = []
+    for handle in handles:
+        case = await case_of(stack, handle)
+        if shown.get(case.id) != [case.version]:
+            found.append(f"case {case.id[:8]} is at version {case.version}, its cards show {shown.get(case.id)}")
+    return found
+
+
 @pytest.mark.parametrize("faults", [False, True], ids=["no-faults", "20%-graph-faults"])
 async def test_random_interleavings_converge(stack: BotStack, faults: bool) -> None:
     callers = [f"0171 55501{n:02d}" for n in range(CASES)]
@@ -64,6 +77,7 @@ async def test_random_interleavings_converge(stack: BotStack, faults: bool) -> N
         histories = await asyncio.gather(*(interleaving(stack, h, rng) for h, rng in zip(handles, rngs, strict=True)))
         await drain(stack)
         assert await disagreements(stack, handles) == [], f"round {round_number}: {histories}"
+        assert await stale_cards(stack, handles) == [], f"round {round_number}: {histories}"
         depth = await stack.services.store.jobs.depth()
         assert depth[JobState.PENDING] == depth[JobState.LEASED] == 0
     # A notification job can run out of retries when most of its Graph reads fail; its mailbox then catches up by

@@ -22,7 +22,7 @@ from msgraph_core import GraphClientFactory
 from bot.config import Settings
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
-REQUEST_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+CONNECT_TIMEOUT_S = 10.0
 
 
 def ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
@@ -61,8 +61,10 @@ def build_graph_client(settings: Settings, credential: AsyncTokenCredential) -> 
     auth = AzureIdentityAuthenticationProvider(credential, scopes=[GRAPH_SCOPE], allowed_hosts=[host])
     middleware = [m for m in KiotaClientFactory.get_default_middleware(None) if not isinstance(m, RetryHandler)]
     ca_bundle = str(settings.graph_ca_bundle) if settings.graph_ca_bundle else None
+    seconds = settings.graph_timeout_seconds
+    timeout = httpx.Timeout(seconds, connect=min(CONNECT_TIMEOUT_S, seconds))
     http_client = GraphClientFactory.create_with_custom_middleware(
-        middleware, client=httpx.AsyncClient(verify=ssl_context(ca_bundle), timeout=REQUEST_TIMEOUT)
+        middleware, client=httpx.AsyncClient(verify=ssl_context(ca_bundle), timeout=timeout)
     )
     adapter = GraphRequestAdapter(auth, client=http_client)
     adapter.base_url = settings.graph_base_url

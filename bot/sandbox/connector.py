@@ -86,6 +86,8 @@ class FaultRule:
     count: int | None = None
     rate: float | None = None
     retry_after: int = 1
+    hits: int = 0
+    """How many requests this rule has faulted so far."""
 
     def __post_init__(self) -> None:
         if self.status not in _FAULT_CODES:
@@ -307,9 +309,10 @@ class ConnectorStandIn:
                 rule.count -= 1
                 if rule.count == 0:
                     self.faults.remove(rule)
-                return rule
-            if rule.rate is not None and self._random.random() < rule.rate:
-                return rule
+            elif rule.rate is None or self._random.random() >= rule.rate:
+                continue
+            rule.hits += 1
+            return rule
         return None
 
     def _new_message_id(self) -> str:

@@ -81,6 +81,8 @@ class FaultRule:
     after: int = 0
     """Let this many matching requests through first (a fault on the third delta page, say)."""
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    hits: int = 0
+    """How many requests this rule has faulted so far."""
 
     def matches(self, method: str, path: str) -> bool:
         if self.count is not None and self.count <= 0:
@@ -607,6 +609,7 @@ class GraphStandIn:
                 continue
             if rule.count is not None:
                 rule.count -= 1
+            rule.hits += 1
             if rule.kind == "delay":
                 await asyncio.sleep(rule.delay_ms / 1000)
             elif rule.kind == "429":
