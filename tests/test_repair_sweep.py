@@ -29,7 +29,9 @@ async def linked_store(store: SqlStore) -> SqlStore:
 
 
 async def new_case(store: SqlStore, n: int, *, card: bool = True) -> str:
-    outcome = await store.cases.record_event(make_event(f"m{n}", f"+49301234{n:03d}", minutes=n))
+    outcome = await store.cases.record_event(
+        make_event(f"m{n}", f"+49301234{n:03d}", minutes=n), effects=effects.no_effects
+    )
     case = outcome.case
     mail = case.events[0].mail
     assert mail is not None
@@ -76,7 +78,7 @@ async def test_cases_of_a_line_without_a_channel_get_no_card(store: SqlStore) ->
 async def test_a_stale_card_and_a_wrong_flag_are_queued(store: SqlStore) -> None:
     await linked_store(store)
     case_id = await new_case(store, 1)
-    claimed = await store.cases.transition(case_id, Verb.CLAIM, ALICE, NOW, TIMEOUT)
+    claimed = await store.cases.transition(case_id, Verb.CLAIM, ALICE, NOW, TIMEOUT, effects=effects.no_effects)
     assert claimed.applied  # ... and the process died before it queued the card update and the flag write
 
     assert await sweep(store).run() == Repairs(0, 1, 1)

@@ -18,6 +18,7 @@ from bot.domain.callbacks import AutoDone
 from bot.domain.cases import Actor, Contact, ContactKind
 from bot.domain.events import WITHHELD, CallEvent, EventKind, MailSource
 from bot.domain.state_machine import Verb
+from bot.effects import no_effects
 from bot.stats.model import Period
 from bot.stats.queries import StatsQueries
 from bot.storage import stats_rollups
@@ -74,10 +75,10 @@ class History:
             # The call webhook first, then its mail: the mail's report is merged into the call's event.
             call_id = f"call-{self.n}"
             webhook = CallEvent(CallEvent.source_id_for_call(call_id), kind, line, caller, at, None, call_id=call_id)
-            await self.store.cases.record_event(webhook, WINDOW)
+            await self.store.cases.record_event(webhook, WINDOW, effects=no_effects)
             at += timedelta(seconds=40)
         event = CallEvent(CallEvent.source_id_for(mailbox, mail.message_id), kind, line, caller, at, mail)
-        outcome = await self.store.cases.record_event(event, WINDOW)
+        outcome = await self.store.cases.record_event(event, WINDOW, effects=no_effects)
         if outcome.case.id not in self.case_ids:
             self.case_ids.append(outcome.case.id)
 
@@ -89,13 +90,21 @@ class History:
         if case is None:
             return
         now = case.created_at + timedelta(seconds=self.rng.choice([self.rng.randrange(0, 3 * 86400), 90, 30 * 60]))
-        await self.store.cases.transition(case_id, self.rng.choice(VERBS), self.rng.choice(PEOPLE), now, CLAIM_TIMEOUT)
+        await self.store.cases.transition(
+            case_id, self.rng.choice(VERBS), self.rng.choice(PEOPLE), now, CLAIM_TIMEOUT, effects=no_effects
+        )
 
     async def callback(self) -> None:
         self.n += 1
         contact = Contact(f"cb-{self.n}", ContactKind.CALLBACK, self.moment(), self.rng.random() < 0.7, 60, "Anna")
         await self.store.cases.record_contact(
-            self.rng.choice(LINES), self.rng.choice(CALLERS[:4]), contact, AutoDone.REACHED, contact.at, CLAIM_TIMEOUT
+            self.rng.choice(LINES),
+            self.rng.choice(CALLERS[:4]),
+            contact,
+            AutoDone.REACHED,
+            contact.at,
+            CLAIM_TIMEOUT,
+            effects=no_effects,
         )
 
     async def forget(self) -> None:
