@@ -43,8 +43,6 @@ TEAMS_FAULTS = (429, 502, 412)
 GRAPH_TIMEOUT_S = 3
 CONVERGE_LIMIT_S = 300.0
 CLAIM_ATTEMPTS = 60
-STAND_IN_SERVICE_URLS = "http://127.0.0.1:*/*"
-"""The connector stand-in listens on a free loopback port."""
 TARGET_CONVERGE_S = 60.0
 
 
@@ -137,9 +135,9 @@ async def converged(store: Store, stand_ins: StandIns) -> Convergence | None:
 async def soak(backend: str, database_url: str, folder: Path, options: Options) -> Outcome:
     rng = random.Random(options.seed)
     stand_ins = await StandIns.start(folder, 0.0, 0.0)
-    bot = BotProcess.configure(stand_ins, folder, database_url, GRAPH_TIMEOUT_SECONDS=str(GRAPH_TIMEOUT_S),
-                               TEAMS_SERVICE_URLS=STAND_IN_SERVICE_URLS, ALLOWED_TENANT_IDS=TENANT,
-                               LOG_LEVEL="WARNING")
+    bot = BotProcess.configure(
+        stand_ins, folder, database_url, GRAPH_TIMEOUT_SECONDS=str(GRAPH_TIMEOUT_S), LOG_LEVEL="WARNING"
+    )
     store = None
     try:
         await link_channels(database_url, stand_ins.connector.service_url)
