@@ -26,7 +26,6 @@ from tests.demo_fixtures import (
     REPO_ROOT,
     DemoProcess,
     actions,
-    alive,
     card_of,
     demo,
     descendants,
@@ -36,6 +35,7 @@ from tests.demo_fixtures import (
     playground_stream,
     requires_playground,
     start_demo,
+    still_alive,
     texts,
 )
 
@@ -259,7 +259,7 @@ def test_a_signal_stops_the_demo_and_every_process_it_started(tmp_path: Path, si
 
     assert running.stop(signum) == 0, running.output()[-3000:]
 
-    assert [pid for pid in tree if alive(pid)] == []
+    assert still_alive(tree) == []
     assert not data_dir.exists()
     assert "Stopping the demo" in running.output()
 
