@@ -232,6 +232,10 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+
+        async def close_parser() -> None:
+            ingestor.close()  # on the loop, not in a thread: a stuck thread would keep the loop from closing
+
         await stop_each(
             [
                 ("mailbox start-up", lambda: cancel_and_wait([start_up])),
@@ -241,7 +245,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
                 ("weekly digest", digest_scheduler.stop),
                 ("reminders", reminders.stop),
                 ("job runner", runner.stop),
-                ("mail parser", lambda: asyncio.to_thread(ingestor.close)),
+                ("mail parser", close_parser),
                 ("Graph credential", credential.close),
                 ("store", store.close),
             ],

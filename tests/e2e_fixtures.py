@@ -24,6 +24,7 @@ from bot.sandbox.connector import ConnectorStandIn
 from bot.sandbox.graph import GraphStandIn
 from bot.sandbox.identity import BOT_FRAMEWORK_AUDIENCE, GRAPH_AUDIENCE, IdentityServer
 from bot.sandbox.tls import TlsMaterial
+from bot.tasks import running_tasks
 from tests.sandbox_teams_fixtures import BOT_APP, GRAPH_APP, TENANT
 
 POOL_MAILBOX = "zentrale@praxis.example"
@@ -36,6 +37,8 @@ OTHER_CHANNEL_ID = "19:channel-allgemein@thread.tacv2"
 ADMIN = {"id": "29:admin", "aadObjectId": "aad-admin", "name": "Ada Admin"}
 CLIENT_STATE = "client-state-secret-0123456789"
 STAND_IN_SERVICE_URLS = ["http://127.0.0.1:*/*", "https://127.0.0.1:*/*"]
+TEARDOWN_GUARD_S = 150
+"""A stack that has not stopped by then is stuck: fail with what still runs rather than wait for the test timeout."""
 """The connector stand-in's service URL (a free port on loopback) in TEAMS_SERVICE_URLS' pattern syntax."""
 
 
@@ -266,9 +269,13 @@ async def bot_stack(
         await stack.settle()
         yield stack
     finally:
-        await http.close()
-        await runner.cleanup()
-        await graph.stop()
+        try:
+            async with asyncio.timeout(TEARDOWN_GUARD_S):
+                await http.close()
+                await runner.cleanup()
+                await graph.stop()
+        except TimeoutError:
+            raise AssertionError(f"the bot stack did not stop; still running:\n{running_tasks()}") from None
 
 
 __all__ = ["BOT_FRAMEWORK_AUDIENCE", "BotStack", "bot_settings_overrides", "bot_stack", "user"]
