@@ -160,7 +160,7 @@ class JobRunner:
         handler = self._handlers[job.kind]
         self._busy += 1
         try:
-            if job.attempts > self._policy.max_attempts:
+            if job.attempts > self._policy.most_attempts:
                 # A job whose worker died on every attempt comes back through lease expiry; stop it here.
                 raise PermanentFailure(f"gave up after {job.attempts - 1} attempts")
             await renewing(
@@ -176,12 +176,12 @@ class JobRunner:
             await self._queue.defer(job, worker_id, datetime.now(UTC) + later.after)
             self.wake_in(later.after.total_seconds())
         except PermanentFailure as exc:
-            await self._fail(job, worker_id, exc, retry_after=None, permanent=True)
+            await self._fail(job, worker_id, exc, retry_after=None, policy=RetryPolicy(max_attempts=job.attempts))
         except RetryLater as exc:
-            await self._fail(job, worker_id, exc, retry_after=exc.retry_after, permanent=False)
+            await self._fail(job, worker_id, exc, retry_after=exc.retry_after, policy=self._policy.for_transient())
         except Exception as exc:
             log.warning("job %s #%s failed: %s", job.kind, job.id, redact(repr(exc)), exc_info=True)
-            await self._fail(job, worker_id, exc, retry_after=None, permanent=False)
+            await self._fail(job, worker_id, exc, retry_after=None, policy=self._policy)
         else:
             await self._queue.complete(job, worker_id)
             metrics.JOBS_DONE.labels(job.kind).inc()
@@ -189,9 +189,8 @@ class JobRunner:
             self._busy -= 1
 
     async def _fail(
-        self, job: Job, worker_id: str, exc: Exception, *, retry_after: timedelta | None, permanent: bool
+        self, job: Job, worker_id: str, exc: Exception, *, retry_after: timedelta | None, policy: RetryPolicy
     ) -> None:
-        policy = RetryPolicy(max_attempts=job.attempts) if permanent else self._policy
         state = await self._queue.fail(job, worker_id, redact(str(exc))[:500], policy, retry_after)
         if state is JobState.DEAD:
             metrics.DEAD_LETTERS.labels(job.kind).inc()

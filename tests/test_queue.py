@@ -193,3 +193,12 @@ async def test_a_killed_workers_job_is_leased_again_after_its_lease_expires(
     assert (job.id, job.attempts) == (job_id, 2)
     await store.jobs.complete(job, "rescuer")
     assert (await store.jobs.depth())["done"] == 1
+
+
+def test_a_transient_failure_waits_at_most_the_transient_ceiling_and_gets_more_attempts() -> None:
+    policy = RetryPolicy(max_attempts=8, base_delay=timedelta(seconds=2), max_delay=timedelta(minutes=10))
+    transient = policy.for_transient()
+    assert transient.max_attempts == policy.transient_attempts > policy.max_attempts
+    for attempts in (5, 9, 29):
+        assert backoff_delay(attempts, transient, HighestJitter()) == policy.transient_max_delay
+    assert backoff_delay(9, policy, HighestJitter()) == timedelta(seconds=512)

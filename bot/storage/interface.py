@@ -155,7 +155,6 @@ class LinkRepository(Protocol):
     async def links_for_channel(self, channel_id: str) -> list[ChannelLink]: ...
 
 
-
 @dataclass(frozen=True, slots=True)
 class CardRef:
     case_id: str
@@ -246,7 +245,6 @@ class SubscriptionRepository(Protocol):
 
     async def subscription_by_id(self, subscription_id: str) -> Subscription | None: ...
 
-
     async def save_delta_link(self, mailbox: str, delta_link: str) -> None:
         """Where the next catch-up starts; the pass is complete, so its resume point is dropped in the same write."""
 
@@ -298,11 +296,27 @@ class Job:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter; a job's reported Retry-After wins when it is longer."""
+    """Exponential backoff with full jitter; a job's reported Retry-After wins when it is longer.
+
+    A transient failure (the remote side throttled, was unavailable, timed out or reset the connection) is not the
+    job's fault: it is retried more often and never waits longer than ``transient_max_delay`` between attempts, so
+    that a card is not lost to a bad quarter of an hour of Graph or Teams and appears soon after they answer again.
+    """
 
     max_attempts: int = 8
     base_delay: timedelta = timedelta(seconds=2)
     max_delay: timedelta = timedelta(minutes=10)
+    transient_attempts: int = 30
+    transient_max_delay: timedelta = timedelta(seconds=30)
+
+    def for_transient(self) -> RetryPolicy:
+        """The policy for a transient failure."""
+        return RetryPolicy(self.transient_attempts, self.base_delay, self.transient_max_delay)
+
+    @property
+    def most_attempts(self) -> int:
+        """The most attempts a job gets (when its failures were transient)."""
+        return max(self.max_attempts, self.transient_attempts)
 
 
 class JobPriority(IntEnum):
