@@ -273,7 +273,7 @@ class StatsQueries:
             split,
             lines,
             "SELECT line_id, actor_id, actor_name, bucket, 1 AS n "  # noqa: S608 - fixed SQL fragments
-            f"FROM ({durations_sql(self._db.dialect, step, '{where}')}) edge",
+            f"FROM ({durations_sql(self._db.dialect, step, '{where}', by_day=False)}) edge",
             f"SELECT line_id, actor_id, actor_name, bucket, n FROM stats_durations WHERE step = '{step}' "  # noqa: S608
             "AND {where} AND n > 0",
             "created_at",

@@ -97,12 +97,14 @@ def bucket_sql(minutes: str) -> str:
     return f"CASE {' '.join(cases)} END"
 
 
-def durations_sql(dialect: Dialect, step: str, where: str) -> str:
-    """One row per case matching ``where`` that reached ``step``: line, local day of creation, person, name ('' for
-    none) and duration bucket (the writes group it; the stats read the partial days at a period's edges from it)."""
+def durations_sql(dialect: Dialect, step: str, where: str, *, by_day: bool = True) -> str:
+    """One row per case matching ``where`` that reached ``step``: line, local day of creation (NULL without
+    ``by_day``), person, name ('' for none) and duration bucket. The writes group it by day; the stats read the partial
+    days at a period's edges from it, where the day does not matter."""
+    day = local_day_sql(dialect, "created_at") if by_day else "NULL"
     return (
         f"SELECT line_id, day, actor_id, actor_name, {bucket_sql('m')} AS bucket FROM ("  # noqa: S608 - fixed SQL
-        f"SELECT line_id, {local_day_sql(dialect, 'created_at')} AS day, COALESCE({step}_by_id, '') AS actor_id, "
+        f"SELECT line_id, {day} AS day, COALESCE({step}_by_id, '') AS actor_id, "
         f"COALESCE({step}_by_name, '') AS actor_name, {minutes_sql(dialect, 'created_at', f'{step}_at')} AS m "
         f"FROM cases WHERE ({where}) AND {step}_at IS NOT NULL) durations"
     )
