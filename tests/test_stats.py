@@ -126,7 +126,7 @@ async def test_medians_in_business_hours(database: Database) -> None:
     x = await case_with(store, friday_1630, caller="+4930701")
     await act(store, x, Verb.CLAIM, ALICE, -30)  # Monday 09:30: 30 min on Friday + 30 min on Monday
     y = await case_with(store, 0, caller="+4930702")
-    await act(store, y, Verb.CLAIM, BOB, 10)
+    await act(store, y, Verb.CLAIM, BOB, 13)  # 13 minutes: in the bucket of 10 to 14
     z = await case_with(store, 6 * 60 + 55, caller="+4930703")  # Monday 16:55
     await act(store, z, Verb.CLAIM, BOB, 23 * 60 + 5)  # Tuesday 09:05
     period = Period(T0 - timedelta(days=7), T0 + timedelta(days=7))
