@@ -12,13 +12,14 @@ it was created in, a call to the period it came in.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from bot.domain.events import EventKind
@@ -34,6 +35,7 @@ CALL_KINDS = (EventKind.MISSED_CALL.value, EventKind.VOICEMAIL.value)
 ALL = "*"
 WORK_MEM = "64MB"
 ROLLUP_ZONE = ZoneInfo(TIME_ZONE)
+T = TypeVar("T")
 
 
 def _in(values: Sequence[str]) -> str:
@@ -156,6 +158,19 @@ class StatsQueries:
         self._callbacks_known = callbacks_known
         self._rollups = rollups
 
+    async def _ask(self, question: Callable[[Cursor], Awaitable[T]]) -> T:
+        """One question in a read of its own. The questions run at once: on PostgreSQL each on its own pooled
+        connection (in parallel, each in a transaction with memory enough to group a period's callers in a hash
+        instead of an external merge sort); on SQLite each on a WAL reader, so the statistics never hold the write
+        lock. Each question reads its own snapshot: a write landing meanwhile may be counted by one and not yet by
+        another, as any figure "until now" may."""
+        if self._db.dialect.name == "postgresql":
+            async with self._db.transaction() as cursor:
+                await cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+                return await question(cursor)
+        async with self._db.read() as cursor:
+            return await question(cursor)
+
     def _split(self, split: _Split, period: Period) -> _Split:
         return split if self._rollups else _Split((period,), None)
 
@@ -167,16 +182,18 @@ class StatsQueries:
         seconds = self._working_time.sql_seconds(self._db.dialect, "created_at", "ended")
         # The roll-ups hold wall-clock minutes; a business-hours calendar measures every case from its row.
         minutes = days if seconds is not None else _Split((period,), None)
-        async with self._db.transaction() as cursor:
-            if self._db.dialect.name == "postgresql":
-                # Enough memory to group a period's calls in memory (hash) instead of an external merge sort.
-                await cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
-            counts = await self._case_counts(cursor, lines, days)
-            claims = await self._histograms(cursor, lines, minutes, "claimed")
-            dones = await self._histograms(cursor, lines, minutes, "done")
-            by_line_hour = await self._calls_by_line_and_hour(cursor, lines, hours)
-            repeat, repeat_count = await self._repeat_callers(cursor, lines, days)
-            unreached = await self._unreached_callbacks(cursor, lines, period) if self._callbacks_known else None
+        counts, claims, dones, by_line_hour, (repeat, repeat_count) = await asyncio.gather(
+            self._ask(lambda cursor: self._case_counts(cursor, lines, days)),
+            self._ask(lambda cursor: self._histograms(cursor, lines, minutes, "claimed")),
+            self._ask(lambda cursor: self._histograms(cursor, lines, minutes, "done")),
+            self._ask(lambda cursor: self._calls_by_line_and_hour(cursor, lines, hours)),
+            self._ask(lambda cursor: self._repeat_callers(cursor, lines, days)),
+        )
+        unreached = (
+            await self._ask(lambda cursor: self._unreached_callbacks(cursor, lines, period))
+            if self._callbacks_known
+            else None
+        )
         calls: Counter[str] = Counter()
         for (line_id, _hour), n in by_line_hour.items():
             calls[line_id] += n
