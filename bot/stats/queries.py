@@ -180,7 +180,7 @@ class StatsQueries:
             return _empty(period, self._working_time.business_hours)
         days, hours = self._split(split_days(period), period), self._split(split_hours(period), period)
         seconds = self._working_time.sql_seconds(self._db.dialect, "created_at", "ended")
-        # The roll-ups hold wall-clock minutes; a business-hours calendar measures every case from its row.
+        # The roll-ups hold wall-clock buckets; a business-hours calendar measures every case from its row.
         minutes = days if seconds is not None else _Split((period,), None)
         counts, claims, dones, by_line_hour, (repeat, repeat_count) = await asyncio.gather(
             self._ask(lambda cursor: self._case_counts(cursor, lines, days)),

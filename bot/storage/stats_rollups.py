@@ -4,8 +4,9 @@ Four tables (migrations 0014 and 0015):
 
 - ``stats_case_days``: cases and done cases per line and local day (Europe/Berlin) of their creation;
 - ``stats_durations``: per line, local day of creation, step (claimed/done), person and name, the number of cases per
-  duration bucket from creation to that step (:data:`BUCKETS`: the minute below 10 minutes, then coarser), so that a
-  month is a few thousand rows and the nearest-rank median and 90th percentile are exact to the bucket;
+  duration bucket from creation to that step (:data:`BUCKETS`: the minute below 10 minutes, then coarser), bounded
+  by people × buckets per line and day rather than by the cases; the nearest-rank median and 90th percentile are exact
+  to the bucket;
 - ``stats_call_hours``: calls (missed calls and voicemails) per line and UTC hour;
 - ``stats_caller_days``: calls per line, local day and caller (withheld and unknown callers left out), for the repeat
   callers. A row whose calls drop to zero is deleted in the same statement sequence, so an erased number leaves no
