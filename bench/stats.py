@@ -1,7 +1,7 @@
 """``statistik`` at scale: the stats of 100,000 cases over 30 days, computed by SQL in the store.
 
 Seeds ``--cases`` cases (about 1.5 calls each) on three lines over 30 days with raw multi-row INSERTs (a SQLite file
-in a temporary folder, and PostgreSQL when reachable) and counts the daily roll-ups as migration 0014's backfill does,
+in a temporary folder, and PostgreSQL when reachable) and counts the daily roll-ups as the migrations' backfill does,
 then times :meth:`StatsQueries.team_stats` for all three lines and the whole period (the heaviest question a team can
 ask); measured in the same run: the same answer computed from the rows without the roll-ups (checked to be equal),
 and as the reference reading the same cases' rows into Python without computing anything. Prints median and p95 and
@@ -91,7 +91,7 @@ async def seed(database: Database, count: int, now: datetime, spread_days: int =
     cases, events = _cases(count, now, random.Random(21), spread_days)
     await _insert(database, "cases", CASE_COLUMNS, cases)
     await _insert(database, "events", EVENT_COLUMNS, events)
-    # Raw INSERTs bypass the store's writes: count the roll-ups as the migration's backfill does.
+    # Raw INSERTs bypass the store's writes: count the roll-ups as the migrations' backfills do.
     async with database.transaction() as cursor:
         await stats_rollups.rebuild(cursor, database.dialect)
     # Steady state: the planner's statistics and (PostgreSQL) the visibility map that index-only scans need are what
@@ -108,7 +108,7 @@ async def vacuum_postgres(database: Database) -> None:
     pool = database._pool  # type: ignore[attr-defined]
     async with pool.connection() as connection:
         await connection.set_autocommit(True)
-        for table in ("cases", "events", "stats_case_days", "stats_minutes", "stats_call_hours"):
+        for table in ("cases", "events", *stats_rollups.ROLLUP_TABLES):
             await connection.execute(f"VACUUM ANALYZE {table}")
         await connection.set_autocommit(False)
 
@@ -133,7 +133,7 @@ async def _by_question(database: Database, queries: StatsQueries, period: Period
         "to claim": lambda cursor: queries._histograms(cursor, lines, days, "claimed"),
         "to done": lambda cursor: queries._histograms(cursor, lines, days, "done"),
         "calls per hour": lambda cursor: queries._calls_by_line_and_hour(cursor, lines, hours),
-        "repeat callers": lambda cursor: queries._repeat_callers(cursor, lines, period),
+        "repeat callers": lambda cursor: queries._repeat_callers(cursor, lines, days),
     }
     medians = []
     for question, ask in questions.items():

@@ -202,6 +202,8 @@ _DE: Mapping[str, str] = {
     "stats_unreached_unavailable": "noch nicht verfügbar – dafür braucht Rufpool die Anrufdaten von Placetel",
     "stats_measure_wall": "Zeiten in Kalenderzeit gemessen (Geschäftszeiten sind nicht eingerichtet).",
     "stats_measure_business": "Zeiten in Geschäftszeit gemessen.",
+    "stats_precision": "Ab 10 Min. auf 5 Min. abgerundet, ab 1 Std. auf 15 Min., ab 4 Std. auf die Stunde, ab 7 Tagen "
+    "auf den Tag.",
     "stats_lines_title": "Nach Leitung",
     "stats_people_title": "Nach Person",
     "stats_col_line": "Leitung",
@@ -390,6 +392,8 @@ _EN: Mapping[str, str] = {
     "stats_unreached_unavailable": "not available yet – Rufpool needs Placetel's call data for it",
     "stats_measure_wall": "Times in calendar time (no business hours are set up).",
     "stats_measure_business": "Times in business hours.",
+    "stats_precision": "From 10 min on rounded down to 5 min, from 1 h to 15 min, from 4 h to the hour, from 7 days to "
+    "the day.",
     "stats_lines_title": "By line",
     "stats_people_title": "By person",
     "stats_col_line": "Line",

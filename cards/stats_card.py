@@ -153,7 +153,9 @@ def build_stats_card(view: StatsCardView) -> Json:
     )
     body.append(fact_set([(text(lang, "stats_fact_unreached"), unreached)], spacing="Small"))
     measure = "stats_measure_business" if stats.business_hours else "stats_measure_wall"
-    body.append(text_block(text(lang, measure), isSubtle=True, size="Small", spacing="Small"))
+    # The durations are read from buckets (bot.storage.stats_rollups.BUCKETS): say how exact they are.
+    precise = f"{text(lang, measure)} {text(lang, 'stats_precision')}"
+    body.append(text_block(precise, isSubtle=True, size="Small", spacing="Small"))
     if view.chart_url:
         body.append(text_block(text(lang, "stats_chart_title"), weight="Bolder", separator=True, spacing="Medium"))
         body.append(

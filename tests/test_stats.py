@@ -64,7 +64,7 @@ async def test_stats_on_a_seeded_store(database: Database) -> None:
     line1, line2 = stats.lines
     assert (line1.calls, line1.cases, line1.done, line1.handled_share) == (6, 4, 3, 0.75)
     assert line1.to_claim == Durations(2, 5 * MIN, 20 * MIN)
-    assert line1.to_done == Durations(3, 65 * MIN, 80 * MIN)  # 65, 80 and 30 minutes
+    assert line1.to_done == Durations(3, 60 * MIN, 75 * MIN)  # 65, 80 and 30 minutes, in 15- and 5-minute buckets
     assert (line2.calls, line2.cases, line2.done) == (1, 1, 0)
     assert line2.to_claim == Durations(1, 40 * MIN, 40 * MIN)
     assert line2.to_done == Durations()
@@ -74,7 +74,7 @@ async def test_stats_on_a_seeded_store(database: Database) -> None:
     people = {person.name: person for person in stats.people}
     assert [person.name for person in stats.people] == ["Alice", "Bob", "Carol"]
     assert (people["Alice"].claimed, people["Alice"].done) == (1, 2)
-    assert people["Alice"].to_done == Durations(2, 30 * MIN, 65 * MIN)
+    assert people["Alice"].to_done == Durations(2, 30 * MIN, 60 * MIN)
     assert people["Bob"].to_claim == Durations(1, 20 * MIN, 20 * MIN)
     assert (people["Carol"].claimed, people["Carol"].done) == (1, 0)
 
@@ -126,7 +126,7 @@ async def test_medians_in_business_hours(database: Database) -> None:
     x = await case_with(store, friday_1630, caller="+4930701")
     await act(store, x, Verb.CLAIM, ALICE, -30)  # Monday 09:30: 30 min on Friday + 30 min on Monday
     y = await case_with(store, 0, caller="+4930702")
-    await act(store, y, Verb.CLAIM, BOB, 10)
+    await act(store, y, Verb.CLAIM, BOB, 13)  # 13 minutes: in the bucket of 10 to 14
     z = await case_with(store, 6 * 60 + 55, caller="+4930703")  # Monday 16:55
     await act(store, z, Verb.CLAIM, BOB, 23 * 60 + 5)  # Tuesday 09:05
     period = Period(T0 - timedelta(days=7), T0 + timedelta(days=7))
@@ -140,7 +140,8 @@ async def test_medians_in_business_hours(database: Database) -> None:
     ]
 
     wall = await StatsQueries(database).team_stats(["line-1"], period, BERLIN)
-    assert wall.total.to_claim == Durations(3, (16 * 60 + 10) * MIN, (2 * 24 * 60 + 17 * 60) * MIN)
+    # 16 h 10 min and 2 days 17 hours, rounded down to the hour.
+    assert wall.total.to_claim == Durations(3, 16 * 60 * MIN, (2 * 24 * 60 + 17 * 60) * MIN)
 
 
 @pytest.mark.parametrize(

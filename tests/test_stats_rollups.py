@@ -4,7 +4,7 @@ Each history records calls (mails, call webhooks merged with their mails, faxes)
 reopens and reached callbacks on two lines around a DST change, purges done cases and erases callers; after each
 stretch the stats of several periods (whole Berlin days, the 23- and 25-hour DST days, partial days at both ends,
 less than a day) are computed from the roll-ups and from the rows, and must be equal. At the end the roll-ups kept by
-the writes must equal a recount from the rows (the migration's backfill).
+the writes must equal a recount from the rows (the migrations' backfill), and no caller row may outlive its calls.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from bot.storage.database import Database, require_utc
 from bot.storage.migrations import migrate
 from bot.storage.sql_store import SqlStore
 from cards.i18n import BERLIN
-from tests.storage_fixtures import ALICE, BOB, CAROL, CLAIM_TIMEOUT
+from tests.storage_fixtures import ALICE, BOB, CAROL, CLAIM_TIMEOUT, T0, make_event
 
 LINES = ("line-1", "line-2")
 CALLERS = ("+4930111", "+4930222", "+4930333", "+4930444", WITHHELD, None)
@@ -135,8 +135,14 @@ async def assert_rollups_answer_like_rows(database: Database, base: datetime) ->
 
 
 async def rollup_rows(database: Database) -> dict[str, set[tuple[object, ...]]]:
-    """The roll-ups' rows that count something (rows taken down to zero are kept by the writes)."""
-    tables = {"stats_case_days": "cases <> 0 OR done <> 0", "stats_minutes": "n <> 0", "stats_call_hours": "calls <> 0"}
+    """The roll-ups' rows that count something (rows taken down to zero are kept by the writes), and every caller row:
+    those taken down to zero must be gone."""
+    tables = {
+        "stats_case_days": "cases <> 0 OR done <> 0",
+        "stats_durations": "n <> 0",
+        "stats_call_hours": "calls <> 0",
+        "stats_caller_days": "1 = 1",
+    }
     found = {}
     async with database.transaction() as cursor:
         for table, counting in tables.items():
@@ -160,17 +166,46 @@ async def test_rollups_answer_like_the_rows_over_random_histories(database: Data
 
 
 async def test_the_migration_backfills_the_rollups(database: Database) -> None:
-    """A store that had cases before migration 0014 gets roll-ups that answer like its rows."""
+    """A store that had cases before migrations 0014 and 0015 gets roll-ups that answer like its rows."""
     history = History(SqlStore(database), random.Random(99), AUTUMN)
     for _ in range(80):
         await history.step()
+    kept = await rollup_rows(database)
     async with database.transaction() as cursor:
-        for table in ("stats_case_days", "stats_minutes", "stats_call_hours"):
+        for table in stats_rollups.ROLLUP_TABLES:
             await cursor.execute(f"DROP TABLE {table}")
-        await cursor.execute("DELETE FROM schema_migrations WHERE version = 14")
-    assert await migrate(database) == [14]
-    assert (await rollup_rows(database))["stats_case_days"]
+        await cursor.execute("DELETE FROM schema_migrations WHERE version IN (14, 15)")
+    assert await migrate(database) == [14, 15]
+    backfilled = await rollup_rows(database)
+    assert all(backfilled.values()) and backfilled == kept
     await assert_rollups_answer_like_rows(database, AUTUMN)
+
+
+async def test_an_erased_number_leaves_no_rollup_row(database: Database) -> None:
+    store = SqlStore(database)
+    for n in range(4):
+        await store.cases.record_event(make_event(f"e{n}", "+4930111", minutes=n * 600), effects=no_effects)
+    await store.cases.record_event(make_event("kept", "+4930222"), effects=no_effects)
+    await store.privacy.erase_caller("+4930111", T0 + timedelta(days=1), "test")
+    async with database.transaction() as cursor:
+        await cursor.execute("SELECT caller, calls FROM stats_caller_days")
+        assert [(row["caller"], row["calls"]) for row in await cursor.fetchall()] == [("+4930222", 1)]
+
+
+@pytest.mark.parametrize("minutes", [range(-3, 24 * 60 * 40, 7), [0, 9, 10, 59, 60, 239, 240, 10079, 10080, 10081]])
+async def test_the_sql_buckets_durations_like_python(database: Database, minutes: range | list[int]) -> None:
+    """The bucket the writes file a duration under in SQL is the one the business-hours path computes in Python."""
+    values = list(minutes)
+    found = []
+    async with database.transaction() as cursor:
+        for first in range(0, len(values), 500):
+            chunk = values[first : first + 500]
+            rows = ", ".join(["(CAST(? AS INTEGER))"] * len(chunk))
+            bucket = stats_rollups.bucket_sql("m")
+            await cursor.execute(f"WITH t(m) AS (VALUES {rows}) SELECT m, {bucket} AS b FROM t", chunk)
+            found += [(int(row["m"]), int(row["b"])) for row in await cursor.fetchall()]
+    assert sorted(found) == [(m, stats_rollups.duration_bucket(m)) for m in sorted(values)]
+    assert {stats_rollups.duration_bucket(m) for m in range(24 * 60)} >= {0, 9, 10, 55, 60, 225, 240, 1380}
 
 
 async def test_the_rollups_day_is_the_berlin_calendar_day(database: Database) -> None:

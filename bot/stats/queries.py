@@ -1,31 +1,32 @@
-"""Team statistics computed by SQL on both stores: counts, per-minute histograms for the percentiles, repeat
+"""Team statistics computed by SQL on both stores: counts, duration histograms for the percentiles, repeat
 callers, and calls per hour.
 
 A period's whole days in Europe/Berlin (whole UTC hours for the calls) are read from the daily roll-ups
 (:mod:`bot.storage.stats_rollups`, kept by the writes); its partial days at both ends are grouped from the rows over
-the covering indexes (``cases_for_stats``, ``events_for_stats``, migration 0007). Either way the durations come back
-as histograms of whole minutes per line and person, from which the nearest-rank median and 90th percentile are exact
-to the minute. Repeat callers are always grouped from the period's calls (a distinct count cannot be added up from
-days). Periods are half-open, ``[start, end)``; a case belongs to the period it was created in, a call to the period
-it came in.
+the covering indexes (``cases_for_stats``, ``events_for_stats``, migration 0007). Either way SQL sums the durations
+into histograms of buckets (:data:`~bot.storage.stats_rollups.BUCKETS`) per line and person over the whole period,
+from which the nearest-rank median and 90th percentile are exact to the bucket; and sums the calls per caller over the
+period's days, keeping those with at least three. Periods are half-open, ``[start, end)``; a case belongs to the period
+it was created in, a call to the period it came in.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from bot.domain.events import WITHHELD, EventKind
+from bot.domain.events import EventKind
 from bot.stats.model import Durations, LineStats, Period, PersonStats, RepeatCaller, TeamStats
 from bot.stats.working_time import WallClock, WorkingTime
 from bot.storage.database import Cursor, Database, require_utc
-from bot.storage.stats_rollups import TIME_ZONE, minutes_sql, utc_hour_sql
+from bot.storage.stats_rollups import TIME_ZONE, callers_sql, duration_bucket, durations_sql, utc_hour_sql
 
 REPEAT_CALLS = 3
 """A caller with at least this many calls in the period is a repeat caller."""
@@ -34,6 +35,7 @@ CALL_KINDS = (EventKind.MISSED_CALL.value, EventKind.VOICEMAIL.value)
 ALL = "*"
 WORK_MEM = "64MB"
 ROLLUP_ZONE = ZoneInfo(TIME_ZONE)
+T = TypeVar("T")
 
 
 def _in(values: Sequence[str]) -> str:
@@ -55,7 +57,8 @@ def percentile_of_histogram(histogram: Counter[int], p: float) -> int | None:
 
 @dataclass
 class _Histograms:
-    """Minutes → count per key (``line:<id>``, ``line:*``, ``person:<id>``), and the people's names."""
+    """Bucket (its lowest minute) → count per key (``line:<id>``, ``line:*``, ``person:<id>``), and the people's
+    names."""
 
     minutes: defaultdict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
     names: dict[str, str] = field(default_factory=dict)
@@ -155,6 +158,19 @@ class StatsQueries:
         self._callbacks_known = callbacks_known
         self._rollups = rollups
 
+    async def _ask(self, question: Callable[[Cursor], Awaitable[T]]) -> T:
+        """One question in a read of its own. The questions run at once: on PostgreSQL each on its own pooled
+        connection (in parallel, each in a transaction with memory enough to group a period's callers in a hash
+        instead of an external merge sort); on SQLite each on a WAL reader, so the statistics never hold the write
+        lock. Each question reads its own snapshot: a write landing meanwhile may be counted by one and not yet by
+        another, as any figure "until now" may."""
+        if self._db.dialect.name == "postgresql":
+            async with self._db.transaction() as cursor:
+                await cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+                return await question(cursor)
+        async with self._db.read() as cursor:
+            return await question(cursor)
+
     def _split(self, split: _Split, period: Period) -> _Split:
         return split if self._rollups else _Split((period,), None)
 
@@ -164,18 +180,20 @@ class StatsQueries:
             return _empty(period, self._working_time.business_hours)
         days, hours = self._split(split_days(period), period), self._split(split_hours(period), period)
         seconds = self._working_time.sql_seconds(self._db.dialect, "created_at", "ended")
-        # The roll-ups hold wall-clock minutes; a business-hours calendar measures every case from its row.
+        # The roll-ups hold wall-clock buckets; a business-hours calendar measures every case from its row.
         minutes = days if seconds is not None else _Split((period,), None)
-        async with self._db.transaction() as cursor:
-            if self._db.dialect.name == "postgresql":
-                # Enough memory to group a period's calls in memory (hash) instead of an external merge sort.
-                await cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
-            counts = await self._case_counts(cursor, lines, days)
-            claims = await self._histograms(cursor, lines, minutes, "claimed")
-            dones = await self._histograms(cursor, lines, minutes, "done")
-            by_line_hour = await self._calls_by_line_and_hour(cursor, lines, hours)
-            repeat, repeat_count = await self._repeat_callers(cursor, lines, period)
-            unreached = await self._unreached_callbacks(cursor, lines, period) if self._callbacks_known else None
+        counts, claims, dones, by_line_hour, (repeat, repeat_count) = await asyncio.gather(
+            self._ask(lambda cursor: self._case_counts(cursor, lines, days)),
+            self._ask(lambda cursor: self._histograms(cursor, lines, minutes, "claimed")),
+            self._ask(lambda cursor: self._histograms(cursor, lines, minutes, "done")),
+            self._ask(lambda cursor: self._calls_by_line_and_hour(cursor, lines, hours)),
+            self._ask(lambda cursor: self._repeat_callers(cursor, lines, days)),
+        )
+        unreached = (
+            await self._ask(lambda cursor: self._unreached_callbacks(cursor, lines, period))
+            if self._callbacks_known
+            else None
+        )
         calls: Counter[str] = Counter()
         for (line_id, _hour), n in by_line_hour.items():
             calls[line_id] += n
@@ -262,58 +280,48 @@ class StatsQueries:
         return counts
 
     async def _histograms(self, cursor: Cursor, lines: Sequence[str], split: _Split, step: str) -> _Histograms:
-        """Minutes from the first call to ``step`` (claimed or done) per line and person."""
+        """Duration buckets from the first call to ``step`` (claimed or done) per line and person."""
         if self._working_time.sql_seconds(self._db.dialect, "created_at", f"{step}_at") is None:
             histograms = _Histograms()
             for period in split.edges:
                 await self._histograms_from_rows(cursor, lines, period, step, histograms)
             return histograms
-        minutes = minutes_sql(self._db.dialect, "created_at", f"{step}_at")
         union, params = self._parts(
             split,
             lines,
-            f"SELECT line_id, COALESCE({step}_by_id, '') AS actor_id, COALESCE({step}_by_name, '') AS actor_name, "  # noqa: S608
-            f"{minutes} AS minutes, 1 AS n FROM cases WHERE {{where}} AND {step}_at IS NOT NULL",
-            f"SELECT line_id, actor_id, actor_name, minutes, n FROM stats_minutes WHERE step = '{step}' "  # noqa: S608
+            "SELECT line_id, actor_id, actor_name, bucket, 1 AS n "  # noqa: S608 - fixed SQL fragments
+            f"FROM ({durations_sql(self._db.dialect, step, '{where}', by_day=False)}) edge",
+            f"SELECT line_id, actor_id, actor_name, bucket, n FROM stats_durations WHERE step = '{step}' "  # noqa: S608
             "AND {where} AND n > 0",
             "created_at",
             "day",
         )
         await cursor.execute(
-            "SELECT line_id, actor_id, MAX(actor_name) AS name, minutes, SUM(n) AS n "  # noqa: S608
-            f"FROM ({union}) parts GROUP BY line_id, actor_id, minutes",
+            "SELECT line_id, actor_id, MAX(actor_name) AS name, bucket, SUM(n) AS n "  # noqa: S608
+            f"FROM ({union}) parts GROUP BY line_id, actor_id, bucket",
             params,
         )
         histograms = _Histograms()
         for row in await cursor.fetchall():
             actor = row["actor_id"] or None
-            histograms.add(row["line_id"], actor, row["name"], max(0, int(row["minutes"])), int(row["n"]))
+            histograms.add(row["line_id"], actor, row["name"], max(0, int(row["bucket"])), int(row["n"]))
         return histograms
 
     async def _histograms_from_rows(
         self, cursor: Cursor, lines: Sequence[str], period: Period, step: str, histograms: _Histograms
     ) -> None:
+        """A calendar without SQL measures each case in Python, bucketed as the SQL buckets wall-clock minutes."""
         end, actor, name = f"{step}_at", f"{step}_by_id", f"{step}_by_name"
         where, params = self._case_filter(lines, period)
-        where += f" AND {end} IS NOT NULL"
-        seconds = self._working_time.sql_seconds(self._db.dialect, "created_at", end)
-        if seconds is None:
-            await cursor.execute(
-                f"SELECT line_id, {actor} AS actor, {name} AS name, created_at, {end} AS ended FROM cases "  # noqa: S608
-                f"WHERE {where}",
-                params,
-            )
-            for row in await cursor.fetchall():
-                elapsed = self._working_time.elapsed(require_utc(row["created_at"]), require_utc(row["ended"]))
-                histograms.add(row["line_id"], row["actor"], row["name"], round(elapsed.total_seconds() / 60), 1)
-            return
         await cursor.execute(
-            f"SELECT line_id, {actor} AS actor, MAX({name}) AS name, CAST(ROUND({seconds} / 60.0) AS INTEGER) AS m, "  # noqa: S608
-            f"COUNT(*) AS n FROM cases WHERE {where} GROUP BY line_id, {actor}, m",
+            f"SELECT line_id, {actor} AS actor, {name} AS name, created_at, {end} AS ended FROM cases "  # noqa: S608
+            f"WHERE {where} AND {end} IS NOT NULL",
             params,
         )
         for row in await cursor.fetchall():
-            histograms.add(row["line_id"], row["actor"], row["name"], max(0, int(row["m"])), int(row["n"]))
+            elapsed = self._working_time.elapsed(require_utc(row["created_at"]), require_utc(row["ended"]))
+            bucket = duration_bucket(round(elapsed.total_seconds() / 60))
+            histograms.add(row["line_id"], row["actor"], row["name"], max(0, bucket), 1)
 
     def _hour_key(self, moment: datetime) -> Any:
         """A UTC hour as the roll-up stores it."""
@@ -343,14 +351,22 @@ class StatsQueries:
         return calls
 
     async def _repeat_callers(
-        self, cursor: Cursor, lines: Sequence[str], period: Period
+        self, cursor: Cursor, lines: Sequence[str], split: _Split
     ) -> tuple[tuple[RepeatCaller, ...], int]:
+        """Callers with at least three calls in the period: calls per caller summed over the days' roll-ups and the
+        edges' calls."""
+        union, params = self._parts(
+            split,
+            lines,
+            f"SELECT caller, 1 AS n FROM events WHERE {callers_sql('{where}')}",  # noqa: S608 - fixed SQL fragments
+            "SELECT caller, calls AS n FROM stats_caller_days WHERE {where}",
+            "received_at",
+            "day",
+        )
         await cursor.execute(
-            "SELECT caller, COUNT(*) AS calls, COUNT(*) OVER () AS callers FROM events "  # noqa: S608
-            f"WHERE line_id IN ({_in(lines)}) AND received_at >= ? AND received_at < ? AND kind IN ({_in(CALL_KINDS)}) "
-            "AND caller IS NOT NULL AND caller <> ? GROUP BY caller HAVING COUNT(*) >= ? "
-            "ORDER BY calls DESC, caller LIMIT ?",
-            [*lines, period.start, period.end, *CALL_KINDS, WITHHELD, REPEAT_CALLS, SHOWN_REPEAT_CALLERS],
+            "SELECT caller, SUM(n) AS calls, COUNT(*) OVER () AS callers "  # noqa: S608 - fixed SQL fragments
+            f"FROM ({union}) parts GROUP BY caller HAVING SUM(n) >= ? ORDER BY calls DESC, caller LIMIT ?",
+            [*params, REPEAT_CALLS, SHOWN_REPEAT_CALLERS],
         )
         rows = await cursor.fetchall()
         shown = tuple(RepeatCaller(row["caller"], int(row["calls"])) for row in rows)

@@ -1,22 +1,27 @@
 """Daily roll-ups for the statistics, kept in the same transaction as every write that changes what they count.
 
-Three tables (migration 0014):
+Four tables (migrations 0014 and 0015):
 
 - ``stats_case_days``: cases and done cases per line and local day (Europe/Berlin) of their creation;
-- ``stats_minutes``: per line, local day of creation, step (claimed/done), person and name, the number of cases per
-  whole minute from creation to that step — the same histogram the stats built from the cases before, so the
-  nearest-rank median and 90th percentile stay exact to the minute;
-- ``stats_call_hours``: calls (missed calls and voicemails) per line and UTC hour.
+- ``stats_durations``: per line, local day of creation, step (claimed/done), person and name, the number of cases per
+  duration bucket from creation to that step (:data:`BUCKETS`: the minute below 10 minutes, then coarser), bounded
+  by people × buckets per line and day rather than by the cases; the nearest-rank median and 90th percentile are exact
+  to the bucket;
+- ``stats_call_hours``: calls (missed calls and voicemails) per line and UTC hour;
+- ``stats_caller_days``: calls per line, local day and caller (withheld and unknown callers left out), for the repeat
+  callers. A row whose calls drop to zero is deleted in the same statement sequence, so an erased number leaves no
+  trace here.
 
 A write applies a case's or an event's contribution with a sign: ``-1`` for the row as it was before the write,
-``+1`` for the row as it is after. Both are computed by the same SQL from the stored row (and the migration's backfill
-runs the same statements over all rows), so the roll-ups hold exactly what grouping the rows would give. Rows that
-drop to zero stay (the stats read only positive ones).
+``+1`` for the row as it is after. Both are computed by the same SQL from the stored row (and the migrations' backfill
+runs the same statements over all rows), so the roll-ups hold exactly what grouping the rows would give. Rows of the
+other tables that drop to zero stay (the stats read only positive ones).
 
 The writes that change what they count: a case inserted or rewritten (``SqlCaseRepository._insert_case``,
 ``_compare_and_set``: every transition, joining event and callback goes through it), an event inserted
 (``_insert_event``), cases and their events deleted (retention and erasure, ``SqlPrivacyRepository._delete``). A second
-report merged into a recorded call changes neither its line, its time nor its being a call (both are calls).
+report merged into a recorded call changes neither its line, its time, its caller nor its being a call (both are
+calls).
 """
 
 from __future__ import annotations
@@ -24,12 +29,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from bot.domain.events import WITHHELD
 from bot.storage.database import Cursor, Dialect
 
 TIME_ZONE = "Europe/Berlin"
 """The team's time zone: the roll-ups' days are its calendar days."""
 CALL_KINDS = ("missed_call", "voicemail")
 STEPS = ("claimed", "done")
+ROLLUP_TABLES = ("stats_case_days", "stats_durations", "stats_call_hours", "stats_caller_days")
+BUCKETS: tuple[tuple[int | None, int], ...] = ((10, 1), (60, 5), (4 * 60, 15), (7 * 24 * 60, 60), (None, 24 * 60))
+"""Duration buckets in minutes, ``(below, width)``: a duration below ``below`` (None: any) is rounded down to a
+multiple of ``width`` — the minute below 10 minutes, 5 minutes below an hour, 15 minutes below 4 hours, the hour below
+7 days, the day beyond. At most 10 + 10 + 12 + 164 buckets plus one per day of the longest duration kept."""
 
 
 def elapsed_seconds_sql(dialect: Dialect, start: str, end: str) -> str:
@@ -69,6 +80,37 @@ def minutes_sql(dialect: Dialect, start: str, end: str) -> str:
     return f"CAST(ROUND({elapsed_seconds_sql(dialect, start, end)} / 60.0) AS INTEGER)"
 
 
+def duration_bucket(minutes: int) -> int:
+    """The bucket (its lowest minute) of a duration in whole minutes, as :func:`bucket_sql` computes it."""
+    for below, width in BUCKETS:
+        if below is None or minutes < below:
+            return minutes if width == 1 else minutes // width * width
+    raise AssertionError("the last bucket has no bound")
+
+
+def bucket_sql(minutes: str) -> str:
+    """:func:`duration_bucket` of an integer SQL expression (integer division truncates, as ``//`` does from 10 on)."""
+    cases = [
+        f"{'ELSE' if below is None else f'WHEN {minutes} < {below} THEN'} "
+        + (minutes if width == 1 else f"{minutes} / {width} * {width}")
+        for below, width in BUCKETS
+    ]
+    return f"CASE {' '.join(cases)} END"
+
+
+def durations_sql(dialect: Dialect, step: str, where: str, *, by_day: bool = True) -> str:
+    """One row per case matching ``where`` that reached ``step``: line, local day of creation (NULL without
+    ``by_day``), person, name ('' for none) and duration bucket. The writes group it by day; the stats read the partial
+    days at a period's edges from it, where the day does not matter."""
+    day = local_day_sql(dialect, "created_at") if by_day else "NULL"
+    return (
+        f"SELECT line_id, day, actor_id, actor_name, {bucket_sql('m')} AS bucket FROM ("  # noqa: S608 - fixed SQL
+        f"SELECT line_id, {day} AS day, COALESCE({step}_by_id, '') AS actor_id, "
+        f"COALESCE({step}_by_name, '') AS actor_name, {minutes_sql(dialect, 'created_at', f'{step}_at')} AS m "
+        f"FROM cases WHERE ({where}) AND {step}_at IS NOT NULL) durations"
+    )
+
+
 def _case_statements(dialect: Dialect, where: str, sign: int) -> list[str]:
     day = local_day_sql(dialect, "created_at")
     statements = [
@@ -80,36 +122,60 @@ def _case_statements(dialect: Dialect, where: str, sign: int) -> list[str]:
     ]
     for step in STEPS:
         statements.append(
-            "INSERT INTO stats_minutes (step, line_id, day, actor_id, actor_name, minutes, n) "  # noqa: S608
-            f"SELECT '{step}', line_id, {day}, COALESCE({step}_by_id, ''), COALESCE({step}_by_name, ''), "
-            f"{minutes_sql(dialect, 'created_at', f'{step}_at')}, {sign} * COUNT(*) "
-            f"FROM cases WHERE ({where}) AND {step}_at IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6 "
-            "ON CONFLICT (step, line_id, day, actor_id, actor_name, minutes) "
-            "DO UPDATE SET n = stats_minutes.n + excluded.n"
+            "INSERT INTO stats_durations (step, line_id, day, actor_id, actor_name, bucket, n) "  # noqa: S608
+            f"SELECT '{step}', line_id, day, actor_id, actor_name, bucket, {sign} * COUNT(*) "
+            f"FROM ({durations_sql(dialect, step, where)}) cases_of_step GROUP BY 1, 2, 3, 4, 5, 6 "
+            "ON CONFLICT (step, line_id, day, actor_id, actor_name, bucket) "
+            "DO UPDATE SET n = stats_durations.n + excluded.n"
         )
     return statements
 
 
-def _event_statement(dialect: Dialect, where: str, sign: int) -> str:
-    hour = utc_hour_sql(dialect, "received_at")
+def callers_sql(where: str) -> str:
+    """The calls matching ``where`` that have a caller's number (withheld and unknown callers are nobody)."""
     kinds = ", ".join(f"'{kind}'" for kind in CALL_KINDS)
-    return (
+    return f"({where}) AND kind IN ({kinds}) AND caller IS NOT NULL AND caller <> '{WITHHELD}'"
+
+
+def _event_statements(dialect: Dialect, where: str, sign: int) -> list[str]:
+    hour, day = utc_hour_sql(dialect, "received_at"), local_day_sql(dialect, "received_at")
+    kinds = ", ".join(f"'{kind}'" for kind in CALL_KINDS)
+    return [
         "INSERT INTO stats_call_hours (line_id, hour, calls) "  # noqa: S608 - fixed SQL fragments
         f"SELECT line_id, {hour}, {sign} * COUNT(*) FROM events WHERE ({where}) AND kind IN ({kinds}) "
-        "GROUP BY 1, 2 ON CONFLICT (line_id, hour) DO UPDATE SET calls = stats_call_hours.calls + excluded.calls"
+        "GROUP BY 1, 2 ON CONFLICT (line_id, hour) DO UPDATE SET calls = stats_call_hours.calls + excluded.calls",
+        "INSERT INTO stats_caller_days (line_id, day, caller, calls) "  # noqa: S608 - fixed SQL fragments
+        f"SELECT line_id, {day}, caller, {sign} * COUNT(*) FROM events WHERE {callers_sql(where)} GROUP BY 1, 2, 3 "
+        "ON CONFLICT (line_id, day, caller) DO UPDATE SET calls = stats_caller_days.calls + excluded.calls",
+    ]
+
+
+def _forgotten_callers_statement(dialect: Dialect, where: str) -> str:
+    """Delete the caller rows that the events matching ``where`` took down to zero: no number outlives its calls."""
+    day = local_day_sql(dialect, "received_at")
+    return (
+        "DELETE FROM stats_caller_days WHERE calls = 0 AND (line_id, day, caller) IN "  # noqa: S608 - fixed SQL
+        f"(SELECT line_id, {day}, caller FROM events WHERE {callers_sql(where)})"
     )
 
 
 def backfill_sql(dialect: Dialect) -> str:
-    """The migration's backfill: every stored case and event counted once (``;``-separated statements)."""
-    return ";\n".join([*_case_statements(dialect, "1 = 1", 1), _event_statement(dialect, "1 = 1", 1)])
+    """Migration 0014's backfill: cases per day and calls per hour (``;``-separated statements). Its per-minute
+    histogram (``stats_minutes``) is left empty: migration 0015 replaces it."""
+    return ";\n".join([_case_statements(dialect, "1 = 1", 1)[0], _event_statements(dialect, "1 = 1", 1)[0]])
+
+
+def backfill_0015_sql(dialect: Dialect) -> str:
+    """Migration 0015's backfill: the duration buckets and the callers per day, by the statements the writes use."""
+    return ";\n".join([*_case_statements(dialect, "1 = 1", 1)[1:], *_event_statements(dialect, "1 = 1", 1)[1:]])
 
 
 def migration_terms(dialect: Dialect) -> dict[str, str]:
-    """What migration 0014 fills in for its dialect."""
+    """What migrations 0014 and 0015 fill in for their dialect."""
     return {
         "without_rowid": " WITHOUT ROWID" if dialect.name == "sqlite" else "",
         "stats_rollup_backfill": backfill_sql(dialect),
+        "stats_rollup_backfill_0015": backfill_0015_sql(dialect),
     }
 
 
@@ -126,14 +192,17 @@ async def count_cases(cursor: Cursor, dialect: Dialect, case_ids: Sequence[str],
 
 async def count_events(cursor: Cursor, dialect: Dialect, where: str, params: Sequence[Any], sign: int) -> None:
     """Add or take away what the events matching ``where`` (``source_id = ?``, ``case_id IN (…)``) contribute."""
-    await cursor.execute(_event_statement(dialect, where, sign), tuple(params))
+    for statement in _event_statements(dialect, where, sign):
+        await cursor.execute(statement, tuple(params))
+    if sign < 0:
+        await cursor.execute(_forgotten_callers_statement(dialect, where), tuple(params))
 
 
 async def rebuild(cursor: Cursor, dialect: Dialect) -> None:
-    """Recount the roll-ups from the rows (what the migration's backfill does; for stores seeded by raw SQL)."""
-    for table in ("stats_case_days", "stats_minutes", "stats_call_hours"):
+    """Recount the roll-ups from the rows (what the migrations' backfill does; for stores seeded by raw SQL)."""
+    for table in ROLLUP_TABLES:
         await cursor.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
-    for statement in backfill_sql(dialect).split(";\n"):
+    for statement in [*backfill_sql(dialect).split(";\n"), *backfill_0015_sql(dialect).split(";\n")]:
         await cursor.execute(statement)
 
 
@@ -172,4 +241,3 @@ async def forget_cases(cursor: Cursor, dialect: Dialect, case_ids: Sequence[str]
         await cursor.execute(f"UPDATE cases SET version = version WHERE id IN ({_marks(case_ids)})", case_ids)  # noqa: S608
         await count_cases(cursor, dialect, case_ids, -1)
         await count_events(cursor, dialect, f"case_id IN ({_marks(case_ids)})", case_ids, -1)
-
