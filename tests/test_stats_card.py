@@ -36,8 +36,8 @@ def test_german_card_shows_totals_times_lines_people_and_what_is_missing() -> No
     assert "Statistik – Labor, Zentrale" in shown
     assert "23.11.2026 bis 29.11.2026 (7 Tage)" in shown
     assert "Anrufe: 212" in shown and "Fälle: 143" in shown and "Erledigt: 131 von 143 (92 %)" in shown
-    assert "Bis übernommen: Median 11 Min. · 90 % in 47 Min." in shown
-    assert "Bis erledigt: Median 38 Min. · 90 % in 4 Std. 10 Min." in shown
+    assert "Bis übernommen: Median 10 Min. · 90 % in 45 Min." in shown
+    assert "Bis erledigt: Median 35 Min. · 90 % in 4 Std." in shown
     assert "Mehrfach-Anrufer (ab 3 Anrufen): 3" in shown
     assert "0221 4710355 (Dr. Weber) · 6 Anrufe" in shown
     assert "noch nicht verfügbar" in shown  # unreached callbacks need the PBX's call data
@@ -49,7 +49,7 @@ def test_german_card_shows_totals_times_lines_people_and_what_is_missing() -> No
 def test_english_card() -> None:
     shown = card_texts(card(Lang.EN, stats=team_stats(business_hours=True)))
     assert "Statistics – Labor, Zentrale" in shown
-    assert "Time to claim: median 11 min · 90% within 47 min" in shown
+    assert "Time to claim: median 10 min · 90% within 45 min" in shown
     assert "Done: 131 of 143 (92%)" in shown
     assert "Times in business hours. From 10 min on rounded down to 5 min" in shown
 
