@@ -1,4 +1,4 @@
-"""``make demo`` under test: ``python -m bot.sandbox.demo`` as a subprocess on free ports, the Playground's event
+"""``make demo`` under test: ``python -m sandbox.demo`` as a subprocess on free ports, the Playground's event
 stream, and the process tree (Linux ``/proc``) to prove that stopping leaves no process behind."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.sandbox.demo import READY_MARKER, free_port
-from bot.sandbox.demo_playground import CALLBACK_CHANNEL_ID, PLAYGROUND_BIN
+from sandbox.demo import READY_MARKER, free_port
+from sandbox.demo_playground import CALLBACK_CHANNEL_ID, PLAYGROUND_BIN
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 120.0
@@ -125,7 +125,7 @@ def start_demo(tmp: Path, *, keep_data: bool = True) -> DemoProcess:
         args += ["--data-dir", str(tmp / "data")]
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bot.sandbox.demo", "run", *args],
+            [sys.executable, "-m", "sandbox.demo", "run", *args],
             cwd=REPO_ROOT,
             stdin=subprocess.DEVNULL,
             stdout=sink,

@@ -20,10 +20,10 @@ from aiohttp import web
 
 from bot.app import SERVICES, Services, create_app
 from bot.config import Settings
-from bot.sandbox.connector import ConnectorStandIn
-from bot.sandbox.graph import GraphStandIn
-from bot.sandbox.identity import BOT_FRAMEWORK_AUDIENCE, GRAPH_AUDIENCE, IdentityServer
-from bot.sandbox.tls import TlsMaterial
+from sandbox.connector import ConnectorStandIn
+from sandbox.graph import GraphStandIn
+from sandbox.identity import BOT_FRAMEWORK_AUDIENCE, GRAPH_AUDIENCE, IdentityServer
+from sandbox.tls import TlsMaterial
 from tests.sandbox_teams_fixtures import BOT_APP, GRAPH_APP, TENANT
 
 POOL_MAILBOX = "zentrale@praxis.example"

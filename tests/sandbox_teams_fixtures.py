@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 
 from bot.config import is_allowed_service_url
-from bot.sandbox.connector import ConnectorStandIn
-from bot.sandbox.identity import (
+from bot.teams.auth import InboundPolicy
+from sandbox.connector import ConnectorStandIn
+from sandbox.identity import (
     BOT_FRAMEWORK_AUDIENCE,
     IdentityServer,
     IdentityStandIn,
     RegisteredApp,
 )
-from bot.sandbox.tls import TlsMaterial, ensure_tls
-from bot.teams.auth import InboundPolicy
+from sandbox.tls import TlsMaterial, ensure_tls
 
 TENANT = "4f1b2c3d-0000-4000-8000-00000000a001"
 BOT_APP = RegisteredApp("0b0b0b0b-1111-4111-8111-00000000b0b0", "bot-secret-value", TENANT)

@@ -27,11 +27,11 @@ from bot.domain.cases import Actor
 from bot.domain.events import CallEvent, EventKind, MailSource, Voicemail
 from bot.domain.state_machine import Verb
 from bot.effects import no_effects
-from bot.sandbox.schemas import fresh_postgres_schema as sandbox_schema
-from bot.sandbox.schemas import postgres_problem
 from bot.storage.database import Database
 from bot.storage.factory import open_database, open_store
 from bot.storage.sql_store import SqlStore
+from sandbox.schemas import fresh_postgres_schema as sandbox_schema
+from sandbox.schemas import postgres_problem
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.domain.cases import Case
-from bot.sandbox.graph_model import apply_message_changes, parse_flag
 from bot.storage.interface import FlagStatus, JobState
 from bot.sync import flag_agrees
+from sandbox.graph_model import apply_message_changes, parse_flag
 from tests.e2e_fixtures import CHANNEL_ID, POOL_MAILBOX, BotStack
 
 OUTLOOK_FLAGS: dict[FlagStatus, dict[str, Any]] = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bot.sandbox.connector import RecordedActivity
-from bot.sandbox.graph_model import Attachment
+from sandbox.connector import RecordedActivity
+from sandbox.graph_model import Attachment
 from tests.e2e_fixtures import POOL_MAILBOX, BotStack
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"

@@ -20,10 +20,10 @@ from bot.domain.callers import (
     identify,
 )
 from bot.graph.people import GraphPeople
-from bot.sandbox.graph import GraphStandIn
 from bot.storage.database import Database
 from bot.storage.sql_store import SqlLeaseRepository
 from cards.case_card import build_case_card
+from sandbox.graph import GraphStandIn
 from tests.cards_fixtures import case_view, make_case, make_event, texts
 from tests.test_sandbox_graph import graph_client
 

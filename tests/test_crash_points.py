@@ -4,7 +4,7 @@ Every point of :data:`POINTS` is enumerated, each with (a) one injected exceptio
 reaches it (see :mod:`tests.crash_fixtures`), on SQLite, PostgreSQL and two replicas on one PostgreSQL database. The
 scenario takes one case through a first mail, a repeat call, a claim in Teams and a catch-up that finds a mail whose
 notification was lost; the point is armed just before its step. After the retries, a restart (after a death) and
-one periodic catch-up pass, :func:`bot.sandbox.convergence.check` must hold: every mail one event, one card per
+one periodic catch-up pass, :func:`sandbox.convergence.check` must hold: every mail one event, one card per
 case showing its latest version, every flag agreeing with its case, no dead letter.
 """
 
@@ -27,13 +27,13 @@ from bot import app as app_module
 from bot.graph import mailbox as mailbox_module
 from bot.graph.mailbox import GraphMailboxes
 from bot.jobs import JobRunner
-from bot.sandbox.connector import ConnectorStandIn
-from bot.sandbox.convergence import check
-from bot.sandbox.graph_model import Message
-from bot.sandbox.identity import IdentityServer
-from bot.sandbox.tls import TlsMaterial
 from bot.storage import sql_store
 from bot.storage.sql_store import SqlCardRepository, SqlCaseRepository, SqlSubscriptionRepository
+from sandbox.connector import ConnectorStandIn
+from sandbox.convergence import check
+from sandbox.graph_model import Message
+from sandbox.identity import IdentityServer
+from sandbox.tls import TlsMaterial
 from tests.crash_fixtures import Cluster, CrashPoint, Injection, guard_databases, install, running_cluster
 from tests.e2e_fixtures import BOT_FRAMEWORK_AUDIENCE, POOL_MAILBOX, user
 from tests.storage_fixtures import fresh_postgres_schema

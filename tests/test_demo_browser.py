@@ -19,8 +19,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.sandbox.demo_playground import CALLBACK_CHANNEL_NAME, CURRENT_USER, TEAM_NAME
 from cards.i18n import Lang, text
+from sandbox.demo_playground import CALLBACK_CHANNEL_NAME, CURRENT_USER, TEAM_NAME
 from tests.demo_fixtures import REPO_ROOT, DemoProcess, demo, requires_playground
 
 pytestmark = [*requires_playground, pytest.mark.browser]

@@ -19,9 +19,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.sandbox.demo import POOL_LINES, free_port
-from bot.sandbox.demo_playground import CALLBACK_CHANNEL_ID, TEAM_USERS, PlaygroundClient
 from cards.i18n import Lang, language_for, ordinal, text
+from sandbox.demo import POOL_LINES, free_port
+from sandbox.demo_playground import CALLBACK_CHANNEL_ID, TEAM_USERS, PlaygroundClient
 from tests.demo_fixtures import (
     REPO_ROOT,
     DemoProcess,
@@ -63,7 +63,7 @@ async def _flag_status(http: aiohttp.ClientSession, demo: DemoProcess, message_i
 
 async def _simulate(demo: DemoProcess, *args: str) -> str:
     """The CLI a person types while the demo runs."""
-    command = [sys.executable, "-m", "bot.sandbox.demo", "simulate", *args, "--control-url", demo.control]
+    command = [sys.executable, "-m", "sandbox.demo", "simulate", *args, "--control-url", demo.control]
     done = await asyncio.to_thread(subprocess.run, command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -242,7 +242,7 @@ async def test_an_unreached_callback_keeps_the_card_open_with_the_attempt(demo: 
 
 
 def test_simulating_without_a_running_demo_says_how_to_start_it() -> None:
-    command = [sys.executable, "-m", "bot.sandbox.demo", "simulate", "missed"]
+    command = [sys.executable, "-m", "sandbox.demo", "simulate", "missed"]
     url = f"http://127.0.0.1:{free_port()}"
     done = subprocess.run([*command, "--control-url", url], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
@@ -281,7 +281,7 @@ def test_a_busy_playground_port_is_named_at_once(tmp_path: Path) -> None:
         port = busy.getsockname()[1]
         args = ["run", "--playground-port", str(port), "--control-port", str(free_port())]
         done = subprocess.run(
-            [sys.executable, "-m", "bot.sandbox.demo", *args, "--data-dir", str(tmp_path)],
+            [sys.executable, "-m", "sandbox.demo", *args, "--data-dir", str(tmp_path)],
             cwd=REPO_ROOT,
             capture_output=True,
             text=True,
@@ -302,7 +302,7 @@ def test_make_demo_passes_the_ports() -> None:
         text=True,
         timeout=60,
     )
-    assert "-m bot.sandbox.demo --playground-port 56999 --control-port 56998" in done.stdout, done.stdout
+    assert "-m sandbox.demo --playground-port 56999 --control-port 56998" in done.stdout, done.stdout
 
 
 def printed_simulate_command(demo: DemoProcess) -> str:

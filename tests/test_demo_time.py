@@ -10,11 +10,11 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import clock_for, create_app
 from bot.clock import ShiftableClock, system_clock
-from bot.sandbox.demo import POOL_LINES
-from bot.sandbox.demo_simulator import CallSimulator, TimeControl, control_app
-from bot.sandbox.graph import GraphStandIn
-from bot.sandbox.identity import IdentityServer
-from bot.sandbox.tls import TlsMaterial
+from sandbox.demo import POOL_LINES
+from sandbox.demo_simulator import CallSimulator, TimeControl, control_app
+from sandbox.graph import GraphStandIn
+from sandbox.identity import IdentityServer
+from sandbox.tls import TlsMaterial
 from tests.e2e_fixtures import stack_settings
 
 

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = sorted([ROOT / "README.md", ROOT / "infra" / "README.md", *(ROOT / "docs").glob("*.md")])
 CODE = [
     path
-    for folder in ("bot", "cards", "bench", "tests", "manifest", "infra", ".ci")
+    for folder in ("bot", "cards", "sandbox", "bench", "tests", "manifest", "infra", ".ci")
     for path in (ROOT / folder).rglob("*")
     if path.is_file()
     and path.suffix in {".py", ".bicep", ".ps1", ".json", ".js", ".sh", ""}

@@ -41,11 +41,11 @@ from bot.graph.client import build_credential, build_graph_client
 from bot.graph.subscriptions import LIFECYCLE_PATH, NOTIFICATION_PATH, SubscriptionManager
 from bot.graph.webhooks import notification_handler
 from bot.placetel.notify import GLOBAL_SCOPE, NOTIFY_PATH, notify_handler
-from bot.sandbox.graph import GraphStandIn
-from bot.sandbox.identity import GRAPH_AUDIENCE, IdentityServer
-from bot.sandbox.tls import TlsMaterial
 from bot.storage.factory import open_store
 from bot.storage.interface import RetryPolicy, Store, Subscription
+from sandbox.graph import GraphStandIn
+from sandbox.identity import GRAPH_AUDIENCE, IdentityServer
+from sandbox.tls import TlsMaterial
 from tests.sandbox_teams_fixtures import BOT_APP, GRAPH_APP, TENANT
 
 POOL = "zentrale@example.com"

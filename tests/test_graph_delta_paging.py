@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from bot.graph.client import build_credential, build_graph_client
 from bot.graph.mailbox import DELTA_PAGE_SIZE, GraphMailboxes
-from bot.sandbox.graph_model import Message
+from sandbox.graph_model import Message
 from tests.e2e_fixtures import POOL_MAILBOX, BotStack
 
 MAILS = 2050

@@ -7,8 +7,8 @@ import json
 
 from bot.domain.events import EventKind
 from bot.placetel.profiles import load_profiles
-from bot.sandbox.graph_model import Attachment
 from bot.storage.database import require_utc
+from sandbox.graph_model import Attachment
 from tests.e2e_fixtures import POOL_MAILBOX, BotStack, free_port
 from tests.ingest_fixtures import (
     LINE_ID,

@@ -18,9 +18,9 @@ from bot.domain.events import WITHHELD, EventKind
 from bot.domain.state_machine import Verb
 from bot.effects import no_effects
 from bot.placetel.notify import NOTIFY_PATH
-from bot.sandbox.placetel import PlacetelStandIn
 from bot.storage.interface import FlagStatus
 from cards.i18n import Lang, text
+from sandbox.placetel import PlacetelStandIn
 from tests.e2e_fixtures import POOL_MAILBOX, POOL_NUMBER, BotStack
 from tests.ingest_fixtures import LINE_ID
 from tests.teams_fixtures import badge, card_json, card_texts, deliver_voicemail, outbox_drained, thread_replies

@@ -18,10 +18,10 @@ import pytest
 from aiohttp import web
 
 from bot.app import create_app
-from bot.sandbox.connector import ConnectorStandIn
-from bot.sandbox.graph import GraphStandIn
-from bot.sandbox.identity import GRAPH_AUDIENCE, IdentityServer
-from bot.sandbox.tls import TlsMaterial
+from sandbox.connector import ConnectorStandIn
+from sandbox.graph import GraphStandIn
+from sandbox.identity import GRAPH_AUDIENCE, IdentityServer
+from sandbox.tls import TlsMaterial
 from tests.cards_fixtures import actions
 from tests.e2e_fixtures import OTHER_CHANNEL_ID, POOL_MAILBOX, POOL_NUMBER, BotStack, free_port, stack_settings, user
 from tests.teams_fixtures import card_json, card_texts

@@ -15,10 +15,10 @@ from botbuilder.schema import Activity, Attachment, ConversationAccount, Convers
 from botframework.connector.aio import ConnectorClient
 from botframework.connector.models import ErrorResponseException
 
-from bot.sandbox.connector import ConnectorStandIn, FaultRule, ThreadRateLimiter, conversation_url
-from bot.sandbox.identity import BOT_FRAMEWORK_AUDIENCE, GRAPH_AUDIENCE, IdentityServer
-from bot.sandbox.tls import TlsMaterial
 from bot.teams.auth import BotAuthSettings, MsalClientSecretCredentials
+from sandbox.connector import ConnectorStandIn, FaultRule, ThreadRateLimiter, conversation_url
+from sandbox.identity import BOT_FRAMEWORK_AUDIENCE, GRAPH_AUDIENCE, IdentityServer
+from sandbox.tls import TlsMaterial
 from tests.sandbox_teams_fixtures import BOT_APP, TENANT, bot_access_token
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -299,7 +299,7 @@ async def test_runs_as_a_standalone_process(
     http: aiohttp.ClientSession, identity_server: IdentityServer, sandbox_tls: TlsMaterial
 ) -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.sandbox.connector", "--port", "0", "--identity-url", identity_server.base_url,
+        sys.executable, "-m", "sandbox.connector", "--port", "0", "--identity-url", identity_server.base_url,
         "--trust-bundle", str(sandbox_tls.trust_bundle),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, cwd=REPO_ROOT,
     )

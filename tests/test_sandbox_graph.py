@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
@@ -48,8 +49,8 @@ from msgraph.generated.users.item.messages.item.message_item_request_builder imp
 from msgraph_core import GraphClientFactory
 
 from bot.graph.mailbox import GraphMailboxes
-from bot.sandbox.graph import GraphStandIn, jwks_token_validator, rs256_token_validator
-from bot.sandbox.graph_model import Attachment
+from sandbox.graph import GraphStandIn, jwks_token_validator, rs256_token_validator
+from sandbox.graph_model import Attachment
 
 POOL = "pool@example.com"
 TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJub25lIn0.eyJhcHBpZCI6ImFwcC0xIn0."  # unsigned: the stand-in accepts any
@@ -711,9 +712,10 @@ async def test_control_api_over_http(stand_in: GraphStandIn, http: aiohttp.Clien
 @pytest.fixture
 def standalone_process() -> Iterator[subprocess.Popen[str]]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot.sandbox.graph", "--port", "0", "--mailbox", POOL],
+        [sys.executable, "-m", "sandbox.graph", "--port", "0", "--mailbox", POOL],
         stdout=subprocess.PIPE,
         text=True,
+        cwd=Path(__file__).resolve().parents[1],  # `sandbox` is not installed: it runs from the checkout
     )
     yield process
     process.terminate()

@@ -15,13 +15,13 @@ from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ClientSecretCredential
 from azure.identity.aio import ClientSecretCredential as AsyncClientSecretCredential
 
-from bot.sandbox.identity import (
+from sandbox.identity import (
     BOT_FRAMEWORK_AUDIENCE,
     GRAPH_AUDIENCE,
     IdentityServer,
     SigningKey,
 )
-from bot.sandbox.tls import TlsMaterial, ensure_tls
+from sandbox.tls import TlsMaterial, ensure_tls
 from tests.sandbox_teams_fixtures import BOT_APP, GRAPH_APP, TENANT
 
 GRAPH_SCOPE = f"{GRAPH_AUDIENCE}/.default"
@@ -150,7 +150,7 @@ def test_tls_material_is_reused(sandbox_tls: TlsMaterial) -> None:
 
 def test_runs_as_a_standalone_process(tmp_path: Path) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot.sandbox.identity", "--port", "0", "--cert-dir", str(tmp_path),
+        [sys.executable, "-m", "sandbox.identity", "--port", "0", "--cert-dir", str(tmp_path),
          "--app", f"standalone-app:s3cret:{TENANT}"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=Path(__file__).resolve().parents[1],
     )

@@ -17,7 +17,7 @@ import pytest
 from bot.app import create_app
 from bot.config import ConfigError, load_settings
 from bot.graph.subscriptions import NOTIFICATION_PATH
-from bot.sandbox.identity import BadChannelToken
+from sandbox.identity import BadChannelToken
 from tests.e2e_fixtures import ADMIN, CHANNEL_ID, OTHER_CHANNEL_ID, TEAM_ID, BotStack, user
 from tests.sandbox_teams_fixtures import BOT_APP, TENANT
 from tests.teams_fixtures import posted_case

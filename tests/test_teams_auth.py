@@ -11,10 +11,10 @@ from aiohttp import web
 from botbuilder.core import ActivityHandler, TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter
 
-from bot.sandbox.connector import ConnectorStandIn
-from bot.sandbox.identity import BadChannelToken, IdentityServer, start_site
-from bot.sandbox.tls import TlsMaterial
 from bot.teams.auth import BotAuthSettings, authenticated_messages_handler, build_bot_framework_authentication
+from sandbox.connector import ConnectorStandIn
+from sandbox.identity import BadChannelToken, IdentityServer, start_site
+from sandbox.tls import TlsMaterial
 from tests.sandbox_teams_fixtures import BOT_APP, STAND_IN_POLICY, TENANT
 
 THREAD = "19:4a1f2b3c4d5e6f@thread.tacv2;messageid=1700000000000"

@@ -19,9 +19,6 @@ from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import AdaptiveCardInvokeResponse, AdaptiveCardInvokeValue
 
 from bot.actions import ActionResult
-from bot.sandbox.connector import ConnectorStandIn
-from bot.sandbox.identity import IdentityServer, start_site
-from bot.sandbox.tls import TlsMaterial
 from bot.teams.auth import (
     BotAuthSettings,
     authenticated_messages_handler,
@@ -29,6 +26,9 @@ from bot.teams.auth import (
     invoke_response_json,
 )
 from bot.teams.bot import card_invoke_response
+from sandbox.connector import ConnectorStandIn
+from sandbox.identity import IdentityServer, start_site
+from sandbox.tls import TlsMaterial
 from tests.sandbox_teams_fixtures import BOT_APP, STAND_IN_POLICY, TENANT
 
 CARD = {"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "TextBlock", "text": "Erledigt – Anna"}]}

@@ -10,8 +10,8 @@ import pytest
 from msrest.exceptions import HttpOperationError
 
 from bot.jobs import PermanentFailure, RetryLater
-from bot.sandbox.connector import FaultRule
 from bot.teams.posting import ConversationGone, as_job_error
+from sandbox.connector import FaultRule
 from tests.e2e_fixtures import BotStack, user
 from tests.teams_fixtures import action_data, badge, card_json, outbox_drained, posted_case, the_card, thread_replies
 

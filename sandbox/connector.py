@@ -6,7 +6,7 @@ Routes (the swagger's templates, conversation ids URL-encoded since Teams ids ho
   POST /v3/conversations/{conversationId}/activities/{id}  reply
   PUT  /v3/conversations/{conversationId}/activities/{id}  update
   GET  /v3/conversations/{conversationId}/members | /members/{memberId} | /pagedmembers
-Every body is validated against the swagger (``bot.sandbox.swagger``); a wrong shape answers 400 and is recorded
+Every body is validated against the swagger (``sandbox.swagger``); a wrong shape answers 400 and is recorded
 in ``violations``, which the test fixture asserts empty. Requests need a bearer token from the identity stand-in
 for ``https://api.botframework.com``. Writes are rate-limited per bot per thread like Teams, and faults can be
 injected. ``/_control/`` is a JSON API for the demo and for tests in other processes.
@@ -34,9 +34,9 @@ from urllib.parse import quote
 import aiohttp
 from aiohttp import web
 
-from bot.sandbox.identity import BOT_FRAMEWORK_AUDIENCE, AccessTokenValidator, start_site
-from bot.sandbox.swagger import DEFAULT_SWAGGER_PATH, SwaggerContract
-from bot.sandbox.tls import TlsMaterial
+from sandbox.identity import BOT_FRAMEWORK_AUDIENCE, AccessTokenValidator, start_site
+from sandbox.swagger import DEFAULT_SWAGGER_PATH, SwaggerContract
+from sandbox.tls import TlsMaterial
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Mailbox state of the Graph stand-in: messages, attachments, change tracking and Graph's JSON shapes.
 
-Pure data and serialisation; the HTTP side lives in `bot.sandbox.graph`.
+Pure data and serialisation; the HTTP side lives in `sandbox.graph`.
 """
 
 from __future__ import annotations

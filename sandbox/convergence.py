@@ -11,10 +11,10 @@ from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.sandbox.connector import ConnectorStandIn
-from bot.sandbox.graph import GraphStandIn
 from bot.storage.interface import FlagStatus, Store
 from bot.sync import flag_agrees
+from sandbox.connector import ConnectorStandIn
+from sandbox.graph import GraphStandIn
 
 
 @dataclass

@@ -26,9 +26,9 @@ from aiohttp import web
 
 from bot.config import PoolLine
 from bot.placetel.profiles import WITHHELD_KEYWORDS
-from bot.sandbox.graph import GraphStandIn
-from bot.sandbox.graph_model import Attachment, Message
-from bot.sandbox.placetel import PlacetelStandIn
+from sandbox.graph import GraphStandIn
+from sandbox.graph_model import Attachment, Message
+from sandbox.placetel import PlacetelStandIn
 
 Kind = Literal["missed", "voicemail", "repeat", "done", "callback-reached", "callback-missed"]
 KINDS: tuple[str, ...] = get_args(Kind)

@@ -2,7 +2,7 @@
 
 Serves `<base_url>/v1.0/...` for msgraph-sdk and a JSON control API under `<base_url>/_control/` for tests and the
 demo. `docs/stand-ins-graph.md` lists the Microsoft behaviour copied and what is not modelled.
-Run standalone with `python -m bot.sandbox.graph --port N --mailbox pool@example.com`.
+Run standalone with `python -m sandbox.graph --port N --mailbox pool@example.com`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from urllib.parse import unquote
 import jwt
 from aiohttp import web
 
-from bot.sandbox.graph_directory import DIRECTORY_KEY, PeopleDirectory, contacts_key
-from bot.sandbox.graph_model import (
+from sandbox.graph_directory import DIRECTORY_KEY, PeopleDirectory, contacts_key
+from sandbox.graph_model import (
     ATTACHMENT_PROPERTIES,
     MESSAGE_PROPERTIES,
     Attachment,
@@ -44,7 +44,7 @@ from bot.sandbox.graph_model import (
     parse_select,
     utcnow,
 )
-from bot.sandbox.graph_subscriptions import (
+from sandbox.graph_subscriptions import (
     LIFECYCLE_EVENTS,
     Notifier,
     Subscription,

@@ -1,7 +1,7 @@
 """``make demo``: Rufpool on one machine, with Microsoft's Agents Playground as the Teams client.
 
-    python -m bot.sandbox.demo [run] [--playground-port 56150] [--control-port 56151] [--data-dir DIR]
-    python -m bot.sandbox.demo simulate missed|voicemail|repeat|done|callback-reached|callback-missed
+    python -m sandbox.demo [run] [--playground-port 56150] [--control-port 56151] [--data-dir DIR]
+    python -m sandbox.demo simulate missed|voicemail|repeat|done|callback-reached|callback-missed
         [--from NUMBER|anonym] [--line ID] [--message ID]
 
 ``run`` starts, in this process: the identity stand-in (https, Graph tokens via azure-identity), the Graph stand-in
@@ -44,7 +44,7 @@ from bot.domain.callbacks import AutoDone
 from bot.line_rules import Escalation, LineHours, LineReminders, Mentionable
 from bot.logging_setup import configure_logging
 from bot.placetel.notify import NOTIFY_PATH
-from bot.sandbox.demo_playground import (
+from sandbox.demo_playground import (
     CALLBACK_CHANNEL_ID,
     CURRENT_USER,
     REPO_ROOT,
@@ -54,11 +54,11 @@ from bot.sandbox.demo_playground import (
     PlaygroundClient,
     PlaygroundProcess,
 )
-from bot.sandbox.demo_simulator import KINDS, CallSimulator, SimulationError, TimeControl, control_app
-from bot.sandbox.graph import GraphStandIn
-from bot.sandbox.identity import GRAPH_AUDIENCE, IdentityServer, IdentityStandIn, RegisteredApp
-from bot.sandbox.placetel import PlacetelStandIn
-from bot.sandbox.tls import ensure_tls
+from sandbox.demo_simulator import KINDS, CallSimulator, SimulationError, TimeControl, control_app
+from sandbox.graph import GraphStandIn
+from sandbox.identity import GRAPH_AUDIENCE, IdentityServer, IdentityStandIn, RegisteredApp
+from sandbox.placetel import PlacetelStandIn
+from sandbox.tls import ensure_tls
 
 log = logging.getLogger("rufpool.demo")
 
@@ -173,7 +173,7 @@ class PortBusy(SystemExit):
     def __init__(self, port: int, what: str, make_variable: str, option: str) -> None:
         super().__init__(
             f"Port {port} ({what}) is in use. Stop what uses it, or choose another port: "
-            f"make demo {make_variable}=<port>  (or: python -m bot.sandbox.demo {option} <port>)"
+            f"make demo {make_variable}=<port>  (or: python -m sandbox.demo {option} <port>)"
         )
 
 
@@ -336,7 +336,7 @@ def simulate_command(control_url: str) -> str:
     repository as the working directory, and the control URL when it is not the default."""
     target = "" if control_url == f"http://127.0.0.1:{DEFAULT_CONTROL_PORT}" else f" --control-url {control_url}"
     python = shlex.quote(sys.executable)
-    return f"cd {shlex.quote(str(REPO_ROOT))} && {python} -m bot.sandbox.demo simulate{target}"
+    return f"cd {shlex.quote(str(REPO_ROOT))} && {python} -m sandbox.demo simulate{target}"
 
 
 def _banner(urls: DemoUrls) -> str:
@@ -415,7 +415,7 @@ async def simulate(control_url: str, kind: str, caller: str | None, line: str | 
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bot.sandbox.demo", description=(__doc__ or "").splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m sandbox.demo", description=(__doc__ or "").splitlines()[0])
     commands = parser.add_subparsers(dest="command")
     run_parser = commands.add_parser("run", help="start the demo (the default)")
     for sub in (parser, run_parser):

@@ -11,7 +11,7 @@ Control (tests and ``make demo``; the private keys live in this process):
   POST /_control/channel-token  {"appId", "serviceUrl"} -> {"token"}
 
 botbuilder fetches the Bot Framework metadata with blocking ``requests``: never serve this from the event loop
-that runs the bot. ``IdentityServer`` runs it on its own thread and loop; ``python -m bot.sandbox.identity`` runs
+that runs the bot. ``IdentityServer`` runs it on its own thread and loop; ``python -m sandbox.identity`` runs
 it as a separate process.
 """
 
@@ -37,7 +37,7 @@ import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bot.sandbox.tls import TlsMaterial, ensure_tls
+from sandbox.tls import TlsMaterial, ensure_tls
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.sandbox.graph_model import GraphError, Mailbox, Message, graph_timestamp, utcnow
+from sandbox.graph_model import GraphError, Mailbox, Message, graph_timestamp, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.sandbox.graph_model import GraphError, SyncState, apply_select, parse_select
+from sandbox.graph_model import GraphError, SyncState, apply_select, parse_select
 
 CONTACT_PROPERTIES = (
     "id",

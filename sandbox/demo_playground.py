@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 PLAYGROUND_BIN = REPO_ROOT / "node_modules" / ".bin" / "agentsplayground"
 CONFIG_FILE = ".m365agentsplayground.yml"
 LOG_FILE = Path("devTools") / "m365agentsplayground.log"
