@@ -1,0 +1,124 @@
+"""Helpers for the Teams tests: reading the card, its thread and the connector's records from a ``BotStack``."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sandbox.connector import RecordedActivity
+from sandbox.graph_model import Attachment
+from tests.support.bot_stack import POOL_MAILBOX, BotStack
+
+CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
+OUTBOX_TIMEOUT = 30.0
+
+
+def card_json(activity: dict[str, Any]) -> dict[str, Any]:
+    """The Adaptive Card inside a posted activity."""
+    attachment = activity["attachments"][0]
+    assert attachment["contentType"] == CARD_CONTENT_TYPE
+    return dict(attachment["content"])
+
+
+def card_texts(card: dict[str, Any]) -> list[str]:
+    """Every text a person reads on the card (TextBlocks and facts), depth first."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "TextBlock":
+                found.append(str(node["text"]))
+            if node.get("type") == "FactSet":
+                found.extend(f"{fact['title']}: {fact['value']}" for fact in node["facts"])
+            for value in node.values():
+                if isinstance(value, dict | list):
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(card.get("body", []))
+    return found
+
+
+def badge(card: dict[str, Any]) -> str:
+    """The state badge: the first TextBlock of the card."""
+    return card_texts(card)[0]
+
+
+def notice(card: dict[str, Any]) -> str | None:
+    """The card's notice (why an action was refused), if it shows one."""
+    return next((text for text in card_texts(card) if text.startswith("⚠️")), None)
+
+
+def action_data(card: dict[str, Any], verb: str) -> dict[str, Any]:
+    """The ``data`` of the card's ``Action.Execute`` for ``verb`` (also inside a confirmation ShowCard)."""
+    for action in card.get("actions", []):
+        if action.get("verb") == verb:
+            return dict(action["data"])
+        if action.get("type") == "Action.ShowCard":
+            for inner in action["card"].get("actions", []):
+                if inner.get("verb") == verb:
+                    return dict(inner["data"])
+    raise AssertionError(f"the card has no {verb!r} action: {[a.get('verb') for a in card.get('actions', [])]}")
+
+
+def the_card(stack: BotStack) -> RecordedActivity:
+    cards = stack.channel_cards()
+    assert len(cards) == 1, f"expected exactly one card, found {len(cards)}"
+    return cards[0]
+
+
+def thread_replies(stack: BotStack, card: RecordedActivity) -> list[str]:
+    """The texts sent into the card's thread (not the card itself)."""
+    return [
+        str(record.current.get("text"))
+        for record in stack.connector.activities(card.conversation_id)
+        if record.operation != "create"
+    ]
+
+
+def invoke_card(response: dict[str, Any]) -> dict[str, Any]:
+    assert response["statusCode"] == 200 and response["type"] == CARD_CONTENT_TYPE, response
+    return dict(response["value"])
+
+
+async def posted_case(stack: BotStack, caller: str = "0171 2345678") -> RecordedActivity:
+    """Install, link, deliver one missed call and wait: the one card it made."""
+    await stack.link()
+    stack.deliver_missed_call(caller)
+    await stack.settle()
+    return the_card(stack)
+
+
+def deliver_voicemail(stack: BotStack, caller: str, audio: bytes) -> str:
+    message = stack.graph.deliver_mail(
+        POOL_MAILBOX,
+        f"Neue Sprachnachricht von '{caller}' auf '030 1234500'",
+        "no-reply@placetel.de",
+        f"Sie haben eine neue Sprachnachricht erhalten.\nAnrufer: {caller}\nLänge: 0:42\n",
+        attachments=[Attachment("voicemail_20261127_1012.mp3", "audio/mpeg", audio)],
+    )
+    return message.id
+
+
+async def outbox_drained(stack: BotStack) -> None:
+    """Settle until no job is pending or leased any more (retries scheduled for later included)."""
+    async with asyncio.timeout(OUTBOX_TIMEOUT):
+        while True:
+            await stack.settle(rounds=1)
+            depth = await stack.services.store.jobs.depth()
+            if not depth.get("pending") and not depth.get("leased"):
+                return
+            await asyncio.sleep(0.1)
+
+
+async def drain(stack: BotStack) -> None:
+    """Settle until no job is pending or under way (a job put back to wait, or to retry, comes due later)."""
+    async with asyncio.timeout(30):
+        while True:
+            await stack.settle()
+            depth = await stack.services.store.jobs.depth()
+            if depth["pending"] == 0 and depth["leased"] == 0:
+                return
+            await asyncio.sleep(0.1)
