@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.app import CALLERS
 from tests.support.bot_stack import POOL_MAILBOX, BotStack
-from tests.support.commands import card_texts
+from tests.support.cards import card_texts
 from tests.support.ingest import restartable
 
 

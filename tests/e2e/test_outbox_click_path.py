@@ -48,7 +48,7 @@ async def test_thread_lines_follow_the_order_of_the_changes_when_an_earlier_line
 
     await drain(bot_stack)
 
-    replies = thread_replies(bot_stack, the_card(bot_stack))
+    replies = thread_replies(bot_stack, the_card(bot_stack).conversation_id)
     assert len(replies) == 2, replies
     assert replies[0].startswith("Anna Schmidt hat übernommen · "), replies
     assert "erledigt" in replies[1].lower(), replies

@@ -22,8 +22,9 @@ from bot.storage.interface import FlagStatus
 from cards.i18n import Lang, text
 from sandbox.placetel import PlacetelStandIn
 from tests.support.bot_stack import POOL_MAILBOX, POOL_NUMBER, BotStack
+from tests.support.cards import card_texts
 from tests.support.ingest import LINE_ID
-from tests.support.teams import badge, card_json, card_texts, deliver_voicemail, outbox_drained, thread_replies
+from tests.support.teams import badge, card_json, deliver_voicemail, outbox_drained, thread_replies
 
 SECRET = "notify-secret-of-the-test"
 CALLER = "0171 2345678"
@@ -95,7 +96,7 @@ async def test_a_missed_call_webhook_makes_the_card_and_the_later_mail_joins_it(
     assert event.voicemail is not None and event.voicemail.file_name.endswith(".mp3"), "the mail brings the audio"
     assert await bot_stack.services.store.cases.find_by_message(POOL_MAILBOX, message_id) == case
     (card,) = bot_stack.channel_cards()
-    assert thread_replies(bot_stack, card) == [], "the mail is not a second call"
+    assert thread_replies(bot_stack, card.conversation_id) == [], "the mail is not a second call"
     # Issue 15: "Anhören" is a click (Action.Execute) for the joined event, the card carries no link.
     listens = [
         action
@@ -118,7 +119,7 @@ async def test_a_mail_that_came_first_is_joined_by_the_webhook(bot_stack: BotSta
     case = await the_case(bot_stack)
     (event,) = case.events
     assert event.mail is not None and (event.mail.message_id, event.call_id) == (message_id, call_id)
-    assert thread_replies(bot_stack, bot_stack.channel_cards()[0]) == []
+    assert thread_replies(bot_stack, bot_stack.channel_cards()[0].conversation_id) == []
 
 
 @pytest.mark.parametrize("bot_settings_overrides", [settings_with() | {"placetel_match_window_seconds": 0}])
@@ -132,7 +133,7 @@ async def test_outside_the_window_a_mail_and_a_webhook_are_two_calls(
 
     case = await the_case(bot_stack)
     assert case.call_count == 2
-    assert len(thread_replies(bot_stack, bot_stack.channel_cards()[0])) == 1
+    assert len(thread_replies(bot_stack, bot_stack.channel_cards()[0].conversation_id)) == 1
 
 
 async def test_a_second_missed_call_of_the_caller_joins_the_case_as_a_repeat(
@@ -143,7 +144,7 @@ async def test_a_second_missed_call_of_the_caller_joins_the_case_as_a_repeat(
     await bot_stack.settle()
 
     assert (await the_case(bot_stack)).call_count == 2
-    (reply,) = thread_replies(bot_stack, bot_stack.channel_cards()[0])
+    (reply,) = thread_replies(bot_stack, bot_stack.channel_cards()[0].conversation_id)
     assert reply.startswith("Erneuter Anruf")
 
 
@@ -168,7 +169,7 @@ async def test_duplicate_and_out_of_order_events_count_once(bot_stack: BotStack,
     case = await the_case(bot_stack)
     assert [contact.kind for contact in case.contacts] == [ContactKind.CALLBACK]
     (card,) = bot_stack.channel_cards()
-    assert len(thread_replies(bot_stack, card)) == 1
+    assert len(thread_replies(bot_stack, card.conversation_id)) == 1
 
     metrics_auth = {"Authorization": f"Bearer {METRICS_TOKEN}"}  # issue 15: /metrics needs the token
     async with bot_stack.http.get(bot_stack.bot_url + "/metrics", headers=metrics_auth) as response:
@@ -192,11 +193,12 @@ async def test_a_callback_that_reached_the_caller_marks_the_case_done(
     assert await cases_of_line(bot_stack) == []
     case = await bot_stack.services.store.cases.find_by_message(POOL_MAILBOX, message_id)
     assert case is not None and case.state is CaseState.DONE and case.done_by == CALLBACK_ACTOR
-    (reply,) = thread_replies(bot_stack, bot_stack.channel_cards()[0])
+    (reply,) = thread_replies(bot_stack, bot_stack.channel_cards()[0].conversation_id)
     assert reply.startswith("Rückruf von Anna Schmidt · ") and reply.endswith(" · erreicht (2:15 Min.)")
     card = card_now(bot_stack)
     assert badge(card) == "Erledigt – durch Rückruf"
-    assert any(line.startswith("Rückruf: Anna Schmidt") and "erreicht (2:15 Min.)" in line for line in card_texts(card))
+    lines = card_texts(card).splitlines()
+    assert any(line.startswith("Rückruf: Anna Schmidt") and "erreicht (2:15 Min.)" in line for line in lines)
     assert bot_stack.graph.mailbox(POOL_MAILBOX).message(message_id).flag["flagStatus"] == FlagStatus.COMPLETE
 
 
@@ -226,11 +228,12 @@ async def test_an_unreached_callback_is_shown_and_never_closes(bot_stack: BotSta
 
     case = await the_case(bot_stack)
     assert case.state is CaseState.OPEN
-    (reply,) = thread_replies(bot_stack, bot_stack.channel_cards()[0])
+    (reply,) = thread_replies(bot_stack, bot_stack.channel_cards()[0].conversation_id)
     assert reply.startswith("Rückruf von Durchwahl 12 · ") and reply.endswith(" · nicht erreicht")
     card = card_now(bot_stack)
     assert badge(card) == "Offen"
-    assert any(line.startswith("Rückruf: Durchwahl 12") and "nicht erreicht" in line for line in card_texts(card))
+    lines = card_texts(card).splitlines()
+    assert any(line.startswith("Rückruf: Durchwahl 12") and "nicht erreicht" in line for line in lines)
 
 
 async def test_a_callback_while_someone_holds_the_case_closes_it_too(
@@ -277,7 +280,7 @@ async def test_a_line_that_never_closes_by_callback_shows_it_and_offers_done_fir
     assert (await the_case(bot_stack)).state is CaseState.OPEN
     card = card_now(bot_stack)
     assert [action.get("verb") for action in card["actions"]] == ["done", "claim"]
-    assert text(DE, "reached_hint") in card_texts(card)
+    assert text(DE, "reached_hint") in card_texts(card).splitlines()
 
 
 async def test_callbacks_to_unknown_numbers_or_from_elsewhere_change_nothing(
@@ -293,7 +296,7 @@ async def test_callbacks_to_unknown_numbers_or_from_elsewhere_change_nothing(
     await bot_stack.settle()
 
     assert await the_case(bot_stack) == before
-    assert thread_replies(bot_stack, bot_stack.channel_cards()[0]) == []
+    assert thread_replies(bot_stack, bot_stack.channel_cards()[0].conversation_id) == []
     assert len(bot_stack.channel_cards()) == 1
 
 
@@ -333,7 +336,7 @@ async def test_an_answered_repeat_call_is_noted_and_offers_done(bot_stack: BotSt
     case = await the_case(bot_stack)
     assert case.state is CaseState.OPEN and case.call_count == 1
     assert [c.kind for c in case.contacts] == [ContactKind.CALLER_REACHED], "CallAccepted and HungUp are one call"
-    (reply,) = thread_replies(bot_stack, bot_stack.channel_cards()[0])
+    (reply,) = thread_replies(bot_stack, bot_stack.channel_cards()[0].conversation_id)
     assert reply.startswith("Anrufer hat erneut angerufen und wurde erreicht · ")
     card = card_now(bot_stack)
     assert card["actions"][0]["verb"] == "done" and card["actions"][0].get("style") == "positive"

@@ -21,8 +21,9 @@ from bot.storage.factory import open_store
 from bot.storage.interface import JobState, RetryPolicy
 from bot.storage.sql_store import SqlStore
 from tests.support.bot_stack import ADMIN, CHANNEL_ID, POOL_MAILBOX, BotStack, user
+from tests.support.cards import card_texts
 from tests.support.storage import ALICE, T0, make_event
-from tests.support.teams import card_json, card_texts, the_card
+from tests.support.teams import card_json, the_card
 
 CLAIM_TIMEOUT = timedelta(hours=2)
 NUMBER = "+4930123456"
@@ -196,7 +197,7 @@ async def test_retention_replaces_the_cards_of_expired_cases(bot_stack: BotStack
     await bot_stack.settle()
 
     assert outcome.cases == 1 and await store.cases.get(case.id) is None
-    shown = "\n".join(card_texts(card_json(the_card(bot_stack).current)))
+    shown = card_texts(card_json(the_card(bot_stack).current))
     assert "Aufbewahrungsfrist" in shown and "2345678" not in shown
     (entry,) = await store.privacy.audit_entries()
     assert (entry["action"], entry["cases"]) == ("retention", 1)

@@ -31,8 +31,8 @@ from tests.support.bot_stack import (
     stack_settings,
     user,
 )
-from tests.support.cards import actions
-from tests.support.teams import card_json, card_texts
+from tests.support.cards import actions, card_texts
+from tests.support.teams import card_json
 
 BERLIN = ZoneInfo("Europe/Berlin")
 TAG = {"id": "tag-empfang", "name": "Empfang"}
@@ -106,7 +106,8 @@ async def reminder_stack(
         await graph.stop()
 
 
-def thread_replies(stack: BotStack) -> list[dict[str, Any]]:
+def thread_activities(stack: BotStack) -> list[dict[str, Any]]:
+    """Every activity the bot sent into any card's thread (reminders, nudges), with its mentions and cards."""
     return [
         record.current
         for conversation_id, records in stack.connector.conversations.items()
@@ -131,10 +132,10 @@ async def test_unclaimed_reminder_mentions_the_tag_and_marks_the_card_due(
     due = TUESDAY_10 + timedelta(minutes=30)
     clock.now = due - timedelta(seconds=5)
     await tick(stack)
-    assert thread_replies(stack) == []
+    assert thread_activities(stack) == []
     clock.now = due + timedelta(minutes=15)
     await tick(stack)
-    [reminder] = thread_replies(stack)
+    [reminder] = thread_activities(stack)
     assert "<at>Empfang</at>" in reminder["text"] and "45 Min." in reminder["text"]
     assert reminder["entities"] == [
         {
@@ -143,11 +144,11 @@ async def test_unclaimed_reminder_mentions_the_tag_and_marks_the_card_due(
             "mentioned": {"id": TAG["id"], "name": "Empfang", "type": "tag"},
         }
     ]
-    updated = " ".join(card_texts(card_json(card.current)))
+    updated = card_texts(card_json(card.current))
     assert "Fällig seit" in updated and "wartet seit 45 Min." in updated
     for _ in range(3):
         await tick(stack)
-    assert len(thread_replies(stack)) == 1
+    assert len(thread_activities(stack)) == 1
 
 
 async def test_old_claim_nudges_the_claimer(reminder_stack: tuple[BotStack, FakeClock]) -> None:
@@ -161,10 +162,10 @@ async def test_old_claim_nudges_the_claimer(reminder_stack: tuple[BotStack, Fake
     await stack.settle()
     clock.now = TUESDAY_10 + timedelta(minutes=121)
     await tick(stack)
-    nudges = [reply for reply in thread_replies(stack) if "Freigeben" in reply.get("text", "")]
+    nudges = [reply for reply in thread_activities(stack) if "Freigeben" in reply.get("text", "")]
     assert len(nudges) == 1
     assert nudges[0]["entities"][0]["mentioned"]["id"] == anna["aadObjectId"]
-    updated = " ".join(card_texts(card_json(card.current)))
+    updated = card_texts(card_json(card.current))
     assert "Freigeben" in updated
     # The nudge itself carries a Freigeben button; the clicker gets a short confirmation, the case is open again.
     [release] = list(actions(card_json(nudges[0])))
@@ -176,11 +177,11 @@ async def test_old_claim_nudges_the_claimer(reminder_stack: tuple[BotStack, Fake
         if record.current is nudges[0]
     ]
     answer = await stack.click("release", release["data"], anna, card.conversation_id, nudge_record.activity_id)
-    assert "Freigegeben – der Fall ist wieder offen." in " ".join(card_texts(answer["value"]))
+    assert "Freigegeben – der Fall ist wieder offen." in card_texts(answer["value"])
     case = await stack.services.store.cases.get(release["data"]["case_id"])
     assert case is not None and case.state == "open"
     again = await stack.click("release", release["data"], anna, card.conversation_id, nudge_record.activity_id)
-    assert "Niemand hat diesen Fall übernommen" in " ".join(card_texts(again["value"]))
+    assert "Niemand hat diesen Fall übernommen" in card_texts(again["value"])
 
 
 async def test_morning_overview_lists_the_night(reminder_stack: tuple[BotStack, FakeClock]) -> None:
@@ -207,7 +208,7 @@ async def test_morning_overview_lists_the_night(reminder_stack: tuple[BotStack, 
 
 
 def _texts(record: Any) -> str:
-    return " ".join(card_texts(card_json(record.current)))
+    return card_texts(card_json(record.current))
 
 
 def _actions(record: Any) -> list[dict[str, Any]]:
@@ -222,7 +223,7 @@ async def test_escalation_to_a_channel_posts_there_once(reminder_stack: tuple[Bo
     for minutes in (31, 61, 62, 120, 240):
         clock.now = TUESDAY_10 + timedelta(minutes=minutes)
         await tick(stack)
-    [reminder] = thread_replies(stack)
+    [reminder] = thread_activities(stack)
     assert "<at>Empfang</at>" in reminder["text"]
     [escalation] = [record.current for record in stack.channel_cards(OTHER_CHANNEL_ID)]
     assert (
@@ -241,7 +242,7 @@ async def test_claim_on_the_overview_answers_with_the_open_list(reminder_stack: 
     [claim] = [action for action in _actions(overview) if action.get("verb") == "claim"]
     anna = user(0)
     answer = await stack.click("claim", claim["data"], anna, overview.conversation_id, overview.activity_id)
-    answered = " ".join(card_texts(answer["value"]))
+    answered = card_texts(answer["value"])
     assert "Offene Rückrufe (1)" in answered and "Gespeichert" in answered
     case = await stack.services.store.cases.get(claim["data"]["case_id"])
     assert case is not None and case.claimed_by is not None and case.claimed_by.id == anna["aadObjectId"]

@@ -14,7 +14,7 @@ from bot.storage.factory import open_database
 from bot.storage.sql_store import SqlStore
 from cards.i18n import BERLIN
 from tests.support.bot_stack import CHANNEL_ID, BotStack
-from tests.support.commands import card_texts
+from tests.support.cards import card_texts
 
 MONDAY_0800_BERLIN = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
 

@@ -10,7 +10,8 @@ from bot.domain.cases import Actor
 from bot.domain.state_machine import Verb
 from bot.effects import no_effects
 from tests.support.bot_stack import CHANNEL_ID, OTHER_CHANNEL_ID, TEAM_ID, BotStack, user
-from tests.support.commands import PERSONAL_CHAT, card_texts, last_reply_card, seed_cases
+from tests.support.cards import card_texts
+from tests.support.commands import PERSONAL_CHAT, last_reply_card, seed_cases
 
 ANNA, BEN = user(0), user(1)
 

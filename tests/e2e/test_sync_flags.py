@@ -23,8 +23,8 @@ from tests.support.sync import (
     mail_flag,
     open_cases,
     outlook_flag,
-    thread_replies,
 )
+from tests.support.teams import thread_replies
 
 ANNA, BEN = user(0), user(1)
 
@@ -113,7 +113,7 @@ async def test_complete_in_outlook_marks_the_case_done_without_naming_anyone(
     assert "In Outlook erledigt" in shown
     assert "von wem, ist unbekannt" in shown
     assert ANNA["name"] not in shown
-    assert thread_replies(stack, three_calls)[-1].startswith("In Outlook als erledigt markiert")
+    assert thread_replies(stack, three_calls.conversation_id)[-1].startswith("In Outlook als erledigt markiert")
 
 
 async def test_clearing_the_flag_in_outlook_reopens_the_case(stack: BotStack, three_calls: CaseHandle) -> None:
@@ -128,7 +128,7 @@ async def test_clearing_the_flag_in_outlook_reopens_the_case(stack: BotStack, th
     assert case.state is CaseState.OPEN
     assert flags(stack, three_calls) == {FlagStatus.NOT_FLAGGED}
     assert "Offen" in card_text(stack, three_calls)
-    assert thread_replies(stack, three_calls)[-1].startswith("In Outlook wieder geöffnet")
+    assert thread_replies(stack, three_calls.conversation_id)[-1].startswith("In Outlook wieder geöffnet")
 
 
 async def test_flagging_in_outlook_reopens_a_done_case(stack: BotStack, three_calls: CaseHandle) -> None:
@@ -145,14 +145,14 @@ async def test_flagging_in_outlook_reopens_a_done_case(stack: BotStack, three_ca
 
 async def test_flagging_an_open_case_in_outlook_claims_nothing(stack: BotStack, three_calls: CaseHandle) -> None:
     before = await case_of(stack, three_calls)
-    replies = len(thread_replies(stack, three_calls))
+    replies = len(thread_replies(stack, three_calls.conversation_id))
 
     outlook_flag(stack, three_calls.message_ids[0], FlagStatus.FLAGGED)
     await drain(stack)
 
     after = await case_of(stack, three_calls)
     assert after.state is CaseState.OPEN and after.version == before.version
-    assert len(thread_replies(stack, three_calls)) == replies
+    assert len(thread_replies(stack, three_calls.conversation_id)) == replies
     # The person's flag stays; the case's other mails are left alone.
     assert flag_status(stack, three_calls.message_ids[0]) is FlagStatus.FLAGGED
     assert flag_status(stack, three_calls.message_ids[1]) is FlagStatus.NOT_FLAGGED
@@ -161,7 +161,7 @@ async def test_flagging_an_open_case_in_outlook_claims_nothing(stack: BotStack, 
 async def test_each_action_makes_exactly_one_transition_and_one_reply(stack: BotStack, three_calls: CaseHandle) -> None:
     """The bot's own PATCHes come back as ``updated`` notifications; none of them may count as an action."""
     version = (await case_of(stack, three_calls)).version
-    replies = len(thread_replies(stack, three_calls))
+    replies = len(thread_replies(stack, three_calls.conversation_id))
 
     async def in_outlook(flag: FlagStatus) -> None:
         outlook_flag(stack, three_calls.message_ids[0], flag)
@@ -182,7 +182,7 @@ async def test_each_action_makes_exactly_one_transition_and_one_reply(stack: Bot
         version += 1
         replies += 1
         assert (await case_of(stack, three_calls)).version == version
-        assert len(thread_replies(stack, three_calls)) == replies
+        assert len(thread_replies(stack, three_calls.conversation_id)) == replies
     echoes = [d for d in stack.graph.deliveries if d.delivered]
     assert len(echoes) > len(steps) * len(three_calls.message_ids)
 
@@ -208,7 +208,7 @@ async def test_an_echo_that_arrives_before_the_patch_returns_is_not_an_action(
         await asyncio.sleep(0.05)  # and a worker is free to pick it up
 
     monkeypatch.setattr(mailboxes, "update_message", answer_late)
-    replies = len(thread_replies(stack, three_calls))
+    replies = len(thread_replies(stack, three_calls.conversation_id))
     await click(stack, three_calls, "claim", ANNA)
     await drain(stack)
 
@@ -216,5 +216,5 @@ async def test_an_echo_that_arrives_before_the_patch_returns_is_not_an_action(
     assert case.state is CaseState.CLAIMED and case.claimed_by is not None
     assert case.claimed_by.name == ANNA["name"]
     assert echoes_seen and all(echoes_seen)
-    assert len(thread_replies(stack, three_calls)) == replies + 1
+    assert len(thread_replies(stack, three_calls.conversation_id)) == replies + 1
     assert flags(stack, three_calls) == {FlagStatus.FLAGGED}

@@ -11,18 +11,8 @@ import pytest
 from bot.domain.cases import CaseState
 from bot.storage.interface import FlagStatus
 from tests.support.bot_stack import POOL_MAILBOX, BotStack, user
-from tests.support.sync import (
-    PATCHES,
-    CaseHandle,
-    case_of,
-    click,
-    drain,
-    flag_patches,
-    flag_status,
-    open_cases,
-    resync,
-    thread_replies,
-)
+from tests.support.sync import PATCHES, CaseHandle, case_of, click, drain, flag_patches, flag_status, open_cases, resync
+from tests.support.teams import thread_replies
 
 ANNA = user(0)
 
@@ -103,7 +93,7 @@ async def test_flag_and_read_state_travel_in_one_patch_per_mail(stack: BotStack,
 
 
 async def test_reading_in_outlook_is_not_handling(stack: BotStack, three_calls: CaseHandle) -> None:
-    replies = len(thread_replies(stack, three_calls))
+    replies = len(thread_replies(stack, three_calls.conversation_id))
     version = (await case_of(stack, three_calls)).version
     patches = sum(r.method == "PATCH" for r in stack.graph.requests)
 
@@ -114,26 +104,26 @@ async def test_reading_in_outlook_is_not_handling(stack: BotStack, three_calls: 
 
     case = await case_of(stack, three_calls)
     assert case.state is CaseState.OPEN and case.version == version
-    assert len(thread_replies(stack, three_calls)) == replies
+    assert len(thread_replies(stack, three_calls.conversation_id)) == replies
     assert sum(r.method == "PATCH" for r in stack.graph.requests) == patches  # nothing written back either
 
 
 async def test_marking_unread_in_outlook_does_not_reopen(stack: BotStack, three_calls: CaseHandle) -> None:
     await click(stack, three_calls, "done", ANNA)
     await drain(stack)
-    replies = len(thread_replies(stack, three_calls))
+    replies = len(thread_replies(stack, three_calls.conversation_id))
 
     outlook_read(stack, three_calls.message_ids[1], False)
     await drain(stack)
 
     case = await case_of(stack, three_calls)
     assert case.state is CaseState.DONE
-    assert len(thread_replies(stack, three_calls)) == replies
+    assert len(thread_replies(stack, three_calls.conversation_id)) == replies
     assert flag_status(stack, three_calls.message_ids[1]) is FlagStatus.COMPLETE
 
 
 async def test_the_echo_of_the_bots_own_write_changes_nothing(stack: BotStack, three_calls: CaseHandle) -> None:
-    replies = len(thread_replies(stack, three_calls))
+    replies = len(thread_replies(stack, three_calls.conversation_id))
     await click(stack, three_calls, "claim", ANNA)
     await drain(stack)
     echoes = [d for d in stack.graph.deliveries if d.delivered]
@@ -143,7 +133,8 @@ async def test_the_echo_of_the_bots_own_write_changes_nothing(stack: BotStack, t
     assert sum(r.method == "PATCH" for r in stack.graph.requests) == len(three_calls.message_ids)
     mails = [await stack.services.store.mails.get_mail(POOL_MAILBOX, m) for m in three_calls.message_ids]
     assert {(m.observed_read, m.written_read) for m in mails if m is not None} == {(True, True)}
-    assert len(thread_replies(stack, three_calls)) == replies + 1  # the claim's line, nothing for the echoes
+    # the claim's line, nothing for the echoes
+    assert len(thread_replies(stack, three_calls.conversation_id)) == replies + 1
 
 
 async def test_a_person_marking_a_done_mail_unread_is_left_alone_by_default(

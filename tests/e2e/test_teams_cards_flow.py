@@ -8,11 +8,11 @@ from typing import Any
 
 from bot.domain.cases import CaseState
 from tests.support.bot_stack import CHANNEL_ID, OTHER_CHANNEL_ID, POOL_MAILBOX, BotStack, user
+from tests.support.cards import card_texts
 from tests.support.teams import (
     action_data,
     badge,
     card_json,
-    card_texts,
     invoke_card,
     notice,
     posted_case,
@@ -53,7 +53,7 @@ async def test_a_claims_b_is_refused_a_finishes_and_everyone_sees_it(bot_stack: 
     assert puts and all(r.status == 200 for r in puts)
     assert badge(card_json(card.current)) == "Erledigt – Anna Schmidt"
     assert badge(card_json(card.versions[0])) == "Offen"
-    replies = thread_replies(bot_stack, card)
+    replies = thread_replies(bot_stack, card.conversation_id)
     assert len(replies) == 2, replies
     assert replies[0].startswith("Anna Schmidt hat übernommen · ")
     assert "Anna Schmidt" in replies[1] and "erledigt" in replies[1].lower()
@@ -68,9 +68,9 @@ async def test_a_repeat_call_folds_into_the_existing_card(bot_stack: BotStack) -
 
     card = the_card(bot_stack)
     assert len(card.versions) == 2
-    calls = next(fact for fact in card_texts(card_json(card.current)) if fact.startswith("Anrufe: "))
+    calls = next(fact for fact in card_texts(card_json(card.current)).splitlines() if fact.startswith("Anrufe: "))
     assert calls.startswith("Anrufe: 2 ·"), calls
-    replies = thread_replies(bot_stack, card)
+    replies = thread_replies(bot_stack, card.conversation_id)
     assert len(replies) == 1 and replies[0].startswith("Erneuter Anruf") and "2. Anruf" in replies[0]
 
 
@@ -95,7 +95,7 @@ async def test_fifty_concurrent_claims_have_one_winner(bot_stack: BotStack) -> N
     assert case is not None and case.state is CaseState.CLAIMED and case.claimed_by is not None
     assert case.claimed_by.name == winner
     assert badge(card_json(the_card(bot_stack).current)) == f"In Bearbeitung – {winner}"
-    assert len(thread_replies(bot_stack, the_card(bot_stack))) == 1
+    assert len(thread_replies(bot_stack, the_card(bot_stack).conversation_id)) == 1
 
 
 async def test_an_action_from_another_channel_or_tenant_is_refused(bot_stack: BotStack) -> None:
@@ -176,7 +176,7 @@ async def test_markdown_and_html_in_the_mail_are_inert_on_the_card(bot_stack: Bo
     await bot_stack.settle()
     cards = [card_json(record.current) for record in bot_stack.channel_cards()]
     assert len(cards) == 2
-    shown = "\n".join(text for card in cards for text in card_texts(card))
+    shown = "\n".join(card_texts(card) for card in cards)
     assert "Gewinn" in shown and "Max" in shown  # shown, but as text
     for dangerous in ("](https://evil", "<script>", "<b>", "<img", "**fett**", "https://evil.example"):
         assert dangerous not in shown, dangerous

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from tests.support.bot_stack import ADMIN, CHANNEL_ID, OTHER_CHANNEL_ID, TEAM_ID, BotStack, user
-from tests.support.teams import card_json, card_texts
+from tests.support.cards import card_texts
+from tests.support.teams import card_json
 from tests.support.teams_standins import BOT_APP, TENANT
 
 
@@ -59,14 +60,14 @@ async def test_an_admin_links_by_line_id_mailbox_or_name_and_gets_a_confirmation
         assert link.service_url == bot_stack.connector.service_url
         assert link.linked_by == ADMIN["aadObjectId"]
         confirmation = card_json(bot_replies(bot_stack)[-1])
-        assert card_texts(confirmation)[0] == "✓ Kanal verbunden"
+        assert card_texts(confirmation).splitlines()[0] == "✓ Kanal verbunden"
         await bot_stack.services.store.links.unlink_line("zentrale")
 
 
 async def test_trennen_unlinks_and_new_calls_are_no_longer_posted(bot_stack: BotStack) -> None:
     await bot_stack.link()
     assert await bot_stack.message("trennen zentrale") < 300
-    assert card_texts(card_json(bot_replies(bot_stack)[-1]))[0] == "✓ Kanal getrennt"
+    assert card_texts(card_json(bot_replies(bot_stack)[-1])).splitlines()[0] == "✓ Kanal getrennt"
     assert await bot_stack.services.store.links.link_for_line("zentrale") is None
 
     bot_stack.deliver_missed_call("0171 2345678")

@@ -70,5 +70,5 @@ async def test_a_failing_update_and_reply_are_retried(bot_stack: BotStack) -> No
     card = the_card(bot_stack)
     assert badge(card_json(card.current)) == "In Bearbeitung – Anna Schmidt"
     assert len(card.versions) == 2
-    assert len(thread_replies(bot_stack, card)) == 1
+    assert len(thread_replies(bot_stack, card.conversation_id)) == 1
     assert sum(r.status == 429 for r in bot_stack.connector.requests) == 2

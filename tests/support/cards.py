@@ -243,6 +243,17 @@ def walk(node: Any) -> Iterator[Json]:
             yield from walk(child)
 
 
+def card_texts(card: Json) -> str:
+    """What a person reads on the card: each TextBlock's text and each fact as "title: value", one per line."""
+    lines = []
+    for element in walk(card.get("body", [])):
+        if element.get("type") == "TextBlock":
+            lines.append(str(element["text"]))
+        elif element.get("type") == "FactSet":
+            lines.extend(f"{fact['title']}: {fact['value']}" for fact in element["facts"])
+    return "\n".join(lines)
+
+
 def texts(node: Any) -> Iterator[str]:
     """Every string a person reads as markdown: TextBlock texts, fact titles and values."""
     for element in walk(node):

@@ -34,17 +34,6 @@ async def seed_cases(stack: BotStack, count: int) -> list[Case]:
     return cases
 
 
-def card_texts(card: dict[str, Any]) -> str:
-    """Every TextBlock's text and every FactSet's title and value, one per line."""
-    parts = []
-    for element in walk(card.get("body", [])):
-        if element.get("type") == "TextBlock":
-            parts.append(str(element["text"]))
-        elif "title" in element and "value" in element:
-            parts.append(f"{element['title']}: {element['value']}")
-    return "\n".join(parts)
-
-
 def card_actions(card: dict[str, Any], verb: str) -> list[dict[str, Any]]:
     return [element for element in walk(card) if element.get("type") == "Action.Execute" and element["verb"] == verb]
 
@@ -57,11 +46,3 @@ def last_reply_card(stack: BotStack, conversation_id: str) -> dict[str, Any]:
     assert attachments, f"the bot answered without a card: {records[-1].current.get('text')!r}"
     content: dict[str, Any] = attachments[0]["content"]
     return content
-
-
-def invoke_card(response: dict[str, Any]) -> dict[str, Any]:
-    """The card of an ``adaptiveCard/action`` invoke response."""
-    assert response["statusCode"] == 200, response
-    assert response["type"] == "application/vnd.microsoft.card.adaptive", response
-    value: dict[str, Any] = response["value"]
-    return value

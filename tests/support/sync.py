@@ -116,15 +116,6 @@ async def resync(stack: BotStack) -> None:
     await drain(stack)
 
 
-def thread_replies(stack: BotStack, handle: CaseHandle) -> list[str]:
-    """The text lines the bot posted into the case's thread."""
-    return [
-        str(record.current.get("text", ""))
-        for record in stack.connector.conversations.get(handle.conversation_id, [])
-        if record.operation != "create"
-    ]
-
-
 def card_content(stack: BotStack, handle: CaseHandle) -> dict[str, Any]:
     """The card as everyone in the channel sees it now."""
     record = stack.connector.find(handle.activity_id)

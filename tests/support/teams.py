@@ -8,6 +8,7 @@ from typing import Any
 from sandbox.connector import RecordedActivity
 from sandbox.graph_model import Attachment
 from tests.support.bot_stack import POOL_MAILBOX, BotStack
+from tests.support.cards import card_texts
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 OUTBOX_TIMEOUT = 30.0
@@ -20,35 +21,14 @@ def card_json(activity: dict[str, Any]) -> dict[str, Any]:
     return dict(attachment["content"])
 
 
-def card_texts(card: dict[str, Any]) -> list[str]:
-    """Every text a person reads on the card (TextBlocks and facts), depth first."""
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "TextBlock":
-                found.append(str(node["text"]))
-            if node.get("type") == "FactSet":
-                found.extend(f"{fact['title']}: {fact['value']}" for fact in node["facts"])
-            for value in node.values():
-                if isinstance(value, dict | list):
-                    walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(card.get("body", []))
-    return found
-
-
 def badge(card: dict[str, Any]) -> str:
     """The state badge: the first TextBlock of the card."""
-    return card_texts(card)[0]
+    return card_texts(card).splitlines()[0]
 
 
 def notice(card: dict[str, Any]) -> str | None:
     """The card's notice (why an action was refused), if it shows one."""
-    return next((text for text in card_texts(card) if text.startswith("⚠️")), None)
+    return next((line for line in card_texts(card).splitlines() if line.startswith("⚠️")), None)
 
 
 def action_data(card: dict[str, Any], verb: str) -> dict[str, Any]:
@@ -69,16 +49,17 @@ def the_card(stack: BotStack) -> RecordedActivity:
     return cards[0]
 
 
-def thread_replies(stack: BotStack, card: RecordedActivity) -> list[str]:
-    """The texts sent into the card's thread (not the card itself)."""
+def thread_replies(stack: BotStack, conversation_id: str) -> list[str]:
+    """The texts the bot sent into a card's thread (``conversation_id``; the card itself excluded), oldest first."""
     return [
-        str(record.current.get("text"))
-        for record in stack.connector.activities(card.conversation_id)
+        str(record.current.get("text", ""))
+        for record in stack.connector.activities(conversation_id)
         if record.operation != "create"
     ]
 
 
 def invoke_card(response: dict[str, Any]) -> dict[str, Any]:
+    """The card of an ``adaptiveCard/action`` invoke response."""
     assert response["statusCode"] == 200 and response["type"] == CARD_CONTENT_TYPE, response
     return dict(response["value"])
 

@@ -24,8 +24,7 @@ from cards.case_card import build_case_card
 from cards.i18n import BERLIN, Lang, refusal_text
 from cards.messages import contact_reply
 from cards.stats_card import StatsCardView, build_stats_card
-from tests.support.cards import callback_case, caller_reached_case, case_view, markdown_link_targets, texts
-from tests.support.commands import card_texts
+from tests.support.cards import callback_case, caller_reached_case, card_texts, case_view, markdown_link_targets, texts
 from tests.support.stats import LINE_NAMES, team_stats
 from tests.support.storage import ALICE, CLAIM_TIMEOUT, T0, make_event
 

@@ -17,8 +17,7 @@ from bot.stats.chart import CHART_PATH, ChartLinks, InvalidChartLink, chart_hand
 from bot.stats.service import BadPeriod, parse_days
 from cards.i18n import Lang
 from cards.stats_card import StatsCardView, build_stats_card, format_seconds
-from tests.support.cards import size_of
-from tests.support.commands import card_texts
+from tests.support.cards import card_texts, size_of
 from tests.support.stats import LINE_NAMES, team_stats, weekday_hours
 
 KEY = b"k" * 32
