@@ -24,7 +24,7 @@ from bot.storage.database import Database
 from bot.storage.sql_store import SqlLeaseRepository
 from cards.case_card import build_case_card
 from sandbox.graph import GraphStandIn
-from tests.support.cards import case_view, make_case, make_event, texts
+from tests.support.cards import card_event, case_view, make_case, texts
 from tests.support.graph import graph_client
 
 POOL = "zentrale@praxis.example"
@@ -138,7 +138,7 @@ def directory_over(database: Database, graph: GraphStandIn, instance: str = "one
 
 def card_name(directory: CallerDirectory, caller: str, caller_name: str | None = None) -> CallerIdentity | None:
     return directory.identify(
-        replace(make_case(make_event(caller=caller, caller_name=caller_name)), line_id="zentrale")
+        replace(make_case(card_event(caller=caller, caller_name=caller_name)), line_id="zentrale")
     )
 
 
@@ -218,25 +218,25 @@ async def test_only_one_instance_asks_graph_at_a_time(database: Database, graph:
 
 
 def test_card_shows_name_and_company_and_always_the_number() -> None:
-    view = case_view(make_case(make_event(caller=WEBER)), identity=CallerIdentity("Dr. Weber", "Labor Nord"))
+    view = case_view(make_case(card_event(caller=WEBER)), identity=CallerIdentity("Dr. Weber", "Labor Nord"))
     shown = list(texts(build_case_card(view)))
     assert "0221 4710355" in shown
     assert any("Dr. Weber" in t and "Labor Nord" in t for t in shown)
 
 
 def test_card_without_a_known_name_shows_the_number_only() -> None:
-    view = case_view(make_case(make_event(caller=WEBER, caller_name="PBX Name")), identity=UNKNOWN_CALLER)
+    view = case_view(make_case(card_event(caller=WEBER, caller_name="PBX Name")), identity=UNKNOWN_CALLER)
     shown = list(texts(build_case_card(view)))
     assert "0221 4710355" in shown
     assert not any("PBX Name" in t for t in shown)
 
 
 def test_card_without_caller_sources_shows_the_mail_name_as_before() -> None:
-    view = case_view(make_case(make_event(caller=WEBER, caller_name="Herr Sommer")))
+    view = case_view(make_case(card_event(caller=WEBER, caller_name="Herr Sommer")))
     assert "Herr Sommer" in list(texts(build_case_card(view)))
     for sources in ("", "pbx"):
         directory = CallerDirectory(settings(caller_sources=sources), None, None, None, "x")  # type: ignore[arg-type]
-        assert directory.identify(make_case(make_event(caller=WEBER, caller_name="Herr Sommer"))) is None
+        assert directory.identify(make_case(card_event(caller=WEBER, caller_name="Herr Sommer"))) is None
 
 
 def test_default_setting_is_todays_behaviour() -> None:

@@ -16,7 +16,7 @@ from bot.domain.state_machine import Verb
 from cards.case_card import build_case_card
 from cards.i18n import Lang
 from cards.list_card import build_list_card
-from tests.support.cards import HOSTILE, NOW, OUTLOOK_LINK, apply, case_view, list_view, make_case, make_event
+from tests.support.cards import HOSTILE, NOW, OUTLOOK_LINK, apply, card_event, case_view, list_view, make_case
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +41,7 @@ def renderer() -> ModuleType:
 
 
 def test_hostile_mail_renders_without_foreign_links(renderer: ModuleType) -> None:
-    event = make_event(kind=EventKind.UNRECOGNISED, caller=None, subject=HOSTILE, sender=HOSTILE, caller_name=HOSTILE)
+    event = card_event(kind=EventKind.UNRECOGNISED, caller=None, subject=HOSTILE, sender=HOSTILE, caller_name=HOSTILE)
     case = apply(make_case(event), Verb.CLAIM, Actor("aad-evil", "[Anna](https://evil.example)"), NOW)
     card = build_case_card(case_view(case, line_name=HOSTILE, notice=HOSTILE))
     listing = build_list_card(list_view([case], total=1, lang=Lang.EN))

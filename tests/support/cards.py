@@ -11,12 +11,13 @@ from typing import Any
 
 from bot.domain.callbacks import AutoDone, apply_contact
 from bot.domain.cases import Actor, Case, Contact, ContactKind, PreviousCase
-from bot.domain.events import WITHHELD, CallEvent, EventKind, MailSource, Voicemail
+from bot.domain.events import WITHHELD, CallEvent, EventKind, Voicemail
 from bot.domain.state_machine import Verb, decide
 from cards.case_card import CaseCardView, build_case_card
 from cards.i18n import Lang
 from cards.list_card import CaseListView, ListCommand, build_list_card
 from cards.messages import build_help_card, build_link_confirmation_card, build_unlink_confirmation_card
+from tests.support.storage import make_event
 
 NOW = datetime(2026, 11, 27, 9, 40, tzinfo=UTC)
 """10:40 in Berlin (CET)."""
@@ -35,32 +36,16 @@ HOSTILE = (
 Json = dict[str, Any]
 
 
-def make_event(
-    n: int = 0,
-    *,
-    at: datetime | None = None,
-    kind: EventKind = EventKind.MISSED_CALL,
-    caller: str | None = "+4930123456",
-    caller_name: str | None = None,
-    voicemail: Voicemail | None = None,
-    subject: str = "Verpasster Anruf",
-    sender: str = "noreply@placetel.de",
-    web_link: str | None = OUTLOOK_LINK,
-) -> CallEvent:
-    return CallEvent(
-        source_id=f"mail:pool@example.org:msg-{n}",
-        kind=kind,
-        line_id=LINE_ID,
-        caller=caller,
-        received_at=at or NOW - timedelta(minutes=5 * (10 - n)),
-        mail=MailSource("pool@example.org", f"msg-{n}", web_link, subject, sender),
-        caller_name=caller_name,
-        voicemail=voicemail,
-    )
+def card_event(n: int = 0, *, at: datetime | None = None, **fields: Any) -> CallEvent:
+    """Call ``n`` of the card tests' line, 5 × (10 − n) minutes before :data:`NOW` unless ``at`` says when, from a
+    "Verpasster Anruf" mail in the pool mailbox with an Outlook link; ``fields`` as for ``make_event``."""
+    preset = {"subject": "Verpasster Anruf", "web_link": OUTLOOK_LINK}
+    received = at or NOW - timedelta(minutes=5 * (10 - n))
+    return make_event(f"msg-{n}", line_id=LINE_ID, mailbox="pool@example.org", at=received, **(preset | fields))
 
 
 def make_case(*events: CallEvent, case_id: str = "case-1") -> Case:
-    first, *rest = events or (make_event(),)
+    first, *rest = events or (card_event(),)
     case = Case(
         id=case_id,
         line_id=LINE_ID,
@@ -82,7 +67,7 @@ def apply(case: Case, verb: Verb, actor: Actor, at: datetime) -> Case:
 
 
 def open_case() -> Case:
-    return make_case(make_event(0, caller_name="Max Mustermann"), make_event(1), make_event(2))
+    return make_case(card_event(0, caller_name="Max Mustermann"), card_event(1), card_event(2))
 
 
 def claimed_case() -> Case:
@@ -94,7 +79,7 @@ def done_case() -> Case:
 
 
 def voicemail_case() -> Case:
-    return make_case(make_event(0, kind=EventKind.VOICEMAIL, voicemail=Voicemail("att-1", "vm.wav", 42)))
+    return make_case(card_event(0, kind=EventKind.VOICEMAIL, voicemail=Voicemail("att-1", "vm.wav", 42)))
 
 
 def callback_case(*, reached: bool, auto_done: AutoDone = AutoDone.REACHED, agent: str = "Anna Schmidt") -> Case:
@@ -127,7 +112,7 @@ def list_view(
 def many_cases(count: int) -> list[Case]:
     cases = []
     for n in range(count):
-        case = make_case(make_event(n, caller=f"+49301234{n:03d}"), case_id=f"case-{n}")
+        case = make_case(card_event(n, caller=f"+49301234{n:03d}"), case_id=f"case-{n}")
         cases.append(apply(case, Verb.CLAIM, BOB, NOW) if n % 3 == 0 else case)
     return cases
 
@@ -144,19 +129,19 @@ def card_variants() -> Iterator[tuple[str, Callable[[], Json]]]:
         yield f"done-by-callback-{lang}", partial(_case_card, partial(callback_case, reached=True), lang)
         yield f"caller-reached-{lang}", partial(_case_card, caller_reached_case, lang)
     yield "callback-unreached", lambda: build_case_card(case_view(callback_case(reached=False, agent=HOSTILE)))
-    yield "withheld", lambda: build_case_card(case_view(make_case(make_event(caller=WITHHELD))))
-    yield "no-number", lambda: build_case_card(case_view(make_case(make_event(caller=None))))
+    yield "withheld", lambda: build_case_card(case_view(make_case(card_event(caller=WITHHELD))))
+    yield "no-number", lambda: build_case_card(case_view(make_case(card_event(caller=None))))
     yield (
         "unrecognised",
         lambda: build_case_card(
-            case_view(make_case(make_event(kind=EventKind.UNRECOGNISED, caller=None, subject=HOSTILE, sender=HOSTILE)))
+            case_view(make_case(card_event(kind=EventKind.UNRECOGNISED, caller=None, subject=HOSTILE, sender=HOSTILE)))
         ),
     )
     yield (
         "voicemail",
-        lambda: build_case_card(case_view(voicemail_case(), listen_link=(make_event(0).source_id, VOICEMAIL_URL))),
+        lambda: build_case_card(case_view(voicemail_case(), listen_link=(card_event(0).source_id, VOICEMAIL_URL))),
     )
-    yield "fax", lambda: build_case_card(case_view(make_case(make_event(kind=EventKind.FAX))))
+    yield "fax", lambda: build_case_card(case_view(make_case(card_event(kind=EventKind.FAX))))
     yield "notice", lambda: build_case_card(case_view(claimed_case(), notice="Bereits übernommen von Anna um 10:32"))
     yield "previous", lambda: build_case_card(case_view(previous_case()))
     yield "claim-timed-out", lambda: build_case_card(case_view(claimed_case(), now=NOW + timedelta(hours=2)))
@@ -200,7 +185,7 @@ LONG_LINK = OUTLOOK_LINK + "&x=" + "A" * 1500
 def long_case(count: int) -> Case:
     """The worst case for size: many events, the longest names and links."""
     events = [
-        make_event(
+        card_event(
             n,
             at=NOW - timedelta(minutes=count - n),
             caller_name=LONG_NAME,
@@ -215,7 +200,7 @@ def long_case(count: int) -> Case:
 
 def long_list_page() -> list[Case]:
     return [
-        make_case(make_event(n, caller_name=LONG_NAME, caller=f"+49301234{n:03d}"), case_id="c" * 200 + str(n))
+        make_case(card_event(n, caller_name=LONG_NAME, caller=f"+49301234{n:03d}"), case_id="c" * 200 + str(n))
         for n in range(10)
     ]
 

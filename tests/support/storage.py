@@ -47,20 +47,28 @@ def make_event(
     caller: str | None = "+4930123456",
     *,
     line_id: str = "line-1",
+    mailbox: str | None = None,
+    at: datetime = T0,
     minutes: float = 0,
     kind: EventKind = EventKind.MISSED_CALL,
     caller_name: str | None = None,
     voicemail: Voicemail | None = None,
+    subject: str | None = None,
+    sender: str = "noreply@placetel.de",
+    web_link: str | None = None,
 ) -> CallEvent:
-    """A call event from the mail ``message_id`` in the line's mailbox, ``minutes`` after :data:`T0`."""
-    mailbox = f"{line_id}@example.com"
+    """A call event from the mail ``message_id`` in ``mailbox`` (the line's by default), ``minutes`` after ``at``.
+
+    The one event factory of the tests (the card tests' :func:`tests.support.cards.card_event` presets it).
+    """
+    mailbox = mailbox or f"{line_id}@example.com"
     return CallEvent(
         source_id=CallEvent.source_id_for(mailbox, message_id),
         kind=kind,
         line_id=line_id,
         caller=caller,
-        received_at=T0 + timedelta(minutes=minutes),
-        mail=MailSource(mailbox, message_id, subject=f"Anruf {message_id}", sender="noreply@placetel.de"),
+        received_at=at + timedelta(minutes=minutes),
+        mail=MailSource(mailbox, message_id, web_link, f"Anruf {message_id}" if subject is None else subject, sender),
         caller_name=caller_name,
         voicemail=voicemail,
     )

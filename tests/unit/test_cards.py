@@ -49,13 +49,13 @@ from tests.support.cards import (
     Json,
     actions,
     apply,
+    card_event,
     case_view,
     claimed_case,
     done_case,
     list_view,
     long_case,
     make_case,
-    make_event,
     many_cases,
     markdown_link_targets,
     open_case,
@@ -202,7 +202,7 @@ def test_phone_numbers_for_people(number: str, shown: str) -> None:
 
 
 def test_a_mobile_number_is_stored_as_e164_and_dialled_as_e164() -> None:
-    case = make_case(make_event(caller="+4915123456789"))
+    case = make_case(card_event(caller="+4915123456789"))
     card = build_case_card(case_view(case))
     assert "0151 23456789" in all_text(card)
     assert "tel:+4915123456789" in markdown_link_targets(card)
@@ -210,7 +210,7 @@ def test_a_mobile_number_is_stored_as_e164_and_dialled_as_e164() -> None:
 
 @pytest.mark.parametrize("caller", [WITHHELD, None])
 def test_withheld_or_missing_caller_has_no_call_link(caller: str | None) -> None:
-    card = build_case_card(case_view(make_case(make_event(caller=caller))))
+    card = build_case_card(case_view(make_case(card_event(caller=caller))))
     expected = "Unbekannt / unterdrückt" if caller == WITHHELD else "Unbekannt – Rufnummer nicht lesbar"
     assert card["body"][1]["text"] == expected
     serialised = json.dumps(card)
@@ -219,7 +219,7 @@ def test_withheld_or_missing_caller_has_no_call_link(caller: str | None) -> None
 
 
 def test_unrecognised_mail_shows_subject_and_sender_instead_of_a_caller() -> None:
-    event = make_event(kind=EventKind.UNRECOGNISED, caller=None, subject="Rechnung 4711", sender="buchhaltung@firma.de")
+    event = card_event(kind=EventKind.UNRECOGNISED, caller=None, subject="Rechnung 4711", sender="buchhaltung@firma.de")
     card = build_case_card(case_view(make_case(event), Lang.EN))
     card_text = all_text(card)
     assert "Not recognised" in card_text
@@ -230,7 +230,7 @@ def test_unrecognised_mail_shows_subject_and_sender_instead_of_a_caller() -> Non
 
 
 def test_unrecognised_item_never_shows_a_call_link_even_with_a_number() -> None:
-    event = make_event(kind=EventKind.UNRECOGNISED, caller="+4930123456", subject="Re: Rückruf 030 123456")
+    event = card_event(kind=EventKind.UNRECOGNISED, caller="+4930123456", subject="Re: Rückruf 030 123456")
     card = build_case_card(case_view(make_case(event)))
     assert "Nicht erkannt" in all_text(card)
     serialised = json.dumps(card)
@@ -238,15 +238,15 @@ def test_unrecognised_item_never_shows_a_call_link_even_with_a_number() -> None:
 
 
 def test_invalid_number_is_shown_exactly_as_the_mail_wrote_it() -> None:
-    event = replace(make_event(caller="+491523334445"), caller_as_written="0152/333 44 45")
+    event = replace(card_event(caller="+491523334445"), caller_as_written="0152/333 44 45")
     card = build_case_card(case_view(make_case(event)))
     assert card["body"][1]["text"] == "0152/333 44 45"
     assert format_phone("+491523334445") != "0152/333 44 45"  # what the card would show without the raw form
 
 
 def test_card_shows_which_of_the_lines_numbers_was_called() -> None:
-    first = replace(make_event(0), called_number="+49301234500")
-    second = replace(make_event(1), called_number="+49301234501")
+    first = replace(card_event(0), called_number="+49301234500")
+    second = replace(card_event(1), called_number="+49301234501")
     card_text = all_text(build_case_card(case_view(make_case(first, second))))
     assert "auf\u00a0030\u00a01234500" in card_text and "auf\u00a0030\u00a01234501" in card_text
 
@@ -283,11 +283,11 @@ def test_a_listen_link_must_be_https() -> None:
 
 
 def test_a_call_without_voicemail_has_no_listen_button() -> None:
-    assert listen_buttons(build_case_card(case_view(make_case(make_event())))) == []
+    assert listen_buttons(build_case_card(case_view(make_case(card_event())))) == []
 
 
 def test_fax_is_named() -> None:
-    assert "Fax" in all_text(build_case_card(case_view(make_case(make_event(kind=EventKind.FAX)))))
+    assert "Fax" in all_text(build_case_card(case_view(make_case(card_event(kind=EventKind.FAX)))))
 
 
 @pytest.mark.parametrize(
@@ -306,7 +306,7 @@ def test_fax_is_named() -> None:
     ],
 )
 def test_mail_link_only_to_outlook(link: str | None, shown: bool) -> None:
-    card = build_case_card(case_view(make_case(make_event(web_link=link))))
+    card = build_case_card(case_view(make_case(card_event(web_link=link))))
     targets = [target for target in markdown_link_targets(card) if not target.startswith(("tel:", TEAMS_CALL))]
     assert bool(targets) is shown
     if link is not None and not shown:
@@ -391,7 +391,7 @@ def test_absolute_times_are_in_berlin_across_dst(utc: datetime, berlin: str) -> 
 
 def test_card_times_follow_berlin_summer_time() -> None:
     summer = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
-    case = make_case(make_event(at=summer))
+    case = make_case(card_event(at=summer))
     card_text = all_text(build_case_card(case_view(case, now=summer + timedelta(minutes=5))))
     assert "**01.07.2026, 10:00** · vor 5 Min." in card_text
 
@@ -416,7 +416,7 @@ def test_relative_times(age: timedelta, german: str, english: str) -> None:
 
 
 def hostile_card() -> Json:
-    event = make_event(kind=EventKind.UNRECOGNISED, caller=None, subject=HOSTILE, sender=HOSTILE, caller_name=HOSTILE)
+    event = card_event(kind=EventKind.UNRECOGNISED, caller=None, subject=HOSTILE, sender=HOSTILE, caller_name=HOSTILE)
     hostile_actor = Actor("aad-evil", "[Anna](https://evil.example) **Boss**")
     case = apply(make_case(event), Verb.CLAIM, hostile_actor, NOW)
     return build_case_card(case_view(case, line_name=HOSTILE, notice=HOSTILE))
@@ -563,9 +563,9 @@ def test_thread_replies_read_well() -> None:
 
 def test_repeat_call_replies() -> None:
     at = datetime(2026, 11, 27, 9, 45, tzinfo=UTC)
-    assert repeat_call_reply(make_event(at=at), 3, Lang.DE) == "Erneuter Anruf · 10:45 (3. Anruf)"
-    assert repeat_call_reply(make_event(at=at), 3, Lang.EN) == "Called again · 10:45 (3rd call)"
-    voicemail = make_event(at=at, kind=EventKind.VOICEMAIL, voicemail=Voicemail("a", "vm.wav"))
+    assert repeat_call_reply(card_event(at=at), 3, Lang.DE) == "Erneuter Anruf · 10:45 (3. Anruf)"
+    assert repeat_call_reply(card_event(at=at), 3, Lang.EN) == "Called again · 10:45 (3rd call)"
+    voicemail = card_event(at=at, kind=EventKind.VOICEMAIL, voicemail=Voicemail("a", "vm.wav"))
     assert repeat_call_reply(voicemail, 2, Lang.DE) == "Neue Sprachnachricht · 10:45 (2. Anruf)"
 
 
