@@ -176,7 +176,7 @@ async def soak(backend: str, database_url: str, folder: Path, options: Options) 
                 await asyncio.sleep(1)
             if result is None:
                 result = await check(store, stand_ins.graph, stand_ins.connector, [line.mailbox for line in LINES])
-        graph_faults = sum(rule.hits for rule in stand_ins.graph._faults)  # the stand-in's own rules
+        graph_faults = sum(rule.hits for rule in stand_ins.graph.faults.rules)  # the stand-in's own rules
         return Outcome(backend, result, converged_after, graph_faults, len(stand_ins.graph.requests),
                        sum(rule.hits for rule in stand_ins.connector.faults), len(stand_ins.connector.requests),
                        claimed)
