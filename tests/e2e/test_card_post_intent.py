@@ -8,7 +8,7 @@ import pytest
 
 from bot.storage.interface import CardRef
 from tests.support.bot_stack import TEAM_GROUP_ID, BotStack, user
-from tests.support.teams import action_data, badge, card_json, drain, invoke_card
+from tests.support.teams import action_data, badge, card_json, invoke_card
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ async def test_a_card_posted_before_the_process_died_is_adopted_not_posted_again
     failures = lose_the_first_save(bot_stack, monkeypatch)
     await bot_stack.link()
     bot_stack.deliver_missed_call("0171 2345678")
-    await drain(bot_stack)
+    await bot_stack.drain()
 
     assert len(failures) == 1
     [card] = bot_stack.channel_cards()  # one card: the retry found it in the channel
@@ -61,7 +61,7 @@ async def test_a_card_posted_before_the_process_died_is_adopted_not_posted_again
 async def test_a_first_post_does_not_look_up_the_channel(bot_stack: BotStack) -> None:
     await bot_stack.link()
     bot_stack.deliver_missed_call("0171 2345678")
-    await drain(bot_stack)
+    await bot_stack.drain()
 
     assert len(bot_stack.channel_cards()) == 1
     assert not [r for r in bot_stack.graph.requests if r.path.endswith("/messages") and "/teams/" in r.path]
@@ -74,7 +74,7 @@ async def test_a_failed_lookup_is_retried_before_anything_is_posted_again(
     bot_stack.graph.add_fault("503", path="/channels/.*/messages", count=1, retry_after=0)
     await bot_stack.link()
     bot_stack.deliver_missed_call("0171 2345678")
-    await drain(bot_stack)
+    await bot_stack.drain()
 
     assert channel_lookups(bot_stack) == [503, 200]
     assert len(bot_stack.channel_cards()) == 1
@@ -88,7 +88,7 @@ async def test_without_the_teams_consent_a_card_in_doubt_is_posted_again(
     bot_stack.graph.add_fault("403", path="/channels/.*/messages")
     await bot_stack.link()
     bot_stack.deliver_missed_call("0171 2345678")
-    await drain(bot_stack)
+    await bot_stack.drain()
 
     assert channel_lookups(bot_stack) == [403]
     assert len(bot_stack.channel_cards()) == 2

@@ -18,7 +18,6 @@ from tests.support.teams import (
     action_data,
     badge,
     card_json,
-    drain,
     invoke_card,
     notice,
     posted_case,
@@ -46,7 +45,7 @@ async def test_thread_lines_follow_the_order_of_the_changes_when_an_earlier_line
     )
     assert badge(done) == "Erledigt – Anna Schmidt"
 
-    await drain(bot_stack)
+    await bot_stack.drain()
 
     replies = thread_replies(bot_stack, the_card(bot_stack).conversation_id)
     assert len(replies) == 2, replies
@@ -74,7 +73,7 @@ async def test_a_click_whose_change_cannot_be_stored_gets_the_committed_card_and
     monkeypatch.undo()
     again = invoke_card(await bot_stack.click("claim", claim, user(0), card.conversation_id, card.activity_id))
     assert badge(again) == "In Bearbeitung – Anna Schmidt"
-    await drain(bot_stack)
+    await bot_stack.drain()
     assert badge(card_json(the_card(bot_stack).current)) == "In Bearbeitung – Anna Schmidt"
 
 

@@ -24,7 +24,7 @@ from sandbox.placetel import PlacetelStandIn
 from tests.support.bot_stack import POOL_MAILBOX, POOL_NUMBER, BotStack
 from tests.support.cards import card_texts
 from tests.support.ingest import LINE_ID
-from tests.support.teams import badge, card_json, deliver_voicemail, outbox_drained, thread_replies
+from tests.support.teams import badge, card_json, deliver_voicemail, thread_replies
 
 SECRET = "notify-secret-of-the-test"
 CALLER = "0171 2345678"
@@ -88,7 +88,7 @@ async def test_a_missed_call_webhook_makes_the_card_and_the_later_mail_joins_it(
     assert len(bot_stack.channel_cards()) == 1, "the card appears before the mail"
 
     message_id = deliver_voicemail(bot_stack, CALLER, b"ID3-voicemail-audio")
-    await outbox_drained(bot_stack)
+    await bot_stack.drain()
 
     case = await the_case(bot_stack)
     (event,) = case.events
@@ -188,7 +188,7 @@ async def test_a_callback_that_reached_the_caller_marks_the_case_done(
     await bot_stack.settle()
 
     await placetel.callback(POOL_NUMBER, CALLER, peer=ANNA_SIP, reached=True, talk_seconds=135)
-    await outbox_drained(bot_stack)
+    await bot_stack.drain()
 
     assert await cases_of_line(bot_stack) == []
     case = await bot_stack.services.store.cases.find_by_message(POOL_MAILBOX, message_id)
@@ -211,7 +211,7 @@ async def test_the_mail_of_a_call_already_done_by_callback_joins_it_and_is_flagg
     await bot_stack.settle()
 
     message_id = bot_stack.deliver_missed_call(CALLER)
-    await outbox_drained(bot_stack)
+    await bot_stack.drain()
 
     case = await bot_stack.services.store.cases.find_by_message(POOL_MAILBOX, message_id)
     assert case is not None and case.state is CaseState.DONE and case.call_count == 1

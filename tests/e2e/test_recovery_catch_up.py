@@ -12,7 +12,7 @@ from bot import coordinator as coordinator_module
 from bot.graph import mailbox as mailbox_module
 from tests.support.bot_stack import POOL_MAILBOX, BotStack
 from tests.support.ingest import notifications_lost
-from tests.support.teams import deliver_voicemail, outbox_drained
+from tests.support.teams import deliver_voicemail
 
 CALLS = 20
 PAGE = 5
@@ -40,7 +40,7 @@ async def calls_while_notifications_are_lost(stack: BotStack) -> None:
 async def resync(stack: BotStack) -> None:
     line = stack.settings.lines_by_id["zentrale"]
     await stack.services.coordinator.request_resync(line)
-    await outbox_drained(stack)
+    await stack.drain()
 
 
 async def open_cases(stack: BotStack) -> int:

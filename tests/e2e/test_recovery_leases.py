@@ -15,7 +15,7 @@ from bot.storage.database import Database
 from bot.storage.factory import sql_database
 from bot.storage.sql_store import SqlStore
 from tests.support.bot_stack import BotStack, user
-from tests.support.teams import action_data, badge, card_json, outbox_drained, posted_case, the_card
+from tests.support.teams import action_data, badge, card_json, posted_case, the_card
 
 KIND = "teams.card"
 GUARD_S = 20
@@ -128,7 +128,7 @@ async def test_waiting_for_another_holders_card_lease_costs_no_attempt(
         while len(refused) < 3:
             await asyncio.sleep(0.05)
     await store.leases.release(name, "dead-process")  # its lease ran out
-    await outbox_drained(bot_stack)
+    await bot_stack.drain()
 
     assert badge(card_json(the_card(bot_stack).current)) == "In Bearbeitung – Anna Schmidt"
     assert await store.jobs.dead_letters() == []

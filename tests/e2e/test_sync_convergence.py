@@ -16,7 +16,7 @@ from bot.graph.webhooks import NOTIFICATION_JOB
 from bot.storage.interface import FlagStatus, JobState
 from sandbox.convergence import channel_cards
 from tests.support.bot_stack import BotStack, user
-from tests.support.sync import CaseHandle, case_of, click, disagreements, drain, open_cases, outlook_flag
+from tests.support.sync import CaseHandle, case_of, click, disagreements, open_cases, outlook_flag
 
 SEED = 20240601
 ROUNDS = 10
@@ -75,7 +75,7 @@ async def test_random_interleavings_converge(stack: BotStack, faults: bool) -> N
     for round_number in range(ROUNDS):
         rngs = [random.Random(f"{SEED}-{faults}-{round_number}-{n}") for n in range(CASES)]
         histories = await asyncio.gather(*(interleaving(stack, h, rng) for h, rng in zip(handles, rngs, strict=True)))
-        await drain(stack)
+        await stack.drain()
         assert await disagreements(stack, handles) == [], f"round {round_number}: {histories}"
         assert await stale_cards(stack, handles) == [], f"round {round_number}: {histories}"
         depth = await stack.services.store.jobs.depth()

@@ -17,7 +17,6 @@ from tests.support.sync import (
     card_content,
     case_of,
     click,
-    drain,
     flag_patches,
     flag_status,
     mail_flag,
@@ -55,11 +54,11 @@ async def test_teams_actions_set_the_flag_of_every_mail(stack: BotStack, three_c
     assert flags(stack, three_calls) == {FlagStatus.NOT_FLAGGED}
 
     await click(stack, three_calls, "claim", ANNA)
-    await drain(stack)
+    await stack.drain()
     assert flags(stack, three_calls) == {FlagStatus.FLAGGED}
 
     await click(stack, three_calls, "done", ANNA)
-    await drain(stack)
+    await stack.drain()
     assert flags(stack, three_calls) == {FlagStatus.COMPLETE}
     done_at = (await case_of(stack, three_calls)).done_at
     assert done_at is not None
@@ -71,12 +70,12 @@ async def test_teams_actions_set_the_flag_of_every_mail(stack: BotStack, three_c
         assert mail_flag(stack, message_id)["completedDateTime"]["dateTime"].startswith(completed["dateTime"])
 
     await click(stack, three_calls, "reopen", BEN)
-    await drain(stack)
+    await stack.drain()
     assert flags(stack, three_calls) == {FlagStatus.FLAGGED}
 
     await click(stack, three_calls, "claim", BEN)
     await click(stack, three_calls, "release", BEN)
-    await drain(stack)
+    await stack.drain()
     assert flags(stack, three_calls) == {FlagStatus.NOT_FLAGGED}
 
     # Categories are off by default: the bot never touched them.
@@ -87,9 +86,9 @@ async def test_teams_actions_set_the_flag_of_every_mail(stack: BotStack, three_c
 async def test_a_repeat_call_joining_a_claimed_case_is_flagged_too(stack: BotStack) -> None:
     [handle] = await open_cases(stack, ["0171 2345678"])
     await click(stack, handle, "claim", ANNA)
-    await drain(stack)
+    await stack.drain()
     second = stack.deliver_missed_call("0171 2345678")
-    await drain(stack)
+    await stack.drain()
     state = await stack.services.store.mails.get_mail(POOL_MAILBOX, second)
     assert state is not None and state.case_id == handle.case_id
     assert flag_status(stack, second) is FlagStatus.FLAGGED
@@ -99,10 +98,10 @@ async def test_complete_in_outlook_marks_the_case_done_without_naming_anyone(
     stack: BotStack, three_calls: CaseHandle
 ) -> None:
     await click(stack, three_calls, "claim", ANNA)
-    await drain(stack)
+    await stack.drain()
 
     outlook_flag(stack, three_calls.message_ids[1], FlagStatus.COMPLETE)
-    await drain(stack)
+    await stack.drain()
 
     case = await case_of(stack, three_calls)
     assert case.state is CaseState.DONE
@@ -119,10 +118,10 @@ async def test_complete_in_outlook_marks_the_case_done_without_naming_anyone(
 async def test_clearing_the_flag_in_outlook_reopens_the_case(stack: BotStack, three_calls: CaseHandle) -> None:
     await click(stack, three_calls, "claim", ANNA)
     await click(stack, three_calls, "done", ANNA)
-    await drain(stack)
+    await stack.drain()
 
     outlook_flag(stack, three_calls.message_ids[0], FlagStatus.NOT_FLAGGED)
-    await drain(stack)
+    await stack.drain()
 
     case = await case_of(stack, three_calls)
     assert case.state is CaseState.OPEN
@@ -133,10 +132,10 @@ async def test_clearing_the_flag_in_outlook_reopens_the_case(stack: BotStack, th
 
 async def test_flagging_in_outlook_reopens_a_done_case(stack: BotStack, three_calls: CaseHandle) -> None:
     await click(stack, three_calls, "done", ANNA)
-    await drain(stack)
+    await stack.drain()
 
     outlook_flag(stack, three_calls.message_ids[2], FlagStatus.FLAGGED)
-    await drain(stack)
+    await stack.drain()
 
     case = await case_of(stack, three_calls)
     assert case.state is CaseState.OPEN and case.reopened
@@ -148,7 +147,7 @@ async def test_flagging_an_open_case_in_outlook_claims_nothing(stack: BotStack, 
     replies = len(thread_replies(stack, three_calls.conversation_id))
 
     outlook_flag(stack, three_calls.message_ids[0], FlagStatus.FLAGGED)
-    await drain(stack)
+    await stack.drain()
 
     after = await case_of(stack, three_calls)
     assert after.state is CaseState.OPEN and after.version == before.version
@@ -178,7 +177,7 @@ async def test_each_action_makes_exactly_one_transition_and_one_reply(stack: Bot
     ]
     for step in steps:
         await step()
-        await drain(stack)
+        await stack.drain()
         version += 1
         replies += 1
         assert (await case_of(stack, three_calls)).version == version
@@ -210,7 +209,7 @@ async def test_an_echo_that_arrives_before_the_patch_returns_is_not_an_action(
     monkeypatch.setattr(mailboxes, "update_message", answer_late)
     replies = len(thread_replies(stack, three_calls.conversation_id))
     await click(stack, three_calls, "claim", ANNA)
-    await drain(stack)
+    await stack.drain()
 
     case = await case_of(stack, three_calls)
     assert case.state is CaseState.CLAIMED and case.claimed_by is not None

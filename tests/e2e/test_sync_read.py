@@ -11,7 +11,7 @@ import pytest
 from bot.domain.cases import CaseState
 from bot.storage.interface import FlagStatus
 from tests.support.bot_stack import POOL_MAILBOX, BotStack, user
-from tests.support.sync import PATCHES, CaseHandle, case_of, click, drain, flag_patches, flag_status, open_cases, resync
+from tests.support.sync import PATCHES, CaseHandle, case_of, click, flag_patches, flag_status, open_cases, resync
 from tests.support.teams import thread_replies
 
 ANNA = user(0)
@@ -63,28 +63,28 @@ async def test_claim_and_done_mark_read_release_and_reopen_unread(stack: BotStac
     assert unread_count(stack) == 4
 
     await click(stack, three_calls, "claim", ANNA)
-    await drain(stack)
+    await stack.drain()
     assert read_states(stack, three_calls) == {True}
     assert unread_count(stack) == 1  # only the call nobody has touched
 
     await click(stack, three_calls, "release", ANNA)
-    await drain(stack)
+    await stack.drain()
     assert read_states(stack, three_calls) == {False}
     assert unread_count(stack) == 4
 
     await click(stack, three_calls, "done", ANNA)
-    await drain(stack)
+    await stack.drain()
     assert read_states(stack, three_calls) == {True}
 
     await click(stack, three_calls, "reopen", ANNA)
-    await drain(stack)
+    await stack.drain()
     assert read_states(stack, three_calls) == {False}
     assert read_states(stack, other) == {False}
 
 
 async def test_flag_and_read_state_travel_in_one_patch_per_mail(stack: BotStack, three_calls: CaseHandle) -> None:
     await click(stack, three_calls, "claim", ANNA)
-    await drain(stack)
+    await stack.drain()
     for message_id in three_calls.message_ids:
         [patch] = flag_patches(stack, message_id)
         assert patch["flag"]["flagStatus"] == "flagged"
@@ -98,9 +98,9 @@ async def test_reading_in_outlook_is_not_handling(stack: BotStack, three_calls: 
     patches = sum(r.method == "PATCH" for r in stack.graph.requests)
 
     outlook_read(stack, three_calls.message_ids[0], True)
-    await drain(stack)
+    await stack.drain()
     outlook_read(stack, three_calls.message_ids[0], False)
-    await drain(stack)
+    await stack.drain()
 
     case = await case_of(stack, three_calls)
     assert case.state is CaseState.OPEN and case.version == version
@@ -110,11 +110,11 @@ async def test_reading_in_outlook_is_not_handling(stack: BotStack, three_calls: 
 
 async def test_marking_unread_in_outlook_does_not_reopen(stack: BotStack, three_calls: CaseHandle) -> None:
     await click(stack, three_calls, "done", ANNA)
-    await drain(stack)
+    await stack.drain()
     replies = len(thread_replies(stack, three_calls.conversation_id))
 
     outlook_read(stack, three_calls.message_ids[1], False)
-    await drain(stack)
+    await stack.drain()
 
     case = await case_of(stack, three_calls)
     assert case.state is CaseState.DONE
@@ -125,9 +125,9 @@ async def test_marking_unread_in_outlook_does_not_reopen(stack: BotStack, three_
 async def test_the_echo_of_the_bots_own_write_changes_nothing(stack: BotStack, three_calls: CaseHandle) -> None:
     replies = len(thread_replies(stack, three_calls.conversation_id))
     await click(stack, three_calls, "claim", ANNA)
-    await drain(stack)
+    await stack.drain()
     echoes = [d for d in stack.graph.deliveries if d.delivered]
-    await drain(stack)
+    await stack.drain()
 
     assert len(echoes) >= 2 * len(three_calls.message_ids)  # created + the echo of each PATCH
     assert sum(r.method == "PATCH" for r in stack.graph.requests) == len(three_calls.message_ids)
@@ -141,7 +141,7 @@ async def test_a_person_marking_a_done_mail_unread_is_left_alone_by_default(
     stack: BotStack, three_calls: CaseHandle
 ) -> None:
     await click(stack, three_calls, "done", ANNA)
-    await drain(stack)
+    await stack.drain()
     await resync(stack)
 
     outlook_read_unnoticed(stack, three_calls.message_ids[0], False)
@@ -159,7 +159,7 @@ class TestRepairSetting:
 
     async def test_reconciliation_marks_a_done_mail_read_again(self, stack: BotStack, three_calls: CaseHandle) -> None:
         await click(stack, three_calls, "done", ANNA)
-        await drain(stack)
+        await stack.drain()
         await resync(stack)
 
         outlook_read_unnoticed(stack, three_calls.message_ids[0], False)
@@ -179,11 +179,11 @@ class TestDeadLetteredWrite:
         state shows the drift."""
         [handle] = await open_cases(stack, ["0171 2345678"])
         await click(stack, handle, "claim", ANNA)
-        await drain(stack)
+        await stack.drain()
         await resync(stack)
         stack.graph.add_fault("503", path=PATCHES, method="PATCH", retry_after=0)
         await click(stack, handle, "release", ANNA)
-        await drain(stack)
+        await stack.drain()
         assert read_states(stack, handle) == {True}
 
         stack.graph.clear_faults()
@@ -201,7 +201,7 @@ class TestSwitchedOff:
         self, stack: BotStack, three_calls: CaseHandle
     ) -> None:
         await click(stack, three_calls, "claim", ANNA)
-        await drain(stack)
+        await stack.drain()
         assert read_states(stack, three_calls) == {False}
         assert {flag_status(stack, m) for m in three_calls.message_ids} == {FlagStatus.FLAGGED}
         assert all("isRead" not in p for m in three_calls.message_ids for p in flag_patches(stack, m))

@@ -16,7 +16,6 @@ from tests.support.sync import (
     case_of,
     click,
     disagreements,
-    drain,
     flag_status,
     open_cases,
     outlook_flag_unnoticed,
@@ -45,7 +44,7 @@ def counter(metric: object, kind: str) -> float:
 async def test_never_more_than_four_graph_requests_at_once(stack: BotStack) -> None:
     handles = await open_cases(stack, [f"0171 23456{n:02d}" for n in range(10)], calls_per_caller=2)
     await asyncio.gather(*(click(stack, handle, "claim", ANNA) for handle in handles))
-    await drain(stack)
+    await stack.drain()
     assert await disagreements(stack, handles) == []
     # The stand-in answers 429 "MailboxConcurrency" to a fifth concurrent request; the bot never sent one.
     assert [r for r in stack.graph.requests if r.status == 429] == []
@@ -58,7 +57,7 @@ async def test_retry_after_is_honoured(stack: BotStack) -> None:
     stack.graph.add_fault("429", path=PATCHES, method="PATCH", count=1, retry_after=1)
     started = time.monotonic()
     await click(stack, handle, "claim", ANNA)
-    await drain(stack)
+    await stack.drain()
     assert time.monotonic() - started >= 1.0
     assert flag_status(stack, handle.message_ids[0]) is FlagStatus.FLAGGED
     assert counter(metrics.JOB_RETRIES, effects.SET_FLAG) == retries + 1
@@ -73,7 +72,7 @@ async def test_a_dead_lettered_write_is_visible_and_repaired_by_the_delta_pass(s
     stack.graph.add_fault("503", path=PATCHES, method="PATCH", retry_after=0)
 
     await click(stack, handle, "claim", ANNA)
-    await drain(stack)
+    await stack.drain()
 
     assert counter(metrics.DEAD_LETTERS, effects.SET_FLAG) == dead + 1
     [letter] = await stack.services.store.jobs.dead_letters()
@@ -91,13 +90,13 @@ async def test_a_flag_changed_while_notifications_were_lost_reaches_teams(stack:
     handles = await open_cases(stack, ["0171 2345678", "0171 8765432"], calls_per_caller=2)
     for handle in handles:
         await click(stack, handle, "claim", ANNA)
-    await drain(stack)
+    await stack.drain()
     await resync(stack)
 
     done_in_outlook, released_in_outlook = handles
     outlook_flag_unnoticed(stack, done_in_outlook.message_ids[1], FlagStatus.COMPLETE)
     outlook_flag_unnoticed(stack, released_in_outlook.message_ids[0], FlagStatus.NOT_FLAGGED)
-    await drain(stack)
+    await stack.drain()
     assert (await case_of(stack, done_in_outlook)).state is CaseState.CLAIMED  # nobody told the bot yet
 
     await resync(stack)
@@ -121,14 +120,14 @@ class TestCategories:
         mail.categories = ["Privat", "Rückruf dringend"]
 
         await click(stack, handle, "claim", ANNA)
-        await drain(stack)
+        await stack.drain()
         assert mail.categories == ["Privat", "Rückruf dringend", f"Rufpool: In Bearbeitung – {ANNA['name']}"]
 
         await click(stack, handle, "done", ANNA)
-        await drain(stack)
+        await stack.drain()
         assert mail.categories == ["Privat", "Rückruf dringend", f"Rufpool: Erledigt – {ANNA['name']}"]
 
         await click(stack, handle, "reopen", ANNA)
-        await drain(stack)
+        await stack.drain()
         assert mail.categories == ["Privat", "Rückruf dringend"]
         assert flag_status(stack, message_id) is FlagStatus.FLAGGED

@@ -13,7 +13,7 @@ from bot.jobs import PermanentFailure, RetryLater
 from bot.teams.posting import ConversationGone, as_job_error
 from sandbox.connector import FaultRule
 from tests.support.bot_stack import BotStack, user
-from tests.support.teams import action_data, badge, card_json, outbox_drained, posted_case, the_card, thread_replies
+from tests.support.teams import action_data, badge, card_json, posted_case, the_card, thread_replies
 
 
 def _error(status: int, headers: dict[str, str] | None = None) -> HttpOperationError:
@@ -51,7 +51,7 @@ async def test_a_failing_post_is_retried_until_the_card_lands(bot_stack: BotStac
     await bot_stack.link()
     bot_stack.connector.inject(FaultRule(status, count=2))
     bot_stack.deliver_missed_call("0171 2345678")
-    await outbox_drained(bot_stack)
+    await bot_stack.drain()
 
     failed = [r for r in bot_stack.connector.requests if r.status == status]
     assert len(failed) == 2, bot_stack.connector.requests
@@ -65,7 +65,7 @@ async def test_a_failing_update_and_reply_are_retried(bot_stack: BotStack) -> No
     bot_stack.connector.inject(FaultRule(429, count=2, retry_after=1))
     await bot_stack.click("claim", action_data(card_json(card.current), "claim"), user(0), card.conversation_id,
                           card.activity_id)  # fmt: skip
-    await outbox_drained(bot_stack)
+    await bot_stack.drain()
 
     card = the_card(bot_stack)
     assert badge(card_json(card.current)) == "In Bearbeitung – Anna Schmidt"

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from bot.app import SERVICES, Services, create_app
 from bot.config import Settings
+from bot.storage.interface import JobState
 from sandbox.connector import ConnectorStandIn
 from sandbox.graph import GraphStandIn
 from sandbox.identity import BOT_FRAMEWORK_AUDIENCE, GRAPH_AUDIENCE, IdentityServer
@@ -52,6 +53,9 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+DRAIN_LIMIT_SECONDS = 60
 
 
 @dataclass
@@ -177,6 +181,20 @@ class BotStack:
                 await self.graph.idle()
                 await self.services.runner.run_until_idle()
                 await asyncio.sleep(0.05)
+
+    async def drain(self) -> None:
+        """Settle until the outbox holds no pending or leased job (retries scheduled for later included) and Graph
+        has delivered every notification those jobs caused."""
+        async with asyncio.timeout(DRAIN_LIMIT_SECONDS):
+            while True:
+                await self.settle(rounds=1)
+                depth = await self.services.store.jobs.depth()
+                if depth[JobState.PENDING] == 0 and depth[JobState.LEASED] == 0:
+                    await self.graph.idle()
+                    depth = await self.services.store.jobs.depth()
+                    if depth[JobState.PENDING] == 0 and depth[JobState.LEASED] == 0:
+                        return
+                await asyncio.sleep(0.02)
 
     # Reading what Teams shows -----------------------------------------------------------------------------
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
 from bot.domain.cases import Case
-from bot.storage.interface import FlagStatus, JobState
+from bot.storage.interface import FlagStatus
 from bot.sync import flag_agrees
 from sandbox.graph_model import apply_message_changes, parse_flag
 from tests.support.bot_stack import CHANNEL_ID, POOL_MAILBOX, BotStack
@@ -35,7 +34,7 @@ async def open_cases(stack: BotStack, callers: list[str], calls_per_caller: int 
     for _ in range(calls_per_caller):
         for caller in callers:
             mails.setdefault(caller, []).append(stack.deliver_missed_call(caller))
-    await drain(stack)
+    await stack.drain()
     handles = []
     for caller in callers:
         state = await stack.services.store.mails.get_mail(POOL_MAILBOX, mails[caller][0])
@@ -90,30 +89,15 @@ async def disagreements(stack: BotStack, handles: list[CaseHandle]) -> list[str]
     return found
 
 
-DRAIN_LIMIT_SECONDS = 60
 PATCHES = r"/messages/[^/]+$"
 """The path of a message PATCH, for fault injection."""
-
-
-async def drain(stack: BotStack) -> None:
-    """Wait until the outbox holds no pending or leased job, retries scheduled for later included."""
-    async with asyncio.timeout(DRAIN_LIMIT_SECONDS):
-        while True:
-            await stack.settle(rounds=1)
-            depth = await stack.services.store.jobs.depth()
-            if depth[JobState.PENDING] == 0 and depth[JobState.LEASED] == 0:
-                await stack.graph.idle()
-                depth = await stack.services.store.jobs.depth()
-                if depth[JobState.PENDING] == 0 and depth[JobState.LEASED] == 0:
-                    return
-            await asyncio.sleep(0.02)
 
 
 async def resync(stack: BotStack) -> None:
     """The periodic delta pass, as the coordinator starts it."""
     [line] = stack.settings.pool_lines
     await stack.services.coordinator.request_resync(line)
-    await drain(stack)
+    await stack.drain()
 
 
 def card_content(stack: BotStack, handle: CaseHandle) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from sandbox.connector import RecordedActivity
@@ -11,7 +10,6 @@ from tests.support.bot_stack import POOL_MAILBOX, BotStack
 from tests.support.cards import card_texts
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
-OUTBOX_TIMEOUT = 30.0
 
 
 def card_json(activity: dict[str, Any]) -> dict[str, Any]:
@@ -81,25 +79,3 @@ def deliver_voicemail(stack: BotStack, caller: str, audio: bytes) -> str:
         attachments=[Attachment("voicemail_20261127_1012.mp3", "audio/mpeg", audio)],
     )
     return message.id
-
-
-async def outbox_drained(stack: BotStack) -> None:
-    """Settle until no job is pending or leased any more (retries scheduled for later included)."""
-    async with asyncio.timeout(OUTBOX_TIMEOUT):
-        while True:
-            await stack.settle(rounds=1)
-            depth = await stack.services.store.jobs.depth()
-            if not depth.get("pending") and not depth.get("leased"):
-                return
-            await asyncio.sleep(0.1)
-
-
-async def drain(stack: BotStack) -> None:
-    """Settle until no job is pending or under way (a job put back to wait, or to retry, comes due later)."""
-    async with asyncio.timeout(30):
-        while True:
-            await stack.settle()
-            depth = await stack.services.store.jobs.depth()
-            if depth["pending"] == 0 and depth["leased"] == 0:
-                return
-            await asyncio.sleep(0.1)
