@@ -1,10 +1,17 @@
-"""A TeamStats value with known numbers for the card tests and the README picture."""
+"""Statistics test data: a TeamStats value with known numbers for the card tests and the README picture, and a store
+seeded with cases whose statistics are known."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from bot.domain.cases import Actor
+from bot.domain.events import WITHHELD
+from bot.domain.state_machine import Verb
+from bot.effects import no_effects
 from bot.stats.model import Durations, LineStats, Period, PersonStats, RepeatCaller, TeamStats
+from bot.storage.sql_store import SqlStore
+from tests.support.storage import ALICE, BOB, CAROL, CLAIM_TIMEOUT, T0, make_event
 
 PERIOD = Period(datetime(2026, 11, 22, 23, 0, tzinfo=UTC), datetime(2026, 11, 29, 23, 0, tzinfo=UTC))
 LINE_NAMES = {"zentrale": "Zentrale", "labor": "Labor"}
@@ -46,3 +53,37 @@ def team_stats(people: int = 4, *, business_hours: bool = False) -> TeamStats:
         calls_by_weekday_hour=weekday_hours(),
         business_hours=business_hours,
     )  # fmt: skip
+
+
+async def case_with(store: SqlStore, *event_minutes: float, caller: str, line_id: str = "line-1") -> str:
+    outcome = None
+    for n, minutes in enumerate(event_minutes):
+        outcome = await store.cases.record_event(
+            make_event(f"{caller}-{line_id}-{n}", caller, line_id=line_id, minutes=minutes), effects=no_effects
+        )
+    assert outcome is not None
+    return outcome.case.id
+
+
+async def act(store: SqlStore, case_id: str, verb: Verb, actor: Actor, minutes: float) -> None:
+    outcome = await store.cases.transition(
+        case_id, verb, actor, T0 + timedelta(minutes=minutes), CLAIM_TIMEOUT, effects=no_effects
+    )
+    assert outcome.applied, outcome.refusal
+
+
+async def seed(store: SqlStore) -> None:
+    a = await case_with(store, 0, 10, 20, caller="+4930111")
+    await act(store, a, Verb.CLAIM, ALICE, 5)
+    await act(store, a, Verb.DONE, ALICE, 65)
+    b = await case_with(store, 60, caller="+4930222")
+    await act(store, b, Verb.CLAIM, BOB, 80)
+    await act(store, b, Verb.DONE, BOB, 140)
+    c = await case_with(store, 120, caller="+4930333")
+    await act(store, c, Verb.DONE, ALICE, 150)
+    d = await case_with(store, 24 * 60, caller="+4930444", line_id="line-2")
+    await act(store, d, Verb.CLAIM, CAROL, 24 * 60 + 40)
+    await case_with(store, 30, caller=WITHHELD)
+    old = await case_with(store, -2 * 24 * 60, caller="+4930555")  # before the period
+    await act(store, old, Verb.DONE, ALICE, -2 * 24 * 60 + 1)
+    await case_with(store, 15, 16, 17, caller="+4930666", line_id="line-3")  # a line not asked for

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.domain.cases import Actor
 from bot.domain.events import WITHHELD
 from bot.domain.state_machine import Verb
 from bot.effects import no_effects
@@ -16,44 +15,11 @@ from bot.stats.queries import StatsQueries, percentile_of_histogram
 from bot.storage.database import Database, Dialect
 from bot.storage.sql_store import SqlStore
 from cards.i18n import BERLIN
-from tests.support.storage import ALICE, BOB, CAROL, CLAIM_TIMEOUT, T0, make_event
+from tests.support.stats import act, case_with, seed
+from tests.support.storage import ALICE, BOB, T0, make_event
 
 MIN = 60.0
 WEEK = Period(T0 - timedelta(days=1), T0 + timedelta(days=6))  # T0 is Monday 10:00 in Berlin
-
-
-async def case_with(store: SqlStore, *event_minutes: float, caller: str, line_id: str = "line-1") -> str:
-    outcome = None
-    for n, minutes in enumerate(event_minutes):
-        outcome = await store.cases.record_event(
-            make_event(f"{caller}-{line_id}-{n}", caller, line_id=line_id, minutes=minutes), effects=no_effects
-        )
-    assert outcome is not None
-    return outcome.case.id
-
-
-async def act(store: SqlStore, case_id: str, verb: Verb, actor: Actor, minutes: float) -> None:
-    outcome = await store.cases.transition(
-        case_id, verb, actor, T0 + timedelta(minutes=minutes), CLAIM_TIMEOUT, effects=no_effects
-    )
-    assert outcome.applied, outcome.refusal
-
-
-async def seed(store: SqlStore) -> None:
-    a = await case_with(store, 0, 10, 20, caller="+4930111")
-    await act(store, a, Verb.CLAIM, ALICE, 5)
-    await act(store, a, Verb.DONE, ALICE, 65)
-    b = await case_with(store, 60, caller="+4930222")
-    await act(store, b, Verb.CLAIM, BOB, 80)
-    await act(store, b, Verb.DONE, BOB, 140)
-    c = await case_with(store, 120, caller="+4930333")
-    await act(store, c, Verb.DONE, ALICE, 150)
-    d = await case_with(store, 24 * 60, caller="+4930444", line_id="line-2")
-    await act(store, d, Verb.CLAIM, CAROL, 24 * 60 + 40)
-    await case_with(store, 30, caller=WITHHELD)
-    old = await case_with(store, -2 * 24 * 60, caller="+4930555")  # before the period
-    await act(store, old, Verb.DONE, ALICE, -2 * 24 * 60 + 1)
-    await case_with(store, 15, 16, 17, caller="+4930666", line_id="line-3")  # a line not asked for
 
 
 async def test_stats_on_a_seeded_store(database: Database) -> None:

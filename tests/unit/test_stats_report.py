@@ -20,8 +20,8 @@ from bot.storage.database import Database
 from bot.storage.factory import open_store
 from bot.storage.sql_store import SqlStore
 from cards.i18n import BERLIN
+from tests.support.stats import act, case_with, seed
 from tests.support.storage import REPO_ROOT, T0, make_event
-from tests.unit.test_stats import act, case_with, seed
 
 NAMES = {"line-1": "Zentrale", "line-2": "Labor"}
 MARCH_3 = period_of_days(date(2025, 3, 3), date(2025, 3, 3), BERLIN)
