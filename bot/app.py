@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import hmac
 import logging
@@ -48,6 +47,7 @@ from bot.storage.factory import open_store, sql_database
 from bot.storage.interface import RetryPolicy, Store
 from bot.storage.repair_store import SqlRepairQueries
 from bot.sync import FlagSync
+from bot.tasks import SHUTDOWN_STEP_SECONDS, cancel_and_wait, stop_each
 from bot.teams.adapter import build_adapter, inbound_policy
 from bot.teams.auth import authenticated_messages_handler
 from bot.teams.bot import RufpoolBot
@@ -232,18 +232,25 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        start_up.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await start_up
-        await retention.stop()
-        await coordinator.stop()
-        await callers.stop()
-        await digest_scheduler.stop()
-        await reminders.stop()
-        await runner.stop()
-        ingestor.close()
-        await credential.close()
-        await store.close()
+
+        async def close_parser() -> None:
+            ingestor.close()  # on the loop, not in a thread: a stuck thread would keep the loop from closing
+
+        await stop_each(
+            [
+                ("mailbox start-up", lambda: cancel_and_wait([start_up])),
+                ("retention", retention.stop),
+                ("mailbox coordinator", coordinator.stop),
+                ("caller directory", callers.stop),
+                ("weekly digest", digest_scheduler.stop),
+                ("reminders", reminders.stop),
+                ("job runner", runner.stop),
+                ("mail parser", close_parser),
+                ("Graph credential", credential.close),
+                ("store", store.close),
+            ],
+            SHUTDOWN_STEP_SECONDS,
+        )
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -26,7 +26,6 @@ from tests.support.demo import (
     REPO_ROOT,
     DemoProcess,
     actions,
-    alive,
     card_of,
     descendants,
     is_card_update,
@@ -35,6 +34,7 @@ from tests.support.demo import (
     playground_stream,
     requires_playground,
     start_demo,
+    still_alive,
     texts,
 )
 
@@ -257,7 +257,7 @@ def test_a_signal_stops_the_demo_and_every_process_it_started(tmp_path: Path, si
 
     assert running.stop(signum) == 0, running.output()[-3000:]
 
-    assert [pid for pid in tree if alive(pid)] == []
+    assert still_alive(tree) == []
     assert not data_dir.exists()
     assert "Stopping the demo" in running.output()
 

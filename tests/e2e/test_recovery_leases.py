@@ -52,29 +52,47 @@ async def test_a_dead_workers_job_is_leased_again_once_its_short_lease_ran_out(d
     assert ran == ["first", "second"]
 
 
-async def test_a_live_worker_keeps_its_job_past_the_lease_by_renewing_it(store: SqlStore) -> None:
-    runs: list[int] = []
-    lease = timedelta(milliseconds=400)
+async def test_a_live_worker_keeps_its_job_past_the_lease_by_renewing_it(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store's clock is moved by hand, past the first lease and well beyond: only the heartbeat's renewals keep
+    another instance from taking the job (no wall-clock race between a slow machine and a short lease)."""
+    now = [datetime(2026, 12, 1, 9, 0, tzinfo=UTC)]
+    store = SqlStore(database, clock=lambda: now[0])
+    lease = timedelta(milliseconds=400)  # the heartbeat beats every 100 ms of real time
+    renewals, release, runs = [0], asyncio.Event(), []
+    extend = store.jobs.extend
+
+    async def counted_extend(job: Any, worker_id: str, lease_for: timedelta) -> bool:
+        held = await extend(job, worker_id, lease_for)
+        renewals[0] += 1
+        return held
 
     async def slow(payload: dict[str, Any]) -> None:
         runs.append(1)
-        await asyncio.sleep(lease.total_seconds() * 3)
+        await release.wait()
 
+    monkeypatch.setattr(store.jobs, "extend", counted_extend)
     runner = JobRunner(store.jobs, {KIND: slow}, lease_for=lease, concurrency=1, idle_poll=0.01)
     await store.jobs.enqueue(KIND, {"case_id": "c1"})
     runner.start()
-    stolen = []
     try:
         async with asyncio.timeout(GUARD_S):
             while not runs:
                 await asyncio.sleep(0.01)
-            while (await store.jobs.depth())["done"] == 0:
+            for _ in range(4):  # 1.2 s of store time in all: three times the lease
+                now[0] += lease * 3 / 4
+                seen = renewals[0]
+                while renewals[0] < seen + 2:  # the second renewal surely read the moved clock
+                    await asyncio.sleep(0.01)
                 # Another instance looks for expired leases all the time the handler runs.
-                stolen += await store.jobs.lease("other-instance", [KIND], lease)
-                await asyncio.sleep(0.02)
+                assert await store.jobs.lease("other-instance", [KIND], lease) == [], f"stolen at {now[0]:%T.%f}"
+            release.set()
+            while (await store.jobs.depth())["done"] == 0:
+                await asyncio.sleep(0.01)
     finally:
+        release.set()
         await runner.stop()
-    assert stolen == []
     assert runs == [1]
 
 

@@ -21,6 +21,7 @@ from aiohttp import web
 from bot.app import SERVICES, Services, create_app
 from bot.config import Settings
 from bot.storage.interface import JobState
+from bot.tasks import running_tasks
 from sandbox.connector import ConnectorStandIn
 from sandbox.graph import GraphStandIn
 from sandbox.identity import BOT_FRAMEWORK_AUDIENCE, GRAPH_AUDIENCE, IdentityServer
@@ -37,6 +38,8 @@ OTHER_CHANNEL_ID = "19:channel-allgemein@thread.tacv2"
 ADMIN = {"id": "29:admin", "aadObjectId": "aad-admin", "name": "Ada Admin"}
 CLIENT_STATE = "client-state-secret-0123456789"
 STAND_IN_SERVICE_URLS = ["http://127.0.0.1:*/*", "https://127.0.0.1:*/*"]
+TEARDOWN_GUARD_S = 150
+"""A stack that has not stopped by then is stuck: fail with what still runs rather than wait for the test timeout."""
 """The connector stand-in's service URL (a free port on loopback) in TEAMS_SERVICE_URLS' pattern syntax."""
 
 
@@ -284,9 +287,13 @@ async def bot_stack(
         await stack.settle()
         yield stack
     finally:
-        await http.close()
-        await runner.cleanup()
-        await graph.stop()
+        try:
+            async with asyncio.timeout(TEARDOWN_GUARD_S):
+                await http.close()
+                await runner.cleanup()
+                await graph.stop()
+        except TimeoutError:
+            raise AssertionError(f"the bot stack did not stop; still running:\n{running_tasks()}") from None
 
 
 __all__ = ["BOT_FRAMEWORK_AUDIENCE", "BotStack", "bot_settings_overrides", "bot_stack", "user"]

@@ -69,6 +69,15 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def still_alive(pids: set[int], guard: float = 30.0) -> list[int]:
+    """Those of ``pids`` still running once they had ``guard`` seconds to end. Some end only after the demo did
+    (the parser's fork server leaves when its parent's pipe closes): only a hang fails, no timing is asserted."""
+    deadline = time.monotonic() + guard
+    while (running := sorted(pid for pid in pids if alive(pid))) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return running
+
+
 @dataclass
 class DemoProcess:
     process: subprocess.Popen[bytes]
