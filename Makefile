@@ -24,7 +24,7 @@ PLAYGROUND_PORT ?= 56150
 CONTROL_PORT ?= 56151
 
 demo: $(STAMP) $(NODE_STAMP)
-	$(BIN)/python -m bot.sandbox.demo --playground-port $(PLAYGROUND_PORT) --control-port $(CONTROL_PORT)
+	$(BIN)/python -m sandbox.demo --playground-port $(PLAYGROUND_PORT) --control-port $(CONTROL_PORT)
 
 test: lint typecheck unit
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from bot.domain.events import CallEvent, EventKind, MailSource
 from bot.effects import no_effects
-from bot.sandbox.schemas import fresh_postgres_schema, postgres_problem
 from bot.storage.factory import open_store
 from bot.storage.interface import CardRef, Store
+from sandbox.schemas import fresh_postgres_schema, postgres_problem
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

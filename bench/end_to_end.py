@@ -33,7 +33,7 @@ from bench.stack import (
 )
 from bot.config import PoolLine
 from bot.graph.subscriptions import NOTIFICATION_PATH
-from bot.sandbox.connector import TEAMS_THREAD_LIMITS, ThreadRateLimiter
+from sandbox.connector import TEAMS_THREAD_LIMITS, ThreadRateLimiter
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,10 +37,10 @@ from bot.domain.cases import Actor
 from bot.domain.events import CallEvent, EventKind, MailSource
 from bot.domain.state_machine import Verb
 from bot.effects import no_effects
-from bot.sandbox.schemas import fresh_postgres_schema, postgres_problem
 from bot.storage.factory import open_store
 from bot.storage.interface import ChannelLink, Store
 from cards.list_card import LIST_PAGE_VERB, PAGE_SIZE
+from sandbox.schemas import fresh_postgres_schema, postgres_problem
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 TARGET_MS = 100.0

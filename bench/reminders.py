@@ -24,9 +24,9 @@ from bot.config import Settings
 from bot.domain.events import CallEvent, EventKind, MailSource
 from bot.effects import no_effects
 from bot.reminders import ReminderService
-from bot.sandbox.schemas import fresh_postgres_schema, postgres_problem
 from bot.storage.factory import open_store
 from bot.storage.interface import Store
+from sandbox.schemas import fresh_postgres_schema, postgres_problem
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 TUESDAY_8 = datetime(2026, 3, 10, 7, 0, tzinfo=UTC)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench import open_answer
 from bench.end_to_end import ROWS, Options, Row, bench_backend
-from bot.sandbox.schemas import fresh_postgres_schema, postgres_problem
+from sandbox.schemas import fresh_postgres_schema, postgres_problem
 
 DEFAULT_POSTGRES_URL = open_answer.DEFAULT_POSTGRES_URL
 PARTS = ("e2e", *ROWS, "open")

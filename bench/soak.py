@@ -8,7 +8,7 @@ claims a random open card now and then, retrying until the bot answers. Graph an
 fault (429 with Retry-After, 503, no answer within the bot's ``GRAPH_TIMEOUT_SECONDS``, a reset connection: 5 %
 each), the connector 10 % (429, 502, 412), and the bot is killed with SIGKILL at ``--kills`` random moments and
 started again at once. After the last mail the faults stay on; the soak waits until
-:func:`bot.sandbox.convergence.check` holds and prints one row per backend: mails, events, cases, cards, duplicate
+:func:`sandbox.convergence.check` holds and prints one row per backend: mails, events, cases, cards, duplicate
 cards, lost, dead letters, flags wrong, stale cards and the time from the last restart until everything agreed.
 Targets: 0 lost, 0 duplicates, 0 dead letters, converged ≤ 60 s after the last restart. Never fails on time.
 """
@@ -31,11 +31,11 @@ import aiohttp
 
 from bench.run import DEFAULT_POSTGRES_URL, load
 from bench.stack import LINES, TEAM_ID, TENANT, BotProcess, StandIns, link_channels, wait_until
-from bot.sandbox.connector import FaultRule
-from bot.sandbox.convergence import Convergence, check
-from bot.sandbox.schemas import fresh_postgres_schema, postgres_problem
 from bot.storage.factory import open_store
 from bot.storage.interface import JobState, Store
+from sandbox.connector import FaultRule
+from sandbox.convergence import Convergence, check
+from sandbox.schemas import fresh_postgres_schema, postgres_problem
 
 GRAPH_FAULTS = ("429", "503", "delay", "drop")
 """5 % of Graph requests each: throttled, unavailable, timed out (``delay`` beyond the bot's timeout), reset."""
@@ -176,7 +176,7 @@ async def soak(backend: str, database_url: str, folder: Path, options: Options) 
                 await asyncio.sleep(1)
             if result is None:
                 result = await check(store, stand_ins.graph, stand_ins.connector, [line.mailbox for line in LINES])
-        graph_faults = sum(rule.hits for rule in stand_ins.graph._faults)  # the stand-in's own rules
+        graph_faults = sum(rule.hits for rule in stand_ins.graph.faults.rules)  # the stand-in's own rules
         return Outcome(backend, result, converged_after, graph_faults, len(stand_ins.graph.requests),
                        sum(rule.hits for rule in stand_ins.connector.faults), len(stand_ins.connector.requests),
                        claimed)

@@ -30,13 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.open_answer import DEFAULT_POSTGRES_URL, LINE_IDS, machine
-from bot.sandbox.schemas import fresh_postgres_schema, postgres_problem
 from bot.stats.model import Period
 from bot.stats.queries import StatsQueries, split_days, split_hours
 from bot.storage import stats_rollups
 from bot.storage.database import Cursor, Database
 from bot.storage.factory import open_store, sql_database
 from cards.i18n import BERLIN
+from sandbox.schemas import fresh_postgres_schema, postgres_problem
 
 TARGET_MS = 200.0
 DAYS = 30

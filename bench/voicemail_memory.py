@@ -97,10 +97,11 @@ def graph_client(base_url: str) -> GraphServiceClient:
 
 def start_graph_stand_in() -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot.sandbox.graph", "--mailbox", MAILBOX],
+        [sys.executable, "-m", "sandbox.graph", "--mailbox", MAILBOX],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        cwd=Path(__file__).resolve().parent.parent,  # `sandbox` is not installed: it runs from the checkout
     )
     assert process.stdout is not None
     for line in process.stdout:

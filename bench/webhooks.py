@@ -32,8 +32,8 @@ from bench.run import DEFAULT_POSTGRES_URL
 from bot.graph.subscriptions import NOTIFICATION_PATH
 from bot.graph.webhooks import notification_handler
 from bot.placetel.notify import GLOBAL_SCOPE, NOTIFY_PATH, SIGNATURE_HEADER, notify_handler, signature
-from bot.sandbox.schemas import fresh_postgres_schema, postgres_problem
 from bot.storage.factory import open_store
+from sandbox.schemas import fresh_postgres_schema, postgres_problem
 
 SECRET = "bench-notify-secret-0123456789"
 CLIENT_STATE = "bench-client-state"

@@ -25,7 +25,7 @@ from cards.case_card import build_case_card  # noqa: E402
 from cards.i18n import Lang  # noqa: E402
 from cards.list_card import build_list_card  # noqa: E402
 from cards.stats_card import StatsCardView, build_stats_card  # noqa: E402
-from tests.cards_fixtures import (  # noqa: E402
+from tests.support.cards import (  # noqa: E402
     callback_case,
     case_view,
     claimed_case,
@@ -35,7 +35,7 @@ from tests.cards_fixtures import (  # noqa: E402
     open_case,
     voicemail_case,
 )
-from tests.stats_fixtures import LINE_NAMES, team_stats, weekday_hours  # noqa: E402
+from tests.support.stats import LINE_NAMES, team_stats, weekday_hours  # noqa: E402
 
 REFUSAL_NOTICE = "Bereits übernommen von Anna Schmidt um 10:32"
 RENDER_DIR = ROOT / "docs" / "render"
