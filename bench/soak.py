@@ -1,6 +1,6 @@
 """``make soak``: mails, faults and SIGKILLs against the bot as its own process; then nothing lost, nothing twice.
 
-    python -m bench.soak [--mails 1000] [--seconds 90] [--kills 3] [--seed 13] [--no-postgres] [--quick]
+    python -m bench.soak [--mails 1000] [--seconds 300] [--kills 3] [--seed 13] [--no-postgres] [--quick]
 
 The bot runs as ``python -m bot`` (see :mod:`bench.stack`) against the stand-ins in this process. Mails arrive
 evenly over ``--seconds`` in three mailboxes, from a pool of callers (so some cases get repeat calls); a Teams user
@@ -11,6 +11,12 @@ started again at once. After the last mail the faults stay on; the soak waits un
 :func:`sandbox.convergence.check` holds and prints one row per backend: mails, events, cases, cards, duplicate
 cards, lost, dead letters, flags wrong, stale cards and the time from the last restart until everything agreed.
 Targets: 0 lost, 0 duplicates, 0 dead letters, converged ≤ 60 s after the last restart. Never fails on time.
+
+Convergence is timed from the last restart and, as a second figure, from the last mail: a restart in the middle of
+the stream is followed by the rest of the mails, and nothing can have converged before the last one arrived. The
+mails come over 300 s by default (3.3 a second, about 2 cards a second over the three channels): Teams lets a bot
+post 60 messages in 30 s per channel, so 1,000 mails in 90 s (about 6.5 cards a second) build a backlog that only
+Teams' limit drains, whatever the bot does, and that would be what the soak measures.
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ TARGET_CONVERGE_S = 60.0
 @dataclass(frozen=True, slots=True)
 class Options:
     mails: int = 1000
-    seconds: float = 90.0
+    seconds: float = 300.0
     kills: int = 3
     callers: int = 300
     claims: int = 60
@@ -62,6 +68,8 @@ class Outcome:
     result: Convergence
     converged_after_s: float | None
     """From the last restart's first 200 on /healthz until the check held; None: not within the limit."""
+    last_mail_before_s: float
+    """How long before convergence the last mail arrived (the restart may come before the last mails)."""
     graph_faults: int
     graph_requests: int
     teams_faults: int
@@ -166,6 +174,7 @@ async def soak(backend: str, database_url: str, folder: Path, options: Options) 
                     claim_times.pop(0)
                     claims.append(asyncio.create_task(claim_one(stand_ins, store, bot, http, rng, len(claims))))
                 stand_ins.deliver(rng.choice(LINES), rng.choice(callers))
+            last_mail_at = time.perf_counter()
             claimed = sum(await asyncio.gather(*claims))
             result, converged_after = None, None
             while time.perf_counter() - restarted_at < CONVERGE_LIMIT_S:
@@ -177,7 +186,8 @@ async def soak(backend: str, database_url: str, folder: Path, options: Options) 
             if result is None:
                 result = await check(store, stand_ins.graph, stand_ins.connector, [line.mailbox for line in LINES])
         graph_faults = sum(rule.hits for rule in stand_ins.graph.faults.rules)  # the stand-in's own rules
-        return Outcome(backend, result, converged_after, graph_faults, len(stand_ins.graph.requests),
+        since_last_mail = time.perf_counter() - last_mail_at
+        return Outcome(backend, result, converged_after, since_last_mail, graph_faults, len(stand_ins.graph.requests),
                        sum(rule.hits for rule in stand_ins.connector.faults), len(stand_ins.connector.requests),
                        claimed)
     finally:
@@ -190,14 +200,14 @@ async def soak(backend: str, database_url: str, folder: Path, options: Options) 
 def table(outcomes: Sequence[Outcome], options: Options) -> str:
     lines = [
         "| backend | mails | events | cases | cards | duplicate cards | lost | dead letters | flags wrong "
-        "| stale cards | claims | Graph faults | Teams faults | SIGKILLs | converged after the last restart |",
+        "| stale cards | claims | Graph faults | Teams faults | SIGKILLs | converged after the last restart / mail |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for o in outcomes:
         r = o.result
         after = f"not within {CONVERGE_LIMIT_S:.0f} s"
         if o.converged_after_s is not None:
-            after = f"{o.converged_after_s:.1f} s"
+            after = f"{o.converged_after_s:.1f} s / {o.last_mail_before_s:.1f} s"
         lines.append(
             f"| {o.backend} | {r.mails} | {r.events} | {r.cases} | {r.cards} | {r.duplicate_cards} | {r.lost} "
             f"| {r.dead_letters} | {r.flags_wrong} | {r.stale_cards} | {o.claims} "
