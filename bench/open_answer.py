@@ -146,8 +146,8 @@ async def measure(store: Store, cases: int, repeat: int) -> list[Timing]:
     reader = CLAIMERS[0]
 
     def request(text: str, channel_id: str | None) -> CommandRequest:
-        async def all_teams(team_ids: list[str]) -> list[str]:
-            return team_ids
+        async def any_team(team_id: str) -> bool:
+            return True
 
         return CommandRequest(
             text=text,
@@ -159,7 +159,7 @@ async def measure(store: Store, cases: int, repeat: int) -> list[Timing]:
             team_id=TEAM_ID if channel_id else None,
             channel_id=channel_id,
             locale="de-DE",
-            member_team_ids=all_teams,
+            is_team_member=any_team,
         )
 
     async def command(text: str, channel_id: str | None) -> dict[str, Any] | None:

@@ -22,7 +22,6 @@ from bot.domain.state_machine import USER_VERBS, Verb
 from bot.line_rules import line_due_state
 from bot.logging_setup import mask_number
 from bot.storage.interface import Store
-from bot.sync import transition_effects
 from bot.voicemail import VoicemailAccess
 from cards.case_card import LISTEN_VERB, REFRESH_VERB, CaseCardView, build_case_card
 from cards.i18n import Lang, conversation_language, refusal_text, text
@@ -150,7 +149,7 @@ class CardActions:
         return "not a member of the line's team"
 
     async def _listen(self, request: ActionRequest) -> ActionResult:
-        """"Anhören": a member of the line's team gets a fresh single-use link, in a card only they see."""
+        """ "Anhören": a member of the line's team gets a fresh single-use link, in a card only they see."""
         lang = self.language(request)
         case_id, source_id = request.data.get("case_id"), request.data.get("event")
         if not isinstance(case_id, str) or not isinstance(source_id, str) or not 0 < len(case_id) <= MAX_ID_LENGTH:
@@ -201,7 +200,7 @@ class CardActions:
                 request.actor,
                 now,
                 self.claim_timeout,
-                effects=lambda outcome: transition_effects(outcome, verb, request.actor, now),
+                effects=lambda outcome: effects.transition_effects(outcome, verb, request.actor, now),
             )
         except Exception:
             # The change and its effects commit together or not at all; the clicker learns which, never a 5xx.

@@ -25,8 +25,8 @@ from bot.domain.callers import (
     identify,
 )
 from bot.domain.cases import Case
-from bot.graph.errors import graph_status
 from bot.ingest import DeltaExpired
+from bot.jobs import failure_status
 from bot.placetel.numbers import normalise_number
 from bot.storage.database import Database
 from bot.storage.interface import LeaseRepository
@@ -249,7 +249,7 @@ class CallerDirectory:
             try:
                 await self._pull_source(source, pages)
             except Exception as exc:
-                status = graph_status(exc)
+                status = failure_status(exc)
                 if status == 403:
                     log.warning("caller source %s: Graph refused access (403); run doctor for the permission", source)
                 else:

@@ -60,8 +60,8 @@ class CommandRequest:
     team_id: str | None = None
     channel_id: str | None = None
     locale: str | None = None
-    member_team_ids: Callable[[list[str]], Awaitable[list[str]]] | None = None
-    """Of the given team ids, those the user belongs to (personal chat); supplied by the Teams layer."""
+    is_team_member: Callable[[str], Awaitable[bool]] | None = None
+    """Whether the user belongs to a team (asked in a personal chat); supplied by the Teams layer."""
     team_group_id: str | None = None
     """The team's Microsoft 365 group id (``aadGroupId``), for ``LINK_TEAM_OWNERS``."""
 
@@ -183,7 +183,7 @@ class Commands:
             service_url="",
             channel_id=request.channel_id,
             locale=request.locale,
-            member_team_ids=_member_filter(request),
+            is_team_member=request.is_team_member,
         )
         return ActionResult(200, card=await self._list(listing, command, offset, notice, positive))
 
@@ -192,8 +192,8 @@ class Commands:
             links = await self._store.links.links_for_channel(request.channel_id)
         else:
             all_links = await self._all_links()
-            team_ids = sorted({link.team_id for link in all_links})
-            teams = await request.member_team_ids(team_ids) if request.member_team_ids else []
+            check = request.is_team_member
+            teams = [team for team in sorted({link.team_id for link in all_links}) if check and await check(team)]
             links = [link for link in all_links if link.team_id in teams]
         return [link.line_id for link in links if link.tenant_id == request.tenant_id]
 
@@ -312,14 +312,3 @@ class Commands:
             return CommandReply(text=text(lang, "forget_usage"))
         counts = {"cases": outcome.cases, "events": outcome.events, "cards": len(outcome.cards)}
         return CommandReply(text=text(lang, "forget_done", **counts))
-
-
-def _member_filter(request: ActionRequest) -> Callable[[list[str]], Awaitable[list[str]]] | None:
-    check = request.is_team_member
-    if check is None:
-        return None
-
-    async def members(team_ids: list[str]) -> list[str]:
-        return [team_id for team_id in team_ids if await check(team_id)]
-
-    return members

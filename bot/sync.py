@@ -37,9 +37,9 @@ from typing import Any, Protocol
 
 from bot import effects
 from bot.config import PoolLine, Settings
-from bot.domain.cases import OUTLOOK_ACTOR, Actor, Case, CaseState
+from bot.domain.cases import OUTLOOK_ACTOR, Case, CaseState
 from bot.domain.events import EventKind
-from bot.domain.state_machine import OUTLOOK_VERBS, Verb
+from bot.domain.state_machine import Verb
 from bot.jobs import PermanentFailure
 from bot.placetel.parser import MailMessage
 from bot.storage.interface import FlagStatus, MailState, MailUpdate, Store, TransitionOutcome
@@ -113,27 +113,13 @@ def _flag_of(mail: MailMessage) -> FlagStatus | None:
         return None
 
 
-def transition_effects(outcome: TransitionOutcome, verb: Verb, actor: Actor, at: datetime) -> list[effects.Effect]:
-    """What an applied transition causes: everyone's card, one thread line (naming the holder a take-over or an
-    Outlook release displaced), and every mail's flag."""
-    case, before = outcome.case, outcome.before
-    displaced = before.claimed_by if before is not None and before.state is CaseState.CLAIMED else None
-    by_outlook = verb in OUTLOOK_VERBS
-    previous = displaced if verb is Verb.TAKE_OVER or (by_outlook and case.state is CaseState.OPEN) else None
-    return [
-        effects.RefreshCard(case.id),
-        effects.ThreadReply(case.id, case.version, effects.StateChange(verb, actor, at, previous)),
-        effects.WriteCaseFlags(case.id),
-    ]
-
-
 def outlook_change_effects(
     outcome: TransitionOutcome, mail: MailState, flag: FlagStatus, verb: Verb, at: datetime
 ) -> list[effects.Effect]:
     """A person's Outlook flag that moved the case causes what any transition does; one that changes nothing
     only has the mail written again where it disagrees with its case."""
     if outcome.applied:
-        return transition_effects(outcome, verb, OUTLOOK_ACTOR, at)
+        return effects.transition_effects(outcome, verb, OUTLOOK_ACTOR, at)
     if flag_agrees(outcome.case, flag):
         return []
     return [effects.WriteFlag(mail.mailbox, mail.message_id, outcome.case.id)]

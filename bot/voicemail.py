@@ -31,7 +31,7 @@ from aiohttp import web
 from bot import effects
 from bot.config import Settings
 from bot.domain.cases import Case
-from bot.graph.errors import graph_status
+from bot.jobs import failure_status
 from bot.storage.interface import Store, VoicemailGrant
 
 log = logging.getLogger(__name__)
@@ -220,7 +220,7 @@ def voicemail_handler(
         except web.HTTPException:
             raise
         except Exception as error:
-            if graph_status(error) == 404:
+            if failure_status(error) == 404:
                 raise _refusal(web.HTTPNotFound, "the voicemail is no longer in the mailbox") from error
             log.warning("voicemail could not be fetched: %s", type(error).__name__)
             raise _refusal(web.HTTPBadGateway, "the mailbox is not reachable right now") from error

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -14,6 +13,7 @@ from bot.config import Settings
 from bot.domain.cases import Actor
 from bot.domain.events import CallEvent, EventKind, MailSource
 from bot.domain.state_machine import Verb
+from bot.domain.zone import BERLIN
 from bot.effects import no_effects
 from bot.reminders import OVERVIEW, REMINDER, ReminderService
 from bot.storage.database import Database, from_json
@@ -21,7 +21,6 @@ from bot.storage.factory import open_database
 from bot.storage.reminder_store import QueuedEffect
 from bot.storage.sql_store import SqlStore
 
-BERLIN = ZoneInfo("Europe/Berlin")
 ANNA = Actor("aad-anna", "Anna Schmidt")
 
 

@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
 from aiohttp import web
 
 from bot.app import create_app
+from bot.domain.zone import BERLIN
 from bot.sandbox.connector import ConnectorStandIn
 from bot.sandbox.graph import GraphStandIn
 from bot.sandbox.identity import GRAPH_AUDIENCE, IdentityServer
@@ -26,7 +26,6 @@ from tests.cards_fixtures import actions
 from tests.e2e_fixtures import OTHER_CHANNEL_ID, POOL_MAILBOX, POOL_NUMBER, BotStack, free_port, stack_settings, user
 from tests.teams_fixtures import card_json, card_texts
 
-BERLIN = ZoneInfo("Europe/Berlin")
 TAG = {"id": "tag-empfang", "name": "Empfang"}
 TUESDAY_10 = datetime(2030, 3, 12, 10, 0, tzinfo=BERLIN).astimezone(UTC)
 """The bot's fake clock starts here; mails carry fake received times (later than the real watch baseline)."""

@@ -35,7 +35,7 @@ from msgraph.generated.users.item.messages.item.attachments.item.attachment_item
 )
 from msgraph.generated.users.item.messages.item.message_item_request_builder import MessageItemRequestBuilder
 
-from bot.graph.errors import as_job_error, graph_status
+from bot.graph.errors import as_job_error, graph_status, raise_mapped
 from bot.ingest import DeltaExpired, DeltaPage
 from bot.placetel.parser import MailAttachment, MailMessage
 from bot.placetel.trust import MAX_HEADERS, MailHeaders
@@ -176,10 +176,7 @@ class GraphMailboxes:
             try:
                 return await request()
             except Exception as exc:
-                mapped = as_job_error(exc)
-                if mapped is exc:
-                    raise
-                raise mapped from exc
+                raise_mapped(exc)
 
     def _message(self, mailbox: str, message_id: str) -> MessageItemRequestBuilder:
         return self._client.users.by_user_id(mailbox).messages.by_message_id(message_id)

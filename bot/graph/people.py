@@ -20,7 +20,7 @@ from msgraph.generated.users.item.contacts.delta.delta_request_builder import (
 )
 
 from bot.callers import PeoplePage, Person
-from bot.graph.errors import graph_status
+from bot.graph.errors import graph_status, raise_mapped
 from bot.ingest import DeltaExpired
 
 CONTACT_FIELDS = ["id", "displayName", "companyName", "department", "businessPhones", "homePhones", "mobilePhone"]
@@ -103,7 +103,7 @@ async def _pages(
         except Exception as exc:
             if graph_status(exc) == 410:
                 raise DeltaExpired(f"Graph no longer knows the delta state of {what}") from exc
-            raise
+            raise_mapped(exc)
         values = list(response.value or []) if response else []
         yield PeoplePage(
             people=[to_person(item) for item in values if item.id and not _removed(item)],

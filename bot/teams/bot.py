@@ -189,7 +189,7 @@ class RufpoolBot(ActivityHandler):
             team_id=_team_id(activity),
             channel_id=_channel_id(activity),
             locale=activity.locale,
-            member_team_ids=lambda team_ids: self._member_teams(turn_context, team_ids),
+            is_team_member=lambda team_id: self._is_member(turn_context, team_id),
             team_group_id=_team_group_id(activity),
         )
         reply = await self._commands.handle(request)
@@ -272,6 +272,3 @@ class RufpoolBot(ActivityHandler):
             member = False
         self._membership[key] = (time.monotonic(), member)
         return member
-
-    async def _member_teams(self, turn_context: TurnContext, team_ids: list[str]) -> list[str]:
-        return [team_id for team_id in team_ids if await self._is_member(turn_context, team_id)]

@@ -13,7 +13,6 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 from botbuilder.core import CardFactory, MessageFactory, TurnContext
@@ -32,7 +31,7 @@ from bot.actions import CardActions
 from bot.domain.cases import Actor, Case
 from bot.domain.state_machine import Verb
 from bot.heartbeat import LeaseLost, renewing
-from bot.jobs import PermanentFailure, RetryLater, RunLater
+from bot.jobs import PermanentFailure, RetryLater, RunLater, parse_retry_after
 from bot.storage.interface import CardRef, ChannelLink, JobState, Store
 from bot.teams.pacing import Pacer
 from cards.case_card import card_activity_text, card_marker
@@ -77,19 +76,8 @@ def _status_of(error: HttpOperationError) -> int:
 
 
 def _retry_after(error: HttpOperationError) -> timedelta | None:
-    """``Retry-After`` as delta-seconds or an HTTP date."""
     response = getattr(error, "response", None)
-    value = response.headers.get("Retry-After") if response is not None and response.headers else None
-    if not value:
-        return None
-    try:
-        return timedelta(seconds=max(0.0, float(value)))
-    except ValueError:
-        pass
-    try:
-        return max(timedelta(0), parsedate_to_datetime(value) - datetime.now(UTC))
-    except (TypeError, ValueError):
-        return None
+    return parse_retry_after(response.headers.get("Retry-After") if response is not None and response.headers else None)
 
 
 def as_job_error(error: HttpOperationError) -> Exception:
@@ -98,8 +86,8 @@ def as_job_error(error: HttpOperationError) -> Exception:
     if status == 404:
         return ConversationGone(str(error))
     if status in RETRYABLE_STATUSES or status == 0:
-        return RetryLater(f"Teams answered {status}", _retry_after(error))
-    return PermanentFailure(f"Teams refused the request ({status}): {error}")
+        return RetryLater(f"Teams answered {status}", _retry_after(error), status=status)
+    return PermanentFailure(f"Teams refused the request ({status}): {error}", status=status)
 
 
 def _actor(value: Any) -> Actor | None:
