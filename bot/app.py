@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from bot import effects, metrics
 from bot.actions import CardActions
 from bot.callers import CallerCache, CallerDirectory
+from bot.card_renderer import CardRenderer
 from bot.clock import Clock, ShiftableClock, system_clock
 from bot.commands import Commands
 from bot.config import ConfigError, ConfigProblem, Settings, listens_on_loopback_only
@@ -148,7 +149,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     stats = StatsService(settings, queries, chart_links, callers.name_for_number)
     commands = Commands(settings, store, GraphDirectory(graph).is_team_owner, stats=stats)
     voicemail_access = VoicemailAccess.from_settings(settings, store)
-    actions = CardActions(settings, store, commands.list_page, voicemail_access, callers.identify, clock=clock)
+    renderer = CardRenderer(settings, callers.identify, clock=clock)
+    actions = CardActions(settings, store, commands.list_page, voicemail_access, renderer, clock=clock)
     bot = RufpoolBot(store, commands, actions, settings.default_locale)
     # The runner is built below with live_calls among its handlers; the lambda reaches it once it exists.
     live_calls = LiveCalls(settings, store, wake_workers=lambda: runner.wake())
@@ -157,7 +159,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         adapter,
         settings.app_id,
         store,
-        actions,
+        renderer,
         pacer,
         channel_lang,
         settings.is_teams_service_url,

@@ -11,6 +11,7 @@ import pytest
 
 from bot import effects
 from bot.actions import ActionRequest, ActionResult, CardActions
+from bot.card_renderer import CardRenderer
 from bot.config import Settings
 from bot.domain.cases import Actor, Case
 from bot.domain.events import EventKind, Voicemail
@@ -169,7 +170,7 @@ async def test_listen_gives_members_only_a_link_and_the_card_none(store: SqlStor
     voicemail = Voicemail(attachment_id="att-1", file_name="vm.mp3", duration_seconds=42)
     case = await _linked_case(store, kind=EventKind.VOICEMAIL, voicemail=voicemail)
     actions = _actions(store)
-    assert "/voicemail/" not in str(actions.card_for(case, Lang.DE))
+    assert "/voicemail/" not in str(CardRenderer(_settings()).case_card(case, Lang.DE))
     data = {"case_id": case.id, "event": case.events[0].source_id}
 
     async def member(team_id: str) -> bool:

@@ -27,7 +27,7 @@ from botbuilder.schema import (
 from msrest.exceptions import HttpOperationError
 
 from bot import effects, metrics
-from bot.actions import CardActions
+from bot.card_renderer import CardRenderer
 from bot.domain.cases import Actor, Case
 from bot.domain.state_machine import Verb
 from bot.heartbeat import LeaseLost, renewing
@@ -100,7 +100,7 @@ class CardPoster:
         adapter: CloudAdapter,
         app_id: str,
         store: Store,
-        actions: CardActions,
+        renderer: CardRenderer,
         pacer: Pacer,
         lang: Lang,
         service_url_allowed: Callable[[str | None], bool],
@@ -113,7 +113,7 @@ class CardPoster:
         self._adapter = adapter
         self._app_id = app_id
         self._store = store
-        self._actions = actions
+        self._renderer = renderer
         self._pacer = pacer
         self._lang = lang
 
@@ -132,7 +132,7 @@ class CardPoster:
         )
 
     def _card_activity(self, case: Case) -> Activity:
-        activity = MessageFactory.attachment(CardFactory.adaptive_card(self._actions.card_for(case, self._lang)))
+        activity = MessageFactory.attachment(CardFactory.adaptive_card(self._renderer.case_card(case, self._lang)))
         activity.summary = card_activity_text(case, self._lang)
         return activity
 
