@@ -30,16 +30,16 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from bot.actions import ActionRequest
-from bot.commands import CommandRequest, Commands
 from bot.config import PoolLine, Settings
+from bot.core.actions import ActionRequest
+from bot.core.commands import CommandRequest, Commands
+from bot.core.effects import no_effects
+from bot.core.ports import ChannelLink, Store
 from bot.domain.cases import Actor
 from bot.domain.events import CallEvent, EventKind, MailSource
 from bot.domain.state_machine import Verb
-from bot.effects import no_effects
 from bot.sandbox.schemas import fresh_postgres_schema, postgres_problem
 from bot.storage.factory import open_store
-from bot.storage.interface import ChannelLink, Store
 from cards.list_card import LIST_PAGE_VERB, PAGE_SIZE
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"

@@ -31,11 +31,11 @@ import aiohttp
 
 from bench.run import DEFAULT_POSTGRES_URL, load
 from bench.stack import LINES, TEAM_ID, TENANT, BotProcess, StandIns, link_channels, wait_until
+from bot.core.ports import JobState, Store
 from bot.sandbox.connector import FaultRule
 from bot.sandbox.convergence import Convergence, check
 from bot.sandbox.schemas import fresh_postgres_schema, postgres_problem
 from bot.storage.factory import open_store
-from bot.storage.interface import JobState, Store
 
 GRAPH_FAULTS = ("429", "503", "delay", "drop")
 """5 % of Graph requests each: throttled, unavailable, timed out (``delay`` beyond the bot's timeout), reset."""

@@ -24,13 +24,13 @@ from typing import Any
 import aiohttp
 
 from bot.config import PoolLine
+from bot.core.ports import ChannelLink
 from bot.sandbox.connector import ConnectorStandIn
 from bot.sandbox.graph import GraphStandIn
 from bot.sandbox.graph_model import Message
 from bot.sandbox.identity import GRAPH_AUDIENCE, IdentityServer, IdentityStandIn, RegisteredApp
 from bot.sandbox.tls import ensure_tls
 from bot.storage.factory import open_store
-from bot.storage.interface import ChannelLink
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 TENANT = "7e4a1f00-0000-4000-8000-00000000b001"

@@ -26,12 +26,13 @@ from msgraph import GraphServiceClient
 from msgraph.generated.users.item.mail_folders.item.messages.messages_request_builder import MessagesRequestBuilder
 
 from bot.config import ConfigError, ConfigProblem, PoolLine, Settings, load_settings, serving_problems
+from bot.core.ports import Store
+from bot.core.values import GLOBAL_SCOPE
 from bot.graph.client import GRAPH_SCOPE, build_credential, build_graph_client, ssl_context
 from bot.graph.subscriptions import NOTIFICATION_PATH
 from bot.logging_setup import redact
-from bot.placetel.notify import GLOBAL_SCOPE, NOTIFY_PATH, SIGNATURE_HEADER, signature
+from bot.placetel.notify import NOTIFY_PATH, SIGNATURE_HEADER, signature
 from bot.storage.factory import open_store
-from bot.storage.interface import Store
 from bot.teams.adapter import auth_settings
 from bot.teams.auth import MsalCredentialFactory
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.core.effects import no_effects
 from bot.domain.cases import Case
 from bot.domain.events import CallEvent, EventKind, MailSource
-from bot.effects import no_effects
 from tests.cards_fixtures import walk
 from tests.e2e_fixtures import POOL_MAILBOX, BotStack
 

@@ -30,13 +30,13 @@ from aiohttp import web
 
 from bot.app import SERVICES, Services
 from bot.config import Settings
+from bot.core.ports import JobState, Store
 from bot.sandbox.connector import ConnectorStandIn
 from bot.sandbox.graph import GraphStandIn
 from bot.sandbox.identity import GRAPH_AUDIENCE, IdentityServer
 from bot.sandbox.tls import TlsMaterial
 from bot.storage.database import Database, PostgresDatabase, SqliteDatabase
 from bot.storage.factory import open_store, sql_database
-from bot.storage.interface import JobState, Store
 from tests.e2e_fixtures import POOL_MAILBOX, TEAM_GROUP_ID, BotStack, free_port, stack_settings, start_bot
 
 INSTANCE: contextvars.ContextVar[int | None] = contextvars.ContextVar("crash_instance", default=None)

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.core.effects import no_effects
 from bot.domain.cases import Actor
 from bot.domain.events import CallEvent, EventKind, MailSource, Voicemail
 from bot.domain.state_machine import Verb
-from bot.effects import no_effects
 from bot.sandbox.schemas import fresh_postgres_schema as sandbox_schema
 from bot.sandbox.schemas import postgres_problem
 from bot.storage.database import Database

@@ -6,10 +6,11 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+from bot.core.ports import JobState
+from bot.core.sync import flag_agrees
+from bot.core.values import FlagStatus
 from bot.domain.cases import Case
 from bot.sandbox.graph_model import apply_message_changes, parse_flag
-from bot.storage.interface import FlagStatus, JobState
-from bot.sync import flag_agrees
 from tests.e2e_fixtures import CHANNEL_ID, POOL_MAILBOX, BotStack
 
 OUTLOOK_FLAGS: dict[FlagStatus, dict[str, Any]] = {

@@ -9,17 +9,17 @@ from typing import Any
 
 import pytest
 
-from bot import effects
-from bot.actions import ActionRequest, ActionResult, CardActions
-from bot.card_renderer import CardRenderer
 from bot.config import Settings
+from bot.core import effects
+from bot.core.actions import ActionRequest, ActionResult, CardActions
+from bot.core.card_renderer import CardRenderer
+from bot.core.effects import no_effects
+from bot.core.ports import ChannelLink
+from bot.core.voicemail import VoicemailAccess
 from bot.domain.cases import Actor, Case
 from bot.domain.events import EventKind, Voicemail
 from bot.domain.state_machine import USER_VERBS
-from bot.effects import no_effects
-from bot.storage.interface import ChannelLink
 from bot.storage.sql_store import SqlStore
-from bot.voicemail import VoicemailAccess
 from cards.case_card import REFRESH_VERB
 from cards.i18n import Lang
 from cards.list_card import LIST_PAGE_VERB

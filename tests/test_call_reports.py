@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.core.effects import no_effects
 from bot.domain.callbacks import AutoDone, apply_contact
 from bot.domain.cases import CALLBACK_ACTOR, Case, CaseState, Contact, ContactKind
 from bot.domain.events import WITHHELD, CallEvent, EventKind, Voicemail
 from bot.domain.matching import find_same_call, merge_reports, reports_same_call
 from bot.domain.state_machine import Refusal, RefusalCode, Verb, decide
-from bot.effects import no_effects
 from bot.stats.model import Period, PersonStats
 from bot.stats.queries import StatsQueries
 from bot.storage.database import Database

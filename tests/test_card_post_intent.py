@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bot.storage.interface import CardRef
+from bot.core.ports import CardRef
 from tests.e2e_fixtures import TEAM_GROUP_ID, BotStack, user
 from tests.teams_fixtures import action_data, badge, card_json, drain, invoke_card
 

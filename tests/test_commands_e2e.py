@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from bot.core.effects import no_effects
 from bot.domain.cases import Actor, Case
 from bot.domain.state_machine import Verb
-from bot.effects import no_effects
 from tests.commands_fixtures import (
     PERSONAL_CHAT,
     card_actions,

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from bot.core.ports import Subscription
 from bot.graph.client import build_credential, build_graph_client
 from bot.graph.subscriptions import LIFECYCLE_PATH, NOTIFICATION_PATH, SubscriptionManager, inbox_resource
-from bot.storage.interface import Subscription
 from tests.e2e_fixtures import CLIENT_STATE, POOL_MAILBOX, BotStack, free_port
 from tests.ingest_fixtures import LINE_ID, events_per_mail, notifications_lost, restartable
 

@@ -12,13 +12,13 @@ import pytest
 
 from bot.__main__ import main
 from bot.config import load_settings
+from bot.core.effects import no_effects
+from bot.core.ports import JobState, RetryPolicy
+from bot.core.retention import Retention, erase_number
 from bot.domain.callbacks import AutoDone
 from bot.domain.cases import Contact, ContactKind
 from bot.domain.state_machine import Verb
-from bot.effects import no_effects
-from bot.retention import Retention, erase_number
 from bot.storage.factory import open_store
-from bot.storage.interface import JobState, RetryPolicy
 from bot.storage.sql_store import SqlStore
 from tests.e2e_fixtures import ADMIN, CHANNEL_ID, POOL_MAILBOX, BotStack, user
 from tests.storage_fixtures import ALICE, T0, make_event

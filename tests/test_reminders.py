@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 
 from bot.config import Settings
+from bot.core.effects import no_effects
+from bot.core.ports import QueuedEffect
+from bot.core.reminders import OVERVIEW, REMINDER, ReminderService
 from bot.domain.cases import Actor
 from bot.domain.events import CallEvent, EventKind, MailSource
 from bot.domain.state_machine import Verb
 from bot.domain.zone import BERLIN
-from bot.effects import no_effects
-from bot.reminders import OVERVIEW, REMINDER, ReminderService
 from bot.storage.database import Database, from_json
 from bot.storage.factory import open_database
-from bot.storage.reminder_store import QueuedEffect
 from bot.storage.sql_store import SqlStore
 
 ANNA = Actor("aad-anna", "Anna Schmidt")

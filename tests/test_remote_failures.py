@@ -7,8 +7,8 @@ from email.utils import format_datetime
 
 from kiota_abstractions.api_error import APIError
 
+from bot.core.jobs import PermanentFailure, RetryLater, failure_status, parse_retry_after
 from bot.graph.errors import as_job_error
-from bot.jobs import PermanentFailure, RetryLater, failure_status, parse_retry_after
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot import effects
+from bot.core import effects
+from bot.core.ports import CardRef, ChannelLink
+from bot.core.repair import Repairs, RepairSweep
+from bot.core.values import FlagStatus
 from bot.domain.state_machine import Verb
-from bot.repair import Repairs, RepairSweep
 from bot.storage.factory import sql_database
-from bot.storage.interface import CardRef, ChannelLink, FlagStatus
 from bot.storage.repair_store import SqlRepairQueries
 from bot.storage.sql_store import SqlStore
 from tests.storage_fixtures import ALICE, T0, make_event

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bot.core.effects import no_effects
 from bot.domain.cases import Actor
 from bot.domain.state_machine import Verb
-from bot.effects import no_effects
 from tests.commands_fixtures import PERSONAL_CHAT, card_texts, last_reply_card, seed_cases
 from tests.e2e_fixtures import CHANNEL_ID, OTHER_CHANNEL_ID, TEAM_ID, BotStack, user
 

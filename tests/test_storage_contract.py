@@ -8,12 +8,13 @@ from datetime import UTC, timedelta, timezone
 
 import pytest
 
+from bot.core.effects import no_effects
+from bot.core.ports import CardRef, ChannelLink, Installation, Subscription
+from bot.core.values import FlagStatus
 from bot.domain.cases import OUTLOOK_ACTOR, CaseState
 from bot.domain.events import WITHHELD, EventKind, Voicemail
 from bot.domain.state_machine import RefusalCode, Verb
-from bot.effects import no_effects
 from bot.storage.factory import open_store
-from bot.storage.interface import CardRef, ChannelLink, FlagStatus, Installation, Subscription
 from bot.storage.migrations import available_migrations, migrate
 from bot.storage.sql_store import SqlStore
 from tests.storage_fixtures import ALICE, BOB, CLAIM_TIMEOUT, T0, make_event

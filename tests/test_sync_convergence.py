@@ -12,9 +12,10 @@ import random
 
 import pytest
 
+from bot.core.ports import JobState
+from bot.core.values import FlagStatus
 from bot.graph.webhooks import NOTIFICATION_JOB
 from bot.sandbox.convergence import channel_cards
-from bot.storage.interface import FlagStatus, JobState
 from tests.e2e_fixtures import BotStack, user
 from tests.sync_fixtures import CaseHandle, case_of, click, disagreements, drain, open_cases, outlook_flag
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from bot.core.values import FlagStatus, MailUpdate
 from bot.domain.cases import CaseState
-from bot.storage.interface import FlagStatus, MailUpdate
 from tests.e2e_fixtures import POOL_MAILBOX, BotStack, user
 from tests.sync_fixtures import (
     CaseHandle,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from bot.core.values import FlagStatus
 from bot.domain.cases import CaseState
-from bot.storage.interface import FlagStatus
 from tests.e2e_fixtures import POOL_MAILBOX, BotStack, user
 from tests.sync_fixtures import (
     PATCHES,

@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from bot import effects, metrics
+from bot import metrics
+from bot.core import effects
+from bot.core.values import FlagStatus
 from bot.domain.cases import CaseState
-from bot.storage.interface import FlagStatus
 from tests.e2e_fixtures import POOL_MAILBOX, BotStack, user
 from tests.sync_fixtures import (
     PATCHES,

@@ -18,7 +18,7 @@ from botbuilder.core import ActivityHandler, TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import AdaptiveCardInvokeResponse, AdaptiveCardInvokeValue
 
-from bot.actions import ActionResult
+from bot.core.actions import ActionResult
 from bot.sandbox.connector import ConnectorStandIn
 from bot.sandbox.identity import IdentityServer, start_site
 from bot.sandbox.tls import TlsMaterial

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from msrest.exceptions import HttpOperationError
 
-from bot.jobs import PermanentFailure, RetryLater
+from bot.core.jobs import PermanentFailure, RetryLater
 from bot.sandbox.connector import FaultRule
 from bot.teams.posting import ConversationGone, as_job_error
 from tests.e2e_fixtures import BotStack, user

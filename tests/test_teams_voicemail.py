@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from bot.config import load_settings
-from bot.voicemail import CHUNK_SIZE, LegacyVoicemailLinks, VoicemailAccess, VoicemailRef
+from bot.core.voicemail import LegacyVoicemailLinks, VoicemailAccess, VoicemailRef
+from bot.web.voicemail import CHUNK_SIZE
 from tests.e2e_fixtures import POOL_MAILBOX, TEAM_ID, BotStack, user
 from tests.teams_fixtures import card_json, deliver_voicemail, invoke_card, the_card
 

@@ -9,7 +9,7 @@ import httpx
 from kiota_abstractions.api_error import APIError
 
 from bot import metrics
-from bot.jobs import PermanentFailure, RetryLater, failure_status, parse_retry_after
+from bot.core.jobs import PermanentFailure, RetryLater, failure_status, parse_retry_after
 
 TRANSIENT_STATUSES = {408, 409, 412, 429, 500, 502, 503, 504}
 

@@ -35,12 +35,18 @@ from msgraph.generated.users.item.messages.item.attachments.item.attachment_item
 )
 from msgraph.generated.users.item.messages.item.message_item_request_builder import MessageItemRequestBuilder
 
+from bot.core.values import (
+    MAX_HEADERS,
+    AudioStream,
+    DeltaExpired,
+    DeltaPage,
+    FlagStatus,
+    MailAttachment,
+    MailHeaders,
+    MailMessage,
+    MailUpdate,
+)
 from bot.graph.errors import as_job_error, graph_status, raise_mapped
-from bot.ingest import DeltaExpired, DeltaPage
-from bot.placetel.parser import MailAttachment, MailMessage
-from bot.placetel.trust import MAX_HEADERS, MailHeaders
-from bot.storage.interface import FlagStatus, MailUpdate
-from bot.voicemail import AudioStream
 
 MESSAGE_FIELDS = [
     "id",
@@ -165,7 +171,7 @@ def _stream_error(response: httpx.Response) -> APIError:
 
 
 class GraphMailboxes:
-    """The :class:`bot.ingest.MailReader` and flag writer over Graph."""
+    """The :class:`bot.core.ingest.MailReader` and flag writer over Graph."""
 
     def __init__(self, client: GraphServiceClient) -> None:
         self._client = client

@@ -19,9 +19,8 @@ from msgraph.generated.users.item.contacts.delta.delta_request_builder import (
     DeltaRequestBuilder as ContactsDeltaRequestBuilder,
 )
 
-from bot.callers import PeoplePage, Person
+from bot.core.values import DeltaExpired, PeoplePage, Person
 from bot.graph.errors import graph_status, raise_mapped
-from bot.ingest import DeltaExpired
 
 CONTACT_FIELDS = ["id", "displayName", "companyName", "department", "businessPhones", "homePhones", "mobilePhone"]
 USER_FIELDS = ["id", "displayName", "department", "companyName", "businessPhones", "mobilePhone"]
@@ -53,7 +52,7 @@ def person_from_user(user: User) -> Person:
 
 
 class GraphPeople:
-    """The :class:`bot.callers.PeopleReader` over Graph."""
+    """The :class:`bot.core.callers.PeopleReader` over Graph."""
 
     def __init__(self, client: GraphServiceClient, page_size: int = PAGE_SIZE) -> None:
         self._client = client

@@ -11,10 +11,11 @@ from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.core.ports import Store
+from bot.core.sync import flag_agrees
+from bot.core.values import FlagStatus
 from bot.sandbox.connector import ConnectorStandIn
 from bot.sandbox.graph import GraphStandIn
-from bot.storage.interface import FlagStatus, Store
-from bot.sync import flag_agrees
 
 
 @dataclass

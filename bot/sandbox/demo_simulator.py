@@ -24,8 +24,8 @@ import phonenumbers
 from aiohttp import web
 
 from bot.config import PoolLine
+from bot.domain.events import WITHHELD_KEYWORDS
 from bot.domain.zone import BERLIN
-from bot.placetel.profiles import WITHHELD_KEYWORDS
 from bot.sandbox.graph import GraphStandIn
 from bot.sandbox.graph_model import Attachment, Message
 from bot.sandbox.placetel import PlacetelStandIn

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from bot.core.ports import Store
 from bot.storage.database import Database, PostgresDatabase, SqliteDatabase
-from bot.storage.interface import Store
 from bot.storage.sql_store import SqlStore
 
 _SQLITE_PREFIX = "sqlite:///"

@@ -13,16 +13,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.effects import ERASED_CARD
-from bot.storage import stats_rollups
-from bot.storage.database import Cursor, Database, Row, require_utc, to_json
-from bot.storage.interface import (
+from bot.core.effects import ERASED_CARD
+from bot.core.ports import (
     ErasedCard,
     ErasureOutcome,
     LinkRedemption,
     PrivacyRepository,
     VoicemailGrant,
 )
+from bot.storage import stats_rollups
+from bot.storage.database import Cursor, Database, Row, require_utc, to_json
 
 
 def mail_hash(mailbox: str, message_id: str) -> str:

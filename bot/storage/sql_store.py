@@ -9,16 +9,8 @@ from collections.abc import Callable, Sequence, Sized
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.domain.callbacks import AutoDone, apply_contact
-from bot.domain.cases import OUTLOOK_ACTOR, Actor, Case, CaseState, Contact, ContactKind, PreviousCase
-from bot.domain.events import CallEvent, EventKind, MailSource, Voicemail
-from bot.domain.grouping import place_event
-from bot.domain.matching import find_same_call, merge_reports
-from bot.domain.state_machine import Refusal, RefusalCode, Verb, decide
-from bot.effects import Effect, EffectsOf, RefreshCard, WriteCaseFlags, WriteFlag, outbox_row
-from bot.storage import stats_rollups
-from bot.storage.database import Cursor, Database, IntegrityConflict, Row, from_json, require_utc, to_json, to_utc
-from bot.storage.interface import (
+from bot.core.effects import Effect, EffectsOf, RefreshCard, WriteCaseFlags, WriteFlag, outbox_row
+from bot.core.ports import (
     CallPeerRepository,
     CardRef,
     CardRepository,
@@ -26,7 +18,6 @@ from bot.storage.interface import (
     ChannelLink,
     ContactOutcome,
     EventOutcome,
-    FlagStatus,
     Installation,
     Job,
     JobPriority,
@@ -37,14 +28,24 @@ from bot.storage.interface import (
     MailRepository,
     MailState,
     PrivacyRepository,
+    ReminderRepository,
     RetryPolicy,
     Subscription,
     SubscriptionRepository,
     TransitionOutcome,
 )
+from bot.core.values import FlagStatus
+from bot.domain.callbacks import AutoDone, apply_contact
+from bot.domain.cases import OUTLOOK_ACTOR, Actor, Case, CaseState, Contact, ContactKind, PreviousCase
+from bot.domain.events import CallEvent, EventKind, MailSource, Voicemail
+from bot.domain.grouping import place_event
+from bot.domain.matching import find_same_call, merge_reports
+from bot.domain.state_machine import Refusal, RefusalCode, Verb, decide
+from bot.storage import stats_rollups
+from bot.storage.database import Cursor, Database, IntegrityConflict, Row, from_json, require_utc, to_json, to_utc
 from bot.storage.migrations import migrate
 from bot.storage.privacy_store import SqlPrivacyRepository
-from bot.storage.reminder_store import ReminderRepository, SqlReminderRepository
+from bot.storage.reminder_store import SqlReminderRepository
 
 log = logging.getLogger(__name__)
 

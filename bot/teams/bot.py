@@ -21,10 +21,10 @@ from botbuilder.core.teams import TeamsInfo
 from botbuilder.schema import Activity, ChannelAccount, ErrorResponseException
 from botframework.connector.aio import ConnectorClient
 
-from bot.actions import ActionRequest, ActionResult, CardActions
-from bot.commands import CommandRequest, Commands, parse_command
+from bot.core.actions import ActionRequest, ActionResult, CardActions
+from bot.core.commands import CommandRequest, Commands, parse_command
+from bot.core.ports import Installation, Store
 from bot.domain.cases import Actor
-from bot.storage.interface import Installation, Store
 from cards.i18n import Lang, conversation_language, text
 
 log = logging.getLogger(__name__)

@@ -26,13 +26,14 @@ from botbuilder.schema import (
 )
 from msrest.exceptions import HttpOperationError
 
-from bot import effects, metrics
-from bot.card_renderer import CardRenderer
+from bot import metrics
+from bot.core import effects
+from bot.core.card_renderer import CardRenderer
+from bot.core.jobs import PermanentFailure, RetryLater, RunLater, parse_retry_after
+from bot.core.ports import CardRef, ChannelLink, JobState, Store
 from bot.domain.cases import Actor, Case
 from bot.domain.state_machine import Verb
 from bot.heartbeat import LeaseLost, renewing
-from bot.jobs import PermanentFailure, RetryLater, RunLater, parse_retry_after
-from bot.storage.interface import CardRef, ChannelLink, JobState, Store
 from bot.teams.pacing import Pacer
 from cards.case_card import card_activity_text, card_marker
 from cards.i18n import Lang

@@ -18,9 +18,9 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from bot import metrics
+from bot.core.ports import Job, JobQueue, JobState, RetryPolicy
 from bot.heartbeat import LeaseLost, renewing
 from bot.logging_setup import redact
-from bot.storage.interface import Job, JobQueue, JobState, RetryPolicy
 from bot.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)

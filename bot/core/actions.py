@@ -13,15 +13,15 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Protocol
 
-from bot import effects
-from bot.card_renderer import CardRenderer
 from bot.clock import Clock, system_clock
 from bot.config import Settings
+from bot.core import effects
+from bot.core.card_renderer import CardRenderer
+from bot.core.ports import Store
+from bot.core.voicemail import VoicemailAccess
 from bot.domain.cases import Actor, Case
 from bot.domain.state_machine import USER_VERBS, Verb
 from bot.logging_setup import mask_number
-from bot.storage.interface import Store
-from bot.voicemail import VoicemailAccess
 from cards.case_card import LISTEN_VERB, REFRESH_VERB
 from cards.i18n import Lang, conversation_language, refusal_text, text
 from cards.list_card import LIST_PAGE_VERB
@@ -58,7 +58,7 @@ class ActionResult:
 
 
 class ListPage(Protocol):
-    """Renders a page of the open/mine list (``bot.commands.Commands.list_page``)."""
+    """Renders a page of the open/mine list (``bot.core.commands.Commands.list_page``)."""
 
     async def __call__(self, request: ActionRequest, notice: str | None, positive: bool) -> ActionResult: ...
 

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bot import effects
-from bot.actions import ActionRequest, ActionResult
 from bot.config import PoolLine, Settings
+from bot.core import effects
+from bot.core.actions import ActionRequest, ActionResult
+from bot.core.ports import ChannelLink, Store
+from bot.core.retention import NotANumber, erase_number
 from bot.domain.cases import Actor
-from bot.retention import NotANumber, erase_number
 from bot.stats.service import BadPeriod, StatsService, parse_days
-from bot.storage.interface import ChannelLink, Store
 from cards.i18n import Lang, conversation_language, text
 from cards.list_card import PAGE_SIZE, CaseListView, ListCommand, build_list_card
 from cards.messages import build_help_card, build_link_confirmation_card, build_unlink_confirmation_card

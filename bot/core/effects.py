@@ -4,7 +4,7 @@ A change of state and the effects it causes are committed together: the store ca
 effects (or a function of their outcome that yields them) and insert their outbox rows in the change's own
 transaction (:func:`bot.storage.sql_store.insert_effects`). Effects that follow no change of state (a refused
 click on a stale card, a redraw after the caller directory learnt a name, a repair) go through
-:meth:`bot.storage.interface.JobQueue.add`.
+:meth:`bot.core.ports.JobQueue.add`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+from bot.core.ports import JobPriority, TransitionOutcome
 from bot.domain.cases import Actor, CaseState
 from bot.domain.state_machine import OUTLOOK_VERBS, Verb
-from bot.storage.interface import JobPriority, TransitionOutcome
 
 POST_CARD = "teams.card"
 THREAD_REPLY = "teams.reply"

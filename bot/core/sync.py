@@ -35,14 +35,14 @@ import weakref
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from bot import effects
 from bot.config import PoolLine, Settings
+from bot.core import effects
+from bot.core.jobs import PermanentFailure
+from bot.core.ports import MailState, Store, TransitionOutcome
+from bot.core.values import FlagStatus, MailMessage, MailUpdate
 from bot.domain.cases import OUTLOOK_ACTOR, Case, CaseState
 from bot.domain.events import EventKind
 from bot.domain.state_machine import Verb
-from bot.jobs import PermanentFailure
-from bot.placetel.parser import MailMessage
-from bot.storage.interface import FlagStatus, MailState, MailUpdate, Store, TransitionOutcome
 
 log = logging.getLogger(__name__)
 

@@ -11,13 +11,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot import effects
 from bot.config import PoolLine, Settings
-from bot.graph.notifications import Notification
-from bot.graph.subscriptions import SubscriptionManager
-from bot.ingest import MailIngestor
-from bot.jobs import PermanentFailure, RetryLater, RunLater
-from bot.storage.interface import Store
+from bot.core import effects
+from bot.core.ingest import MailIngestor
+from bot.core.jobs import PermanentFailure, RetryLater, RunLater
+from bot.core.notifications import Notification
+from bot.core.ports import Store, Subscriptions
 from bot.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -44,7 +43,7 @@ class MailboxCoordinator:
         self,
         settings: Settings,
         store: Store,
-        subscriptions: SubscriptionManager,
+        subscriptions: Subscriptions,
         ingestor: MailIngestor,
         instance_id: str,
         reconcile: Callable[[PoolLine], Awaitable[int]],
