@@ -1,8 +1,10 @@
 """``python -m bot doctor``: checks what an admin sets up and prints every problem together with its fix.
 
-Each check is a small function returning :class:`Problem` s (none = passed); :func:`format_report` turns the results
-into text. A check whose prerequisite failed (no Graph token, no database) is reported as skipped instead of
-repeating the same failure once per mailbox. The printed report never contains a configured secret.
+Each check is a small function registered with :func:`register` (in the order of the report) that turns the shared
+:class:`Context` into a :class:`CheckResult`; :func:`diagnose` runs the registry, :func:`format_report` turns the
+results into text. Doctor only reads: it opens the database without migrating it. A check whose prerequisite failed
+(no Graph token, no database) is reported as skipped instead of repeating the same failure once per mailbox. The
+printed report never contains a configured secret.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from bot.graph.client import GRAPH_SCOPE, build_credential, build_graph_client, 
 from bot.graph.subscriptions import NOTIFICATION_PATH
 from bot.logging_setup import redact
 from bot.placetel.notify import NOTIFY_PATH, SIGNATURE_HEADER, signature
-from bot.storage.factory import open_store
+from bot.storage.factory import open_store, pending_migrations
 from bot.teams.adapter import auth_settings
 from bot.teams.auth import MsalCredentialFactory
 
@@ -84,9 +86,6 @@ class CheckResult:
         if self.errors:
             return "FAIL"
         return "WARN" if self.problems else "OK"
-
-
-# ---------------------------------------------------------------- 1. configuration
 
 
 def config_error_problems(error: ConfigError) -> list[Problem]:
@@ -146,9 +145,6 @@ def check_configuration(settings: Settings) -> list[Problem]:
             )
         )
     return problems
-
-
-# ---------------------------------------------------------------- 2. credentials
 
 
 @dataclass(frozen=True)
@@ -235,9 +231,6 @@ async def check_bot_token(settings: Settings) -> list[Problem]:
     return []
 
 
-# ---------------------------------------------------------------- 3. Graph access to the mailboxes
-
-
 def _scope_command(settings: Settings) -> str:
     mailboxes = ",".join(line.mailbox for line in settings.pool_lines)
     return f"pwsh {SCOPE_SCRIPT} -AppId {settings.graph_client_id} -PoolMailboxes {mailboxes}"
@@ -289,8 +282,6 @@ async def check_mailboxes(settings: Settings, graph: GraphServiceClient) -> list
     return [problem for problems in results for problem in problems]
 
 
-# ---------------------------------------------------------------- 3b. caller sources (only when configured)
-
 CONTACTS_FIX = (
     "Give the app registration the Microsoft Graph application permission Contacts.Read with admin consent and put "
     "the pool mailboxes' contacts into its RBAC scope (New-ManagementRoleAssignment -Role \"Application "
@@ -327,8 +318,6 @@ async def check_caller_sources(settings: Settings, graph: GraphServiceClient) ->
         problems += await _probe(lambda: graph.users.delta.get(one), "directory users", DIRECTORY_FIX)
     return problems
 
-
-# ---------------------------------------------------------------- 4. subscriptions
 
 _START_FIX = (
     "Start the bot (python -m bot serve, or restart the container app): it subscribes every pool mailbox at "
@@ -387,9 +376,6 @@ async def check_subscriptions(
     return [problem for problems in results for problem in problems]
 
 
-# ---------------------------------------------------------------- 5. database
-
-
 def masked_url(url: str) -> str:
     parts = urlsplit(url)
     if not parts.password:
@@ -399,7 +385,8 @@ def masked_url(url: str) -> str:
 
 
 async def check_database(settings: Settings) -> tuple[Store | None, list[Problem]]:
-    """Open the store (applying migrations) and ping it; the open store is returned for the next checks."""
+    """Open the store without migrating it and ping it; the open store is returned for the next checks. Migrations
+    not applied yet are a warning: the bot applies them when it starts."""
     if settings.database_url.startswith("sqlite:"):
         fix = "Check DATABASE_URL: the file's directory must exist or be creatable and writable by the bot's user."
     else:
@@ -409,13 +396,18 @@ async def check_database(settings: Settings) -> tuple[Store | None, list[Problem
         )
     store: Store | None = None
     try:
-        store = await open_store(settings.database_url)
+        store = await open_store(settings.database_url, migrate=False)
         await store.ping()
+        pending = await pending_migrations(store)
     except Exception as exc:
         if store is not None:
             await store.close()
         message = f"cannot use the database {masked_url(settings.database_url)}: {_brief(exc)}"
         return None, [Problem(DATABASE, message, fix)]
+    if pending:
+        versions = ", ".join(f"{version:04d}" for version in pending)
+        message = f"{len(pending)} schema migration(s) not applied yet ({versions})"
+        return store, [Problem(DATABASE, message, "Start the bot once: it applies them at start.", warning=True)]
     return store, []
 
 
@@ -434,9 +426,6 @@ async def check_outbox(store: Store) -> list[Problem]:
             "catches up with the next change of its case, and the periodic catch-up repairs flags.",
         )
     ]
-
-
-# ---------------------------------------------------------------- 6. public notification URL
 
 
 async def check_public_url(settings: Settings) -> list[Problem]:
@@ -481,8 +470,6 @@ async def check_public_url(settings: Settings) -> list[Problem]:
         ]
     return []
 
-
-# ---------------------------------------------------------------- 7. Placetel call webhooks
 
 MIN_NOTIFY_SECRET_LENGTH = 16
 
@@ -571,12 +558,6 @@ async def check_placetel_notify(settings: Settings) -> list[Problem] | None:
     return problems
 
 
-# ---------------------------------------------------------------- running and reporting
-
-
-# ---------------------------------------------------------------- business hours and reminders
-
-
 def _local(moment: datetime, line: PoolLine) -> str:
     return f"{moment.astimezone(line.hours.calendar.tz):%a %Y-%m-%d %H:%M}"
 
@@ -642,63 +623,139 @@ def _graph_skip_reason(settings: Settings, credential: AsyncTokenCredential | No
     return "no Graph token" if token else None
 
 
-async def diagnose(settings: Settings, now: datetime | None = None) -> list[CheckResult]:
-    """Run every check; one failing check never stops the others."""
-    now = now or datetime.now(UTC)
-    callers: CheckResult | None = None
+@dataclass
+class Context:
+    """What the checks share: the settings, the time, and what one check opened for the next (token, store, Graph)."""
+
+    settings: Settings
+    now: datetime
+    token_problems: list[Problem]
+    store: Store | None
+    database_problems: list[Problem]
+    graph: GraphServiceClient | None
+    graph_skipped: str | None
+
+
+CheckFunction = Callable[[Context], Awaitable[CheckResult | None]]
+"""One check: its result, or None when it does not apply to this configuration (left out of the report)."""
+
+
+@dataclass(frozen=True)
+class RegisteredCheck:
+    name: str
+    run: CheckFunction
+
+
+REGISTRY: list[RegisteredCheck] = []
+"""Every check, in the order of the report (Django's check registry, in small)."""
+
+
+def register(name: str) -> Callable[[CheckFunction], CheckFunction]:
+    def add(function: CheckFunction) -> CheckFunction:
+        REGISTRY.append(RegisteredCheck(name, function))
+        return function
+
+    return add
+
+
+@register(CONFIGURATION)
+async def _configuration(context: Context) -> CheckResult:
+    return CheckResult(CONFIGURATION, check_configuration(context.settings))
+
+
+@register(BUSINESS_HOURS)
+async def _business_hours(context: Context) -> CheckResult:
+    return check_business_hours(context.settings, context.now)
+
+
+@register(CREDENTIALS)
+async def _credentials(context: Context) -> CheckResult:
+    settings = context.settings
+    if not (graph_configured(settings) or bot_credentials_configured(settings)):
+        return CheckResult(CREDENTIALS, skipped="no Graph credentials and bot authentication is off")
+    return CheckResult(CREDENTIALS, context.token_problems + await check_bot_token(settings))
+
+
+@register(MAILBOXES)
+async def _mailboxes(context: Context) -> CheckResult:
+    if context.graph is None:
+        return CheckResult(MAILBOXES, skipped=context.graph_skipped)
+    return CheckResult(MAILBOXES, await check_mailboxes(context.settings, context.graph))
+
+
+@register(CALLER_SOURCES)
+async def _caller_sources(context: Context) -> CheckResult | None:
+    if context.graph is None or not set(context.settings.caller_sources) - {"pbx"}:
+        return None
+    return CheckResult(CALLER_SOURCES, await check_caller_sources(context.settings, context.graph))
+
+
+@register(SUBSCRIPTIONS)
+async def _subscriptions(context: Context) -> CheckResult:
+    if context.graph is None:
+        return CheckResult(SUBSCRIPTIONS, skipped=context.graph_skipped)
+    if context.store is None:
+        return CheckResult(SUBSCRIPTIONS, skipped="the database is unavailable")
+    return CheckResult(
+        SUBSCRIPTIONS, await check_subscriptions(context.settings, context.graph, context.store, context.now)
+    )
+
+
+@register(DATABASE)
+async def _database(context: Context) -> CheckResult:
+    return CheckResult(DATABASE, context.database_problems)
+
+
+@register(OUTBOX)
+async def _outbox(context: Context) -> CheckResult:
+    if context.store is None:
+        return CheckResult(OUTBOX, skipped="the database is unavailable")
+    return CheckResult(OUTBOX, await check_outbox(context.store))
+
+
+@register(PUBLIC_URL)
+async def _public_url(context: Context) -> CheckResult:
+    return CheckResult(PUBLIC_URL, await check_public_url(context.settings))
+
+
+@register(PLACETEL_NOTIFY)
+async def _placetel_notify(context: Context) -> CheckResult:
+    problems = await check_placetel_notify(context.settings)
+    if problems is None:
+        return CheckResult(PLACETEL_NOTIFY, skipped="not used (no PLACETEL_NOTIFY_SECRET): cards come from mails only")
+    return CheckResult(PLACETEL_NOTIFY, problems)
+
+
+async def _context(settings: Settings, now: datetime, stack: AsyncExitStack) -> Context:
+    """Obtain once what several checks need: the Graph token, the open store, a Graph client."""
+    credential, token_problems = graph_credential(settings)
+    if credential is not None:
+        stack.push_async_callback(credential.close)
+        token_problems = await check_graph_token(settings, credential)
+    store, database_problems = await check_database(settings)
+    if store is not None:
+        stack.push_async_callback(store.close)
+    skipped = _graph_skip_reason(settings, credential, token_problems)
+    graph = build_graph_client(settings, credential) if skipped is None and credential is not None else None
+    return Context(settings, now, token_problems, store, database_problems, graph, skipped)
+
+
+async def diagnose(
+    settings: Settings, now: datetime | None = None, checks: Sequence[RegisteredCheck] | None = None
+) -> list[CheckResult]:
+    """Run every registered check (or ``checks``) in order; one failing check never stops the others."""
+    results: list[CheckResult] = []
     async with AsyncExitStack() as stack:
-        credential, graph_problems = graph_credential(settings)
-        if credential is not None:
-            stack.push_async_callback(credential.close)
-            graph_problems = await check_graph_token(settings, credential)
-        credentials = CheckResult(CREDENTIALS, graph_problems + await check_bot_token(settings))
-        if not (graph_configured(settings) or bot_credentials_configured(settings)):
-            credentials = CheckResult(CREDENTIALS, skipped="no Graph credentials and bot authentication is off")
-
-        store, database_problems = await check_database(settings)
-        if store is not None:
-            stack.push_async_callback(store.close)
-
-        skip = _graph_skip_reason(settings, credential, graph_problems)
-        if skip is None and credential is not None:
-            graph = build_graph_client(settings, credential)
-            mailboxes = CheckResult(MAILBOXES, await check_mailboxes(settings, graph))
-            if set(settings.caller_sources) - {"pbx"}:
-                callers = CheckResult(CALLER_SOURCES, await check_caller_sources(settings, graph))
-            subscriptions = (
-                CheckResult(SUBSCRIPTIONS, await check_subscriptions(settings, graph, store, now))
-                if store is not None
-                else CheckResult(SUBSCRIPTIONS, skipped="the database is unavailable")
-            )
-        else:
-            mailboxes = CheckResult(MAILBOXES, skipped=skip)
-            subscriptions = CheckResult(SUBSCRIPTIONS, skipped=skip)
-        public_url = CheckResult(PUBLIC_URL, await check_public_url(settings))
-        notify_problems = await check_placetel_notify(settings)
-        placetel_notify = (
-            CheckResult(PLACETEL_NOTIFY, notify_problems)
-            if notify_problems is not None
-            else CheckResult(
-                PLACETEL_NOTIFY, skipped="not used (no PLACETEL_NOTIFY_SECRET): cards come from mails only"
-            )
-        )
-        outbox = (
-            CheckResult(OUTBOX, await check_outbox(store))
-            if store is not None
-            else CheckResult(OUTBOX, skipped="the database is unavailable")
-        )
-    return [
-        CheckResult(CONFIGURATION, check_configuration(settings)),
-        check_business_hours(settings, now),
-        credentials,
-        mailboxes,
-        *([callers] if callers is not None else []),
-        subscriptions,
-        CheckResult(DATABASE, database_problems),
-        outbox,
-        public_url,
-        placetel_notify,
-    ]
+        context = await _context(settings, now or datetime.now(UTC), stack)
+        for check in REGISTRY if checks is None else checks:
+            try:
+                result = await check.run(context)
+            except Exception as exc:
+                fix = "Run doctor again; if it persists, report it with this message."
+                result = CheckResult(check.name, [Problem(check.name, f"the check failed: {_brief(exc)}", fix)])
+            if result is not None:
+                results.append(result)
+    return results
 
 
 def format_report(results: Sequence[CheckResult]) -> str:
