@@ -105,7 +105,6 @@ class DeltaExpired(Exception):
 @dataclass(frozen=True, slots=True)
 class DeltaPage:
     messages: list[MailMessage]
-    removed_ids: list[str]
     delta_link: str | None
     """Set on the last page only: where the next catch-up starts."""
     next_link: str | None = None

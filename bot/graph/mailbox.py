@@ -291,7 +291,6 @@ class GraphMailboxes:
                 raise DeltaExpired(f"Graph no longer knows the delta state of {mailbox}") from exc
             raise
         values = [m for m in response.get("value") or [] if isinstance(m, dict) and m.get("id")]
-        removed = [str(m["id"]) for m in values if "@removed" in m]
         present = [m for m in values if "@removed" not in m]
         # Attachment metadata (voicemails) is one request per such mail; they run side by side, within the
         # mailbox's concurrency limit.
@@ -300,7 +299,7 @@ class GraphMailboxes:
             to_mail_message(mailbox, m, found, from_delta=True) for m, found in zip(present, attachments, strict=True)
         ]
         next_link = response.get("@odata.nextLink") or None
-        page = DeltaPage(messages, removed, delta_link=response.get("@odata.deltaLink"), next_link=next_link)
+        page = DeltaPage(messages, delta_link=response.get("@odata.deltaLink"), next_link=next_link)
         return page, next_link
 
     async def update_message(self, mailbox: str, message_id: str, update: MailUpdate) -> None:

@@ -58,6 +58,11 @@ _MAX_ATTEMPTS = 50
 """Bound on optimistic retries of one operation that keeps losing races; reaching it means pathological contention."""
 
 
+def _second_active_case(conflict: IntegrityConflict) -> bool:
+    """The one refusal a transition expects: a reopen while the caller already has an active case on the line."""
+    return conflict.refused_by("cases_one_active_per_caller", "cases.line_id, cases.caller_key")
+
+
 class StorageContention(RuntimeError):
     """An optimistic write kept losing races and gave up."""
 
@@ -505,7 +510,9 @@ class SqlCaseRepository(CaseRepository):
                         outcome = TransitionOutcome(decided, before=case)
                         await insert_effects(cursor, effects(outcome), self._clock())
                         return outcome
-            except IntegrityConflict:
+            except IntegrityConflict as conflict:
+                if not _second_active_case(conflict):
+                    raise
                 return await self._refuse_second_active_case(case_id, verb)
         raise StorageContention(f"transition {verb} on case {case_id} kept losing races")
 
@@ -536,8 +543,8 @@ class SqlCaseRepository(CaseRepository):
                             raise _LostRace
                     await insert_effects(cursor, effects(outcome), self._clock())
                     return outcome
-            except IntegrityConflict:
-                if refused is not None:
+            except IntegrityConflict as conflict:
+                if refused is not None or not _second_active_case(conflict):
                     raise
                 known = await self.find_by_message(mailbox, message_id)
                 if known is None:
@@ -1056,8 +1063,13 @@ class SqlJobQueue(JobQueue):
             f"RETURNING {_JOB_COLUMNS}",
             (
                 *[value for _ in JobPriority for value in (now, *kinds, limit)],
-                now, *kinds, limit,
-                worker_id, now + lease_for, now, limit,
+                now,
+                *kinds,
+                limit,
+                worker_id,
+                now + lease_for,
+                now,
+                limit,
             ),
         )
         return sorted((_job_from_row(row) for row in written.rows), key=lambda job: job.id)
