@@ -28,6 +28,7 @@ from tests.cards_fixtures import callback_case, caller_reached_case, case_view, 
 from tests.commands_fixtures import card_texts
 from tests.stats_fixtures import LINE_NAMES, team_stats
 from tests.storage_fixtures import ALICE, CLAIM_TIMEOUT, T0, make_event
+from tests.store_probes import mails_of_case
 
 WINDOW = timedelta(minutes=3)
 CALLER = "+4930123456"
@@ -137,7 +138,7 @@ async def test_a_webhook_event_round_trips_without_a_mail(store: SqlStore) -> No
     assert outcome.event_added and outcome.case_created
     stored = await store.cases.get(outcome.case.id)
     assert stored is not None and stored.events == (webhook_event("c1"),)
-    assert await store.mails.mails_of_case(outcome.case.id) == []
+    assert await mails_of_case(store, outcome.case.id) == []
 
 
 async def test_mail_after_webhook_is_one_call_with_the_mails_voicemail(store: SqlStore) -> None:
@@ -158,7 +159,7 @@ async def test_mail_after_webhook_is_one_call_with_the_mails_voicemail(store: Sq
         "call:c1", "c1", mail.mail, mail.voicemail)
     assert (event.called_number, event.caller_as_written) == ("+49301234500", "030 123456")
     assert await store.cases.get(first.case.id) == joined.case
-    assert [m.message_id for m in await store.mails.mails_of_case(first.case.id)] == ["m1"]
+    assert [m.message_id for m in await mails_of_case(store, first.case.id)] == ["m1"]
     assert (again.event_added, again.merged, again.case) == (False, False, joined.case)
 
 

@@ -22,6 +22,7 @@ from bot.storage.factory import open_store
 from bot.storage.sql_store import SqlStore
 from tests.e2e_fixtures import ADMIN, CHANNEL_ID, POOL_MAILBOX, BotStack, user
 from tests.storage_fixtures import ALICE, T0, make_event
+from tests.store_probes import audit_entries, mails_of_case
 from tests.teams_fixtures import card_json, card_texts, the_card
 
 CLAIM_TIMEOUT = timedelta(hours=2)
@@ -48,7 +49,7 @@ async def test_retention_deletes_done_cases_past_the_period_with_everything_nami
     assert (outcome.cases, outcome.events) == (1, 1)
     assert await store.cases.get(old) is None
     assert await store.cases.find_by_message("line-1@example.com", "m-old") is None
-    assert await store.mails.mails_of_case(old) == []
+    assert await mails_of_case(store, old) == []
     assert await store.cases.get(recent) is not None and await store.cases.get(still_open) is not None
 
 
@@ -95,7 +96,7 @@ async def test_erasure_deletes_every_case_and_event_of_the_number_and_audits_wit
     assert (outcome.cases, outcome.events) == (2, 3)
     assert await store.cases.get(first) is None and await store.cases.get(second) is None
     assert await store.cases.get(other) is not None
-    (entry,) = await store.privacy.audit_entries()
+    (entry,) = await audit_entries(store)
     assert (entry["action"], entry["actor"], entry["cases"], entry["events"]) == ("erase", "cli:test", 2, 3)
     assert NUMBER not in json.dumps(entry, default=str) and "123456" not in json.dumps(entry, default=str)
 
@@ -198,7 +199,7 @@ async def test_retention_replaces_the_cards_of_expired_cases(bot_stack: BotStack
     assert outcome.cases == 1 and await store.cases.get(case.id) is None
     shown = "\n".join(card_texts(card_json(the_card(bot_stack).current)))
     assert "Aufbewahrungsfrist" in shown and "2345678" not in shown
-    (entry,) = await store.privacy.audit_entries()
+    (entry,) = await audit_entries(store)
     assert (entry["action"], entry["cases"]) == ("retention", 1)
 
 

@@ -18,6 +18,7 @@ from bot.storage.factory import open_store
 from bot.storage.migrations import available_migrations, migrate
 from bot.storage.sql_store import SqlStore
 from tests.storage_fixtures import ALICE, BOB, CLAIM_TIMEOUT, T0, make_event
+from tests.store_probes import mails_of_case
 
 
 async def test_record_event_creates_a_case_and_round_trips_every_field(store: SqlStore) -> None:
@@ -160,7 +161,7 @@ async def test_find_by_message_and_mail_flags(store: SqlStore) -> None:
     await store.mails.set_written_flag(mailbox, "m1", FlagStatus.FLAGGED)
     await store.mails.set_observed_flag(mailbox, "m1", FlagStatus.COMPLETE)
 
-    [mail] = await store.mails.mails_of_case(case.id)
+    [mail] = await mails_of_case(store, case.id)
     assert (mail.observed_flag, mail.written_flag) == (FlagStatus.COMPLETE, FlagStatus.FLAGGED)
     with pytest.raises(LookupError):
         await store.mails.set_observed_flag(mailbox, "unknown", FlagStatus.FLAGGED)

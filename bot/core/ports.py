@@ -211,8 +211,6 @@ class MailState:
 class MailRepository(Protocol):
     async def get_mail(self, mailbox: str, message_id: str) -> MailState | None: ...
 
-    async def mails_of_case(self, case_id: str) -> list[MailState]: ...
-
     async def set_observed_flag(self, mailbox: str, message_id: str, flag: FlagStatus) -> None: ...
 
     async def set_written_flag(self, mailbox: str, message_id: str, flag: FlagStatus) -> None: ...
@@ -407,8 +405,6 @@ class PrivacyRepository(Protocol):
 
     async def purge_voicemail_links(self, expired_before: datetime) -> int: ...
 
-    async def audit_entries(self, limit: int = 100) -> list[dict[str, Any]]: ...
-
 
 class Store(Protocol):
     """All repositories over one database; opened once per process."""
@@ -450,17 +446,6 @@ class ScheduledReminder:
     case_version: int
 
 
-@dataclass(frozen=True, slots=True)
-class SentReminder:
-    case_id: str
-    episode: str
-    step: int
-    kind: str
-    line_id: str
-    due_at: datetime
-    sent_at: datetime
-
-
 class ReminderRepository(Protocol):
     async def cases_to_plan(self, line_ids: Sequence[str], limit: int = 200) -> list[Case]:
         """Open and claimed cases of ``line_ids`` with no plan yet, or changed since they were planned."""
@@ -485,10 +470,6 @@ class ReminderRepository(Protocol):
         following: PlannedReminder | None,
     ) -> bool:
         """Record ``reminder`` as sent and queue ``effects``, atomically; False when it was stale or sent already."""
-
-    async def sent(self, case_id: str | None = None) -> list[SentReminder]: ...
-
-    async def next_due(self, line_id: str) -> datetime | None: ...
 
     async def open_cases_between(
         self, line_id: str, since: datetime | None, until: datetime, limit: int

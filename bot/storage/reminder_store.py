@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence, Sized
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.core.ports import QueuedEffect, ReminderRepository, ScheduledReminder, SentReminder
+from bot.core.ports import QueuedEffect, ReminderRepository, ScheduledReminder
 from bot.domain.cases import Case
 from bot.domain.reminders import PlannedReminder
-from bot.storage.database import Cursor, Database, IntegrityConflict, Row, require_utc, to_json, to_utc
+from bot.storage.database import Cursor, Database, IntegrityConflict, Row, to_json, to_utc
 
 if TYPE_CHECKING:
     from bot.storage.sql_store import SqlCaseRepository
@@ -174,36 +174,6 @@ class SqlReminderRepository(ReminderRepository):
                 "ON CONFLICT (dedupe_key) WHERE state = 'pending' AND dedupe_key IS NOT NULL DO NOTHING",
                 (effect.kind, to_json(effect.payload), effect.dedupe_key, queued_at, queued_at, queued_at),
             )
-
-    async def sent(self, case_id: str | None = None) -> list[SentReminder]:
-        where, params = ("WHERE case_id = ?", [case_id]) if case_id else ("", [])
-        async with self._db.transaction() as cursor:
-            await cursor.execute(
-                f"SELECT * FROM reminders_sent {where} ORDER BY sent_at, case_id, step",  # noqa: S608
-                params,
-            )
-            rows = await cursor.fetchall()
-        return [
-            SentReminder(
-                row["case_id"],
-                row["episode"],
-                int(row["step"]),
-                row["kind"],
-                row["line_id"],
-                require_utc(row["due_at"]),
-                require_utc(row["sent_at"]),
-            )
-            for row in rows
-        ]
-
-    async def next_due(self, line_id: str) -> datetime | None:
-        async with self._db.transaction() as cursor:
-            await cursor.execute(
-                "SELECT MIN(due_at) AS due_at FROM reminder_schedule WHERE line_id = ? AND due_at IS NOT NULL",
-                (line_id,),
-            )
-            row = await cursor.fetchone()
-        return to_utc(row["due_at"]) if row else None
 
     async def open_cases_between(
         self, line_id: str, since: datetime | None, until: datetime, limit: int

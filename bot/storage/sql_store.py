@@ -810,11 +810,6 @@ class SqlMailRepository(MailRepository):
             row = await cursor.fetchone()
         return _mail_from_row(row) if row else None
 
-    async def mails_of_case(self, case_id: str) -> list[MailState]:
-        async with self._db.read() as cursor:
-            await cursor.execute("SELECT * FROM mails WHERE case_id = ? ORDER BY mailbox, message_id", (case_id,))
-            return [_mail_from_row(row) for row in await cursor.fetchall()]
-
     async def _set(self, column: str, mailbox: str, message_id: str, value: str | int) -> None:
         async with self._db.transaction() as cursor:
             changed = await cursor.execute(
