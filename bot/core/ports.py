@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import IntEnum, StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -144,21 +144,7 @@ class ChannelLink:
     """The team's Microsoft 365 group id (``aadGroupId``): where Graph lists the channel's messages."""
 
 
-@dataclass(frozen=True, slots=True)
-class Installation:
-    team_id: str
-    tenant_id: str
-    service_url: str
-    conversation_reference: dict[str, Any]
-    channels: list[dict[str, str]] = field(default_factory=list)
-    installed_at: datetime | None = None
-
-
 class LinkRepository(Protocol):
-    async def save_installation(self, installation: Installation) -> None: ...
-
-    async def get_installation(self, team_id: str) -> Installation | None: ...
-
     async def link_channel(self, link: ChannelLink) -> None:
         """Link ``link.line_id`` to a channel, replacing an earlier link of that line."""
 

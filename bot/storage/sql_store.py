@@ -18,7 +18,6 @@ from bot.core.ports import (
     ChannelLink,
     ContactOutcome,
     EventOutcome,
-    Installation,
     Job,
     JobPriority,
     JobQueue,
@@ -650,38 +649,7 @@ class SqlLinkRepository(LinkRepository):
             await cursor.execute(f"SELECT * FROM channel_links WHERE {where} ORDER BY line_id", params)  # noqa: S608
             return [_link_from_row(row) for row in await cursor.fetchall()]
 
-    async def save_installation(self, installation: Installation) -> None:
-        async with self._db.transaction() as cursor:
-            await cursor.execute(
-                "INSERT INTO installations (team_id, tenant_id, service_url, conversation_reference, channels, "
-                "installed_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (team_id) DO UPDATE SET "
-                "tenant_id = excluded.tenant_id, service_url = excluded.service_url, "
-                "conversation_reference = excluded.conversation_reference, channels = excluded.channels, "
-                "installed_at = excluded.installed_at",
-                (
-                    installation.team_id,
-                    installation.tenant_id,
-                    installation.service_url,
-                    to_json(installation.conversation_reference),
-                    to_json(installation.channels),
-                    installation.installed_at,
-                ),
-            )
 
-    async def get_installation(self, team_id: str) -> Installation | None:
-        async with self._db.read() as cursor:
-            await cursor.execute("SELECT * FROM installations WHERE team_id = ?", (team_id,))
-            row = await cursor.fetchone()
-        if row is None:
-            return None
-        return Installation(
-            team_id=row["team_id"],
-            tenant_id=row["tenant_id"],
-            service_url=row["service_url"],
-            conversation_reference=from_json(row["conversation_reference"]),
-            channels=from_json(row["channels"]),
-            installed_at=to_utc(row["installed_at"]),
-        )
 
     async def link_channel(self, link: ChannelLink) -> None:
         async with self._db.transaction() as cursor:
