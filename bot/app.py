@@ -22,7 +22,6 @@ from bot.config import ConfigError, ConfigProblem, Settings, listens_on_loopback
 from bot.core import effects
 from bot.core.actions import CardActions
 from bot.core.callers import CallerDirectory
-from bot.core.card_renderer import CardRenderer
 from bot.core.commands import Commands
 from bot.core.coordinator import MailboxCoordinator
 from bot.core.ingest import MailIngestor
@@ -62,6 +61,7 @@ from bot.teams.pacing import Pacer
 from bot.teams.reminder_posting import ReminderPoster
 from bot.web.voicemail import voicemail_handler
 from cards.i18n import BERLIN, language_for
+from cards.renderer import CardRenderer
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,6 @@ import pytest
 from bot.config import Settings
 from bot.core import effects
 from bot.core.actions import ActionRequest, ActionResult, CardActions
-from bot.core.card_renderer import CardRenderer
 from bot.core.effects import no_effects
 from bot.core.ports import ChannelLink
 from bot.core.voicemail import VoicemailAccess
@@ -23,6 +22,7 @@ from bot.storage.sql_store import SqlStore
 from cards.case_card import REFRESH_VERB
 from cards.i18n import Lang
 from cards.list_card import LIST_PAGE_VERB
+from cards.renderer import CardRenderer
 from tests.storage_fixtures import ALICE, BOB, make_event
 
 TENANT, TEAM, CHANNEL = "tenant-1", "19:team@thread.tacv2", "19:calls@thread.tacv2"

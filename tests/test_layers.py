@@ -2,8 +2,10 @@
 
 - ``bot.domain`` is pure: the standard library without I/O, and itself.
 - ``bot.core`` (the use cases, their ports and shared values) imports no adapter and no I/O client library.
-- An adapter (``bot.graph``, ``bot.teams``, ``bot.storage``, ``bot.placetel``, ``bot.web``) imports the core, the
-  domain, the shared kernel and itself, never another adapter.
+- An adapter (``bot.graph``, ``bot.teams``, ``bot.storage``, ``bot.placetel``, ``bot.web``) imports the core's shared
+  modules (ports, values, jobs, effects, numbers), the domain, the shared kernel and itself, never another adapter.
+  Only an inbound entry point calls a use case (the Teams bot: actions and commands; the voicemail link): no adapter
+  on the way out (posting, Graph, storage) calls back up into one.
 - The shared kernel (settings, clock, logging, metrics, small helpers) imports neither the core nor an adapter.
 
 Only ``bot.app``, ``bot.__main__`` and ``bot.doctor`` wire adapters to use cases. Every import counts, also one inside
@@ -38,6 +40,11 @@ KNOWN: dict[str, dict[str, str]] = {
     },
 }
 """The exceptions, each with its reason: parsers the settings run to fail at start rather than at the first mail."""
+CORE_SHARED = ("bot.core.ports", "bot.core.values", "bot.core.jobs", "bot.core.effects", "bot.core.numbers")
+ENTRY_POINTS: dict[str, tuple[str, ...]] = {
+    "bot.teams.bot": ("bot.core.actions", "bot.core.commands"),
+    "bot.web.voicemail": ("bot.core.voicemail",),
+}
 WIRING = ("bot.app", "bot.__main__", "bot.doctor", "bot.packaging")
 IO_LIBRARIES = (
     "aiohttp",
@@ -98,6 +105,8 @@ def violation(importer: str, imported: str) -> str | None:
             return f"the adapter {own} imports another adapter, {other}"
         if _within(imported, WIRING):
             return "an adapter imports the wiring"
+        if imported.startswith("bot.core.") and not _within(imported, CORE_SHARED + ENTRY_POINTS.get(importer, ())):
+            return "an adapter calls up into a use case"
         return None
     if _within(importer, KERNEL) and imported.startswith("bot.") and not _within(imported, (*KERNEL, "bot.domain")):
         if _within(imported, tuple(KNOWN.get(importer, {}))):
@@ -133,6 +142,8 @@ def test_no_import_crosses_a_layer() -> None:
         ("bot.core.sync", "aiohttp.web"),
         ("bot.teams.posting", "bot.graph.channel_cards"),
         ("bot.placetel.notify", "bot.graph.webhooks"),
+        ("bot.teams.posting", "bot.core.actions"),
+        ("bot.storage.caller_store", "bot.core.callers"),
         ("bot.domain.cases", "bot.core.values"),
         ("bot.domain.cases", "asyncio"),
         ("bot.domain.cases", "pydantic"),

@@ -16,7 +16,6 @@ from typing import Any, Protocol
 from bot.clock import Clock, system_clock
 from bot.config import Settings
 from bot.core import effects
-from bot.core.card_renderer import CardRenderer
 from bot.core.ports import Store
 from bot.core.voicemail import VoicemailAccess
 from bot.domain.cases import Actor, Case
@@ -26,6 +25,7 @@ from cards.case_card import LISTEN_VERB, REFRESH_VERB
 from cards.i18n import Lang, conversation_language, refusal_text, text
 from cards.list_card import LIST_PAGE_VERB
 from cards.reminder_cards import NUDGE_ORIGIN, build_nudge_answer
+from cards.renderer import CardRenderer
 
 log = logging.getLogger(__name__)
 

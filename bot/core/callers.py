@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from bot.config import Settings
@@ -45,6 +45,10 @@ def entries_of(source: str, person: Person) -> list[CallerEntry]:
     detail = (person.detail or "").strip()[:NAME_LIMIT] or None
     numbers = {n for n in (normalise_number(raw, NUMBER_REGION) for raw in person.phones if raw) if n}
     return [CallerEntry(source, person.id, number, name, detail) for number in sorted(numbers)]
+
+
+def _entries(source: str, people: Sequence[Person]) -> list[CallerEntry]:
+    return [entry for person in people for entry in entries_of(source, person)]
 
 
 class CallerDirectory:
@@ -181,8 +185,9 @@ class CallerDirectory:
             async for page in pages:
                 people.extend(page.people)
                 final = page.delta_link or final
-            await self._cache.apply(source, people, [], final, self._clock(), replace_all=True)
+            await self._cache.apply(source, [], _entries(source, people), final, self._clock(), replace_all=True)
             log.info("caller source %s: %d people read", source, len(people))
             return
         async for page in pages:
-            await self._cache.apply(source, page.people, page.removed_ids, page.delta_link, self._clock())
+            changed = [*page.removed_ids, *(person.id for person in page.people)]
+            await self._cache.apply(source, changed, _entries(source, page.people), page.delta_link, self._clock())

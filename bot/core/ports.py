@@ -19,7 +19,6 @@ from bot.core.values import (
     MailMessage,
     ParsedMail,
     PeoplePage,
-    Person,
 )
 from bot.domain.callbacks import AutoDone
 from bot.domain.callers import CallerEntry
@@ -538,8 +537,8 @@ class CallerStore(Protocol):
     async def apply(
         self,
         source: str,
-        people: Sequence[Person],
-        removed_ids: Sequence[str],
+        entry_ids: Sequence[str],
+        entries: Sequence[CallerEntry],
         delta_link: str | None,
         now: datetime,
         *,

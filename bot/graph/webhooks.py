@@ -15,8 +15,8 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from bot import metrics
-from bot.core.notifications import Notification, NotificationCollection
 from bot.core.ports import JobQueue
+from bot.graph.notifications import Notification, NotificationCollection
 from bot.http_body import read_body
 
 log = logging.getLogger(__name__)

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from bot.core.callers import entries_of
-from bot.core.values import Person
 from bot.domain.callers import (
     CallerEntry,
 )
@@ -28,30 +26,30 @@ class CallerCache:
     async def apply(
         self,
         source: str,
-        people: Sequence[Person],
-        removed_ids: Sequence[str],
+        entry_ids: Sequence[str],
+        entries: Sequence[CallerEntry],
         delta_link: str | None,
         now: datetime,
         *,
         replace_all: bool = False,
     ) -> None:
-        """Write one delta round (or, with ``replace_all``, a complete listing) in one transaction."""
+        """Write one delta round (or, with ``replace_all``, a complete listing) in one transaction: the rows of
+        ``entry_ids`` (people removed or changed) give way to ``entries``."""
         async with self._db.transaction() as cursor:
             if replace_all:
                 await cursor.execute("DELETE FROM caller_entries WHERE source = ?", (source,))
-            for entry_id in [*removed_ids, *(person.id for person in people)]:
+            for entry_id in entry_ids:
                 if not replace_all:
                     await cursor.execute(
                         "DELETE FROM caller_entries WHERE source = ? AND entry_id = ?", (source, entry_id)
                     )
-            for person in people:
-                for entry in entries_of(source, person):
-                    await cursor.execute(
-                        "INSERT INTO caller_entries (source, entry_id, number, display_name, detail) "
-                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, entry_id, number) DO UPDATE SET "
-                        "display_name = excluded.display_name, detail = excluded.detail",
-                        (entry.source, entry.entry_id, entry.number, entry.display_name, entry.detail),
-                    )
+            for entry in entries:
+                await cursor.execute(
+                    "INSERT INTO caller_entries (source, entry_id, number, display_name, detail) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, entry_id, number) DO UPDATE SET "
+                    "display_name = excluded.display_name, detail = excluded.detail",
+                    (entry.source, entry.entry_id, entry.number, entry.display_name, entry.detail),
+                )
             if delta_link is not None:
                 await cursor.execute(
                     "INSERT INTO caller_sync (source, delta_link, synced_at) VALUES (?, ?, ?) ON CONFLICT (source) "

@@ -28,7 +28,6 @@ from msrest.exceptions import HttpOperationError
 
 from bot import metrics
 from bot.core import effects
-from bot.core.card_renderer import CardRenderer
 from bot.core.jobs import PermanentFailure, RetryLater, RunLater, parse_retry_after
 from bot.core.ports import CardRef, ChannelLink, JobState, Store
 from bot.domain.cases import Actor, Case
@@ -44,6 +43,7 @@ from cards.messages import (
     repeat_call_reply,
     state_change_reply,
 )
+from cards.renderer import CardRenderer
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""Draws a case's card as one viewer sees it: the same drawing for a click's answer and for the card in the channel."""
+"""Draws a case's card as one viewer sees it, from the settings and the case: the same drawing for a click's answer
+(:mod:`bot.core.actions`) and for the card in the channel (:mod:`bot.teams.posting`). Pure: no I/O."""
 
 from __future__ import annotations
 
