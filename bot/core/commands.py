@@ -12,7 +12,7 @@ from typing import Any
 from bot.config import PoolLine, Settings
 from bot.core import effects
 from bot.core.actions import ActionRequest, ActionResult
-from bot.core.ports import ChannelLink, Store
+from bot.core.ports import ChannelLink, Store, TeamOwnerCheck
 from bot.core.retention import NotANumber, erase_number
 from bot.domain.cases import Actor
 from bot.stats.service import BadPeriod, StatsService, parse_days
@@ -78,10 +78,6 @@ def parse_command(message: str) -> tuple[str | None, str]:
     word, *rest = cleaned.split(maxsplit=1) or [""]
     command = ALIASES.get(word.lstrip("/").rstrip(".!").lower())
     return (command, rest[0] if rest else "") if command else (None, cleaned)
-
-
-TeamOwnerCheck = Callable[[str, str], Awaitable[bool]]
-"""Whether a user (AAD object id) owns a team's group (its ``aadGroupId``); the Graph directory supplies it."""
 
 
 class Commands:

@@ -4,7 +4,7 @@ mail parser. Adapters implement these Protocols; the use cases never import an a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,6 +17,7 @@ from bot.core.values import (
     DeltaPage,
     FlagStatus,
     MailMessage,
+    MailUpdate,
     ParsedMail,
     PeoplePage,
 )
@@ -548,3 +549,15 @@ class CallerStore(Protocol):
     async def forget(self, source: str) -> None: ...
 
     async def entries(self) -> list[CallerEntry]: ...
+
+
+class MailboxClient(Protocol):
+    """What the flag sync needs from a mailbox (implemented by :class:`bot.graph.mailbox.GraphMailboxes`)."""
+
+    async def get_message(self, mailbox: str, message_id: str) -> MailMessage | None: ...
+
+    async def update_message(self, mailbox: str, message_id: str, update: MailUpdate) -> None: ...
+
+
+TeamOwnerCheck = Callable[[str, str], Awaitable[bool]]
+"""Whether a user (AAD object id) owns a team's group (its ``aadGroupId``); the Graph directory supplies it."""

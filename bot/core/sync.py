@@ -33,12 +33,12 @@ import asyncio
 import logging
 import weakref
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from bot.config import PoolLine, Settings
 from bot.core import effects
 from bot.core.jobs import PermanentFailure
-from bot.core.ports import MailState, Store, TransitionOutcome
+from bot.core.ports import MailboxClient, MailState, Store, TransitionOutcome
 from bot.core.values import FlagStatus, MailMessage, MailUpdate
 from bot.domain.cases import OUTLOOK_ACTOR, Case, CaseState
 from bot.domain.events import EventKind
@@ -47,14 +47,6 @@ from bot.domain.state_machine import Verb
 log = logging.getLogger(__name__)
 
 CATEGORY_PREFIX = "Rufpool: "
-
-
-class MailboxClient(Protocol):
-    """What the flag sync needs from a mailbox (implemented by :class:`bot.graph.mailbox.GraphMailboxes`)."""
-
-    async def get_message(self, mailbox: str, message_id: str) -> MailMessage | None: ...
-
-    async def update_message(self, mailbox: str, message_id: str, update: MailUpdate) -> None: ...
 
 
 def desired_flag(case: Case) -> FlagStatus:
