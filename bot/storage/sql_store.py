@@ -649,8 +649,6 @@ class SqlLinkRepository(LinkRepository):
             await cursor.execute(f"SELECT * FROM channel_links WHERE {where} ORDER BY line_id", params)  # noqa: S608
             return [_link_from_row(row) for row in await cursor.fetchall()]
 
-
-
     async def link_channel(self, link: ChannelLink) -> None:
         async with self._db.transaction() as cursor:
             await cursor.execute(
