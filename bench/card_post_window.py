@@ -21,10 +21,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bot.core.effects import no_effects
+from bot.core.ports import CardRef, Store
 from bot.domain.events import CallEvent, EventKind, MailSource
-from bot.effects import no_effects
 from bot.storage.factory import open_store
-from bot.storage.interface import CardRef, Store
 from sandbox.schemas import fresh_postgres_schema, postgres_problem
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

@@ -30,15 +30,15 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from bot.actions import ActionRequest
-from bot.commands import CommandRequest, Commands
 from bot.config import PoolLine, Settings
+from bot.core.actions import ActionRequest
+from bot.core.commands import CommandRequest, Commands
+from bot.core.effects import no_effects
+from bot.core.ports import ChannelLink, Store
 from bot.domain.cases import Actor
 from bot.domain.events import CallEvent, EventKind, MailSource
 from bot.domain.state_machine import Verb
-from bot.effects import no_effects
 from bot.storage.factory import open_store
-from bot.storage.interface import ChannelLink, Store
 from cards.list_card import LIST_PAGE_VERB, PAGE_SIZE
 from sandbox.schemas import fresh_postgres_schema, postgres_problem
 
@@ -146,8 +146,8 @@ async def measure(store: Store, cases: int, repeat: int) -> list[Timing]:
     reader = CLAIMERS[0]
 
     def request(text: str, channel_id: str | None) -> CommandRequest:
-        async def all_teams(team_ids: list[str]) -> list[str]:
-            return team_ids
+        async def any_team(team_id: str) -> bool:
+            return True
 
         return CommandRequest(
             text=text,
@@ -159,7 +159,7 @@ async def measure(store: Store, cases: int, repeat: int) -> list[Timing]:
             team_id=TEAM_ID if channel_id else None,
             channel_id=channel_id,
             locale="de-DE",
-            member_team_ids=all_teams,
+            is_team_member=any_team,
         )
 
     async def command(text: str, channel_id: str | None) -> dict[str, Any] | None:

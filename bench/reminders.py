@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
+from bot.core.effects import no_effects
+from bot.core.ports import Store
+from bot.core.reminders import ReminderService
 from bot.domain.events import CallEvent, EventKind, MailSource
-from bot.effects import no_effects
-from bot.reminders import ReminderService
 from bot.storage.factory import open_store
-from bot.storage.interface import Store
 from sandbox.schemas import fresh_postgres_schema, postgres_problem
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"

@@ -37,8 +37,8 @@ import aiohttp
 
 from bench.run import DEFAULT_POSTGRES_URL, load
 from bench.stack import LINES, TEAM_ID, TENANT, BotProcess, StandIns, link_channels, wait_until
+from bot.core.ports import JobState, Store
 from bot.storage.factory import open_store
-from bot.storage.interface import JobState, Store
 from sandbox.connector import FaultRule
 from sandbox.convergence import Convergence, check
 from sandbox.schemas import fresh_postgres_schema, postgres_problem

@@ -24,8 +24,8 @@ from typing import Any
 import aiohttp
 
 from bot.config import PoolLine
+from bot.core.ports import ChannelLink
 from bot.storage.factory import open_store
-from bot.storage.interface import ChannelLink
 from sandbox.connector import ConnectorStandIn
 from sandbox.graph import GraphStandIn
 from sandbox.graph_model import Message

@@ -36,11 +36,12 @@ from azure.core.credentials import AccessToken
 from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
 from msgraph import GraphRequestAdapter, GraphServiceClient
 
+from bot.core.effects import no_effects
+from bot.core.voicemail import VOICEMAIL_PATH, VoicemailAccess
 from bot.domain.events import CallEvent, EventKind, MailSource, Voicemail
-from bot.effects import no_effects
 from bot.graph.mailbox import GraphMailboxes, request_config
 from bot.storage.factory import open_store
-from bot.voicemail import VOICEMAIL_PATH, VoicemailAccess, voicemail_handler
+from bot.web.voicemail import voicemail_handler
 
 MAILBOX = "zentrale@praxis.example"
 TARGET_MB = 10.0

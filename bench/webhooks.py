@@ -29,9 +29,10 @@ import aiohttp
 from aiohttp import web
 
 from bench.run import DEFAULT_POSTGRES_URL
+from bot.core.values import GLOBAL_SCOPE
 from bot.graph.subscriptions import NOTIFICATION_PATH
 from bot.graph.webhooks import notification_handler
-from bot.placetel.notify import GLOBAL_SCOPE, NOTIFY_PATH, SIGNATURE_HEADER, notify_handler, signature
+from bot.placetel.notify import NOTIFY_PATH, SIGNATURE_HEADER, notify_handler, signature
 from bot.storage.factory import open_store
 from sandbox.schemas import fresh_postgres_schema, postgres_problem
 

@@ -85,7 +85,7 @@ def _operator() -> str:
 
 async def erase(settings: Settings, number: str) -> int:
     """Erase every case and event of ``number`` from the database; the running bot replaces the cards."""
-    from bot.retention import NotANumber, erase_number
+    from bot.core.retention import NotANumber, erase_number
     from bot.storage.factory import open_store
 
     store = await open_store(settings.database_url)

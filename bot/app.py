@@ -15,13 +15,26 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from bot import effects, metrics
-from bot.actions import CardActions
-from bot.callers import CallerCache, CallerDirectory
+from bot import metrics
 from bot.clock import Clock, ShiftableClock, system_clock
-from bot.commands import Commands
 from bot.config import ConfigError, ConfigProblem, Settings, listens_on_loopback_only
-from bot.coordinator import MailboxCoordinator
+from bot.core import effects
+from bot.core.actions import CardActions
+from bot.core.callers import CallerDirectory
+from bot.core.commands import Commands
+from bot.core.coordinator import MailboxCoordinator
+from bot.core.ingest import MailIngestor
+from bot.core.jobs import JobRunner
+from bot.core.live_calls import LiveCalls
+from bot.core.ports import RetryPolicy, Store
+from bot.core.reminders import OVERVIEW as OVERVIEW_JOB
+from bot.core.reminders import REMINDER as REMINDER_JOB
+from bot.core.reminders import ReminderService
+from bot.core.repair import RepairSweep
+from bot.core.retention import Retention
+from bot.core.sync import FlagSync
+from bot.core.values import GLOBAL_SCOPE
+from bot.core.voicemail import VOICEMAIL_PATH, LegacyVoicemailLinks, VoicemailAccess
 from bot.graph.channel_cards import ChannelCards
 from bot.graph.client import build_credential, build_graph_client
 from bot.graph.directory import GraphDirectory
@@ -29,24 +42,16 @@ from bot.graph.mailbox import GraphMailboxes
 from bot.graph.people import GraphPeople
 from bot.graph.subscriptions import LIFECYCLE_PATH, NOTIFICATION_PATH, SubscriptionManager
 from bot.graph.webhooks import NOTIFICATION_JOB, notification_handler
-from bot.ingest import MailIngestor
-from bot.jobs import JobRunner
-from bot.live_calls import LiveCalls
-from bot.placetel.notify import GLOBAL_SCOPE, NOTIFY_JOB, NOTIFY_PATH, notify_handler
+from bot.placetel.notify import NOTIFY_JOB, NOTIFY_PATH, notify_handler
 from bot.placetel.profiles import BUILTIN_PROFILES, ParserProfile, load_profiles, merge_profiles
-from bot.reminders import OVERVIEW as OVERVIEW_JOB
-from bot.reminders import REMINDER as REMINDER_JOB
-from bot.reminders import ReminderService
-from bot.repair import RepairSweep
-from bot.retention import Retention
+from bot.placetel.runner import ParserRunner
 from bot.stats.chart import CHART_PATH, ChartLinks, chart_handler
 from bot.stats.digest import DIGEST_JOB, DigestRuns, DigestScheduler
 from bot.stats.queries import StatsQueries
 from bot.stats.service import StatsService
+from bot.storage.caller_store import CallerCache
 from bot.storage.factory import open_store, sql_database
-from bot.storage.interface import RetryPolicy, Store
 from bot.storage.repair_store import SqlRepairQueries
-from bot.sync import FlagSync
 from bot.tasks import SHUTDOWN_STEP_SECONDS, cancel_and_wait, stop_each
 from bot.teams.adapter import build_adapter, inbound_policy
 from bot.teams.auth import authenticated_messages_handler
@@ -54,8 +59,9 @@ from bot.teams.bot import RufpoolBot
 from bot.teams.digest import DigestPoster
 from bot.teams.pacing import Pacer
 from bot.teams.reminder_posting import ReminderPoster
-from bot.voicemail import VOICEMAIL_PATH, LegacyVoicemailLinks, VoicemailAccess, voicemail_handler
+from bot.web.voicemail import voicemail_handler
 from cards.i18n import BERLIN, language_for
+from cards.renderer import CardRenderer
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +141,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         on_numbers_changed=refresh_cards_of,
     )
     flag_sync = FlagSync(settings, store, mailboxes)
-    ingestor = MailIngestor(settings, store, mailboxes, parser_profiles(settings), flag_sync.observe)
+    ingestor = MailIngestor(settings, store, mailboxes, ParserRunner(parser_profiles(settings)), flag_sync.observe)
     subscriptions = SubscriptionManager(graph, store, settings, instance_id)
     repair = RepairSweep(store, SqlRepairQueries(sql_database(store)))
     coordinator = MailboxCoordinator(
@@ -148,7 +154,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     stats = StatsService(settings, queries, chart_links, callers.name_for_number)
     commands = Commands(settings, store, GraphDirectory(graph).is_team_owner, stats=stats)
     voicemail_access = VoicemailAccess.from_settings(settings, store)
-    actions = CardActions(settings, store, commands.list_page, voicemail_access, callers.identify, clock=clock)
+    renderer = CardRenderer(settings, callers.identify, clock=clock)
+    actions = CardActions(settings, store, commands.list_page, voicemail_access, renderer, clock=clock)
     bot = RufpoolBot(store, commands, actions, settings.default_locale)
     # The runner is built below with live_calls among its handlers; the lambda reaches it once it exists.
     live_calls = LiveCalls(settings, store, wake_workers=lambda: runner.wake())
@@ -157,7 +164,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         adapter,
         settings.app_id,
         store,
-        actions,
+        renderer,
         pacer,
         channel_lang,
         settings.is_teams_service_url,

@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, tzinfo
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
 from bot.domain.state_machine import Refusal, RefusalCode
+from bot.domain.zone import BERLIN
 
-BERLIN = ZoneInfo("Europe/Berlin")
 """The team's time zone: every time a person reads is shown in it."""
 
 

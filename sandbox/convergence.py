@@ -11,8 +11,9 @@ from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.storage.interface import FlagStatus, Store
-from bot.sync import flag_agrees
+from bot.core.ports import Store
+from bot.core.sync import flag_agrees
+from bot.core.values import FlagStatus
 from sandbox.connector import ConnectorStandIn
 from sandbox.graph import GraphStandIn
 

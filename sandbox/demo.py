@@ -36,10 +36,10 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot import effects
 from bot.app import SERVICES, create_app
 from bot.clock import ShiftableClock
 from bot.config import PoolLine, Settings
+from bot.core import effects
 from bot.domain.callbacks import AutoDone
 from bot.line_rules import Escalation, LineHours, LineReminders, Mentionable
 from bot.logging_setup import configure_logging

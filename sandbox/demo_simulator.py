@@ -19,13 +19,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
-from zoneinfo import ZoneInfo
 
 import phonenumbers
 from aiohttp import web
 
 from bot.config import PoolLine
-from bot.placetel.profiles import WITHHELD_KEYWORDS
+from bot.domain.events import WITHHELD_KEYWORDS
+from bot.domain.zone import BERLIN
 from sandbox.graph import GraphStandIn
 from sandbox.graph_model import Attachment, Message
 from sandbox.placetel import PlacetelStandIn
@@ -33,7 +33,6 @@ from sandbox.placetel import PlacetelStandIn
 Kind = Literal["missed", "voicemail", "repeat", "done", "callback-reached", "callback-missed"]
 KINDS: tuple[str, ...] = get_args(Kind)
 PBX_SENDER = "no-reply@placetel.de"
-BERLIN = ZoneInfo("Europe/Berlin")
 
 
 class SimulationError(ValueError):

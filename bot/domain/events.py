@@ -81,3 +81,20 @@ class CallEvent:
     @staticmethod
     def source_id_for_call(call_id: str) -> str:
         return f"call:{call_id}"
+
+
+WITHHELD_KEYWORDS = (
+    "anonymous",
+    "anonym",
+    "unbekannt",
+    "unknown",
+    "unterdrückt",
+    "unterdrueckt",
+    "withheld",
+    "private",
+    "privat",
+    "restricted",
+    "nicht übermittelt",
+    "keine rufnummer",
+    "no caller id",
+)

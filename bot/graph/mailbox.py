@@ -35,12 +35,18 @@ from msgraph.generated.users.item.messages.item.attachments.item.attachment_item
 )
 from msgraph.generated.users.item.messages.item.message_item_request_builder import MessageItemRequestBuilder
 
-from bot.graph.errors import as_job_error, graph_status
-from bot.ingest import DeltaExpired, DeltaPage
-from bot.placetel.parser import MailAttachment, MailMessage
-from bot.placetel.trust import MAX_HEADERS, MailHeaders
-from bot.storage.interface import FlagStatus, MailUpdate
-from bot.voicemail import AudioStream
+from bot.core.values import (
+    MAX_HEADERS,
+    AudioStream,
+    DeltaExpired,
+    DeltaPage,
+    FlagStatus,
+    MailAttachment,
+    MailHeaders,
+    MailMessage,
+    MailUpdate,
+)
+from bot.graph.errors import as_job_error, graph_status, raise_mapped
 
 MESSAGE_FIELDS = [
     "id",
@@ -165,7 +171,7 @@ def _stream_error(response: httpx.Response) -> APIError:
 
 
 class GraphMailboxes:
-    """The :class:`bot.ingest.MailReader` and flag writer over Graph."""
+    """The :class:`bot.core.ingest.MailReader` and flag writer over Graph."""
 
     def __init__(self, client: GraphServiceClient) -> None:
         self._client = client
@@ -176,10 +182,7 @@ class GraphMailboxes:
             try:
                 return await request()
             except Exception as exc:
-                mapped = as_job_error(exc)
-                if mapped is exc:
-                    raise
-                raise mapped from exc
+                raise_mapped(exc)
 
     def _message(self, mailbox: str, message_id: str) -> MessageItemRequestBuilder:
         return self._client.users.by_user_id(mailbox).messages.by_message_id(message_id)
@@ -288,7 +291,6 @@ class GraphMailboxes:
                 raise DeltaExpired(f"Graph no longer knows the delta state of {mailbox}") from exc
             raise
         values = [m for m in response.get("value") or [] if isinstance(m, dict) and m.get("id")]
-        removed = [str(m["id"]) for m in values if "@removed" in m]
         present = [m for m in values if "@removed" not in m]
         # Attachment metadata (voicemails) is one request per such mail; they run side by side, within the
         # mailbox's concurrency limit.
@@ -297,7 +299,7 @@ class GraphMailboxes:
             to_mail_message(mailbox, m, found, from_delta=True) for m, found in zip(present, attachments, strict=True)
         ]
         next_link = response.get("@odata.nextLink") or None
-        page = DeltaPage(messages, removed, delta_link=response.get("@odata.deltaLink"), next_link=next_link)
+        page = DeltaPage(messages, delta_link=response.get("@odata.deltaLink"), next_link=next_link)
         return page, next_link
 
     async def update_message(self, mailbox: str, message_id: str, update: MailUpdate) -> None:

@@ -19,9 +19,8 @@ from msgraph.generated.users.item.contacts.delta.delta_request_builder import (
     DeltaRequestBuilder as ContactsDeltaRequestBuilder,
 )
 
-from bot.callers import PeoplePage, Person
-from bot.graph.errors import graph_status
-from bot.ingest import DeltaExpired
+from bot.core.values import DeltaExpired, PeoplePage, Person
+from bot.graph.errors import graph_status, raise_mapped
 
 CONTACT_FIELDS = ["id", "displayName", "companyName", "department", "businessPhones", "homePhones", "mobilePhone"]
 USER_FIELDS = ["id", "displayName", "department", "companyName", "businessPhones", "mobilePhone"]
@@ -53,7 +52,7 @@ def person_from_user(user: User) -> Person:
 
 
 class GraphPeople:
-    """The :class:`bot.callers.PeopleReader` over Graph."""
+    """The :class:`bot.core.callers.PeopleReader` over Graph."""
 
     def __init__(self, client: GraphServiceClient, page_size: int = PAGE_SIZE) -> None:
         self._client = client
@@ -103,7 +102,7 @@ async def _pages(
         except Exception as exc:
             if graph_status(exc) == 410:
                 raise DeltaExpired(f"Graph no longer knows the delta state of {what}") from exc
-            raise
+            raise_mapped(exc)
         values = list(response.value or []) if response else []
         yield PeoplePage(
             people=[to_person(item) for item in values if item.id and not _removed(item)],

@@ -18,10 +18,10 @@ from msgraph import GraphServiceClient
 from msgraph.generated.models.subscription import Subscription as GraphSubscription
 
 from bot.config import PoolLine, Settings
+from bot.core.jobs import RetryLater
+from bot.core.ports import Store, Subscription
 from bot.graph.errors import as_job_error
 from bot.graph.mailbox import request_config
-from bot.jobs import RetryLater
-from bot.storage.interface import Store, Subscription
 
 log = logging.getLogger(__name__)
 

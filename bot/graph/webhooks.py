@@ -15,8 +15,9 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from bot import metrics
+from bot.core.ports import JobQueue
 from bot.graph.notifications import Notification, NotificationCollection
-from bot.storage.interface import JobQueue
+from bot.http_body import read_body
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +35,6 @@ def _validation_response(token: str) -> web.Response:
 
 def _error(status: int, reason: str) -> web.Response:
     return web.json_response({"error": reason}, status=status)
-
-
-async def read_body(request: web.Request, limit: int = MAX_BODY_BYTES) -> bytes | None:
-    """The whole body, or None as soon as it exceeds ``limit`` bytes (also without a Content-Length)."""
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await request.content.readany():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _parse(raw: bytes) -> NotificationCollection | str:
@@ -79,7 +68,7 @@ def notification_handler(
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             return _error(413, _TOO_LARGE)
         try:
-            raw = await read_body(request)
+            raw = await read_body(request, MAX_BODY_BYTES)
         except (ConnectionError, ValueError) as exc:
             return _error(400, f"unreadable body: {exc}")
         if raw is None:

@@ -1,8 +1,9 @@
 """The Placetel adapter. This package's exports are the notification-mail parser: PBX mails (Placetel and others)
 to call events, pure code without I/O. :mod:`bot.placetel.notify` is the Notify API webhook (call events over HTTP)."""
 
-from bot.placetel.numbers import normalise_number
-from bot.placetel.parser import OWN_SUBJECT_MARKER, MailAttachment, MailMessage, ParsedMail, parse_mail
+from bot.core.numbers import normalise_number
+from bot.core.values import MailAttachment, MailMessage, ParsedMail
+from bot.placetel.parser import OWN_SUBJECT_MARKER, parse_mail
 from bot.placetel.profiles import (
     BUILTIN_PROFILES,
     PLACETEL_PROFILE,

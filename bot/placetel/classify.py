@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import re
 
-from bot.placetel.trust import MailHeaders, header_values
+from bot.core.values import MailHeaders
+from bot.placetel.trust import header_values
 
 # Outlook / Exchange message classes (PidTagMessageClass) of automatic replies and reports.
 _AUTO_REPLY_CLASSES = ("ipm.note.rules.ooftemplate.microsoft", "ipm.note.rules.replytemplate.microsoft")

@@ -5,7 +5,7 @@ Placetel POSTs every call event of the numbers it notifies for (``IncomingCall``
 carries ``X-PLACETEL-SIGNATURE``, the hex HMAC-SHA256 of the raw body with the shared secret (Settings → External
 APIs), checked in constant time against the global secret and each line's own. The endpoint only verifies,
 validates and persists the event as a job, then answers; the work happens in the job runner
-(:mod:`bot.live_calls`). Unsigned or badly signed requests get 401, malformed ones 400, oversized ones 413, and
+(:mod:`bot.core.live_calls`). Unsigned or badly signed requests get 401, malformed ones 400, oversized ones 413, and
 none of them changes anything.
 """
 
@@ -18,15 +18,15 @@ import logging
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
 from bot import metrics
-from bot.graph.webhooks import read_body
-from bot.storage.interface import JobQueue
+from bot.core.ports import JobQueue
+from bot.core.values import NotifyEvent
+from bot.http_body import read_body
 
 log = logging.getLogger(__name__)
 
@@ -36,64 +36,6 @@ SIGNATURE_HEADER = "X-PLACETEL-SIGNATURE"
 MAX_BODY_BYTES = 16 * 1024
 """A call event is a few hundred bytes; anything near this is not one."""
 MAX_FIELDS = 40
-GLOBAL_SCOPE = "*"
-"""The scope of the global secret: it may speak for every line."""
-
-
-class NotifyEventName(StrEnum):
-    INCOMING_CALL = "IncomingCall"
-    OUTGOING_CALL = "OutgoingCall"
-    CALL_ACCEPTED = "CallAccepted"
-    HUNG_UP = "HungUp"
-
-
-class HangUpType(StrEnum):
-    VOICEMAIL = "voicemail"
-    MISSED = "missed"
-    BLOCKED = "blocked"
-    ACCEPTED = "accepted"
-    BUSY = "busy"
-    CANCELED = "canceled"
-    UNAVAILABLE = "unavailable"
-    CONGESTION = "congestion"
-
-
-class NotifyEvent(BaseModel):
-    """One call event as Placetel sends it; fields it does not document are ignored."""
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
-
-    event: NotifyEventName
-    call_id: str = Field(pattern=r"^[0-9A-Za-z_.:-]{1,128}$")
-    from_: str = Field(default="", alias="from", max_length=256)
-    to: str = Field(default="", max_length=256)
-    direction: Literal["in", "out"] | None = None
-    peer: str | None = Field(default=None, max_length=256)
-    type: HangUpType | None = None
-    duration: int = Field(default=0, ge=0, le=7 * 24 * 3600)
-
-    @field_validator("type", mode="before")
-    @classmethod
-    def _british_spelling(cls, value: object) -> object:
-        """One integration spells it ``cancelled``; an empty type is no type."""
-        if value == "cancelled":
-            return HangUpType.CANCELED
-        return value or None
-
-    @field_validator("direction", "peer", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: object) -> object:
-        return value or None
-
-    @field_validator("duration", mode="before")
-    @classmethod
-    def _empty_duration(cls, value: object) -> object:
-        return 0 if value in ("", None) else value
-
-    @property
-    def dedupe_key(self) -> str:
-        """Placetel retries: one job per call and event."""
-        return f"placetel:{self.call_id}:{self.event.value}"
 
 
 def signature(secret: str, body: bytes) -> str:

@@ -23,13 +23,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from bot.core.numbers import NumberCandidate, find_numbers, is_valid_number, normalise_numbers
+from bot.core.values import MailAttachment, MailMessage, ParsedMail
 from bot.domain.events import WITHHELD, EventKind
 from bot.placetel.classify import automated_reason, conversation_reason, ignore_reason
-from bot.placetel.numbers import NumberCandidate, find_numbers, is_valid_number, normalise_numbers
 from bot.placetel.profiles import BUILTIN_PROFILES, AttachmentRule, ParserProfile, compiled
 from bot.placetel.text import body_to_text, decode_subject, strip_reply_prefixes, without_addresses
 from bot.placetel.timing import as_aware, blank_dates_and_times, parse_clock, parse_date, parse_duration
-from bot.placetel.trust import MailHeaders, check_sender
+from bot.placetel.trust import check_sender
 
 OWN_SUBJECT_MARKER = "[Rufpool]"
 """Subject prefix of every mail the bot itself sends; such mail is never read as a PBX notice."""
@@ -56,64 +57,6 @@ _MAX_SEARCH_NUMBERS = 50
 """The number search looks at this many candidates at most: a mail full of numbers is no clear call notice."""
 _NAME_JUNK = re.compile(r"[()<>\[\]'\"„“”‘’«»:;,|/\\]+")
 _LETTER = re.compile(r"[^\W\d_]")
-
-
-@dataclass(frozen=True, slots=True)
-class MailAttachment:
-    id: str
-    name: str
-    content_type: str = ""
-    size: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class MailMessage:
-    """What the parser needs of one mail; the Graph adapter fills it from a Graph message."""
-
-    mailbox: str
-    message_id: str
-    subject: str
-    sender_address: str
-    body: str
-    received_at: datetime
-    body_type: str = "text"
-    """``html`` or ``text``."""
-    sender_name: str = ""
-    internet_message_id: str | None = None
-    web_link: str | None = None
-    attachments: tuple[MailAttachment, ...] = ()
-    categories: tuple[str, ...] = ()
-    flag_status: str = "notFlagged"
-    is_read: bool = False
-    headers: MailHeaders | None = None
-    """Internet message headers, topmost first; None when they were not fetched (sender authentication fails)."""
-    message_class: str = ""
-    """Outlook's message class (``IPM.Note``, ``IPM.Note.Rules.OofTemplate.Microsoft``, ``REPORT.…``) when known."""
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedMail:
-    kind: EventKind
-    call_time: datetime
-    """Aware; from the mail text when given (naive times read as Europe/Berlin), else the received time."""
-    is_pbx_mail: bool
-    subject: str = ""
-    """Decoded subject (RFC 2047 words resolved)."""
-    caller: str | None = None
-    """E.164, :data:`bot.domain.events.WITHHELD`, or None when no number was found (shown as "unbekannt")."""
-    caller_raw: str | None = None
-    caller_as_written: str | None = None
-    """The caller exactly as the mail wrote it, set when ``phonenumbers`` deems the number invalid."""
-    ignored: bool = False
-    """Not even an unrecognised item: the bot's own mail, an automatic reply or a bounce (see the notes)."""
-    caller_name: str | None = None
-    pool_number: str | None = None
-    voicemail_attachment_id: str | None = None
-    voicemail_file_name: str | None = None
-    voicemail_duration_seconds: int | None = None
-    fax_attachment_id: str | None = None
-    profile: str | None = None
-    notes: tuple[str, ...] = ()
 
 
 def parse_mail(

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bot.domain.events import WITHHELD_KEYWORDS
 from bot.placetel.trust import SenderAuthentication
 
 _FLAGS = re.IGNORECASE | re.MULTILINE
@@ -278,21 +279,6 @@ _NOTICE_WORDING = (
     r"\b(?:newsletter|guthaben|kontostand|account\s+balance)\b",
 )
 
-WITHHELD_KEYWORDS = (
-    "anonymous",
-    "anonym",
-    "unbekannt",
-    "unknown",
-    "unterdrückt",
-    "unterdrueckt",
-    "withheld",
-    "private",
-    "privat",
-    "restricted",
-    "nicht übermittelt",
-    "keine rufnummer",
-    "no caller id",
-)
 
 _AUDIO_EXTENSIONS = (".mp3", ".wav", ".ogg", ".m4a", ".wma", ".gsm")
 _VOICEMAIL_ATTACHMENT = AttachmentRule(kind="voicemail", extensions=_AUDIO_EXTENSIONS, content_types=("audio/*",))

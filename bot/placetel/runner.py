@@ -17,7 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
-from bot.placetel.parser import MailMessage, ParsedMail, parse_mail, unrecognised
+from bot.core.values import MailMessage, ParsedMail
+from bot.placetel.parser import parse_mail, unrecognised
 from bot.placetel.profiles import ParserProfile
 
 log = logging.getLogger(__name__)

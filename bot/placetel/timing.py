@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from zoneinfo import ZoneInfo
 
+from bot.domain.zone import BERLIN
 from bot.placetel.text import blank_out
-
-BERLIN = ZoneInfo("Europe/Berlin")
 
 _ISO = re.compile(
     r"(?P<y>\d{4})-(?P<mo>\d{1,2})-(?P<d>\d{1,2})(?:[T ](?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2}))?"

@@ -30,12 +30,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from bot.core.values import MAX_HEADERS, MailHeaders
+
 SenderAuthentication = Literal["dmarc", "dmarc_or_spf", "off"]
-MailHeaders = tuple[tuple[str, str], ...]
-"""Internet message headers as Graph lists them (``internetMessageHeaders``), topmost first."""
 
 MAX_HEADER_CHARS = 8_000
-MAX_HEADERS = 500
 AUTHENTICATION_RESULTS = "authentication-results"
 ARC_AUTHENTICATION_RESULTS = "arc-authentication-results"
 

@@ -51,7 +51,23 @@ _MIGRATION_LOCK_KEY = 7_426_117_001
 
 
 class IntegrityConflict(Exception):
-    """A unique (or other integrity) constraint refused a write; the transaction was rolled back."""
+    """A unique (or other integrity) constraint refused a write; the transaction was rolled back. ``constraint``
+    names what refused it: the constraint or index on PostgreSQL, the table's columns on SQLite (which names an
+    index only by its columns), None when the engine did not say."""
+
+    def __init__(self, message: str, constraint: str | None = None) -> None:
+        super().__init__(message)
+        self.constraint = constraint
+
+    def refused_by(self, index: str, columns: str) -> bool:
+        """Whether the unique ``index`` on ``columns`` (``table.column, table.column``) refused the write."""
+        return self.constraint in (index, columns)
+
+
+def _sqlite_conflict(error: sqlite3.IntegrityError) -> IntegrityConflict:
+    message = str(error)
+    _, _, columns = message.partition(" constraint failed: ")
+    return IntegrityConflict(message, columns or None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,7 +305,7 @@ def _sqlite_statement(connection: sqlite3.Connection, sql: str, params: Params) 
     try:
         cursor = connection.execute(sql, [_sqlite_param(p) for p in params])
     except sqlite3.IntegrityError as error:
-        raise IntegrityConflict(str(error)) from error
+        raise _sqlite_conflict(error) from error
     try:
         names = [column[0] for column in cursor.description or ()]
         rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()] if names else []
@@ -522,7 +538,7 @@ class _PostgresCursor:
         try:
             await self._cursor.execute(_postgres_sql(sql), list(params))
         except psycopg.errors.IntegrityError as error:
-            raise IntegrityConflict(str(error)) from error
+            raise IntegrityConflict(str(error), error.diag.constraint_name) from error
         return self._cursor.rowcount
 
     async def fetchone(self) -> Row | None:

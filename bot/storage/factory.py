@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from bot.core.ports import Store
 from bot.storage.database import Database, PostgresDatabase, SqliteDatabase
-from bot.storage.interface import Store
+from bot.storage.migrations import available_migrations
 from bot.storage.sql_store import SqlStore
 
 _SQLITE_PREFIX = "sqlite:///"
@@ -27,16 +28,28 @@ async def open_database(database_url: str) -> Database:
     )
 
 
-async def open_store(database_url: str) -> Store:
-    """Connect and apply pending schema migrations."""
+async def open_store(database_url: str, *, migrate: bool = True) -> Store:
+    """Connect and (unless ``migrate`` is False, as for ``doctor``) apply pending schema migrations."""
     database = await open_database(database_url)
     store = SqlStore(database)
     try:
-        await store.migrate()
+        if migrate:
+            await store.migrate()
     except BaseException:
         await store.close()
         raise
     return store
+
+
+async def pending_migrations(store: Store) -> list[int]:
+    """The versions of the schema migrations not applied yet; reads only (every one when the schema is empty)."""
+    try:
+        async with sql_database(store).transaction() as cursor:
+            await cursor.execute("SELECT version FROM schema_migrations")
+            applied = {row["version"] for row in await cursor.fetchall()}
+    except Exception:
+        applied = set()
+    return [migration.version for migration in available_migrations() if migration.version not in applied]
 
 
 def sql_database(store: Store) -> Database:

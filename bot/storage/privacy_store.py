@@ -13,16 +13,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.effects import ERASED_CARD
-from bot.storage import stats_rollups
-from bot.storage.database import Cursor, Database, Row, require_utc, to_json
-from bot.storage.interface import (
+from bot.core.effects import ERASED_CARD
+from bot.core.ports import (
     ErasedCard,
     ErasureOutcome,
     LinkRedemption,
     PrivacyRepository,
     VoicemailGrant,
 )
+from bot.storage import stats_rollups
+from bot.storage.database import Cursor, Database, require_utc, to_json
 
 
 def mail_hash(mailbox: str, message_id: str) -> str:
@@ -115,13 +115,6 @@ class SqlPrivacyRepository(PrivacyRepository):
         async with self._db.transaction() as cursor:
             return await cursor.execute("DELETE FROM voicemail_links WHERE expires_at < ?", (expired_before,))
 
-    async def audit_entries(self, limit: int = 100) -> list[dict[str, Any]]:
-        async with self._db.transaction() as cursor:
-            await cursor.execute(
-                "SELECT at, action, actor, cases, events FROM privacy_audit ORDER BY id DESC LIMIT ?", (limit,)
-            )
-            return [_audit_entry(row) for row in await cursor.fetchall()]
-
     async def _audit(self, cursor: Cursor, now: datetime, action: str, actor: str, outcome: ErasureOutcome) -> None:
         await cursor.execute(
             "INSERT INTO privacy_audit (at, action, actor, cases, events) VALUES (?, ?, ?, ?, ?)",
@@ -179,13 +172,3 @@ class SqlPrivacyRepository(PrivacyRepository):
                 (ERASED_CARD, to_json(payload), now, now, now),
             )
         return ErasureOutcome(cases=len(ids), events=int(counted["n"]) if counted else 0, cards=tuple(erased))
-
-
-def _audit_entry(row: Row) -> dict[str, Any]:
-    return {
-        "at": require_utc(row["at"]),
-        "action": row["action"],
-        "actor": row["actor"],
-        "cases": int(row["cases"]),
-        "events": int(row["events"]),
-    }

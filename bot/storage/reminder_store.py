@@ -10,89 +10,18 @@ effects in the outbox and (4) plans the next step. An overview is recorded under
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence, Sized
-from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from bot.core.ports import QueuedEffect, ReminderRepository, ScheduledReminder
 from bot.domain.cases import Case
 from bot.domain.reminders import PlannedReminder
-from bot.storage.database import Cursor, Database, IntegrityConflict, Row, require_utc, to_json, to_utc
+from bot.storage.database import Cursor, Database, IntegrityConflict, Row, to_json, to_utc
 
 if TYPE_CHECKING:
     from bot.storage.sql_store import SqlCaseRepository
 
 Clock = Callable[[], datetime]
-
-
-@dataclass(frozen=True, slots=True)
-class QueuedEffect:
-    """An outbox job written in the same transaction as the reminder it belongs to."""
-
-    kind: str
-    payload: dict[str, Any]
-    dedupe_key: str
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduledReminder:
-    case_id: str
-    line_id: str
-    episode: str
-    step: int
-    kind: str
-    due_at: datetime | None
-    case_version: int
-
-
-@dataclass(frozen=True, slots=True)
-class SentReminder:
-    case_id: str
-    episode: str
-    step: int
-    kind: str
-    line_id: str
-    due_at: datetime
-    sent_at: datetime
-
-
-class ReminderRepository(Protocol):
-    async def cases_to_plan(self, line_ids: Sequence[str], limit: int = 200) -> list[Case]:
-        """Open and claimed cases of ``line_ids`` with no plan yet, or changed since they were planned."""
-
-    async def steps_sent(self, episodes: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
-        """Reminders sent so far per (case id, episode key)."""
-
-    async def save_plans(self, plans: Sequence[tuple[Case, str, PlannedReminder | None]]) -> None:
-        """Record each case's next step (or that it has none) for the case's current version, in one transaction."""
-
-    async def forget_inactive(self, line_ids: Sequence[str]) -> int:
-        """Drop plans of done cases and of lines without reminders."""
-
-    async def due(self, now: datetime, line_ids: Sequence[str], limit: int = 100) -> list[ScheduledReminder]:
-        """Planned reminders of ``line_ids`` due at ``now``, the longest overdue first."""
-
-    async def fire(
-        self,
-        reminder: ScheduledReminder,
-        now: datetime,
-        effects: Sequence[QueuedEffect],
-        following: PlannedReminder | None,
-    ) -> bool:
-        """Record ``reminder`` as sent and queue ``effects``, atomically; False when it was stale or sent already."""
-
-    async def sent(self, case_id: str | None = None) -> list[SentReminder]: ...
-
-    async def next_due(self, line_id: str) -> datetime | None: ...
-
-    async def open_cases_between(
-        self, line_id: str, since: datetime | None, until: datetime, limit: int
-    ) -> tuple[list[Case], int]:
-        """Unclaimed open cases of the line that came in within ``[since, until)``, oldest first, and their count."""
-
-    async def record_overview(
-        self, line_id: str, opening: datetime, case_count: int, now: datetime, effects: Sequence[QueuedEffect]
-    ) -> bool:
-        """Record the line's overview for ``opening`` and queue ``effects``, atomically; False if sent already."""
 
 
 def _placeholders(values: Sized) -> str:
@@ -245,36 +174,6 @@ class SqlReminderRepository(ReminderRepository):
                 "ON CONFLICT (dedupe_key) WHERE state = 'pending' AND dedupe_key IS NOT NULL DO NOTHING",
                 (effect.kind, to_json(effect.payload), effect.dedupe_key, queued_at, queued_at, queued_at),
             )
-
-    async def sent(self, case_id: str | None = None) -> list[SentReminder]:
-        where, params = ("WHERE case_id = ?", [case_id]) if case_id else ("", [])
-        async with self._db.transaction() as cursor:
-            await cursor.execute(
-                f"SELECT * FROM reminders_sent {where} ORDER BY sent_at, case_id, step",  # noqa: S608
-                params,
-            )
-            rows = await cursor.fetchall()
-        return [
-            SentReminder(
-                row["case_id"],
-                row["episode"],
-                int(row["step"]),
-                row["kind"],
-                row["line_id"],
-                require_utc(row["due_at"]),
-                require_utc(row["sent_at"]),
-            )
-            for row in rows
-        ]
-
-    async def next_due(self, line_id: str) -> datetime | None:
-        async with self._db.transaction() as cursor:
-            await cursor.execute(
-                "SELECT MIN(due_at) AS due_at FROM reminder_schedule WHERE line_id = ? AND due_at IS NOT NULL",
-                (line_id,),
-            )
-            row = await cursor.fetchone()
-        return to_utc(row["due_at"]) if row else None
 
     async def open_cases_between(
         self, line_id: str, since: datetime | None, until: datetime, limit: int

@@ -1,4 +1,4 @@
-"""The repair sweep's queries (:mod:`bot.repair`): what a case's state requires in Teams and Outlook but is neither
+"""The repair sweep's queries (:mod:`bot.core.repair`): what a case's state requires in Teams and Outlook but is neither
 there nor on its way.
 
 Each query walks the cases changed since a horizon, newest first, through the ``cases_by_update`` index, and
@@ -8,9 +8,9 @@ few leased jobs).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
+from bot.core.ports import MailToRepair
 from bot.storage.database import Database
 
 _NO_CARD_JOB = (
@@ -28,14 +28,7 @@ _FLAG_DISAGREES = (
     f"((c.state = 'claimed' AND {_KNOWN_FLAG} <> 'flagged') OR (c.state = 'done' AND {_KNOWN_FLAG} <> 'complete') "
     f"OR (c.state = 'open' AND {_KNOWN_FLAG} = 'complete'))"
 )
-""":func:`bot.sync.flag_agrees` in SQL: claimed → flagged, done → complete, open → not complete."""
-
-
-@dataclass(frozen=True, slots=True)
-class MailToRepair:
-    mailbox: str
-    message_id: str
-    case_id: str
+""":func:`bot.core.sync.flag_agrees` in SQL: claimed → flagged, done → complete, open → not complete."""
 
 
 class SqlRepairQueries:

@@ -9,16 +9,8 @@ from collections.abc import Callable, Sequence, Sized
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.domain.callbacks import AutoDone, apply_contact
-from bot.domain.cases import OUTLOOK_ACTOR, Actor, Case, CaseState, Contact, ContactKind, PreviousCase
-from bot.domain.events import CallEvent, EventKind, MailSource, Voicemail
-from bot.domain.grouping import place_event
-from bot.domain.matching import find_same_call, merge_reports
-from bot.domain.state_machine import Refusal, RefusalCode, Verb, decide
-from bot.effects import Effect, EffectsOf, RefreshCard, WriteCaseFlags, WriteFlag, outbox_row
-from bot.storage import stats_rollups
-from bot.storage.database import Cursor, Database, IntegrityConflict, Row, from_json, require_utc, to_json, to_utc
-from bot.storage.interface import (
+from bot.core.effects import Effect, EffectsOf, RefreshCard, WriteCaseFlags, WriteFlag, outbox_row
+from bot.core.ports import (
     CallPeerRepository,
     CardRef,
     CardRepository,
@@ -26,8 +18,6 @@ from bot.storage.interface import (
     ChannelLink,
     ContactOutcome,
     EventOutcome,
-    FlagStatus,
-    Installation,
     Job,
     JobPriority,
     JobQueue,
@@ -37,14 +27,24 @@ from bot.storage.interface import (
     MailRepository,
     MailState,
     PrivacyRepository,
+    ReminderRepository,
     RetryPolicy,
     Subscription,
     SubscriptionRepository,
     TransitionOutcome,
 )
+from bot.core.values import FlagStatus
+from bot.domain.callbacks import AutoDone, apply_contact
+from bot.domain.cases import OUTLOOK_ACTOR, Actor, Case, CaseState, Contact, ContactKind, PreviousCase
+from bot.domain.events import CallEvent, EventKind, MailSource, Voicemail
+from bot.domain.grouping import place_event
+from bot.domain.matching import find_same_call, merge_reports
+from bot.domain.state_machine import Refusal, RefusalCode, Verb, decide
+from bot.storage import stats_rollups
+from bot.storage.database import Cursor, Database, IntegrityConflict, Row, from_json, require_utc, to_json, to_utc
 from bot.storage.migrations import migrate
 from bot.storage.privacy_store import SqlPrivacyRepository
-from bot.storage.reminder_store import ReminderRepository, SqlReminderRepository
+from bot.storage.reminder_store import SqlReminderRepository
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,11 @@ NO_MAIL = ""
 
 _MAX_ATTEMPTS = 50
 """Bound on optimistic retries of one operation that keeps losing races; reaching it means pathological contention."""
+
+
+def _second_active_case(conflict: IntegrityConflict) -> bool:
+    """The one refusal a transition expects: a reopen while the caller already has an active case on the line."""
+    return conflict.refused_by("cases_one_active_per_caller", "cases.line_id, cases.caller_key")
 
 
 class StorageContention(RuntimeError):
@@ -504,7 +509,9 @@ class SqlCaseRepository(CaseRepository):
                         outcome = TransitionOutcome(decided, before=case)
                         await insert_effects(cursor, effects(outcome), self._clock())
                         return outcome
-            except IntegrityConflict:
+            except IntegrityConflict as conflict:
+                if not _second_active_case(conflict):
+                    raise
                 return await self._refuse_second_active_case(case_id, verb)
         raise StorageContention(f"transition {verb} on case {case_id} kept losing races")
 
@@ -535,8 +542,8 @@ class SqlCaseRepository(CaseRepository):
                             raise _LostRace
                     await insert_effects(cursor, effects(outcome), self._clock())
                     return outcome
-            except IntegrityConflict:
-                if refused is not None:
+            except IntegrityConflict as conflict:
+                if refused is not None or not _second_active_case(conflict):
                     raise
                 known = await self.find_by_message(mailbox, message_id)
                 if known is None:
@@ -641,39 +648,6 @@ class SqlLinkRepository(LinkRepository):
         async with self._db.read() as cursor:
             await cursor.execute(f"SELECT * FROM channel_links WHERE {where} ORDER BY line_id", params)  # noqa: S608
             return [_link_from_row(row) for row in await cursor.fetchall()]
-
-    async def save_installation(self, installation: Installation) -> None:
-        async with self._db.transaction() as cursor:
-            await cursor.execute(
-                "INSERT INTO installations (team_id, tenant_id, service_url, conversation_reference, channels, "
-                "installed_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (team_id) DO UPDATE SET "
-                "tenant_id = excluded.tenant_id, service_url = excluded.service_url, "
-                "conversation_reference = excluded.conversation_reference, channels = excluded.channels, "
-                "installed_at = excluded.installed_at",
-                (
-                    installation.team_id,
-                    installation.tenant_id,
-                    installation.service_url,
-                    to_json(installation.conversation_reference),
-                    to_json(installation.channels),
-                    installation.installed_at,
-                ),
-            )
-
-    async def get_installation(self, team_id: str) -> Installation | None:
-        async with self._db.read() as cursor:
-            await cursor.execute("SELECT * FROM installations WHERE team_id = ?", (team_id,))
-            row = await cursor.fetchone()
-        if row is None:
-            return None
-        return Installation(
-            team_id=row["team_id"],
-            tenant_id=row["tenant_id"],
-            service_url=row["service_url"],
-            conversation_reference=from_json(row["conversation_reference"]),
-            channels=from_json(row["channels"]),
-            installed_at=to_utc(row["installed_at"]),
-        )
 
     async def link_channel(self, link: ChannelLink) -> None:
         async with self._db.transaction() as cursor:
@@ -801,11 +775,6 @@ class SqlMailRepository(MailRepository):
             )
             row = await cursor.fetchone()
         return _mail_from_row(row) if row else None
-
-    async def mails_of_case(self, case_id: str) -> list[MailState]:
-        async with self._db.read() as cursor:
-            await cursor.execute("SELECT * FROM mails WHERE case_id = ? ORDER BY mailbox, message_id", (case_id,))
-            return [_mail_from_row(row) for row in await cursor.fetchall()]
 
     async def _set(self, column: str, mailbox: str, message_id: str, value: str | int) -> None:
         async with self._db.transaction() as cursor:
@@ -1055,8 +1024,13 @@ class SqlJobQueue(JobQueue):
             f"RETURNING {_JOB_COLUMNS}",
             (
                 *[value for _ in JobPriority for value in (now, *kinds, limit)],
-                now, *kinds, limit,
-                worker_id, now + lease_for, now, limit,
+                now,
+                *kinds,
+                limit,
+                worker_id,
+                now + lease_for,
+                now,
+                limit,
             ),
         )
         return sorted((_job_from_row(row) for row in written.rows), key=lambda job: job.id)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -21,10 +20,10 @@ from botbuilder.core.teams import TeamsInfo
 from botbuilder.schema import Activity, ChannelAccount, ErrorResponseException
 from botframework.connector.aio import ConnectorClient
 
-from bot.actions import ActionRequest, ActionResult, CardActions
-from bot.commands import CommandRequest, Commands, parse_command
+from bot.core.actions import ActionRequest, ActionResult, CardActions
+from bot.core.commands import CommandRequest, Commands, parse_command
+from bot.core.ports import Store
 from bot.domain.cases import Actor
-from bot.storage.interface import Installation, Store
 from cards.i18n import Lang, conversation_language, text
 
 log = logging.getLogger(__name__)
@@ -87,12 +86,6 @@ def _team_group_id(activity: Activity) -> str | None:
     return str(team["aadGroupId"]) if isinstance(team, dict) and team.get("aadGroupId") else None
 
 
-def _channel_name(activity: Activity) -> str:
-    channel = _channel_data(activity).get("channel")
-    name = channel.get("name") if isinstance(channel, dict) else None
-    return str(name) if name else "General"
-
-
 def _tenant_id(activity: Activity) -> str | None:
     tenant = _channel_data(activity).get("tenant")
     if isinstance(tenant, dict) and tenant.get("id"):
@@ -117,51 +110,6 @@ class RufpoolBot(ActivityHandler):
     def _language(self, activity: Activity) -> Lang:
         return conversation_language(self._channel_locale, activity.locale, in_channel=_channel_id(activity))
 
-    # Installation --------------------------------------------------------------------------------------------
-
-    async def on_conversation_update_activity(self, turn_context: TurnContext) -> None:
-        activity = turn_context.activity
-        bot_id = activity.recipient.id if activity.recipient else None
-        bot_added = any(member.id == bot_id for member in activity.members_added or [])
-        if bot_added:
-            await self._remember_installation(turn_context, installing=True)
-        elif _channel_data(activity).get("eventType") == "channelCreated":
-            await self._remember_installation(turn_context)
-
-    async def on_installation_update_add(self, turn_context: TurnContext) -> None:
-        await self._remember_installation(turn_context, installing=True)
-
-    async def _remember_installation(self, turn_context: TurnContext, *, installing: bool = False) -> None:
-        """Store what proactive posting needs: reference, tenant, team, service URL, and the channel at hand.
-
-        TeamsInfo.get_team_channels is synchronous inside botbuilder (it would block the event loop), so channels
-        are learnt from activities instead: the one of the installation, then each one the bot is used in. An
-        (re-)installation also renews the reference and service URL.
-        """
-        activity = turn_context.activity
-        team_id = _team_id(activity)
-        if team_id is None:
-            return
-        existing = await self._store.links.get_installation(team_id)
-        channels = list(existing.channels) if existing else []
-        channel_id = _channel_id(activity) or team_id  # a team's General channel has the team's id
-        known = any(channel.get("id") == channel_id for channel in channels)
-        if existing is not None and known and not installing:
-            return
-        if not known:
-            channels.append({"id": channel_id, "name": _channel_name(activity)})
-        installed_at: datetime | None
-        if existing is None or installing:
-            renewed = TurnContext.get_conversation_reference(activity).serialize()
-            tenant_id, service_url, installed_at = _tenant_id(activity) or "", activity.service_url, datetime.now(UTC)
-        else:
-            renewed = existing.conversation_reference
-            tenant_id, service_url, installed_at = existing.tenant_id, existing.service_url, existing.installed_at
-        await self._store.links.save_installation(
-            Installation(team_id, tenant_id, service_url, renewed, channels, installed_at)
-        )
-        log.info("team %s: %d channel(s) known", team_id[:16], len(channels))
-
     # Messages (commands) -------------------------------------------------------------------------------------
 
     async def on_message_activity(self, turn_context: TurnContext) -> None:
@@ -169,8 +117,6 @@ class RufpoolBot(ActivityHandler):
         if activity.value and not activity.text:
             await turn_context.send_activity(MessageFactory.text(text(self._language(activity), "use_current_card")))
             return
-        if _channel_id(activity) is not None:
-            await self._remember_installation(turn_context)
         # Mentions are stripped by parse_command: TurnContext.remove_recipient_mention deletes the bot's name
         # everywhere in the text ("@Rufpool open" → "@ open") and reads it as a regular expression.
         message = (activity.text or "").replace("&nbsp;", " ").strip()
@@ -189,7 +135,7 @@ class RufpoolBot(ActivityHandler):
             team_id=_team_id(activity),
             channel_id=_channel_id(activity),
             locale=activity.locale,
-            member_team_ids=lambda team_ids: self._member_teams(turn_context, team_ids),
+            is_team_member=lambda team_id: self._is_member(turn_context, team_id),
             team_group_id=_team_group_id(activity),
         )
         reply = await self._commands.handle(request)
@@ -272,6 +218,3 @@ class RufpoolBot(ActivityHandler):
             member = False
         self._membership[key] = (time.monotonic(), member)
         return member
-
-    async def _member_teams(self, turn_context: TurnContext, team_ids: list[str]) -> list[str]:
-        return [team_id for team_id in team_ids if await self._is_member(turn_context, team_id)]

@@ -11,10 +11,10 @@ from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import ChannelAccount, ConversationParameters
 from msrest.exceptions import HttpOperationError
 
-from bot.jobs import PermanentFailure
+from bot.core.jobs import PermanentFailure
+from bot.core.ports import Store
 from bot.stats.digest import DigestRuns, digest_payload_period
 from bot.stats.service import StatsService
-from bot.storage.interface import Store
 from bot.teams.pacing import Pacer
 from bot.teams.posting import as_job_error
 from cards.i18n import Lang

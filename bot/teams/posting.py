@@ -13,7 +13,6 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 from botbuilder.core import CardFactory, MessageFactory, TurnContext
@@ -27,13 +26,13 @@ from botbuilder.schema import (
 )
 from msrest.exceptions import HttpOperationError
 
-from bot import effects, metrics
-from bot.actions import CardActions
+from bot import metrics
+from bot.core import effects
+from bot.core.jobs import PermanentFailure, RetryLater, RunLater, parse_retry_after
+from bot.core.ports import CardRef, ChannelLink, JobState, Store
 from bot.domain.cases import Actor, Case
 from bot.domain.state_machine import Verb
 from bot.heartbeat import LeaseLost, renewing
-from bot.jobs import PermanentFailure, RetryLater, RunLater
-from bot.storage.interface import CardRef, ChannelLink, JobState, Store
 from bot.teams.pacing import Pacer
 from cards.case_card import card_activity_text, card_marker
 from cards.i18n import Lang
@@ -44,6 +43,7 @@ from cards.messages import (
     repeat_call_reply,
     state_change_reply,
 )
+from cards.renderer import CardRenderer
 
 log = logging.getLogger(__name__)
 
@@ -77,19 +77,8 @@ def _status_of(error: HttpOperationError) -> int:
 
 
 def _retry_after(error: HttpOperationError) -> timedelta | None:
-    """``Retry-After`` as delta-seconds or an HTTP date."""
     response = getattr(error, "response", None)
-    value = response.headers.get("Retry-After") if response is not None and response.headers else None
-    if not value:
-        return None
-    try:
-        return timedelta(seconds=max(0.0, float(value)))
-    except ValueError:
-        pass
-    try:
-        return max(timedelta(0), parsedate_to_datetime(value) - datetime.now(UTC))
-    except (TypeError, ValueError):
-        return None
+    return parse_retry_after(response.headers.get("Retry-After") if response is not None and response.headers else None)
 
 
 def as_job_error(error: HttpOperationError) -> Exception:
@@ -98,8 +87,8 @@ def as_job_error(error: HttpOperationError) -> Exception:
     if status == 404:
         return ConversationGone(str(error))
     if status in RETRYABLE_STATUSES or status == 0:
-        return RetryLater(f"Teams answered {status}", _retry_after(error))
-    return PermanentFailure(f"Teams refused the request ({status}): {error}")
+        return RetryLater(f"Teams answered {status}", _retry_after(error), status=status)
+    return PermanentFailure(f"Teams refused the request ({status}): {error}", status=status)
 
 
 def _actor(value: Any) -> Actor | None:
@@ -112,7 +101,7 @@ class CardPoster:
         adapter: CloudAdapter,
         app_id: str,
         store: Store,
-        actions: CardActions,
+        renderer: CardRenderer,
         pacer: Pacer,
         lang: Lang,
         service_url_allowed: Callable[[str | None], bool],
@@ -125,7 +114,7 @@ class CardPoster:
         self._adapter = adapter
         self._app_id = app_id
         self._store = store
-        self._actions = actions
+        self._renderer = renderer
         self._pacer = pacer
         self._lang = lang
 
@@ -144,7 +133,7 @@ class CardPoster:
         )
 
     def _card_activity(self, case: Case) -> Activity:
-        activity = MessageFactory.attachment(CardFactory.adaptive_card(self._actions.card_for(case, self._lang)))
+        activity = MessageFactory.attachment(CardFactory.adaptive_card(self._renderer.case_card(case, self._lang)))
         activity.summary = card_activity_text(case, self._lang)
         return activity
 

@@ -16,10 +16,10 @@ from botbuilder.schema import Activity, ChannelAccount, ConversationParameters, 
 
 from bot.clock import Clock
 from bot.config import PoolLine, Settings
+from bot.core.jobs import PermanentFailure, RetryLater
+from bot.core.ports import ChannelLink
 from bot.domain.cases import Case
 from bot.domain.reminders import ReminderKind
-from bot.jobs import PermanentFailure, RetryLater
-from bot.storage.interface import ChannelLink
 from bot.teams.posting import CardPoster, ConversationGone
 from cards.reminder_cards import Mention as MentionTarget
 from cards.reminder_cards import OverviewView, build_nudge_card, build_overview_card, reminder_text

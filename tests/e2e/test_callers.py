@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.callers import CallerCache, CallerDirectory, Person, entries_of
 from bot.config import Settings
+from bot.core.callers import CallerDirectory, entries_of
+from bot.core.values import Person
 from bot.domain.callers import (
     DIRECTORY_SOURCE_KEY,
     UNKNOWN_CALLER,
@@ -20,6 +21,7 @@ from bot.domain.callers import (
     identify,
 )
 from bot.graph.people import GraphPeople
+from bot.storage.caller_store import CallerCache
 from bot.storage.database import Database
 from bot.storage.sql_store import SqlLeaseRepository
 from cards.case_card import build_case_card

@@ -24,9 +24,9 @@ from botbuilder.core import TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter
 
 from bot import app as app_module
+from bot.core.jobs import JobRunner
 from bot.graph import mailbox as mailbox_module
 from bot.graph.mailbox import GraphMailboxes
-from bot.jobs import JobRunner
 from bot.storage import sql_store
 from bot.storage.sql_store import SqlCardRepository, SqlCaseRepository, SqlSubscriptionRepository
 from sandbox.connector import ConnectorStandIn

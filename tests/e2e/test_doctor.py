@@ -17,6 +17,8 @@ from aiohttp import web
 
 from bot.__main__ import main
 from bot.config import Settings, load_settings
+from bot.core.ports import RetryPolicy, Store, Subscription
+from bot.core.values import GLOBAL_SCOPE
 from bot.doctor import (
     BUSINESS_HOURS,
     CONFIGURATION,
@@ -40,9 +42,8 @@ from bot.doctor import (
 from bot.graph.client import build_credential, build_graph_client
 from bot.graph.subscriptions import LIFECYCLE_PATH, NOTIFICATION_PATH, SubscriptionManager
 from bot.graph.webhooks import notification_handler
-from bot.placetel.notify import GLOBAL_SCOPE, NOTIFY_PATH, notify_handler
+from bot.placetel.notify import NOTIFY_PATH, notify_handler
 from bot.storage.factory import open_store
-from bot.storage.interface import RetryPolicy, Store, Subscription
 from sandbox.graph import GraphStandIn
 from sandbox.identity import GRAPH_AUDIENCE, IdentityServer
 from sandbox.tls import TlsMaterial

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot import effects
+from bot.core import effects
 from bot.domain.cases import CaseState
 from bot.storage import sql_store
 from bot.storage.database import Cursor

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
+from bot.core.effects import no_effects
+from bot.core.values import FlagStatus
 from bot.domain.cases import CALLBACK_ACTOR, Actor, Case, CaseState, ContactKind
 from bot.domain.events import WITHHELD, EventKind
 from bot.domain.state_machine import Verb
-from bot.effects import no_effects
 from bot.placetel.notify import NOTIFY_PATH
-from bot.storage.interface import FlagStatus
 from cards.i18n import Lang, text
 from sandbox.placetel import PlacetelStandIn
 from tests.support.bot_stack import POOL_MAILBOX, POOL_NUMBER, BotStack

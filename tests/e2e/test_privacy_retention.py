@@ -12,17 +12,18 @@ import pytest
 
 from bot.__main__ import main
 from bot.config import load_settings
+from bot.core.effects import no_effects
+from bot.core.ports import JobState, RetryPolicy
+from bot.core.retention import Retention, erase_number
 from bot.domain.callbacks import AutoDone
 from bot.domain.cases import Contact, ContactKind
 from bot.domain.state_machine import Verb
-from bot.effects import no_effects
-from bot.retention import Retention, erase_number
 from bot.storage.factory import open_store
-from bot.storage.interface import JobState, RetryPolicy
 from bot.storage.sql_store import SqlStore
-from tests.support.bot_stack import ADMIN, CHANNEL_ID, POOL_MAILBOX, BotStack, user
+from tests.support.bot_stack import ADMIN, BotStack, CHANNEL_ID, POOL_MAILBOX, user
 from tests.support.cards import card_texts
 from tests.support.storage import ALICE, T0, make_event
+from tests.support.store_probes import audit_entries, mails_of_case
 from tests.support.teams import card_json, the_card
 
 CLAIM_TIMEOUT = timedelta(hours=2)
@@ -49,7 +50,7 @@ async def test_retention_deletes_done_cases_past_the_period_with_everything_nami
     assert (outcome.cases, outcome.events) == (1, 1)
     assert await store.cases.get(old) is None
     assert await store.cases.find_by_message("line-1@example.com", "m-old") is None
-    assert await store.mails.mails_of_case(old) == []
+    assert await mails_of_case(store, old) == []
     assert await store.cases.get(recent) is not None and await store.cases.get(still_open) is not None
 
 
@@ -96,7 +97,7 @@ async def test_erasure_deletes_every_case_and_event_of_the_number_and_audits_wit
     assert (outcome.cases, outcome.events) == (2, 3)
     assert await store.cases.get(first) is None and await store.cases.get(second) is None
     assert await store.cases.get(other) is not None
-    (entry,) = await store.privacy.audit_entries()
+    (entry,) = await audit_entries(store)
     assert (entry["action"], entry["actor"], entry["cases"], entry["events"]) == ("erase", "cli:test", 2, 3)
     assert NUMBER not in json.dumps(entry, default=str) and "123456" not in json.dumps(entry, default=str)
 
@@ -199,7 +200,7 @@ async def test_retention_replaces_the_cards_of_expired_cases(bot_stack: BotStack
     assert outcome.cases == 1 and await store.cases.get(case.id) is None
     shown = card_texts(card_json(the_card(bot_stack).current))
     assert "Aufbewahrungsfrist" in shown and "2345678" not in shown
-    (entry,) = await store.privacy.audit_entries()
+    (entry,) = await audit_entries(store)
     assert (entry["action"], entry["cases"]) == ("retention", 1)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot import coordinator as coordinator_module
+from bot.core import coordinator as coordinator_module
 from bot.graph import mailbox as mailbox_module
 from tests.support.bot_stack import POOL_MAILBOX, BotStack
 from tests.support.ingest import notifications_lost

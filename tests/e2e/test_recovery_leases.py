@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from bot import effects
-from bot.jobs import JobRunner
+from bot.core import effects
+from bot.core.jobs import JobRunner
 from bot.storage.database import Database
 from bot.storage.factory import sql_database
 from bot.storage.sql_store import SqlStore

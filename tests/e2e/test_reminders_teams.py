@@ -11,30 +11,21 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
 from aiohttp import web
 
 from bot.app import create_app
+from bot.domain.zone import BERLIN
 from sandbox.connector import ConnectorStandIn
 from sandbox.graph import GraphStandIn
 from sandbox.identity import GRAPH_AUDIENCE, IdentityServer
 from sandbox.tls import TlsMaterial
-from tests.support.bot_stack import (
-    OTHER_CHANNEL_ID,
-    POOL_MAILBOX,
-    POOL_NUMBER,
-    BotStack,
-    free_port,
-    stack_settings,
-    user,
-)
+from tests.support.bot_stack import BotStack, OTHER_CHANNEL_ID, POOL_MAILBOX, POOL_NUMBER, free_port, stack_settings, user
 from tests.support.cards import actions, card_texts
 from tests.support.teams import card_json
 
-BERLIN = ZoneInfo("Europe/Berlin")
 TAG = {"id": "tag-empfang", "name": "Empfang"}
 TUESDAY_10 = datetime(2030, 3, 12, 10, 0, tzinfo=BERLIN).astimezone(UTC)
 """The bot's fake clock starts here; mails carry fake received times (later than the real watch baseline)."""

@@ -12,8 +12,9 @@ import random
 
 import pytest
 
+from bot.core.ports import JobState
+from bot.core.values import FlagStatus
 from bot.graph.webhooks import NOTIFICATION_JOB
-from bot.storage.interface import FlagStatus, JobState
 from sandbox.convergence import channel_cards
 from tests.support.bot_stack import BotStack, user
 from tests.support.sync import CaseHandle, case_of, click, disagreements, open_cases, outlook_flag

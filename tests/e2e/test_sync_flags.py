@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from bot.core.values import FlagStatus, MailUpdate
 from bot.domain.cases import CaseState
-from bot.storage.interface import FlagStatus, MailUpdate
-from tests.support.bot_stack import POOL_MAILBOX, BotStack, user
+from tests.support.bot_stack import BotStack, POOL_MAILBOX, user
 from tests.support.sync import (
     CaseHandle,
     card_content,

@@ -7,10 +7,11 @@ import time
 
 import pytest
 
-from bot import effects, metrics
+from bot import metrics
+from bot.core import effects
+from bot.core.values import FlagStatus
 from bot.domain.cases import CaseState
-from bot.storage.interface import FlagStatus
-from tests.support.bot_stack import POOL_MAILBOX, BotStack, user
+from tests.support.bot_stack import BotStack, POOL_MAILBOX, user
 from tests.support.sync import (
     PATCHES,
     case_of,

@@ -1,53 +1,16 @@
-"""Installation and linking through the bot's /api/messages, with real JWTs against the connector stand-in."""
+"""Linking through the bot's /api/messages, with real JWTs against the connector stand-in."""
 
 from __future__ import annotations
 
-from tests.support.bot_stack import ADMIN, CHANNEL_ID, OTHER_CHANNEL_ID, TEAM_ID, BotStack, user
+from tests.support.bot_stack import ADMIN, BotStack, CHANNEL_ID, TEAM_ID, user
 from tests.support.cards import card_texts
 from tests.support.teams import card_json
-from tests.support.teams_standins import BOT_APP, TENANT
+from tests.support.teams_standins import TENANT
 
 
 def bot_replies(stack: BotStack, conversation_id: str = CHANNEL_ID) -> list[dict[str, object]]:
     """What the bot answered in the channel (command replies), oldest first."""
     return [record.current for record in stack.connector.activities(conversation_id)]
-
-
-async def test_being_added_to_a_team_stores_what_posting_needs(bot_stack: BotStack) -> None:
-    await bot_stack.install()
-
-    installation = await bot_stack.services.store.links.get_installation(TEAM_ID)
-    assert installation is not None
-    assert installation.tenant_id == TENANT
-    assert installation.service_url == bot_stack.connector.service_url
-    assert installation.channels == [{"id": CHANNEL_ID, "name": "General"}]
-    reference = installation.conversation_reference
-    assert reference["conversation"]["id"] == CHANNEL_ID
-    assert reference["serviceUrl"] == bot_stack.connector.service_url
-    assert reference["bot"]["id"] == f"28:{BOT_APP.client_id}"
-    assert installation.installed_at is not None
-
-
-async def test_an_installation_update_stores_it_too(bot_stack: BotStack) -> None:
-    activity = bot_stack._activity("installationUpdate", ADMIN, CHANNEL_ID, action="add")
-    activity["channelData"] = {"tenant": {"id": TENANT}, "team": {"id": TEAM_ID, "name": "Praxis"}}
-    response = await bot_stack.post_activity(activity)
-    assert response.status < 300
-
-    installation = await bot_stack.services.store.links.get_installation(TEAM_ID)
-    assert installation is not None and installation.tenant_id == TENANT
-    assert [channel["id"] for channel in installation.channels] == [CHANNEL_ID]
-
-
-async def test_channels_the_bot_is_used_in_are_learnt(bot_stack: BotStack) -> None:
-    await bot_stack.install()
-    await bot_stack.message("hilfe", conversation_id=OTHER_CHANNEL_ID)
-    await bot_stack.message("hilfe", conversation_id=OTHER_CHANNEL_ID)
-    await bot_stack.install()  # reinstalling keeps the channels it knows
-
-    installation = await bot_stack.services.store.links.get_installation(TEAM_ID)
-    assert installation is not None
-    assert [channel["id"] for channel in installation.channels] == [CHANNEL_ID, OTHER_CHANNEL_ID]
 
 
 async def test_an_admin_links_by_line_id_mailbox_or_name_and_gets_a_confirmation_card(bot_stack: BotStack) -> None:
@@ -104,4 +67,3 @@ async def test_an_admin_named_by_upn_may_link(bot_stack: BotStack) -> None:
     assert await bot_stack.message("verbinden zentrale", sender=ben) < 300
     link = await bot_stack.services.store.links.link_for_line("zentrale")
     assert link is not None and link.linked_by == ben["aadObjectId"]
-

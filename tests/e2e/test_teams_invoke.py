@@ -18,7 +18,7 @@ from botbuilder.core import ActivityHandler, TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import AdaptiveCardInvokeResponse, AdaptiveCardInvokeValue
 
-from bot.actions import ActionResult
+from bot.core.actions import ActionResult
 from bot.teams.auth import (
     BotAuthSettings,
     authenticated_messages_handler,

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from msrest.exceptions import HttpOperationError
 
-from bot.jobs import PermanentFailure, RetryLater
+from bot.core.jobs import PermanentFailure, RetryLater
 from bot.teams.posting import ConversationGone, as_job_error
 from sandbox.connector import FaultRule
 from tests.support.bot_stack import BotStack, user

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from bot.config import load_settings
-from bot.voicemail import CHUNK_SIZE, LegacyVoicemailLinks, VoicemailAccess, VoicemailRef
-from tests.support.bot_stack import POOL_MAILBOX, TEAM_ID, BotStack, user
+from bot.core.voicemail import LegacyVoicemailLinks, VoicemailAccess, VoicemailRef
+from bot.web.voicemail import CHUNK_SIZE
+from tests.support.bot_stack import BotStack, POOL_MAILBOX, TEAM_ID, user
 from tests.support.teams import card_json, deliver_voicemail, invoke_card, the_card
 
 AUDIO = b"ID3\x04\x00fake mp3 frames" * 40

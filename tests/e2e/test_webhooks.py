@@ -13,9 +13,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from bot.core.ports import Job
 from bot.graph.subscriptions import LIFECYCLE_PATH, NOTIFICATION_PATH
 from bot.graph.webhooks import MAX_BODY_BYTES, NOTIFICATION_JOB, notification_handler
-from bot.storage.interface import Job
 from bot.storage.sql_store import SqlStore
 from tests.support.bot_stack import CLIENT_STATE, BotStack
 from tests.support.ingest import change_notifications, events_per_mail, notifications_lost, post_webhook

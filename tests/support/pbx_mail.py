@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.placetel.trust import MailHeaders
+from bot.core.values import MailHeaders
 
 
 def eop_headers(sender: str, *, dmarc: str = "pass", spf: str = "pass", mail_from: str | None = None) -> MailHeaders:

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.core.effects import no_effects
 from bot.domain.cases import Actor
 from bot.domain.events import CallEvent, EventKind, MailSource, Voicemail
 from bot.domain.state_machine import Verb
-from bot.effects import no_effects
 from bot.storage.database import Database
 from bot.storage.factory import open_database, open_store
 from bot.storage.sql_store import SqlStore

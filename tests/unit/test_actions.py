@@ -9,19 +9,20 @@ from typing import Any
 
 import pytest
 
-from bot import effects
-from bot.actions import ActionRequest, ActionResult, CardActions
 from bot.config import Settings
+from bot.core import effects
+from bot.core.actions import ActionRequest, ActionResult, CardActions
+from bot.core.effects import no_effects
+from bot.core.ports import ChannelLink
+from bot.core.voicemail import VoicemailAccess
 from bot.domain.cases import Actor, Case
 from bot.domain.events import EventKind, Voicemail
 from bot.domain.state_machine import USER_VERBS
-from bot.effects import no_effects
-from bot.storage.interface import ChannelLink
 from bot.storage.sql_store import SqlStore
-from bot.voicemail import VoicemailAccess
 from cards.case_card import REFRESH_VERB
 from cards.i18n import Lang
 from cards.list_card import LIST_PAGE_VERB
+from cards.renderer import CardRenderer
 from tests.support.storage import ALICE, BOB, make_event
 
 TENANT, TEAM, CHANNEL = "tenant-1", "19:team@thread.tacv2", "19:calls@thread.tacv2"
@@ -169,7 +170,7 @@ async def test_listen_gives_members_only_a_link_and_the_card_none(store: SqlStor
     voicemail = Voicemail(attachment_id="att-1", file_name="vm.mp3", duration_seconds=42)
     case = await _linked_case(store, kind=EventKind.VOICEMAIL, voicemail=voicemail)
     actions = _actions(store)
-    assert "/voicemail/" not in str(actions.card_for(case, Lang.DE))
+    assert "/voicemail/" not in str(CardRenderer(_settings()).case_card(case, Lang.DE))
     data = {"case_id": case.id, "event": case.events[0].source_id}
 
     async def member(team_id: str) -> bool:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.domain.business_hours import BusinessCalendar, parse_weekly_hours
+from bot.domain.zone import BERLIN
 from bot.line_rules import LineHours
-
-BERLIN = ZoneInfo("Europe/Berlin")
 
 
 def berlin(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:

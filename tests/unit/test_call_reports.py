@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.core.effects import no_effects
 from bot.domain.callbacks import AutoDone, apply_contact
 from bot.domain.cases import CALLBACK_ACTOR, Case, CaseState, Contact, ContactKind
 from bot.domain.events import WITHHELD, CallEvent, EventKind, Voicemail
 from bot.domain.matching import find_same_call, merge_reports, reports_same_call
 from bot.domain.state_machine import Refusal, RefusalCode, Verb, decide
-from bot.effects import no_effects
 from bot.stats.model import Period, PersonStats
 from bot.stats.queries import StatsQueries
 from bot.storage.database import Database
@@ -27,6 +27,7 @@ from cards.stats_card import StatsCardView, build_stats_card
 from tests.support.cards import callback_case, caller_reached_case, card_texts, case_view, markdown_link_targets, texts
 from tests.support.stats import LINE_NAMES, team_stats
 from tests.support.storage import ALICE, CLAIM_TIMEOUT, T0, make_event
+from tests.support.store_probes import mails_of_case
 
 WINDOW = timedelta(minutes=3)
 CALLER = "+4930123456"
@@ -136,7 +137,7 @@ async def test_a_webhook_event_round_trips_without_a_mail(store: SqlStore) -> No
     assert outcome.event_added and outcome.case_created
     stored = await store.cases.get(outcome.case.id)
     assert stored is not None and stored.events == (webhook_event("c1"),)
-    assert await store.mails.mails_of_case(outcome.case.id) == []
+    assert await mails_of_case(store, outcome.case.id) == []
 
 
 async def test_mail_after_webhook_is_one_call_with_the_mails_voicemail(store: SqlStore) -> None:
@@ -157,7 +158,7 @@ async def test_mail_after_webhook_is_one_call_with_the_mails_voicemail(store: Sq
         "call:c1", "c1", mail.mail, mail.voicemail)
     assert (event.called_number, event.caller_as_written) == ("+49301234500", "030 123456")
     assert await store.cases.get(first.case.id) == joined.case
-    assert [m.message_id for m in await store.mails.mails_of_case(first.case.id)] == ["m1"]
+    assert [m.message_id for m in await mails_of_case(store, first.case.id)] == ["m1"]
     assert (again.event_added, again.merged, again.case) == (False, False, joined.case)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.commands import ALIASES
+from bot.core.commands import ALIASES
 from bot.domain.cases import Actor, Case, CaseState
 from bot.domain.events import WITHHELD, EventKind, Voicemail
 from bot.domain.state_machine import TRANSITIONS, USER_VERBS, Refusal, RefusalCode, Verb, decide

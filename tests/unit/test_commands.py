@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bench.open_answer import main as bench_main
-from bot.commands import parse_command
+from bot.core.commands import parse_command
 from bot.domain.cases import Actor, Case, CaseState
 from bot.domain.events import CallEvent, EventKind, MailSource
 from cards.format import NAME_LIMIT

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.commands import ALIASES
 from bot.config import Settings
+from bot.core.commands import ALIASES
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted([ROOT / "README.md", ROOT / "infra" / "README.md", *(ROOT / "docs").glob("*.md")])

@@ -10,13 +10,13 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.core.effects import no_effects
+from bot.core.ports import Store
 from bot.domain.cases import OUTLOOK_ACTOR, Actor, Case, CaseState
 from bot.domain.events import WITHHELD, CallEvent
 from bot.domain.grouping import place_event
 from bot.domain.state_machine import Refusal, RefusalCode, Verb, decide
-from bot.effects import no_effects
 from bot.storage.factory import open_store
-from bot.storage.interface import Store
 from tests.support.storage import ALICE, BOB, CAROL, CLAIM_TIMEOUT, T0, make_event
 
 ACTORS = st.sampled_from([ALICE, BOB, CAROL, OUTLOOK_ACTOR])

@@ -6,8 +6,8 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-from bot.jobs import JobRunner, PermanentFailure, RetryLater, RunLater
-from bot.storage.interface import JobState, RetryPolicy
+from bot.core.jobs import JobRunner, PermanentFailure, RetryLater, RunLater
+from bot.core.ports import JobState, RetryPolicy
 from bot.storage.sql_store import SqlStore
 
 HANG_GUARD_S = 30

@@ -7,13 +7,14 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from bot import effects
+from bot.core import effects
+from bot.core.ports import CardRef, JobState
+from bot.core.values import FlagStatus
 from bot.domain.callbacks import AutoDone
 from bot.domain.cases import Contact, ContactKind
 from bot.domain.state_machine import RefusalCode, Verb
 from bot.storage import sql_store
 from bot.storage.database import Cursor
-from bot.storage.interface import CardRef, FlagStatus, JobState
 from bot.storage.sql_store import SqlStore
 from tests.support.storage import ALICE, CLAIM_TIMEOUT, T0, make_event
 

@@ -14,19 +14,17 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.core.ports import Job
+from bot.core.values import GLOBAL_SCOPE, HangUpType, NotifyEventName
 from bot.placetel.notify import (
-    GLOBAL_SCOPE,
     MAX_BODY_BYTES,
     NOTIFY_JOB,
     SIGNATURE_HEADER,
-    HangUpType,
-    NotifyEventName,
     notify_handler,
     parse_event,
     signature,
     verified_scopes,
 )
-from bot.storage.interface import Job
 from bot.storage.sql_store import SqlStore
 
 # The example of Placetel's call-control-notify-api README: this body signed with this secret gives this digest.

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from bot.core.ports import JobQueue, JobState, RetryPolicy
 from bot.storage.database import Database
-from bot.storage.interface import JobQueue, JobState, RetryPolicy
 from bot.storage.sql_store import SqlStore, backoff_delay
 from tests.support.storage import T0, start_storage_worker
 

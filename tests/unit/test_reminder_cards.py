@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from bot.commands import CommandRequest, Commands
 from bot.config import Settings
+from bot.core.commands import CommandRequest, Commands
 from bot.domain.cases import Actor
 from bot.domain.reminders import ReminderKind
 from bot.storage.sql_store import SqlStore

@@ -6,22 +6,22 @@ import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from bot.config import Settings
+from bot.core.effects import no_effects
+from bot.core.ports import QueuedEffect
+from bot.core.reminders import OVERVIEW, REMINDER, ReminderService
 from bot.domain.cases import Actor
 from bot.domain.events import CallEvent, EventKind, MailSource
 from bot.domain.state_machine import Verb
-from bot.effects import no_effects
-from bot.reminders import OVERVIEW, REMINDER, ReminderService
+from bot.domain.zone import BERLIN
 from bot.storage.database import Database, from_json
 from bot.storage.factory import open_database
-from bot.storage.reminder_store import QueuedEffect
 from bot.storage.sql_store import SqlStore
+from tests.support.store_probes import next_due, sent_reminders
 
-BERLIN = ZoneInfo("Europe/Berlin")
 ANNA = Actor("aad-anna", "Anna Schmidt")
 
 
@@ -102,7 +102,7 @@ async def test_friday_evening_call_reminds_monday_0820(store: SqlStore, database
     assert (await svc.tick()).sent == 1
     [reminder] = await queued(database, REMINDER)
     assert reminder["case_id"] == case_id and reminder["kind"] == "unclaimed" and reminder["waited_minutes"] == 30
-    [sent] = await store.reminders.sent(case_id)
+    [sent] = await sent_reminders(store, case_id)
     assert sent.due_at == berlin(2026, 6, 15, 8, 20)
     assert {job["case_id"] for job in await queued(database, "teams.card")} == {case_id}
 
@@ -159,7 +159,7 @@ async def test_daylight_saving_weekend(
     svc = service(settings_for(line("zentrale")), store, clock)
     case_id = await call(store, "zentrale", clock.now)
     await svc.tick()
-    [sent_plan] = [plan for plan in [await store.reminders.next_due("zentrale")] if plan]
+    [sent_plan] = [plan for plan in [await next_due(store, "zentrale")] if plan]
     assert sent_plan.hour == monday_utc_hour and sent_plan.minute == 20
     await run_until(svc, clock, [sent_plan - timedelta(minutes=1)])
     assert await queued(database, REMINDER) == []
@@ -244,7 +244,7 @@ async def test_exactly_once_across_restarts(database_url: str) -> None:
         await database.close()
     database = await open_database(database_url)
     try:
-        sent = await SqlStore(database).reminders.sent(case_id)
+        sent = await sent_reminders(SqlStore(database), case_id)
         jobs = await queued(database, REMINDER)
     finally:
         await database.close()
@@ -269,7 +269,7 @@ async def test_two_replicas_send_each_reminder_once(database_url: str) -> None:
             await asyncio.gather(*(replica.tick() for replica in replicas for _ in range(3)))
             await sent_out(databases[0])
         jobs = await queued(databases[0], REMINDER)
-        sent = await stores[0].reminders.sent()
+        sent = await sent_reminders(stores[0])
     finally:
         for database in databases:
             await database.close()
@@ -333,7 +333,7 @@ async def test_a_reminder_read_by_two_replicas_is_fired_by_one(database_url: str
         await sent_out(databases[0])
         fired_again = await stores[1].reminders.fire(due_b, moment, [effect], None)
         jobs = await queued(databases[0], REMINDER)
-        sent = await stores[0].reminders.sent(case_id)
+        sent = await sent_reminders(stores[0], case_id)
     finally:
         for database in databases:
             await database.close()

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot import effects
+from bot.core import effects
+from bot.core.ports import CardRef, ChannelLink
+from bot.core.repair import Repairs, RepairSweep
+from bot.core.values import FlagStatus
 from bot.domain.state_machine import Verb
-from bot.repair import Repairs, RepairSweep
 from bot.storage.factory import sql_database
-from bot.storage.interface import CardRef, ChannelLink, FlagStatus
 from bot.storage.repair_store import SqlRepairQueries
 from bot.storage.sql_store import SqlStore
 from tests.support.storage import ALICE, T0, make_event
+from tests.support.store_probes import mails_of_case
 
 NOW = T0 + timedelta(hours=1)
 TIMEOUT = timedelta(minutes=30)
@@ -88,7 +90,7 @@ async def test_a_stale_card_and_a_wrong_flag_are_queued(store: SqlStore) -> None
     assert await sweep(store).run() == NOTHING
 
     await finish_all(store)
-    mail = (await store.mails.mails_of_case(case_id))[0]
+    mail = (await mails_of_case(store, case_id))[0]
     await store.mails.set_written_flag(mail.mailbox, mail.message_id, FlagStatus.FLAGGED)
     await store.cards.save_card(CardRef(case_id, "19:general;messageid=1", "a1", claimed.case.version))
     assert await sweep(store).run() == NOTHING  # repaired

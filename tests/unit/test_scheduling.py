@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from bot.jobs import JobRunner, RunLater
+from bot.core.jobs import JobRunner, RunLater
+from bot.core.ports import JobPriority
 from bot.storage import database as database_module
 from bot.storage.factory import open_store
-from bot.storage.interface import JobPriority
 from bot.storage.sql_store import SqlStore
 
 LEASE = timedelta(minutes=1)

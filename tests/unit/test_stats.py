@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.core.effects import no_effects
 from bot.domain.events import WITHHELD
 from bot.domain.state_machine import Verb
-from bot.effects import no_effects
 from bot.stats.model import Durations, Period
 from bot.stats.queries import StatsQueries, percentile_of_histogram
 from bot.storage.database import Database, Dialect

@@ -12,9 +12,9 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from bot.core.effects import no_effects
 from bot.domain.cases import OUTLOOK_ACTOR
 from bot.domain.state_machine import Verb
-from bot.effects import no_effects
 from bot.stats.report import COLUMNS, period_of_days, write_report
 from bot.storage.database import Database
 from bot.storage.factory import open_store

@@ -14,11 +14,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.core.effects import no_effects
 from bot.domain.callbacks import AutoDone
 from bot.domain.cases import Actor, Contact, ContactKind
 from bot.domain.events import WITHHELD, CallEvent, EventKind, MailSource
 from bot.domain.state_machine import Verb
-from bot.effects import no_effects
 from bot.stats.model import Period
 from bot.stats.queries import StatsQueries
 from bot.storage import stats_rollups

@@ -15,9 +15,9 @@ import subprocess
 
 import pytest
 
+from bot.core.effects import no_effects
 from bot.domain.cases import Actor, CaseState
 from bot.domain.state_machine import RefusalCode, Verb
-from bot.effects import no_effects
 from bot.storage.factory import open_store
 from bot.storage.sql_store import SqlStore
 from tests.support.storage import CLAIM_TIMEOUT, T0, make_event, start_storage_worker

@@ -8,15 +8,17 @@ from datetime import UTC, timedelta, timezone
 
 import pytest
 
+from bot.core.effects import no_effects
+from bot.core.ports import CardRef, ChannelLink, Subscription
+from bot.core.values import FlagStatus
 from bot.domain.cases import OUTLOOK_ACTOR, CaseState
 from bot.domain.events import WITHHELD, EventKind, Voicemail
 from bot.domain.state_machine import RefusalCode, Verb
-from bot.effects import no_effects
 from bot.storage.factory import open_store
-from bot.storage.interface import CardRef, ChannelLink, FlagStatus, Installation, Subscription
 from bot.storage.migrations import available_migrations, migrate
 from bot.storage.sql_store import SqlStore
 from tests.support.storage import ALICE, BOB, CLAIM_TIMEOUT, T0, make_event
+from tests.support.store_probes import mails_of_case
 
 
 async def test_record_event_creates_a_case_and_round_trips_every_field(store: SqlStore) -> None:
@@ -159,26 +161,19 @@ async def test_find_by_message_and_mail_flags(store: SqlStore) -> None:
     await store.mails.set_written_flag(mailbox, "m1", FlagStatus.FLAGGED)
     await store.mails.set_observed_flag(mailbox, "m1", FlagStatus.COMPLETE)
 
-    [mail] = await store.mails.mails_of_case(case.id)
+    [mail] = await mails_of_case(store, case.id)
     assert (mail.observed_flag, mail.written_flag) == (FlagStatus.COMPLETE, FlagStatus.FLAGGED)
     with pytest.raises(LookupError):
         await store.mails.set_observed_flag(mailbox, "unknown", FlagStatus.FLAGGED)
 
 
-async def test_installations_and_channel_links(store: SqlStore) -> None:
-    installation = Installation("team-1", "tenant", "https://svc/", {"conversation": {"id": "19:x"}, "n": [1, 2]},
-                                [{"id": "19:general", "name": "General"}], T0)
-    await store.links.save_installation(installation)
-    await store.links.save_installation(Installation("team-2", "tenant", "https://svc/", {}))
+async def test_channel_links(store: SqlStore) -> None:
     link = ChannelLink("line-1", "tenant", "team-1", "19:general", "https://svc/", ALICE.id, T0)
     await store.links.link_channel(link)
     await store.links.link_channel(ChannelLink("line-2", "tenant", "team-2", "19:other", "https://svc/", BOB.id, T0))
     moved = ChannelLink("line-1", "tenant", "team-1", "19:sales", "https://svc/", BOB.id, T0 + timedelta(days=1))
     await store.links.link_channel(moved)
 
-    assert await store.links.get_installation("team-1") == installation
-    assert (await store.links.get_installation("team-2")) == Installation("team-2", "tenant", "https://svc/", {})
-    assert await store.links.get_installation("none") is None
     assert await store.links.link_for_line("line-1") == moved
     assert await store.links.links_for_channel("19:general") == []
     assert await store.links.unlink_line("line-1") is True

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from bot import effects
+from bot.core import effects
+from bot.core.effects import no_effects
 from bot.domain.state_machine import Verb
-from bot.effects import no_effects
 from bot.storage.database import Cursor, Database, GroupCommit, IntegrityConflict, Params, Written
 from bot.storage.factory import open_database
 from bot.storage.sql_store import SqlStore

@@ -13,21 +13,19 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Protocol
 
-from bot import effects
 from bot.clock import Clock, system_clock
 from bot.config import Settings
-from bot.domain.callers import CallerIdentity
+from bot.core import effects
+from bot.core.ports import Store
+from bot.core.voicemail import VoicemailAccess
 from bot.domain.cases import Actor, Case
 from bot.domain.state_machine import USER_VERBS, Verb
-from bot.line_rules import line_due_state
 from bot.logging_setup import mask_number
-from bot.storage.interface import Store
-from bot.sync import transition_effects
-from bot.voicemail import VoicemailAccess
-from cards.case_card import LISTEN_VERB, REFRESH_VERB, CaseCardView, build_case_card
+from cards.case_card import LISTEN_VERB, REFRESH_VERB
 from cards.i18n import Lang, conversation_language, refusal_text, text
 from cards.list_card import LIST_PAGE_VERB
 from cards.reminder_cards import NUDGE_ORIGIN, build_nudge_answer
+from cards.renderer import CardRenderer
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +58,7 @@ class ActionResult:
 
 
 class ListPage(Protocol):
-    """Renders a page of the open/mine list (``bot.commands.Commands.list_page``)."""
+    """Renders a page of the open/mine list (``bot.core.commands.Commands.list_page``)."""
 
     async def __call__(self, request: ActionRequest, notice: str | None, positive: bool) -> ActionResult: ...
 
@@ -72,12 +70,12 @@ class CardActions:
         store: Store,
         list_page: ListPage,
         voicemail: VoicemailAccess,
-        identify_caller: Callable[[Case], CallerIdentity | None] | None = None,
+        renderer: CardRenderer | None = None,
         *,
         clock: Clock = system_clock,
     ) -> None:
         self._settings = settings
-        self._identify_caller = identify_caller
+        self._renderer = renderer or CardRenderer(settings, clock=clock)
         self._clock = clock
         self._store = store
         self._voicemail = voicemail
@@ -95,33 +93,7 @@ class CardActions:
 
     @property
     def claim_timeout(self) -> timedelta:
-        return timedelta(minutes=self._settings.claim_timeout_minutes)
-
-    def card_for(
-        self,
-        case: Case,
-        lang: Lang,
-        notice: str | None = None,
-        viewer: Actor | None = None,
-        listen_link: tuple[str, str] | None = None,
-    ) -> Json:
-        line = self._settings.lines_by_id.get(case.line_id)
-        now = self._clock()
-        return build_case_card(
-            CaseCardView(
-                case=case,
-                line_name=line.display_name if line else case.line_id,
-                lang=lang,
-                now=now,
-                claim_timeout=self.claim_timeout,
-                listen_link=listen_link,
-                notice=notice,
-                viewer=viewer,
-                identity=self._identify_caller(case) if self._identify_caller else None,
-                notice_positive=listen_link is not None,
-                due=line_due_state(line, case, now) if line else None,
-            )
-        )
+        return self._renderer.claim_timeout
 
     async def handle(self, request: ActionRequest) -> ActionResult:
         handler = self._handlers.get(request.verb)
@@ -150,7 +122,7 @@ class CardActions:
         return "not a member of the line's team"
 
     async def _listen(self, request: ActionRequest) -> ActionResult:
-        """"Anhören": a member of the line's team gets a fresh single-use link, in a card only they see."""
+        """ "Anhören": a member of the line's team gets a fresh single-use link, in a card only they see."""
         lang = self.language(request)
         case_id, source_id = request.data.get("case_id"), request.data.get("event")
         if not isinstance(case_id, str) or not isinstance(source_id, str) or not 0 < len(case_id) <= MAX_ID_LENGTH:
@@ -174,7 +146,9 @@ class CardActions:
         minutes = int(self._voicemail.lifetime.total_seconds() // 60)
         notice = text(lang, "listen_ready", minutes=minutes)
         listen_link = (event.source_id, url)
-        return ActionResult(200, card=self.card_for(case, lang, notice, request.actor, listen_link=listen_link))
+        return ActionResult(
+            200, card=self._renderer.case_card(case, lang, notice, request.actor, listen_link=listen_link)
+        )
 
     def language(self, request: ActionRequest) -> Lang:
         """The channel's language in a channel, where everyone shares one message (an answer in the clicker's
@@ -201,7 +175,7 @@ class CardActions:
                 request.actor,
                 now,
                 self.claim_timeout,
-                effects=lambda outcome: transition_effects(outcome, verb, request.actor, now),
+                effects=lambda outcome: effects.transition_effects(outcome, verb, request.actor, now),
             )
         except Exception:
             # The change and its effects commit together or not at all; the clicker learns which, never a 5xx.
@@ -216,7 +190,9 @@ class CardActions:
                 return ActionResult(200, card=build_nudge_answer(lang, notice, positive=False), message=notice)
             if _list_origin(request) is not None:
                 return await self._back_to_list(request, notice, positive=False)
-            return ActionResult(200, card=self.card_for(outcome.case, lang, notice, request.actor), message=notice)
+            return ActionResult(
+                200, card=self._renderer.case_card(outcome.case, lang, notice, request.actor), message=notice
+            )
         log.info("%s: case %s (%s) by %s", verb, case.id[:8], mask_number(case.caller), request.actor.id[:8])
         if request.data.get("origin") == NUDGE_ORIGIN:
             answer = build_nudge_answer(lang, text(lang, "nudge_released"), positive=True)
@@ -225,7 +201,7 @@ class CardActions:
             return replace(
                 await self._back_to_list(request, text(lang, "list_action_done"), positive=True), applied=True
             )
-        return ActionResult(200, card=self.card_for(outcome.case, lang, viewer=request.actor), applied=True)
+        return ActionResult(200, card=self._renderer.case_card(outcome.case, lang, viewer=request.actor), applied=True)
 
     async def _refresh_for_everyone(self, case_id: str) -> None:
         """Queue a refresh of a card someone saw stale; the clicker's answer does not depend on it."""
@@ -245,7 +221,7 @@ class CardActions:
         if case is None:
             return ActionResult(200, message=text(lang, "action_not_saved"))
         notice = text(lang, "action_not_saved") if case.version == seen.version else None
-        return ActionResult(200, card=self.card_for(case, lang, notice, request.actor), message=notice)
+        return ActionResult(200, card=self._renderer.case_card(case, lang, notice, request.actor), message=notice)
 
     async def _refresh(self, request: ActionRequest) -> ActionResult:
         """A Teams client refreshing a claimed card: the current card as this user should see it; no change."""
@@ -256,7 +232,7 @@ class CardActions:
             return ActionResult(404, message=text(lang, "action_unknown_case"))
         if await self._refused_by_origin(case, request) is not None:
             return ActionResult(403, message=text(lang, "action_wrong_conversation"))
-        return ActionResult(200, card=self.card_for(case, lang, viewer=request.actor))
+        return ActionResult(200, card=self._renderer.case_card(case, lang, viewer=request.actor))
 
     async def _back_to_list(self, request: ActionRequest, notice: str, *, positive: bool) -> ActionResult:
         """A button clicked in an open/mine list answers with the list again, so the clicker keeps their place."""

@@ -4,7 +4,7 @@ A change of state and the effects it causes are committed together: the store ca
 effects (or a function of their outcome that yields them) and insert their outbox rows in the change's own
 transaction (:func:`bot.storage.sql_store.insert_effects`). Effects that follow no change of state (a refused
 click on a stale card, a redraw after the caller directory learnt a name, a repair) go through
-:meth:`bot.storage.interface.JobQueue.add`.
+:meth:`bot.core.ports.JobQueue.add`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from bot.domain.cases import Actor
-from bot.domain.state_machine import Verb
-from bot.storage.interface import JobPriority
+from bot.core.ports import JobPriority, TransitionOutcome
+from bot.domain.cases import Actor, CaseState
+from bot.domain.state_machine import OUTLOOK_VERBS, Verb
 
 POST_CARD = "teams.card"
 THREAD_REPLY = "teams.reply"
@@ -148,6 +148,20 @@ Effect = RefreshCard | RepostCard | ThreadReply | WriteFlag | WriteCaseFlags | B
 OutcomeT = TypeVar("OutcomeT")
 EffectsOf = Callable[[OutcomeT], Sequence[Effect]]
 """The effects of a store call's outcome, computed inside its transaction from what was committed."""
+
+
+def transition_effects(outcome: TransitionOutcome, verb: Verb, actor: Actor, at: datetime) -> list[Effect]:
+    """What an applied transition causes: everyone's card, one thread line (naming the holder a take-over or an
+    Outlook release displaced), and every mail's flag."""
+    case, before = outcome.case, outcome.before
+    displaced = before.claimed_by if before is not None and before.state is CaseState.CLAIMED else None
+    by_outlook = verb in OUTLOOK_VERBS
+    previous = displaced if verb is Verb.TAKE_OVER or (by_outlook and case.state is CaseState.OPEN) else None
+    return [
+        RefreshCard(case.id),
+        ThreadReply(case.id, case.version, StateChange(verb, actor, at, previous)),
+        WriteCaseFlags(case.id),
+    ]
 
 
 def no_effects(_outcome: object) -> Sequence[Effect]:

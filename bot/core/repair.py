@@ -14,10 +14,10 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot import effects, metrics
+from bot import metrics
 from bot.clock import Clock, system_clock
-from bot.storage.interface import JobPriority, Store
-from bot.storage.repair_store import SqlRepairQueries
+from bot.core import effects
+from bot.core.ports import JobPriority, RepairQueries, Store
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class RepairSweep:
     def __init__(
         self,
         store: Store,
-        queries: SqlRepairQueries,
+        queries: RepairQueries,
         *,
         clock: Clock = system_clock,
         limit: int = REPAIR_LIMIT,
@@ -57,10 +57,12 @@ class RepairSweep:
         stale = await self._queries.cases_with_stale_card(since, self._limit)
         mails = await self._queries.mails_with_wrong_flag(since, self._limit)
         # Backlog: live cards and clicks go first.
-        await queue.add([
-            *(effects.RefreshCard(case_id, JobPriority.BACKLOG) for case_id in [*missing, *stale]),
-            *(effects.WriteFlag(mail.mailbox, mail.message_id, mail.case_id) for mail in mails),
-        ])
+        await queue.add(
+            [
+                *(effects.RefreshCard(case_id, JobPriority.BACKLOG) for case_id in [*missing, *stale]),
+                *(effects.WriteFlag(mail.mailbox, mail.message_id, mail.case_id) for mail in mails),
+            ]
+        )
         repairs = Repairs(len(missing), len(stale), len(mails))
         metrics.REPAIRS.labels("card_missing").inc(repairs.missing_cards)
         metrics.REPAIRS.labels("card_stale").inc(repairs.stale_cards)

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bot import effects
-from bot.actions import ActionRequest, ActionResult
 from bot.config import PoolLine, Settings
+from bot.core import effects
+from bot.core.actions import ActionRequest, ActionResult
+from bot.core.ports import ChannelLink, Store, TeamOwnerCheck
+from bot.core.retention import NotANumber, erase_number
 from bot.domain.cases import Actor
-from bot.retention import NotANumber, erase_number
 from bot.stats.service import BadPeriod, StatsService, parse_days
-from bot.storage.interface import ChannelLink, Store
 from cards.i18n import Lang, conversation_language, text
 from cards.list_card import PAGE_SIZE, CaseListView, ListCommand, build_list_card
 from cards.messages import build_help_card, build_link_confirmation_card, build_unlink_confirmation_card
@@ -60,8 +60,8 @@ class CommandRequest:
     team_id: str | None = None
     channel_id: str | None = None
     locale: str | None = None
-    member_team_ids: Callable[[list[str]], Awaitable[list[str]]] | None = None
-    """Of the given team ids, those the user belongs to (personal chat); supplied by the Teams layer."""
+    is_team_member: Callable[[str], Awaitable[bool]] | None = None
+    """Whether the user belongs to a team (asked in a personal chat); supplied by the Teams layer."""
     team_group_id: str | None = None
     """The team's Microsoft 365 group id (``aadGroupId``), for ``LINK_TEAM_OWNERS``."""
 
@@ -78,10 +78,6 @@ def parse_command(message: str) -> tuple[str | None, str]:
     word, *rest = cleaned.split(maxsplit=1) or [""]
     command = ALIASES.get(word.lstrip("/").rstrip(".!").lower())
     return (command, rest[0] if rest else "") if command else (None, cleaned)
-
-
-TeamOwnerCheck = Callable[[str, str], Awaitable[bool]]
-"""Whether a user (AAD object id) owns a team's group (its ``aadGroupId``); the Graph directory supplies it."""
 
 
 class Commands:
@@ -183,7 +179,7 @@ class Commands:
             service_url="",
             channel_id=request.channel_id,
             locale=request.locale,
-            member_team_ids=_member_filter(request),
+            is_team_member=request.is_team_member,
         )
         return ActionResult(200, card=await self._list(listing, command, offset, notice, positive))
 
@@ -192,8 +188,8 @@ class Commands:
             links = await self._store.links.links_for_channel(request.channel_id)
         else:
             all_links = await self._all_links()
-            team_ids = sorted({link.team_id for link in all_links})
-            teams = await request.member_team_ids(team_ids) if request.member_team_ids else []
+            check = request.is_team_member
+            teams = [team for team in sorted({link.team_id for link in all_links}) if check and await check(team)]
             links = [link for link in all_links if link.team_id in teams]
         return [link.line_id for link in links if link.tenant_id == request.tenant_id]
 
@@ -312,14 +308,3 @@ class Commands:
             return CommandReply(text=text(lang, "forget_usage"))
         counts = {"cases": outcome.cases, "events": outcome.events, "cards": len(outcome.cards)}
         return CommandReply(text=text(lang, "forget_done", **counts))
-
-
-def _member_filter(request: ActionRequest) -> Callable[[list[str]], Awaitable[list[str]]] | None:
-    check = request.is_team_member
-    if check is None:
-        return None
-
-    async def members(team_ids: list[str]) -> list[str]:
-        return [team_id for team_id in team_ids if await check(team_id)]
-
-    return members

@@ -33,28 +33,20 @@ import asyncio
 import logging
 import weakref
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
-from bot import effects
 from bot.config import PoolLine, Settings
-from bot.domain.cases import OUTLOOK_ACTOR, Actor, Case, CaseState
+from bot.core import effects
+from bot.core.jobs import PermanentFailure
+from bot.core.ports import MailboxClient, MailState, Store, TransitionOutcome
+from bot.core.values import FlagStatus, MailMessage, MailUpdate
+from bot.domain.cases import OUTLOOK_ACTOR, Case, CaseState
 from bot.domain.events import EventKind
-from bot.domain.state_machine import OUTLOOK_VERBS, Verb
-from bot.jobs import PermanentFailure
-from bot.placetel.parser import MailMessage
-from bot.storage.interface import FlagStatus, MailState, MailUpdate, Store, TransitionOutcome
+from bot.domain.state_machine import Verb
 
 log = logging.getLogger(__name__)
 
 CATEGORY_PREFIX = "Rufpool: "
-
-
-class MailboxClient(Protocol):
-    """What the flag sync needs from a mailbox (implemented by :class:`bot.graph.mailbox.GraphMailboxes`)."""
-
-    async def get_message(self, mailbox: str, message_id: str) -> MailMessage | None: ...
-
-    async def update_message(self, mailbox: str, message_id: str, update: MailUpdate) -> None: ...
 
 
 def desired_flag(case: Case) -> FlagStatus:
@@ -113,27 +105,13 @@ def _flag_of(mail: MailMessage) -> FlagStatus | None:
         return None
 
 
-def transition_effects(outcome: TransitionOutcome, verb: Verb, actor: Actor, at: datetime) -> list[effects.Effect]:
-    """What an applied transition causes: everyone's card, one thread line (naming the holder a take-over or an
-    Outlook release displaced), and every mail's flag."""
-    case, before = outcome.case, outcome.before
-    displaced = before.claimed_by if before is not None and before.state is CaseState.CLAIMED else None
-    by_outlook = verb in OUTLOOK_VERBS
-    previous = displaced if verb is Verb.TAKE_OVER or (by_outlook and case.state is CaseState.OPEN) else None
-    return [
-        effects.RefreshCard(case.id),
-        effects.ThreadReply(case.id, case.version, effects.StateChange(verb, actor, at, previous)),
-        effects.WriteCaseFlags(case.id),
-    ]
-
-
 def outlook_change_effects(
     outcome: TransitionOutcome, mail: MailState, flag: FlagStatus, verb: Verb, at: datetime
 ) -> list[effects.Effect]:
     """A person's Outlook flag that moved the case causes what any transition does; one that changes nothing
     only has the mail written again where it disagrees with its case."""
     if outcome.applied:
-        return transition_effects(outcome, verb, OUTLOOK_ACTOR, at)
+        return effects.transition_effects(outcome, verb, OUTLOOK_ACTOR, at)
     if flag_agrees(outcome.case, flag):
         return []
     return [effects.WriteFlag(mail.mailbox, mail.message_id, outcome.case.id)]

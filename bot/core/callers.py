@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
 from bot.config import Settings
+from bot.core.jobs import failure_status
+from bot.core.numbers import normalise_number
+from bot.core.ports import CallerStore, LeaseRepository, PeopleReader
+from bot.core.values import DeltaExpired, PeoplePage, Person
 from bot.domain.callers import (
     DIRECTORY_SOURCE_KEY,
     CallerEntry,
@@ -25,11 +27,6 @@ from bot.domain.callers import (
     identify,
 )
 from bot.domain.cases import Case
-from bot.graph.errors import graph_status
-from bot.ingest import DeltaExpired
-from bot.placetel.numbers import normalise_number
-from bot.storage.database import Database
-from bot.storage.interface import LeaseRepository
 from bot.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -38,32 +35,6 @@ NUMBER_REGION = "DE"
 """National numbers in contacts (``0221 4710355``) are read as German, like the PBX mails."""
 LEASE_NAME = "caller-cache-refresh"
 NAME_LIMIT = 200
-
-
-@dataclass(frozen=True, slots=True)
-class Person:
-    """A contact or a user as Graph returns it: phone fields as typed by people, not yet normalised."""
-
-    id: str
-    display_name: str
-    detail: str | None
-    phones: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class PeoplePage:
-    people: list[Person]
-    removed_ids: list[str]
-    delta_link: str | None
-    """Set on the last page only."""
-
-
-class PeopleReader(Protocol):
-    """What the cache needs from Graph (:class:`bot.graph.people.GraphPeople`)."""
-
-    def contacts_delta(self, mailbox: str, delta_link: str | None) -> AsyncIterator[PeoplePage]: ...
-
-    def users_delta(self, delta_link: str | None) -> AsyncIterator[PeoplePage]: ...
 
 
 def entries_of(source: str, person: Person) -> list[CallerEntry]:
@@ -76,65 +47,8 @@ def entries_of(source: str, person: Person) -> list[CallerEntry]:
     return [CallerEntry(source, person.id, number, name, detail) for number in sorted(numbers)]
 
 
-class CallerCache:
-    """The ``caller_entries`` and ``caller_sync`` tables."""
-
-    def __init__(self, database: Database) -> None:
-        self._db = database
-
-    async def delta_link(self, source: str) -> str | None:
-        async with self._db.transaction() as cursor:
-            await cursor.execute("SELECT delta_link FROM caller_sync WHERE source = ?", (source,))
-            row = await cursor.fetchone()
-        return row["delta_link"] if row else None
-
-    async def apply(
-        self,
-        source: str,
-        people: Sequence[Person],
-        removed_ids: Sequence[str],
-        delta_link: str | None,
-        now: datetime,
-        *,
-        replace_all: bool = False,
-    ) -> None:
-        """Write one delta round (or, with ``replace_all``, a complete listing) in one transaction."""
-        async with self._db.transaction() as cursor:
-            if replace_all:
-                await cursor.execute("DELETE FROM caller_entries WHERE source = ?", (source,))
-            for entry_id in [*removed_ids, *(person.id for person in people)]:
-                if not replace_all:
-                    await cursor.execute(
-                        "DELETE FROM caller_entries WHERE source = ? AND entry_id = ?", (source, entry_id)
-                    )
-            for person in people:
-                for entry in entries_of(source, person):
-                    await cursor.execute(
-                        "INSERT INTO caller_entries (source, entry_id, number, display_name, detail) "
-                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, entry_id, number) DO UPDATE SET "
-                        "display_name = excluded.display_name, detail = excluded.detail",
-                        (entry.source, entry.entry_id, entry.number, entry.display_name, entry.detail),
-                    )
-            if delta_link is not None:
-                await cursor.execute(
-                    "INSERT INTO caller_sync (source, delta_link, synced_at) VALUES (?, ?, ?) ON CONFLICT (source) "
-                    "DO UPDATE SET delta_link = excluded.delta_link, synced_at = excluded.synced_at",
-                    (source, delta_link, now),
-                )
-
-    async def forget(self, source: str) -> None:
-        async with self._db.transaction() as cursor:
-            await cursor.execute("DELETE FROM caller_entries WHERE source = ?", (source,))
-            await cursor.execute("DELETE FROM caller_sync WHERE source = ?", (source,))
-
-    async def entries(self) -> list[CallerEntry]:
-        async with self._db.transaction() as cursor:
-            await cursor.execute("SELECT source, entry_id, number, display_name, detail FROM caller_entries")
-            rows = await cursor.fetchall()
-        return [
-            CallerEntry(row["source"], row["entry_id"], row["number"], row["display_name"], row["detail"])
-            for row in rows
-        ]
+def _entries(source: str, people: Sequence[Person]) -> list[CallerEntry]:
+    return [entry for person in people for entry in entries_of(source, person)]
 
 
 class CallerDirectory:
@@ -147,7 +61,7 @@ class CallerDirectory:
     def __init__(
         self,
         settings: Settings,
-        cache: CallerCache,
+        cache: CallerStore,
         reader: PeopleReader,
         leases: LeaseRepository,
         instance_id: str,
@@ -249,7 +163,7 @@ class CallerDirectory:
             try:
                 await self._pull_source(source, pages)
             except Exception as exc:
-                status = graph_status(exc)
+                status = failure_status(exc)
                 if status == 403:
                     log.warning("caller source %s: Graph refused access (403); run doctor for the permission", source)
                 else:
@@ -271,8 +185,9 @@ class CallerDirectory:
             async for page in pages:
                 people.extend(page.people)
                 final = page.delta_link or final
-            await self._cache.apply(source, people, [], final, self._clock(), replace_all=True)
+            await self._cache.apply(source, [], _entries(source, people), final, self._clock(), replace_all=True)
             log.info("caller source %s: %d people read", source, len(people))
             return
         async for page in pages:
-            await self._cache.apply(source, page.people, page.removed_ids, page.delta_link, self._clock())
+            changed = [*page.removed_ids, *(person.id for person in page.people)]
+            await self._cache.apply(source, changed, _entries(source, page.people), page.delta_link, self._clock())

@@ -14,14 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot import effects
 from bot.clock import Clock
 from bot.config import PoolLine, Settings
+from bot.core import effects
+from bot.core.ports import CaseRepository, QueuedEffect, ReminderRepository, ScheduledReminder
 from bot.domain.cases import Case
 from bot.domain.reminders import PlannedReminder, episode_of, next_reminder, overview_window
 from bot.logging_setup import mask_number
-from bot.storage.interface import CaseRepository
-from bot.storage.reminder_store import QueuedEffect, ReminderRepository, ScheduledReminder
 from bot.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)

@@ -1,21 +1,35 @@
-"""The one async storage interface. SQLite and PostgreSQL implement it and pass one contract test suite."""
+"""The ports of the use cases: what they ask of storage (the one async :class:`Store`, which SQLite and PostgreSQL
+implement and pass one contract test suite with), of Graph (mail, attachments, people, subscriptions) and of the
+mail parser. Adapters implement these Protocols; the use cases never import an adapter."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import IntEnum, StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bot.config import PoolLine
+from bot.core.values import (
+    AudioStream,
+    DeltaPage,
+    FlagStatus,
+    MailMessage,
+    MailUpdate,
+    ParsedMail,
+    PeoplePage,
+)
 from bot.domain.callbacks import AutoDone
+from bot.domain.callers import CallerEntry
 from bot.domain.cases import Actor, Case, Contact
 from bot.domain.events import CallEvent
+from bot.domain.reminders import PlannedReminder
 from bot.domain.state_machine import Refusal, Verb
-from bot.storage.reminder_store import ReminderRepository
 
 if TYPE_CHECKING:
-    from bot.effects import Effect, EffectsOf
+    from bot.core.effects import Effect, EffectsOf
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,21 +144,7 @@ class ChannelLink:
     """The team's Microsoft 365 group id (``aadGroupId``): where Graph lists the channel's messages."""
 
 
-@dataclass(frozen=True, slots=True)
-class Installation:
-    team_id: str
-    tenant_id: str
-    service_url: str
-    conversation_reference: dict[str, Any]
-    channels: list[dict[str, str]] = field(default_factory=list)
-    installed_at: datetime | None = None
-
-
 class LinkRepository(Protocol):
-    async def save_installation(self, installation: Installation) -> None: ...
-
-    async def get_installation(self, team_id: str) -> Installation | None: ...
-
     async def link_channel(self, link: ChannelLink) -> None:
         """Link ``link.line_id`` to a channel, replacing an earlier link of that line."""
 
@@ -177,26 +177,6 @@ class CardRepository(Protocol):
     async def case_id_for_activity(self, activity_id: str) -> str | None: ...
 
 
-class FlagStatus(StrEnum):
-    NOT_FLAGGED = "notFlagged"
-    FLAGGED = "flagged"
-    COMPLETE = "complete"
-
-
-@dataclass(frozen=True, slots=True)
-class MailUpdate:
-    """One PATCH of a mail: its flag, and optionally its read state and the bot's own categories."""
-
-    flag: FlagStatus
-    flag_at: datetime
-    """When the case was done (``completedDateTime`` of a complete flag)."""
-    is_read: bool | None = None
-    """None leaves the read state as it is."""
-    own_categories: tuple[str, ...] | None = None
-    """The bot's categories (all starting with ``category_prefix``); None leaves the categories as they are."""
-    category_prefix: str = ""
-
-
 @dataclass(frozen=True, slots=True)
 class MailState:
     """What the bot knows of one mail's Outlook flag, for echo suppression and reconciliation."""
@@ -216,8 +196,6 @@ class MailState:
 
 class MailRepository(Protocol):
     async def get_mail(self, mailbox: str, message_id: str) -> MailState | None: ...
-
-    async def mails_of_case(self, case_id: str) -> list[MailState]: ...
 
     async def set_observed_flag(self, mailbox: str, message_id: str, flag: FlagStatus) -> None: ...
 
@@ -429,8 +407,6 @@ class PrivacyRepository(Protocol):
 
     async def purge_voicemail_links(self, expired_before: datetime) -> int: ...
 
-    async def audit_entries(self, limit: int = 100) -> list[dict[str, Any]]: ...
-
 
 class Store(Protocol):
     """All repositories over one database; opened once per process."""
@@ -450,3 +426,154 @@ class Store(Protocol):
 
     async def ping(self) -> None:
         """Raise when the database cannot be reached (readiness)."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedEffect:
+    """An outbox job written in the same transaction as the reminder it belongs to."""
+
+    kind: str
+    payload: dict[str, Any]
+    dedupe_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledReminder:
+    case_id: str
+    line_id: str
+    episode: str
+    step: int
+    kind: str
+    due_at: datetime | None
+    case_version: int
+
+
+class ReminderRepository(Protocol):
+    async def cases_to_plan(self, line_ids: Sequence[str], limit: int = 200) -> list[Case]:
+        """Open and claimed cases of ``line_ids`` with no plan yet, or changed since they were planned."""
+
+    async def steps_sent(self, episodes: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """Reminders sent so far per (case id, episode key)."""
+
+    async def save_plans(self, plans: Sequence[tuple[Case, str, PlannedReminder | None]]) -> None:
+        """Record each case's next step (or that it has none) for the case's current version, in one transaction."""
+
+    async def forget_inactive(self, line_ids: Sequence[str]) -> int:
+        """Drop plans of done cases and of lines without reminders."""
+
+    async def due(self, now: datetime, line_ids: Sequence[str], limit: int = 100) -> list[ScheduledReminder]:
+        """Planned reminders of ``line_ids`` due at ``now``, the longest overdue first."""
+
+    async def fire(
+        self,
+        reminder: ScheduledReminder,
+        now: datetime,
+        effects: Sequence[QueuedEffect],
+        following: PlannedReminder | None,
+    ) -> bool:
+        """Record ``reminder`` as sent and queue ``effects``, atomically; False when it was stale or sent already."""
+
+    async def open_cases_between(
+        self, line_id: str, since: datetime | None, until: datetime, limit: int
+    ) -> tuple[list[Case], int]:
+        """Unclaimed open cases of the line that came in within ``[since, until)``, oldest first, and their count."""
+
+    async def record_overview(
+        self, line_id: str, opening: datetime, case_count: int, now: datetime, effects: Sequence[QueuedEffect]
+    ) -> bool:
+        """Record the line's overview for ``opening`` and queue ``effects``, atomically; False if sent already."""
+
+
+@dataclass(frozen=True, slots=True)
+class MailToRepair:
+    mailbox: str
+    message_id: str
+    case_id: str
+
+
+class MailReader(Protocol):
+    """What ingestion needs from a mailbox (implemented by the Graph adapter)."""
+
+    async def get_message(self, mailbox: str, message_id: str) -> MailMessage | None:
+        """The mail with the fields the parser needs and its attachment metadata; None when it is gone."""
+
+    def delta(self, mailbox: str, delta_link: str | None) -> AsyncIterator[DeltaPage]:
+        """Pages of the Inbox changed since ``delta_link`` (all of it when None); raises :class:`DeltaExpired`."""
+
+
+class AttachmentSource(Protocol):
+    """What the route needs from Graph (:class:`bot.graph.mailbox.GraphMailboxes`)."""
+
+    def attachment_stream(
+        self, mailbox: str, message_id: str, attachment_id: str, chunk_size: int
+    ) -> AbstractAsyncContextManager[AudioStream | None]:
+        """The attachment's bytes in chunks; None when it is not a file attachment."""
+
+
+class PeopleReader(Protocol):
+    """What the cache needs from Graph (:class:`bot.graph.people.GraphPeople`)."""
+
+    def contacts_delta(self, mailbox: str, delta_link: str | None) -> AsyncIterator[PeoplePage]: ...
+
+    def users_delta(self, delta_link: str | None) -> AsyncIterator[PeoplePage]: ...
+
+
+class MailParser(Protocol):
+    """Reads a PBX mail (:class:`bot.placetel.runner.ParserRunner`); never raises."""
+
+    async def parse(self, mail: MailMessage, pool_numbers: Sequence[str]) -> ParsedMail: ...
+
+    def close(self) -> None: ...
+
+
+class Subscriptions(Protocol):
+    """Graph change subscriptions of the pool mailboxes (:class:`bot.graph.subscriptions.SubscriptionManager`)."""
+
+    async def ensure(self, line: PoolLine, now: datetime | None = None) -> Subscription | None: ...
+
+    async def reauthorize(self, line: PoolLine, subscription_id: str, now: datetime | None = None) -> None: ...
+
+    async def recreate(self, line: PoolLine, now: datetime | None = None) -> Subscription: ...
+
+
+class RepairQueries(Protocol):
+    """Finds what the outbox missed (:class:`bot.storage.repair_store.SqlRepairQueries`)."""
+
+    async def cases_without_card(self, since: datetime, limit: int) -> list[str]: ...
+
+    async def cases_with_stale_card(self, since: datetime, limit: int) -> list[str]: ...
+
+    async def mails_with_wrong_flag(self, since: datetime, limit: int) -> list[MailToRepair]: ...
+
+
+class CallerStore(Protocol):
+    """The caller cache per source (:class:`bot.storage.caller_store.CallerCache`)."""
+
+    async def delta_link(self, source: str) -> str | None: ...
+
+    async def apply(
+        self,
+        source: str,
+        entry_ids: Sequence[str],
+        entries: Sequence[CallerEntry],
+        delta_link: str | None,
+        now: datetime,
+        *,
+        replace_all: bool = False,
+    ) -> None: ...
+
+    async def forget(self, source: str) -> None: ...
+
+    async def entries(self) -> list[CallerEntry]: ...
+
+
+class MailboxClient(Protocol):
+    """What the flag sync needs from a mailbox (implemented by :class:`bot.graph.mailbox.GraphMailboxes`)."""
+
+    async def get_message(self, mailbox: str, message_id: str) -> MailMessage | None: ...
+
+    async def update_message(self, mailbox: str, message_id: str, update: MailUpdate) -> None: ...
+
+
+TeamOwnerCheck = Callable[[str, str], Awaitable[bool]]
+"""Whether a user (AAD object id) owns a team's group (its ``aadGroupId``); the Graph directory supplies it."""

@@ -12,49 +12,23 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
-from bot import effects, metrics
+from bot import metrics
 from bot.config import PoolLine, Settings
+from bot.core import effects
+from bot.core.ports import EventOutcome, JobPriority, MailParser, MailReader, Store
+from bot.core.sync import flag_agrees
+from bot.core.values import DeltaExpired, FlagStatus, MailMessage, ParsedMail
 from bot.domain.cases import Case
 from bot.domain.events import CallEvent, EventKind, MailSource, Voicemail
 from bot.logging_setup import mask_number
-from bot.placetel.parser import MailMessage, ParsedMail, ParserProfile
-from bot.placetel.runner import ParserRunner
-from bot.storage.interface import EventOutcome, FlagStatus, JobPriority, Store
-from bot.sync import flag_agrees
 
 log = logging.getLogger(__name__)
 
 BACKLOG_SUMMARY_AFTER = 10
 """A catch-up that opens more new cases than this on a line also posts one summary card there."""
-
-
-class DeltaExpired(Exception):
-    """Graph no longer knows the delta state (410 SyncStateNotFound): the catch-up must start over."""
-
-
-@dataclass(frozen=True, slots=True)
-class DeltaPage:
-    messages: list[MailMessage]
-    removed_ids: list[str]
-    delta_link: str | None
-    """Set on the last page only: where the next catch-up starts."""
-    next_link: str | None = None
-    """Set on every other page: where a catch-up interrupted after this page resumes."""
-
-
-class MailReader(Protocol):
-    """What ingestion needs from a mailbox (implemented by the Graph adapter)."""
-
-    async def get_message(self, mailbox: str, message_id: str) -> MailMessage | None:
-        """The mail with the fields the parser needs and its attachment metadata; None when it is gone."""
-
-    def delta(self, mailbox: str, delta_link: str | None) -> AsyncIterator[DeltaPage]:
-        """Pages of the Inbox changed since ``delta_link`` (all of it when None); raises :class:`DeltaExpired`."""
 
 
 FlagObserver = Callable[[PoolLine, MailMessage], Awaitable[None]]
@@ -123,13 +97,13 @@ class MailIngestor:
         settings: Settings,
         store: Store,
         reader: MailReader,
-        profiles: Sequence[ParserProfile],
+        parser: MailParser,
         on_flag_change: FlagObserver,
     ) -> None:
         self._settings = settings
         self._store = store
         self._reader = reader
-        self._parser = ParserRunner(profiles)
+        self._parser = parser
         self._on_flag_change = on_flag_change
         self._watched_since: dict[str, datetime] = {}
 

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from bot.config import Settings
-from bot.placetel.numbers import normalise_number
-from bot.storage.interface import ErasedCard, ErasureOutcome, Store
+from bot.core.numbers import normalise_number
+from bot.core.ports import ErasedCard, ErasureOutcome, Store
 from bot.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)

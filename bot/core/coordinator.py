@@ -11,13 +11,11 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot import effects
 from bot.config import PoolLine, Settings
-from bot.graph.notifications import Notification
-from bot.graph.subscriptions import SubscriptionManager
-from bot.ingest import MailIngestor
-from bot.jobs import PermanentFailure, RetryLater, RunLater
-from bot.storage.interface import Store
+from bot.core import effects
+from bot.core.ingest import MailIngestor
+from bot.core.jobs import PermanentFailure, RetryLater, RunLater
+from bot.core.ports import Store, Subscriptions
 from bot.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -44,7 +42,7 @@ class MailboxCoordinator:
         self,
         settings: Settings,
         store: Store,
-        subscriptions: SubscriptionManager,
+        subscriptions: Subscriptions,
         ingestor: MailIngestor,
         instance_id: str,
         reconcile: Callable[[PoolLine], Awaitable[int]],
@@ -69,24 +67,29 @@ class MailboxCoordinator:
     # Job handlers -------------------------------------------------------------------------------------------
 
     async def handle_notification(self, payload: dict[str, Any]) -> None:
-        notification = Notification.model_validate(payload)
-        stored = await self._store.subscriptions.subscription_by_id(notification.subscriptionId)
+        """One Graph notification, as the webhook validated and queued it (its fields, not validated again)."""
+        subscription_id = str(payload.get("subscriptionId", ""))
+        stored = await self._store.subscriptions.subscription_by_id(subscription_id)
         if stored is None:
-            log.info("notification for an unknown subscription %s ignored", notification.subscriptionId)
+            log.info("notification for an unknown subscription %s ignored", subscription_id)
             return
         line = self._line(stored.mailbox)
-        match notification.lifecycleEvent:
+        resource = payload.get("resourceData")
+        message_id = resource.get("id") if isinstance(resource, dict) else None
+        match payload.get("lifecycleEvent"):
             case "reauthorizationRequired":
-                await self._subscriptions.reauthorize(line, notification.subscriptionId)
+                await self._subscriptions.reauthorize(line, subscription_id)
             case "subscriptionRemoved":
                 await self._subscriptions.recreate(line)
                 await self.request_resync(line)
             case "missed":
                 await self.request_resync(line)
-            case None if notification.resourceData is not None:
-                await self._ingestor.on_mail_changed(line, notification.resourceData.id)
+            case None if isinstance(message_id, str) and message_id:
+                await self._ingestor.on_mail_changed(line, message_id)
             case None:
                 log.info("change notification without resourceData ignored")
+            case other:
+                raise PermanentFailure(f"unknown lifecycle event {str(other)[:40]!r}")
 
     async def notification_given_up(self, payload: dict[str, Any]) -> None:
         """A notification job ran out of retries: catch its mailbox up by delta instead, so its change is not lost."""

@@ -14,12 +14,13 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from bot import metrics
+from bot.core.ports import Job, JobQueue, JobState, RetryPolicy
 from bot.heartbeat import LeaseLost, renewing
 from bot.logging_setup import redact
-from bot.storage.interface import Job, JobQueue, JobState, RetryPolicy
 from bot.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -35,11 +36,13 @@ up again within about this long (the renewals keep a long-running job with its l
 
 
 class RetryLater(Exception):
-    """A transient failure; ``retry_after`` is what the remote side asked for (e.g. a 429's Retry-After)."""
+    """A transient failure; ``retry_after`` is what the remote side asked for (e.g. a 429's Retry-After), ``status``
+    the remote side's HTTP status when it answered."""
 
-    def __init__(self, message: str, retry_after: timedelta | None = None) -> None:
+    def __init__(self, message: str, retry_after: timedelta | None = None, *, status: int | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.status = status
 
 
 class RunLater(Exception):
@@ -52,7 +55,34 @@ class RunLater(Exception):
 
 
 class PermanentFailure(Exception):
-    """The job can never succeed (bad payload, a case that no longer exists): dead-letter it at once."""
+    """The job can never succeed (bad payload, a case that no longer exists): dead-letter it at once. ``status`` is
+    the remote side's HTTP status when a remote call was refused."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def failure_status(error: BaseException) -> int | None:
+    """The HTTP status a remote side answered with, for a failure an adapter mapped to the job vocabulary."""
+    return error.status if isinstance(error, RetryLater | PermanentFailure) else None
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> timedelta | None:
+    """An HTTP ``Retry-After`` value, delta-seconds or an HTTP date (RFC 9110 10.2.3); None when absent or unusable."""
+    if not value:
+        return None
+    try:
+        return timedelta(seconds=max(0.0, float(value)))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(timedelta(0), when - (now or datetime.now(UTC)))
 
 
 class JobRunner:

@@ -25,16 +25,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bot import effects, metrics
+from bot import metrics
 from bot.config import PoolLine, Settings
+from bot.core import effects
+from bot.core.jobs import PermanentFailure
+from bot.core.numbers import normalise_number
+from bot.core.ports import ContactOutcome, EventOutcome, Store
+from bot.core.values import GLOBAL_SCOPE, HangUpType, NotifyEvent, NotifyEventName
 from bot.domain.cases import Contact, ContactKind
-from bot.domain.events import WITHHELD, CallEvent, EventKind
-from bot.jobs import PermanentFailure
+from bot.domain.events import WITHHELD, WITHHELD_KEYWORDS, CallEvent, EventKind
 from bot.logging_setup import mask_number
-from bot.placetel.notify import GLOBAL_SCOPE, HangUpType, NotifyEvent, NotifyEventName
-from bot.placetel.numbers import normalise_number
-from bot.placetel.profiles import WITHHELD_KEYWORDS
-from bot.storage.interface import ContactOutcome, EventOutcome, Store
 
 log = logging.getLogger(__name__)
 
