@@ -273,3 +273,9 @@ async def test_watched_since_is_recorded_once(store: SqlStore) -> None:
     later = await store.subscriptions.watched_since("pool@example.com", T0 + timedelta(days=3))
 
     assert first == later == T0
+
+
+async def test_the_installations_table_nobody_read_is_gone(store: SqlStore) -> None:
+    with pytest.raises(Exception, match="installations"):
+        async with store.database.read() as cursor:
+            await cursor.execute("SELECT * FROM installations")
