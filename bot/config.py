@@ -280,7 +280,8 @@ class Settings(BaseSettings):
         gt=0,
         le=300,
         description="first retry delay of a failed Teams or Graph effect; doubles per attempt (with jitter, at most "
-        "10 min); a longer Retry-After wins",
+        "10 min; after a throttled, unavailable or unreachable service at most 15 times this, for 30 attempts); a "
+        "longer Retry-After wins",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="log level")
     # Caller names and statistics (issue 21).

@@ -277,19 +277,21 @@ class RetryPolicy:
     """Exponential backoff with full jitter; a job's reported Retry-After wins when it is longer.
 
     A transient failure (the remote side throttled, was unavailable, timed out or reset the connection) is not the
-    job's fault: it is retried more often and never waits longer than ``transient_max_delay`` between attempts, so
-    that a card is not lost to a bad quarter of an hour of Graph or Teams and appears soon after they answer again.
+    job's fault: it is retried more often and never waits longer than ``transient_ceiling`` times the first delay
+    between attempts (30 s with the default 2 s), so that a card is not lost to a bad quarter of an hour of Graph or
+    Teams and appears soon after they answer again.
     """
 
     max_attempts: int = 8
     base_delay: timedelta = timedelta(seconds=2)
     max_delay: timedelta = timedelta(minutes=10)
     transient_attempts: int = 30
-    transient_max_delay: timedelta = timedelta(seconds=30)
+    transient_ceiling: float = 15.0
 
     def for_transient(self) -> RetryPolicy:
         """The policy for a transient failure."""
-        return RetryPolicy(self.transient_attempts, self.base_delay, self.transient_max_delay)
+        ceiling = min(self.max_delay, self.base_delay * self.transient_ceiling)
+        return RetryPolicy(self.transient_attempts, self.base_delay, ceiling)
 
     @property
     def most_attempts(self) -> int:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bot.core.ports import CardRef
-from tests.support.bot_stack import BotStack, TEAM_GROUP_ID, user
+from tests.support.bot_stack import TEAM_GROUP_ID, BotStack, user
 from tests.support.teams import action_data, badge, card_json, invoke_card
 
 

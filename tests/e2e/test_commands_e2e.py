@@ -10,7 +10,7 @@ import pytest
 from bot.core.effects import no_effects
 from bot.domain.cases import Actor, Case
 from bot.domain.state_machine import Verb
-from tests.support.bot_stack import BotStack, CHANNEL_ID, OTHER_CHANNEL_ID, TEAM_ID, user
+from tests.support.bot_stack import CHANNEL_ID, OTHER_CHANNEL_ID, TEAM_ID, BotStack, user
 from tests.support.cards import card_texts
 from tests.support.commands import PERSONAL_CHAT, card_actions, last_reply_card, seed_cases
 from tests.support.teams import invoke_card

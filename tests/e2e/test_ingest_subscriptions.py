@@ -12,7 +12,7 @@ import pytest
 from bot.core.ports import Subscription
 from bot.graph.client import build_credential, build_graph_client
 from bot.graph.subscriptions import LIFECYCLE_PATH, NOTIFICATION_PATH, SubscriptionManager, inbox_resource
-from tests.support.bot_stack import BotStack, CLIENT_STATE, POOL_MAILBOX, free_port
+from tests.support.bot_stack import CLIENT_STATE, POOL_MAILBOX, BotStack, free_port
 from tests.support.ingest import LINE_ID, events_per_mail, notifications_lost, restartable
 
 

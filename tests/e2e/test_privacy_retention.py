@@ -20,7 +20,7 @@ from bot.domain.cases import Contact, ContactKind
 from bot.domain.state_machine import Verb
 from bot.storage.factory import open_store
 from bot.storage.sql_store import SqlStore
-from tests.support.bot_stack import ADMIN, BotStack, CHANNEL_ID, POOL_MAILBOX, user
+from tests.support.bot_stack import ADMIN, CHANNEL_ID, POOL_MAILBOX, BotStack, user
 from tests.support.cards import card_texts
 from tests.support.storage import ALICE, T0, make_event
 from tests.support.store_probes import audit_entries, mails_of_case

@@ -22,7 +22,15 @@ from sandbox.connector import ConnectorStandIn
 from sandbox.graph import GraphStandIn
 from sandbox.identity import GRAPH_AUDIENCE, IdentityServer
 from sandbox.tls import TlsMaterial
-from tests.support.bot_stack import BotStack, OTHER_CHANNEL_ID, POOL_MAILBOX, POOL_NUMBER, free_port, stack_settings, user
+from tests.support.bot_stack import (
+    OTHER_CHANNEL_ID,
+    POOL_MAILBOX,
+    POOL_NUMBER,
+    BotStack,
+    free_port,
+    stack_settings,
+    user,
+)
 from tests.support.cards import actions, card_texts
 from tests.support.teams import card_json
 

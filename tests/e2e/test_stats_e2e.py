@@ -9,7 +9,7 @@ import pytest
 from bot.core.effects import no_effects
 from bot.domain.cases import Actor
 from bot.domain.state_machine import Verb
-from tests.support.bot_stack import BotStack, CHANNEL_ID, OTHER_CHANNEL_ID, TEAM_ID, user
+from tests.support.bot_stack import CHANNEL_ID, OTHER_CHANNEL_ID, TEAM_ID, BotStack, user
 from tests.support.cards import card_texts
 from tests.support.commands import PERSONAL_CHAT, last_reply_card, seed_cases
 

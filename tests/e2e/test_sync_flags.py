@@ -11,7 +11,7 @@ import pytest
 
 from bot.core.values import FlagStatus, MailUpdate
 from bot.domain.cases import CaseState
-from tests.support.bot_stack import BotStack, POOL_MAILBOX, user
+from tests.support.bot_stack import POOL_MAILBOX, BotStack, user
 from tests.support.sync import (
     CaseHandle,
     card_content,

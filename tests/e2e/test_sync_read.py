@@ -10,8 +10,8 @@ import pytest
 
 from bot.core.values import FlagStatus
 from bot.domain.cases import CaseState
-from tests.support.bot_stack import BotStack, POOL_MAILBOX, user
-from tests.support.sync import CaseHandle, PATCHES, case_of, click, flag_patches, flag_status, open_cases, resync
+from tests.support.bot_stack import POOL_MAILBOX, BotStack, user
+from tests.support.sync import PATCHES, CaseHandle, case_of, click, flag_patches, flag_status, open_cases, resync
 from tests.support.teams import thread_replies
 
 ANNA = user(0)

@@ -11,7 +11,7 @@ from bot import metrics
 from bot.core import effects
 from bot.core.values import FlagStatus
 from bot.domain.cases import CaseState
-from tests.support.bot_stack import BotStack, POOL_MAILBOX, user
+from tests.support.bot_stack import POOL_MAILBOX, BotStack, user
 from tests.support.sync import (
     PATCHES,
     case_of,

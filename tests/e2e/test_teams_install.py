@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.support.bot_stack import ADMIN, BotStack, CHANNEL_ID, TEAM_ID, user
+from tests.support.bot_stack import ADMIN, CHANNEL_ID, TEAM_ID, BotStack, user
 from tests.support.cards import card_texts
 from tests.support.teams import card_json
 from tests.support.teams_standins import TENANT

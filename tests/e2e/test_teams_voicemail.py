@@ -14,7 +14,7 @@ import pytest
 from bot.config import load_settings
 from bot.core.voicemail import LegacyVoicemailLinks, VoicemailAccess, VoicemailRef
 from bot.web.voicemail import CHUNK_SIZE
-from tests.support.bot_stack import BotStack, POOL_MAILBOX, TEAM_ID, user
+from tests.support.bot_stack import POOL_MAILBOX, TEAM_ID, BotStack, user
 from tests.support.teams import card_json, deliver_voicemail, invoke_card, the_card
 
 AUDIO = b"ID3\x04\x00fake mp3 frames" * 40

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from bot.app import SERVICES, Services, create_app
 from bot.config import Settings
-from bot.storage.interface import JobState
+from bot.core.ports import JobState
 from bot.tasks import running_tasks
 from sandbox.connector import ConnectorStandIn
 from sandbox.graph import GraphStandIn

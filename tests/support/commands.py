@@ -8,7 +8,7 @@ from typing import Any
 from bot.core.effects import no_effects
 from bot.domain.cases import Case
 from bot.domain.events import CallEvent, EventKind, MailSource
-from tests.support.bot_stack import BotStack, POOL_MAILBOX
+from tests.support.bot_stack import POOL_MAILBOX, BotStack
 from tests.support.cards import walk
 
 LINE_ID = "zentrale"

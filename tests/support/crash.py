@@ -37,7 +37,7 @@ from sandbox.connector import ConnectorStandIn
 from sandbox.graph import GraphStandIn
 from sandbox.identity import GRAPH_AUDIENCE, IdentityServer
 from sandbox.tls import TlsMaterial
-from tests.support.bot_stack import BotStack, POOL_MAILBOX, TEAM_GROUP_ID, free_port, stack_settings, start_bot
+from tests.support.bot_stack import POOL_MAILBOX, TEAM_GROUP_ID, BotStack, free_port, stack_settings, start_bot
 
 INSTANCE: contextvars.ContextVar[int | None] = contextvars.ContextVar("crash_instance", default=None)
 SETTLE_LIMIT_S = 60

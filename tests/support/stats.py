@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from bot.core.effects import no_effects
 from bot.domain.cases import Actor
 from bot.domain.events import WITHHELD
 from bot.domain.state_machine import Verb
-from bot.effects import no_effects
 from bot.stats.model import Durations, LineStats, Period, PersonStats, RepeatCaller, TeamStats
 from bot.storage.sql_store import SqlStore
 from tests.support.storage import ALICE, BOB, CAROL, CLAIM_TIMEOUT, T0, make_event

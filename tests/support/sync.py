@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.core.ports import JobState
 from bot.core.sync import flag_agrees
 from bot.core.values import FlagStatus
 from bot.domain.cases import Case
 from sandbox.graph_model import apply_message_changes, parse_flag
-from tests.support.bot_stack import BotStack, CHANNEL_ID, POOL_MAILBOX
+from tests.support.bot_stack import CHANNEL_ID, POOL_MAILBOX, BotStack
 
 OUTLOOK_FLAGS: dict[FlagStatus, dict[str, Any]] = {
     FlagStatus.FLAGGED: {"flagStatus": "flagged"},

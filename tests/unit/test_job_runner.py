@@ -17,7 +17,6 @@ FAST = RetryPolicy(
     base_delay=timedelta(milliseconds=1),
     max_delay=timedelta(milliseconds=5),
     transient_attempts=6,
-    transient_max_delay=timedelta(milliseconds=5),
 )
 
 

@@ -200,5 +200,5 @@ def test_a_transient_failure_waits_at_most_the_transient_ceiling_and_gets_more_a
     transient = policy.for_transient()
     assert transient.max_attempts == policy.transient_attempts > policy.max_attempts
     for attempts in (5, 9, 29):
-        assert backoff_delay(attempts, transient, HighestJitter()) == policy.transient_max_delay
+        assert backoff_delay(attempts, transient, HighestJitter()) == timedelta(seconds=30)  # 15 × the first
     assert backoff_delay(9, policy, HighestJitter()) == timedelta(seconds=512)
