@@ -172,6 +172,13 @@ class CardRepository(Protocol):
         """Record that a POST of the case's card is under way; returns the attempt's number (1 for the first:
         a higher number means an earlier attempt's outcome is unknown)."""
 
+    async def post_in_doubt(self, case_id: str) -> bool:
+        """Whether an earlier POST of the case's card was under way and neither saved nor refused: its card may be
+        in the channel."""
+
+    async def forget_post(self, case_id: str) -> None:
+        """End the post intent of a POST that Teams answered with a refusal (nothing was posted)."""
+
     async def get_card(self, case_id: str) -> CardRef | None: ...
 
     async def case_id_for_activity(self, activity_id: str) -> str | None: ...

@@ -710,6 +710,14 @@ class SqlCardRepository(CardRepository):
         assert row is not None
         return int(row["attempt"])
 
+    async def post_in_doubt(self, case_id: str) -> bool:
+        async with self._db.read() as cursor:
+            await cursor.execute("SELECT 1 FROM card_posts WHERE case_id = ?", (case_id,))
+            return await cursor.fetchone() is not None
+
+    async def forget_post(self, case_id: str) -> None:
+        await self._db.write("DELETE FROM card_posts WHERE case_id = ?", (case_id,))
+
     async def get_card(self, case_id: str) -> CardRef | None:
         async with self._db.read() as cursor:
             await cursor.execute("SELECT * FROM cards WHERE case_id = ?", (case_id,))

@@ -137,7 +137,12 @@ class CardPoster:
         activity.summary = card_activity_text(case, self._lang)
         return activity
 
-    async def _call(self, link: ChannelLink, thread: str, operation: Any, *, backlog: bool = False) -> Any:
+    async def _call(
+        self, link: ChannelLink, thread: str, operation: Any, *, backlog: bool = False, card_of: str | None = None
+    ) -> Any:
+        """One request to Teams within the pacing. ``card_of`` names the case whose card a POST creates: its post
+        intent is recorded just before the request goes out (not while it waits for its slot), and ended when Teams
+        refuses it (a 4xx: nothing was posted); a 5xx or a lost answer leaves the outcome in doubt."""
         if not self._service_url_allowed(link.service_url):
             # Stored when the line was linked; TEAMS_SERVICE_URLS may have been narrowed since.
             raise PermanentFailure("the line's service URL is not a Teams service URL (TEAMS_SERVICE_URLS)")
@@ -148,9 +153,13 @@ class CardPoster:
             after = self._pacer.book(thread, backlog=backlog)
             raise RunLater("waiting for the thread's slot under Teams' rate limits", timedelta(seconds=after))
         await self._pacer.wait(thread, link.tenant_id, backlog=backlog)
+        if card_of is not None:
+            await self._store.cards.begin_post(card_of, datetime.now(UTC))
         try:
             return await operation()
         except HttpOperationError as error:
+            if card_of is not None and 400 <= _status_of(error) < 500:
+                await self._store.cards.forget_post(card_of)
             raise as_job_error(error) from error
 
     # Jobs ---------------------------------------------------------------------------------------------------
@@ -205,7 +214,9 @@ class CardPoster:
                 log.warning("the card of case %s was deleted in Teams; posting it again", case.id[:8])
         await self._post(link, case, backlog=backlog, replacing=replacing)
 
-    async def _new_thread(self, link: ChannelLink, activity: Activity, *, backlog: bool = False) -> dict[str, str]:
+    async def _new_thread(
+        self, link: ChannelLink, activity: Activity, *, backlog: bool = False, card_of: str | None = None
+    ) -> dict[str, str]:
         """Post ``activity`` as a new thread in the link's channel; its conversation and activity ids."""
         created: dict[str, str] = {}
 
@@ -227,6 +238,7 @@ class CardPoster:
                 self._app_id, remember, parameters, "msteams", link.service_url, None
             ),
             backlog=backlog,
+            card_of=card_of,
         )
         return created
 
@@ -241,13 +253,12 @@ class CardPoster:
         log.info("posted the catch-up summary of %s (%d calls)", line_id, count)
 
     async def _post(self, link: ChannelLink, case: Case, *, backlog: bool, replacing: str | None = None) -> None:
-        """Post the case's card as a new thread. The intent is recorded first: when an earlier attempt may have
-        posted it (it died, or its answer was lost, before the card was saved), the card is looked for in the
-        channel and adopted instead of posted twice."""
-        attempt = await self._store.cards.begin_post(case.id, datetime.now(UTC))
-        if attempt > 1 and await self._adopt(link, case, replacing, backlog=backlog):
+        """Post the case's card as a new thread. The intent is recorded right before the POST: when an earlier
+        attempt may have posted it (it died, or its answer was lost, before the card was saved), the card is looked
+        for in the channel and adopted instead of posted twice."""
+        if await self._store.cards.post_in_doubt(case.id) and await self._adopt(link, case, replacing, backlog=backlog):
             return
-        created = await self._new_thread(link, self._card_activity(case), backlog=backlog)
+        created = await self._new_thread(link, self._card_activity(case), backlog=backlog, card_of=case.id)
         conversation_id = created["conversation_id"]
         if ";messageid=" not in conversation_id:
             conversation_id = f"{link.channel_id};messageid={created['activity_id']}"

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from bot.core.ports import CardRef
+from sandbox.connector import FaultRule
 from tests.support.bot_stack import TEAM_GROUP_ID, BotStack, user
 from tests.support.teams import action_data, badge, card_json, invoke_card
 
@@ -93,3 +94,39 @@ async def test_without_the_teams_consent_a_card_in_doubt_is_posted_again(
     assert channel_lookups(bot_stack) == [403]
     assert len(bot_stack.channel_cards()) == 2
     assert await bot_stack.services.store.jobs.dead_letters() == []
+
+
+@pytest.mark.parametrize("status", [429, 412])
+async def test_a_post_teams_refused_is_posted_again_without_a_lookup(bot_stack: BotStack, status: int) -> None:
+    """A 4xx is Teams' answer that nothing was posted: no doubt, so no Graph request before posting again."""
+    await bot_stack.link()
+    bot_stack.connector.inject(FaultRule(status, count=1, retry_after=0))
+    bot_stack.deliver_missed_call("0171 2345678")
+    await bot_stack.drain()
+
+    assert [r.status for r in bot_stack.connector.requests if r.status == status] == [status]
+    assert channel_lookups(bot_stack) == []
+    assert len(bot_stack.channel_cards()) == 1
+
+
+async def test_a_post_in_doubt_after_a_bad_gateway_is_looked_up(bot_stack: BotStack) -> None:
+    """A 502 may come after Teams posted: the next attempt looks before it posts again."""
+    await bot_stack.link()
+    bot_stack.connector.inject(FaultRule(502, count=1, retry_after=0))
+    bot_stack.deliver_missed_call("0171 2345678")
+    await bot_stack.drain()
+
+    assert channel_lookups(bot_stack) == [200]
+    assert len(bot_stack.channel_cards()) == 1
+
+
+async def test_cards_waiting_for_their_slot_are_not_looked_up(bot_stack: BotStack) -> None:
+    """More cards than Teams' one-second window allows: the later ones wait for booked slots (the job put back),
+    which puts no POST in doubt."""
+    await bot_stack.link()
+    for n in range(12):
+        bot_stack.deliver_missed_call(f"0171 23456{n:02d}")
+    await bot_stack.drain()
+
+    assert len(bot_stack.channel_cards()) == 12
+    assert channel_lookups(bot_stack) == []
