@@ -1,6 +1,7 @@
 """``make soak``: mails, faults and SIGKILLs against the bot as its own process; then nothing lost, nothing twice.
 
-    python -m bench.soak [--mails 1000] [--seconds 300] [--kills 3] [--seed 13] [--no-postgres] [--quick]
+    python -m bench.soak [--mails 1000] [--seconds 300] [--kills 3] [--last-kill-at-end] [--seed 13]
+                         [--no-postgres] [--quick]
 
 The bot runs as ``python -m bot`` (see :mod:`bench.stack`) against the stand-ins in this process. Mails arrive
 evenly over ``--seconds`` in three mailboxes, from a pool of callers (so some cases get repeat calls); a Teams user
@@ -16,7 +17,8 @@ Convergence is timed from the last restart and, as a second figure, from the las
 the stream is followed by the rest of the mails, and nothing can have converged before the last one arrived. The
 mails come over 300 s by default (3.3 a second, about 2 cards a second over the three channels): Teams lets a bot
 post 60 messages in 30 s per channel, so 1,000 mails in 90 s (about 6.5 cards a second) build a backlog that only
-Teams' limit drains, whatever the bot does, and that would be what the soak measures.
+Teams' limit drains, whatever the bot does, and that would be what the soak measures. ``--last-kill-at-end`` makes
+the last SIGKILL come right after the last mail: the time after that restart is then the recovery alone.
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ class Options:
     callers: int = 300
     claims: int = 60
     seed: int = 13
+    last_kill_at_end: bool = False
+    """The last SIGKILL right after the last mail (the others at random moments): the restart is then the last
+    thing that happens, and the time to converge after it is the recovery alone."""
 
 
 @dataclass
@@ -155,26 +160,33 @@ async def soak(backend: str, database_url: str, folder: Path, options: Options) 
             await wait_until(lambda: len(stand_ins.graph.subscriptions()) >= len(LINES), 60, 0.1)
             inject_faults(stand_ins)
             callers = [f"+49171{n:07d}" for n in range(options.callers)]
-            kills = sorted(rng.uniform(0.1, 0.9) * options.seconds for _ in range(options.kills))
+            random_kills = options.kills - 1 if options.last_kill_at_end and options.kills else options.kills
+            kills = sorted(rng.uniform(0.1, 0.9) * options.seconds for _ in range(random_kills))
             claim_times = sorted(rng.uniform(0.05, 1.0) * options.seconds for _ in range(options.claims))
             claims: list[asyncio.Task[bool]] = []
             started, restarted_at = time.perf_counter(), time.perf_counter()
+
+            async def kill_and_restart() -> float:
+                assert bot.process is not None
+                bot.process.kill()
+                await bot.process.wait()
+                await bot.start(http)
+                return time.perf_counter()
+
             for n in range(options.mails):
                 due = started + n * options.seconds / options.mails
                 await asyncio.sleep(max(0.0, due - time.perf_counter()))
                 now = time.perf_counter() - started
                 while kills and kills[0] <= now:
                     kills.pop(0)
-                    assert bot.process is not None
-                    bot.process.kill()
-                    await bot.process.wait()
-                    await bot.start(http)
-                    restarted_at = time.perf_counter()
+                    restarted_at = await kill_and_restart()
                 while claim_times and claim_times[0] <= now:
                     claim_times.pop(0)
                     claims.append(asyncio.create_task(claim_one(stand_ins, store, bot, http, rng, len(claims))))
                 stand_ins.deliver(rng.choice(LINES), rng.choice(callers))
             last_mail_at = time.perf_counter()
+            if options.last_kill_at_end and options.kills:
+                restarted_at = await kill_and_restart()
             claimed = sum(await asyncio.gather(*claims))
             result, converged_after = None, None
             while time.perf_counter() - restarted_at < CONVERGE_LIMIT_S:
@@ -239,10 +251,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--postgres", default=os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     parser.add_argument("--quick", action="store_true", help="100 mails over 15 s, to check the harness")
+    parser.add_argument("--last-kill-at-end", action="store_true", help="the last SIGKILL right after the last mail")
     args = parser.parse_args(argv)
-    options = Options(mails=args.mails, seconds=args.seconds, kills=args.kills, seed=args.seed)
+    options = Options(mails=args.mails, seconds=args.seconds, kills=args.kills, seed=args.seed,
+                      last_kill_at_end=args.last_kill_at_end)  # fmt: skip
     if args.quick:
-        options = Options(mails=100, seconds=15, kills=args.kills, callers=40, claims=10, seed=args.seed)
+        options = Options(mails=100, seconds=15, kills=args.kills, callers=40, claims=10, seed=args.seed,
+                          last_kill_at_end=args.last_kill_at_end)  # fmt: skip
     print(f"Load average (1 / 5 / 15 min) before: {load()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="rufpool-soak-") as temporary:
         folder = Path(os.environ.get("BENCH_KEEP_DIR") or temporary)  # keep the bot's logs and databases
