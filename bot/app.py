@@ -141,7 +141,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         on_numbers_changed=refresh_cards_of,
     )
     flag_sync = FlagSync(settings, store, mailboxes)
-    ingestor = MailIngestor(settings, store, mailboxes, ParserRunner(parser_profiles(settings)), flag_sync.observe)
+    parser = ParserRunner(parser_profiles(settings))
+    ingestor = MailIngestor(settings, store, mailboxes, parser, flag_sync.observe)
     subscriptions = SubscriptionManager(graph, store, settings, instance_id)
     repair = RepairSweep(store, SqlRepairQueries(sql_database(store)))
     coordinator = MailboxCoordinator(
@@ -214,6 +215,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     )
     retention = Retention(settings, store, instance_id)
     runner.start()
+    parser.start()
     retention.start()
     # Subscribing makes Graph call our webhook back (validation handshake): that needs the server listening,
     # so it runs in the background after start-up.

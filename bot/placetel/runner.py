@@ -64,6 +64,15 @@ class ParserRunner:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mail-parser")
         self._process: BaseProcess | None = None
         self._connection: Connection | None = None
+        self._closed = False
+
+    def start(self) -> asyncio.Future[None]:
+        """Start the worker in the background, so that the first mail after a start does not wait for the fork
+        server to import the parser (about 0.3 s); a failure here only means the first mail starts it. The future
+        is done when the worker is ready (only tests wait for it)."""
+        future = asyncio.get_running_loop().run_in_executor(self._executor, self.warm_up)
+        future.add_done_callback(_log_warm_up_failure)
+        return future
 
     async def parse(self, mail: MailMessage, pool_numbers: Sequence[str]) -> ParsedMail:
         loop = asyncio.get_running_loop()
@@ -85,6 +94,8 @@ class ParserRunner:
                 log.warning("parser worker failed (%s); worker restarted", type(exc).__name__)
                 self._stop_worker()
                 return unrecognised(mail, f"parser error: {type(exc).__name__}")
+            finally:
+                self._stop_worker_if_closed()
 
     def _ready_worker(self) -> Connection:
         if self._connection is not None and self._process is not None and self._process.is_alive():
@@ -114,9 +125,29 @@ class ParserRunner:
     def warm_up(self) -> None:
         """Start the worker now (blocking) rather than on the first mail."""
         with self._lock:
-            self._ready_worker()
+            try:
+                if not self._closed:
+                    self._ready_worker()
+            finally:
+                self._stop_worker_if_closed()
+
+    def _stop_worker_if_closed(self) -> None:
+        if self._closed:
+            self._stop_worker()
 
     def close(self) -> None:
-        with self._lock:
-            self._stop_worker()
+        """Stop the worker. Never waits for the lock: a thread holding it (a parse, a worker starting) stops the
+        worker itself when it is done, so closing cannot stall the event loop."""
+        self._closed = True
+        if self._lock.acquire(blocking=False):
+            try:
+                self._stop_worker()
+            finally:
+                self._lock.release()
         self._executor.shutdown(wait=False)
+
+
+def _log_warm_up_failure(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("the parser worker did not start in advance (%s); the first mail starts it",
+                    type(future.exception()).__name__)
