@@ -22,7 +22,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
 from aiohttp import web
-from PIL import Image, ImageDraw, ImageFont
 
 from bot.config import Settings
 from cards.i18n import Lang
@@ -116,6 +115,8 @@ def _colour(value: int, peak: int) -> tuple[int, int, int]:
 
 def render_heatmap(grid: Sequence[Sequence[int]], lang: Lang) -> bytes:
     """The PNG: weekdays down, hours across, darker = more calls, the count written in each busy cell."""
+    from PIL import Image, ImageDraw, ImageFont  # Pillow (≈ 4 MB) only once a chart is asked for
+
     width, height = LEFT + 24 * (CELL + GAP), TOP + 7 * (CELL + GAP)
     image = Image.new("RGB", (width * SCALE, height * SCALE), "white")
     draw = ImageDraw.Draw(image)

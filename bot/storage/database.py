@@ -20,12 +20,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-import psycopg
-import psycopg.errors
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
-
 from bot.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -42,12 +36,6 @@ WAL_SIZE_LIMIT = 64 * 1024 * 1024
 """The WAL file is cut back to this size when it starts over after a burst."""
 GROUP_LIMIT = 512
 """At most this many single-statement writes share one commit."""
-POSTGRES_GROUPS_IN_FLIGHT = 3
-"""PostgreSQL groups committing at once (each on its own pooled connection)."""
-
-
-_MIGRATION_LOCK_KEY = 7_426_117_001
-"""PostgreSQL advisory lock key held while migrations run (any constant unique to this application)."""
 
 
 class IntegrityConflict(Exception):
@@ -102,7 +90,9 @@ class Written:
 
 
 @dataclass(slots=True)
-class _Write:
+class PendingWrite:
+    """One single-statement write waiting in a :class:`GroupCommit` group."""
+
     sql: str
     params: Params
     done: asyncio.Future[Written] = field(default_factory=lambda: _future())
@@ -127,17 +117,17 @@ class GroupCommit:
     """
 
     def __init__(
-        self, commit: Callable[[Sequence[_Write]], Awaitable[list[Written | Exception]]], in_flight: int = 1
+        self, commit: Callable[[Sequence[PendingWrite]], Awaitable[list[Written | Exception]]], in_flight: int = 1
     ) -> None:
         self._commit = commit
-        self._pending: list[_Write] = []
+        self._pending: list[PendingWrite] = []
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(in_flight)
         self._task: asyncio.Task[None] | None = None
         self._committing: set[asyncio.Task[None]] = set()
 
     async def write(self, sql: str, params: Params = ()) -> Written:
-        write = _Write(sql, list(params))
+        write = PendingWrite(sql, list(params))
         self._pending.append(write)
         self._wake.set()
         if self._task is None:
@@ -156,7 +146,7 @@ class GroupCommit:
                 self._committing.add(committing)
                 committing.add_done_callback(self._committing.discard)
 
-    async def _commit_one(self, group: list[_Write]) -> None:
+    async def _commit_one(self, group: list[PendingWrite]) -> None:
         outcomes: list[Written | Exception] = [RuntimeError("the database was closed")] * len(group)
         try:
             outcomes = await self._commit(group)
@@ -472,7 +462,7 @@ class SqliteDatabase:
     async def write(self, sql: str, params: Params = ()) -> Written:
         return await self._group.write(sql, params)
 
-    async def _commit_group(self, writes: Sequence[_Write]) -> list[Written | Exception]:
+    async def _commit_group(self, writes: Sequence[PendingWrite]) -> list[Written | Exception]:
         """Every write in one transaction. A write that fails (a constraint) fails alone: SQLite undoes just that
         statement, the others commit."""
         async with self._lock:
@@ -524,110 +514,3 @@ class SqliteDatabase:
         for reader in self._all_readers:
             reader.close()
         self._writer.close()
-
-
-def _postgres_sql(sql: str) -> str:
-    return sql.replace("%", "%%").replace("?", "%s")
-
-
-class _PostgresCursor:
-    def __init__(self, cursor: psycopg.AsyncCursor[Row]) -> None:
-        self._cursor = cursor
-
-    async def execute(self, sql: str, params: Params = ()) -> int:
-        try:
-            await self._cursor.execute(_postgres_sql(sql), list(params))
-        except psycopg.errors.IntegrityError as error:
-            raise IntegrityConflict(str(error), error.diag.constraint_name) from error
-        return self._cursor.rowcount
-
-    async def fetchone(self) -> Row | None:
-        return await self._cursor.fetchone() if self._cursor.description else None
-
-    async def fetchall(self) -> list[Row]:
-        return await self._cursor.fetchall() if self._cursor.description else []
-
-
-class PostgresDatabase:
-    """PostgreSQL through a psycopg connection pool, used concurrently (no lock in this process); sessions run in
-    UTC. Single-statement writes are group-committed through one pipelined transaction per group, a few groups at
-    once."""
-
-    dialect = POSTGRES
-
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self._pool = pool
-        self._group = GroupCommit(self._commit_group, in_flight=POSTGRES_GROUPS_IN_FLIGHT)
-
-    @classmethod
-    async def open(cls, conninfo: str, min_size: int = 4, max_size: int = 10) -> PostgresDatabase:
-        options = f"{conninfo_to_dict(conninfo).get('options') or ''} -c timezone=UTC".strip()
-        # Autocommit: a read is one round trip (a transaction block would add BEGIN and COMMIT); write
-        # transactions open their block explicitly.
-        pool = AsyncConnectionPool(
-            make_conninfo(conninfo, options=options),
-            min_size=min_size,
-            max_size=max_size,
-            open=False,
-            kwargs={"autocommit": True},
-        )
-        await pool.open(wait=True, timeout=10)
-        return cls(pool)
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Cursor]:
-        async with self._pool.connection() as connection, connection.transaction():
-            cursor = connection.cursor(row_factory=dict_row)
-            try:
-                yield _PostgresCursor(cursor)
-            finally:
-                await cursor.close()
-
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[Cursor]:
-        """Any pooled connection, each statement on its own snapshot (MVCC: nothing here waits for a writer). The
-        reads of this project tolerate that: a count beside a page, or a case's events read just after the case."""
-        async with self._pool.connection() as connection:
-            cursor = connection.cursor(row_factory=dict_row)
-            try:
-                yield _PostgresCursor(cursor)
-            finally:
-                await cursor.close()
-
-    async def write(self, sql: str, params: Params = ()) -> Written:
-        return await self._group.write(sql, params)
-
-    async def _commit_group(self, writes: Sequence[_Write]) -> list[Written | Exception]:
-        try:
-            async with self._pool.connection() as connection:
-                cursors = []
-                async with connection.pipeline(), connection.transaction():
-                    for write in writes:
-                        cursor = connection.cursor(row_factory=dict_row)
-                        cursors.append(cursor)
-                        await cursor.execute(_postgres_sql(write.sql), list(write.params))
-                outcomes: list[Written | Exception] = []
-                for cursor in cursors:
-                    rows = await cursor.fetchall() if cursor.description else []
-                    outcomes.append(Written(rows, cursor.rowcount))
-                    await cursor.close()
-                return outcomes
-        except (psycopg.errors.IntegrityError, psycopg.errors.DeadlockDetected):
-            # One write was refused and took the group's transaction with it: each alone, so only that one fails.
-            # A deadlock between groups committing at once (one was rolled back) is resolved the same way.
-            return [await self._write_alone(write) for write in writes]
-
-    async def _write_alone(self, write: _Write) -> Written | Exception:
-        try:
-            async with self.transaction() as cursor:
-                rowcount = await cursor.execute(write.sql, write.params)
-                return Written(await cursor.fetchall(), rowcount)
-        except IntegrityConflict as conflict:
-            return conflict
-
-    async def lock_for_migrations(self, cursor: Cursor) -> None:
-        await cursor.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK_KEY,))
-
-    async def close(self) -> None:
-        await self._group.close()
-        await self._pool.close()

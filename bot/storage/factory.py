@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.core.ports import Store
-from bot.storage.database import Database, PostgresDatabase, SqliteDatabase
+from bot.storage.database import Database, SqliteDatabase
 from bot.storage.migrations import available_migrations
 from bot.storage.sql_store import SqlStore
 
@@ -20,6 +20,8 @@ async def open_database(database_url: str) -> Database:
             raise ValueError("DATABASE_URL: sqlite:/// needs a file path, e.g. sqlite:///var/rufpool.sqlite3")
         return await SqliteDatabase.open(path)
     if database_url.startswith(_POSTGRES_SCHEMES):
+        from bot.storage.postgres import PostgresDatabase  # psycopg only where PostgreSQL is used (≈ 7 MB)
+
         return await PostgresDatabase.open(database_url)
     scheme = database_url.split(":", 1)[0] if ":" in database_url else database_url[:20]
     raise ValueError(

@@ -31,8 +31,9 @@ from aiohttp import web
 from bot.app import SERVICES, Services
 from bot.config import Settings
 from bot.core.ports import JobState, Store
-from bot.storage.database import Database, PostgresDatabase, SqliteDatabase
+from bot.storage.database import Database, SqliteDatabase
 from bot.storage.factory import open_store, sql_database
+from bot.storage.postgres import PostgresDatabase
 from sandbox.connector import ConnectorStandIn
 from sandbox.graph import GraphStandIn
 from sandbox.identity import GRAPH_AUDIENCE, IdentityServer
