@@ -176,6 +176,7 @@ class CardActions:
                 now,
                 self.claim_timeout,
                 effects=lambda outcome: effects.transition_effects(outcome, verb, request.actor, now),
+                seen=case,
             )
         except Exception:
             # The change and its effects commit together or not at all; the clicker learns which, never a 5xx.

@@ -101,9 +101,11 @@ class CaseRepository(Protocol):
         claim_timeout: timedelta,
         *,
         effects: EffectsOf[TransitionOutcome],
+        seen: Case | None = None,
     ) -> TransitionOutcome:
         """Decide with the state machine and compare-and-set on the version, retried on a lost race; an applied
-        transition commits with the outbox rows of ``effects(outcome)`` (a refusal writes nothing)."""
+        transition commits with the outbox rows of ``effects(outcome)`` (a refusal writes nothing). ``seen`` is the
+        case as the caller just read it: a refusal decided on it needs no read of its own."""
 
     async def take_in_flag(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import uuid
@@ -205,6 +206,8 @@ class SqlCaseRepository(CaseRepository):
         self._new_case_id = new_case_id
         self._clock = clock
         """The outbox's clock: effects are due at once by the job queue's time."""
+        self._committing: dict[str, asyncio.Future[Case]] = {}
+        """Per case, the transition of this process now in its transaction; resolves to the case it leaves."""
 
     async def _load_cases(self, cursor: Cursor, where: str, params: Sequence[Any], tail: str = "") -> list[Case]:
         """Cases matching ``where`` with their events in call-time order, in two queries."""
@@ -487,15 +490,52 @@ class SqlCaseRepository(CaseRepository):
         claim_timeout: timedelta,
         *,
         effects: EffectsOf[TransitionOutcome],
+        seen: Case | None = None,
     ) -> TransitionOutcome:
         # A refusal needs no write: decided on a snapshot, it is as true as at any later moment (the losers of a
         # race on one card are answered without queueing behind the winner's write).
-        async with self._db.read() as cursor:
-            seen = await self._load(cursor, case_id)
+        if seen is None:
+            async with self._db.read() as cursor:
+                seen = await self._load(cursor, case_id)
         if seen is not None:
             refused = decide(seen, verb, actor, now, claim_timeout)
             if isinstance(refused, Refusal):
                 return TransitionOutcome(seen, refused)
+        # Clicks that read the snapshot before a concurrent one committed: decided against the case that one leaves,
+        # in memory. In the database each would lock the case row in turn, and fifty clicks on one card queued
+        # behind each other's transactions for a third of a second.
+        while (committing := self._committing.get(case_id)) is not None:
+            try:
+                after = await asyncio.shield(committing)
+            except Exception:
+                break  # that one failed: this one tries on its own
+            decided = decide(after, verb, actor, now, claim_timeout)
+            if isinstance(decided, Refusal):
+                return TransitionOutcome(after, decided)
+        mine: asyncio.Future[Case] = asyncio.get_running_loop().create_future()
+        mine.add_done_callback(lambda done: done.cancelled() or done.exception())  # nobody may be waiting
+        self._committing[case_id] = mine
+        try:
+            outcome = await self._transition_in_transaction(case_id, verb, actor, now, claim_timeout, effects)
+        except BaseException as error:
+            mine.set_exception(error if isinstance(error, Exception) else RuntimeError("cancelled"))
+            raise
+        else:
+            mine.set_result(outcome.case)
+            return outcome
+        finally:
+            if self._committing.get(case_id) is mine:
+                del self._committing[case_id]
+
+    async def _transition_in_transaction(
+        self,
+        case_id: str,
+        verb: Verb,
+        actor: Actor,
+        now: datetime,
+        claim_timeout: timedelta,
+        effects: EffectsOf[TransitionOutcome],
+    ) -> TransitionOutcome:
         for _ in range(_MAX_ATTEMPTS):
             try:
                 async with self._db.transaction() as cursor:

@@ -106,6 +106,41 @@ async def test_transition_applies_compare_and_set_and_persists(store: SqlStore) 
     assert refused.case == claimed.case == await store.cases.get(case.id)
 
 
+async def test_a_race_of_clicks_on_one_case_is_one_transaction_the_rest_refused_in_memory(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fifty clicks on one fresh card: on PostgreSQL each locking the case row in turn queued them behind each
+    other's transactions. The losers are decided against the case the winner left, without a transaction of their
+    own. (SQLite runs a transaction in one turn of the loop: they never overlap, and each costs microseconds.)"""
+    case = (await store.cases.record_event(make_event("m1"), effects=no_effects)).case
+    database = store.cases._db  # type: ignore[attr-defined]
+    opened = 0
+    real_transaction = database.transaction
+
+    def counting_transaction() -> object:
+        nonlocal opened
+        opened += 1
+        return real_transaction()
+
+    monkeypatch.setattr(database, "transaction", counting_transaction)
+    clickers = [replace(ALICE, id=f"29:user-{n}", name=f"User {n}") for n in range(20)]
+
+    outcomes = await asyncio.gather(
+        *(
+            store.cases.transition(case.id, Verb.CLAIM, who, T0, CLAIM_TIMEOUT, effects=no_effects, seen=case)
+            for who in clickers
+        )
+    )
+
+    [winner] = [outcome for outcome in outcomes if outcome.applied]
+    if database.dialect.name == "postgresql":
+        assert opened == 1
+    assert all(outcome.refusal is not None and outcome.refusal.code is RefusalCode.ALREADY_CLAIMED
+               for outcome in outcomes if outcome is not winner)
+    assert {outcome.case.claimed_by for outcome in outcomes} == {winner.case.claimed_by}
+    assert await store.cases.get(case.id) == winner.case
+
+
 async def test_transition_of_an_unknown_case_raises(store: SqlStore) -> None:
     with pytest.raises(LookupError):
         await store.cases.transition("missing", Verb.CLAIM, ALICE, T0, CLAIM_TIMEOUT, effects=no_effects)
