@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import psycopg
 import psycopg.errors
+from psycopg import AsyncClientCursor
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -101,24 +102,27 @@ class PostgresDatabase:
         return await self._group.write(sql, params)
 
     async def _commit_group(self, writes: Sequence[PendingWrite]) -> list[Written | Exception]:
-        try:
-            async with self._pool.connection() as connection:
-                cursors = []
-                async with connection.pipeline(), connection.transaction():
-                    for write in writes:
-                        cursor = connection.cursor(row_factory=dict_row)
-                        cursors.append(cursor)
-                        await cursor.execute(_postgres_sql(write.sql), list(write.params))
+        """The group as one simple-query message, ``BEGIN; …; COMMIT``, with the parameters bound client-side: one
+        round trip and two turns of the event loop whatever the group's size. (A pipelined transaction awaits the
+        loop once per statement; with the loop busy answering a burst of requests each of those turns queued
+        behind every ready request, and a group took milliseconds.)"""
+        async with self._pool.connection() as connection:
+            cursor = AsyncClientCursor(connection, row_factory=dict_row)
+            try:
+                statements = [cursor.mogrify(_postgres_sql(write.sql), list(write.params)) for write in writes]
+                await cursor.execute(";\n".join(["BEGIN", *statements, "COMMIT"]))
                 outcomes: list[Written | Exception] = []
-                for cursor in cursors:
-                    rows = await cursor.fetchall() if cursor.description else []
-                    outcomes.append(Written(rows, cursor.rowcount))
-                    await cursor.close()
+                for _ in writes:
+                    cursor.nextset()  # past BEGIN, then past each statement before
+                    outcomes.append(Written(await cursor.fetchall() if cursor.description else [], cursor.rowcount))
                 return outcomes
-        except (psycopg.errors.IntegrityError, psycopg.errors.DeadlockDetected):
-            # One write was refused and took the group's transaction with it: each alone, so only that one fails.
-            # A deadlock between groups committing at once (one was rolled back) is resolved the same way.
-            return [await self._write_alone(write) for write in writes]
+            except (psycopg.errors.IntegrityError, psycopg.errors.DeadlockDetected):
+                # One write was refused and took the group's transaction with it: each alone, so only that one
+                # fails. A deadlock between groups committing at once (one was rolled back) is resolved the same way.
+                await connection.execute("ROLLBACK")
+            finally:
+                await cursor.close()
+        return [await self._write_alone(write) for write in writes]
 
     async def _write_alone(self, write: PendingWrite) -> Written | Exception:
         try:
