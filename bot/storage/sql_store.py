@@ -516,7 +516,9 @@ class SqlCaseRepository(CaseRepository):
         mine.add_done_callback(lambda done: done.cancelled() or done.exception())  # nobody may be waiting
         self._committing[case_id] = mine
         try:
-            outcome = await self._transition_in_transaction(case_id, verb, actor, now, claim_timeout, effects)
+            outcome = await self._transition_in_transaction(
+                case_id, verb, lambda case: decide(case, verb, actor, now, claim_timeout), effects
+            )
         except BaseException as error:
             mine.set_exception(error if isinstance(error, Exception) else RuntimeError("cancelled"))
             raise
@@ -531,9 +533,7 @@ class SqlCaseRepository(CaseRepository):
         self,
         case_id: str,
         verb: Verb,
-        actor: Actor,
-        now: datetime,
-        claim_timeout: timedelta,
+        decide_on: Callable[[Case], Case | Refusal],
         effects: EffectsOf[TransitionOutcome],
     ) -> TransitionOutcome:
         for _ in range(_MAX_ATTEMPTS):
@@ -542,7 +542,7 @@ class SqlCaseRepository(CaseRepository):
                     case = await self._load(cursor, case_id)
                     if case is None:
                         raise LookupError(f"no case {case_id}")
-                    decided = decide(case, verb, actor, now, claim_timeout)
+                    decided = decide_on(case)
                     if isinstance(decided, Refusal):
                         return TransitionOutcome(case, decided)
                     if await self._compare_and_set(cursor, decided, case.version):
