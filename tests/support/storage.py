@@ -27,7 +27,7 @@ from bot.core.effects import no_effects
 from bot.domain.cases import Actor
 from bot.domain.events import CallEvent, EventKind, MailSource, Voicemail
 from bot.domain.state_machine import Verb
-from bot.storage.database import Database
+from bot.storage.database import Cursor, Database, Params, Written
 from bot.storage.factory import open_database, open_store
 from bot.storage.sql_store import SqlStore
 from sandbox.schemas import fresh_postgres_schema as sandbox_schema
@@ -96,6 +96,37 @@ def fresh_postgres_schema() -> AbstractAsyncContextManager[str]:
 
 def is_postgres(database_url: str) -> bool:
     return database_url.startswith("postgresql://")
+
+
+class CountingDatabase:
+    """The real database, counting write transactions and keeping the group-committed writes (SQL, parameters)."""
+
+    def __init__(self, inner: Database) -> None:
+        self._inner = inner
+        self.dialect = inner.dialect
+        self.transactions = 0
+        self.written: list[tuple[str, Params]] = []
+
+    @property
+    def writes(self) -> int:
+        return len(self.written)
+
+    def transaction(self) -> AbstractAsyncContextManager[Cursor]:
+        self.transactions += 1
+        return self._inner.transaction()
+
+    def read(self) -> AbstractAsyncContextManager[Cursor]:
+        return self._inner.read()
+
+    async def write(self, sql: str, params: Params = ()) -> Written:
+        self.written.append((sql, params))
+        return await self._inner.write(sql, params)
+
+    async def lock_for_migrations(self, cursor: Cursor) -> None:
+        await self._inner.lock_for_migrations(cursor)
+
+    async def close(self) -> None:
+        await self._inner.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

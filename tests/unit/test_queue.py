@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 import pytest
 
 from bot.core.ports import JobQueue, JobState, RetryPolicy
-from bot.storage.database import Database, Written
+from bot.storage.database import Database
 from bot.storage.sql_store import SqlStore, backoff_delay
-from tests.support.storage import T0, start_storage_worker
+from tests.support.storage import T0, CountingDatabase, start_storage_worker
 
 LEASE = timedelta(seconds=30)
 POLICY = RetryPolicy(max_attempts=4, base_delay=timedelta(seconds=2), max_delay=timedelta(seconds=10))
@@ -206,21 +206,6 @@ def test_a_transient_failure_waits_at_most_the_transient_ceiling_and_gets_more_a
     assert backoff_delay(9, policy, HighestJitter()) == timedelta(seconds=512)
 
 
-class RecordingWrites:
-    """The database, with every single-statement write's SQL and parameters kept."""
-
-    def __init__(self, database: Database) -> None:
-        self._database = database
-        self.writes: list[tuple[str, tuple[object, ...]]] = []
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._database, name)
-
-    async def write(self, sql: str, params: Sequence[object] = ()) -> Written:
-        self.writes.append((sql, tuple(params)))
-        return await self._database.write(sql, params)
-
-
 async def _plan(database: Database, sql: str, params: Sequence[object]) -> str:
     explain = "EXPLAIN" if database.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN"
     async with database.read() as cursor:
@@ -231,15 +216,15 @@ async def _plan(database: Database, sql: str, params: Sequence[object]) -> str:
 async def test_a_lease_reads_the_backlog_in_index_order_instead_of_sorting_it(database: Database) -> None:
     """Each lease takes one job: it must walk the due index in (run_at, id) order and stop, not sort every due job
     (with thousands of notifications queued, a sorting lease took milliseconds of the server each)."""
-    recording = RecordingWrites(database)
-    queue = SqlStore(recording, clock=FakeClock(), rng=HighestJitter()).jobs  # type: ignore[arg-type]
+    recording = CountingDatabase(database)
+    queue = SqlStore(recording, clock=FakeClock(), rng=HighestJitter()).jobs
     for n in range(2_000):
         await queue.enqueue("graph.notification", {"n": n}, dedupe_key=f"change:{n}")
     async with database.transaction() as cursor:
         await cursor.execute("ANALYZE jobs")
-    recording.writes.clear()
+    recording.written.clear()
     assert len(await queue.lease("w", ["graph.notification", "post_card"], LEASE)) == 1
-    [(sql, params)] = recording.writes
+    [(sql, params)] = recording.written
 
     plan = await _plan(database, sql, params)
 

@@ -14,10 +14,11 @@ from bot.core.values import FlagStatus
 from bot.domain.cases import OUTLOOK_ACTOR, CaseState
 from bot.domain.events import WITHHELD, EventKind, Voicemail
 from bot.domain.state_machine import RefusalCode, Verb
+from bot.storage.database import Database
 from bot.storage.factory import open_store
 from bot.storage.migrations import available_migrations, migrate
 from bot.storage.sql_store import SqlStore
-from tests.support.storage import ALICE, BOB, CLAIM_TIMEOUT, T0, make_event
+from tests.support.storage import ALICE, BOB, CLAIM_TIMEOUT, T0, CountingDatabase, make_event
 from tests.support.store_probes import mails_of_case
 
 
@@ -107,22 +108,15 @@ async def test_transition_applies_compare_and_set_and_persists(store: SqlStore) 
 
 
 async def test_a_race_of_clicks_on_one_case_is_one_transaction_the_rest_refused_in_memory(
-    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+    database: Database,
 ) -> None:
     """Fifty clicks on one fresh card: on PostgreSQL each locking the case row in turn queued them behind each
     other's transactions. The losers are decided against the case the winner left, without a transaction of their
     own. (SQLite runs a transaction in one turn of the loop: they never overlap, and each costs microseconds.)"""
+    counting = CountingDatabase(database)
+    store = SqlStore(counting)
     case = (await store.cases.record_event(make_event("m1"), effects=no_effects)).case
-    database = store.cases._db  # type: ignore[attr-defined]
-    opened = 0
-    real_transaction = database.transaction
-
-    def counting_transaction() -> object:
-        nonlocal opened
-        opened += 1
-        return real_transaction()
-
-    monkeypatch.setattr(database, "transaction", counting_transaction)
+    opened = counting.transactions
     clickers = [replace(ALICE, id=f"29:user-{n}", name=f"User {n}") for n in range(20)]
 
     outcomes = await asyncio.gather(
@@ -134,7 +128,7 @@ async def test_a_race_of_clicks_on_one_case_is_one_transaction_the_rest_refused_
 
     [winner] = [outcome for outcome in outcomes if outcome.applied]
     if database.dialect.name == "postgresql":
-        assert opened == 1
+        assert counting.transactions - opened == 1
     assert all(outcome.refusal is not None and outcome.refusal.code is RefusalCode.ALREADY_CLAIMED
                for outcome in outcomes if outcome is not winner)
     assert {outcome.case.claimed_by for outcome in outcomes} == {winner.case.claimed_by}

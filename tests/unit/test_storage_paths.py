@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -14,41 +13,14 @@ import pytest
 from bot.core import effects
 from bot.core.effects import no_effects
 from bot.domain.state_machine import Verb
-from bot.storage.database import Cursor, Database, GroupCommit, IntegrityConflict, Params, Written
+from bot.storage.database import Database, GroupCommit, IntegrityConflict, Written
 from bot.storage.factory import open_database
 from bot.storage.sql_store import SqlStore
-from tests.support.storage import ALICE, BOB, make_event
+from tests.support.storage import ALICE, BOB, CountingDatabase, make_event
 
 CLAIM_TIMEOUT = timedelta(minutes=120)
 DEADLOCK_GUARD_S = 30
 """Only turns a hang (a read waiting for the writer this very task holds) into a failure; no timing is asserted."""
-
-
-class CountingDatabase:
-    """The real database, counting write transactions and group-committed writes."""
-
-    def __init__(self, inner: Database) -> None:
-        self._inner = inner
-        self.dialect = inner.dialect
-        self.transactions = 0
-        self.writes = 0
-
-    def transaction(self) -> AbstractAsyncContextManager[Cursor]:
-        self.transactions += 1
-        return self._inner.transaction()
-
-    def read(self) -> AbstractAsyncContextManager[Cursor]:
-        return self._inner.read()
-
-    async def write(self, sql: str, params: Params = ()) -> Written:
-        self.writes += 1
-        return await self._inner.write(sql, params)
-
-    async def lock_for_migrations(self, cursor: Cursor) -> None:
-        await self._inner.lock_for_migrations(cursor)
-
-    async def close(self) -> None:
-        await self._inner.close()
 
 
 @pytest.fixture
