@@ -205,7 +205,12 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         mailboxes,
         actions,
         messages=authenticated_messages_handler(
-            adapter, bot, authentication, inbound_policy(settings), allow_unauthenticated=bot_auth.allow_unauthenticated
+            adapter,
+            bot,
+            authentication,
+            inbound_policy(settings),
+            allow_unauthenticated=bot_auth.allow_unauthenticated,
+            card_actions=bot.answer_card_action,
         ),
         notifications=notification_handler(store.jobs, settings.graph_client_state.get_secret_value(), runner.wake),
         voicemail=voicemail_handler(voicemail_access, LegacyVoicemailLinks.from_settings(settings), store, mailboxes),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -55,3 +56,34 @@ def running_tasks(frames: int = 4) -> str:
                             for f in reversed(task.get_stack(limit=frames)))  # fmt: skip
         lines.append(f"  {task.get_name()}: {where or '(not started)'}")
     return "\n".join(lines)
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class SharedCalls(Generic[K, V]):
+    """Concurrent calls for one key share one run: a caller that arrives while a call for its key is running waits
+    for that call's result instead of starting another. Only calls that overlap share; the next call runs anew.
+
+    For reads whose answer may be a moment older than the caller (it was asked for just before the caller came):
+    the snapshot a card click is decided on, where a compare-and-set in the store guards every change anyway.
+    """
+
+    def __init__(self) -> None:
+        self._running: dict[K, asyncio.Future[V]] = {}
+
+    async def call(self, key: K, run: Callable[[], Awaitable[V]]) -> V:
+        shared = self._running.get(key)
+        if shared is None:
+            shared = asyncio.ensure_future(run())
+            self._running[key] = shared
+            shared.add_done_callback(lambda done: self._finished(key, done))
+        # Shielded: one caller giving up (a dropped request) does not cancel the others' answer.
+        return await asyncio.shield(shared)
+
+    def _finished(self, key: K, done: asyncio.Future[V]) -> None:
+        if self._running.get(key) is done:
+            del self._running[key]
+        if not done.cancelled():
+            done.exception()  # retrieved here: every caller may have given up before it failed

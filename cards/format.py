@@ -145,7 +145,8 @@ def plain(value: str, limit: int) -> str:
     ``://``, and look-alike characters for ``@`` and the dots between letters. (A zero-width space alone is not
     enough: linkify-it, which the adaptivecards renderers use, takes it as part of an internationalised host name.)
     """
-    printable = "".join(_printable(ch) for ch in value)
+    # isprintable() is False for exactly the characters _printable changes (every C and Z category but " ").
+    printable = value if value.isprintable() else "".join(_printable(ch) for ch in value)
     line = _WHITESPACE.sub(" ", printable).strip()
     if len(line) > limit:
         line = line[: limit - 1].rstrip() + "…"
@@ -165,7 +166,8 @@ def safe_link(url: str | None, hosts: frozenset[str] | None = None) -> str | Non
 
     Loopback http is accepted without ``hosts`` so the local sandbox can serve voicemails.
     """
-    if not url or len(url) > URL_LIMIT or any(ch.isspace() or unicodedata.category(ch)[0] == "C" for ch in url):
+    # Whitespace and C-category characters are all not isprintable(), except " ".
+    if not url or len(url) > URL_LIMIT or not url.isprintable() or " " in url:
         return None
     try:
         parts = urlsplit(url)

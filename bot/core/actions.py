@@ -10,17 +10,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bot.clock import Clock, system_clock
 from bot.config import Settings
 from bot.core import effects
-from bot.core.ports import Store
+from bot.core.ports import ChannelLink, Store
 from bot.core.voicemail import VoicemailAccess
 from bot.domain.cases import Actor, Case
 from bot.domain.state_machine import USER_VERBS, Verb
 from bot.logging_setup import mask_number
+from bot.tasks import SharedCalls
 from cards.case_card import LISTEN_VERB, REFRESH_VERB
 from cards.i18n import Lang, conversation_language, refusal_text, text
 from cards.list_card import LIST_PAGE_VERB
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 Json = dict[str, Any]
 MAX_ID_LENGTH = 64
 """Case ids are 32 hex digits; anything much longer in a click's data is not one."""
+REFUSAL_CARD_REUSE = timedelta(seconds=1)
+MAX_REFUSAL_CARDS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,12 @@ class CardActions:
             verb.value: self._transition_handler(verb) for verb in USER_VERBS
         }
         self._list_page = list_page
+        # Fifty people clicking one card at once: their snapshots of the case, the line's link and the refresh for
+        # everyone come from one read each instead of fifty (see SharedCalls; the transition is a compare-and-set).
+        self._case_reads: SharedCalls[str, Case | None] = SharedCalls()
+        self._link_reads: SharedCalls[str, ChannelLink | None] = SharedCalls()
+        self._refreshes: SharedCalls[str, None] = SharedCalls()
+        self._refusal_cards: dict[tuple[str, int, Lang, str, bool], tuple[datetime, Json]] = {}
 
         async def page(request: ActionRequest) -> ActionResult:
             return await list_page(request, None, False)
@@ -110,7 +119,7 @@ class CardActions:
 
     async def _refused_by_origin(self, case: Case, request: ActionRequest) -> str | None:
         """Actions count only from the case's own channel (or a member's personal chat) in the case's tenant."""
-        link = await self._store.links.link_for_line(case.line_id)
+        link = await self._link_reads.call(case.line_id, lambda: self._store.links.link_for_line(case.line_id))
         if link is None:
             return "line not linked"
         if request.tenant_id != link.tenant_id:
@@ -160,7 +169,7 @@ class CardActions:
         case_id = request.data.get("case_id")
         if not isinstance(case_id, str) or not 0 < len(case_id) <= MAX_ID_LENGTH:
             return ActionResult(400, message="the action's data needs a case_id (a string)")
-        case = await self._store.cases.get(case_id)
+        case = await self._case_reads.call(case_id, lambda: self._store.cases.get(case_id))
         if case is None:
             return ActionResult(404, message=text(lang, "action_unknown_case"))
         refused = await self._refused_by_origin(case, request)
@@ -191,9 +200,7 @@ class CardActions:
                 return ActionResult(200, card=build_nudge_answer(lang, notice, positive=False), message=notice)
             if _list_origin(request) is not None:
                 return await self._back_to_list(request, notice, positive=False)
-            return ActionResult(
-                200, card=self._renderer.case_card(outcome.case, lang, notice, request.actor), message=notice
-            )
+            return ActionResult(200, card=self._refusal_card(outcome.case, lang, notice, request.actor), message=notice)
         log.info("%s: case %s (%s) by %s", verb, case.id[:8], mask_number(case.caller), request.actor.id[:8])
         if request.data.get("origin") == NUDGE_ORIGIN:
             answer = build_nudge_answer(lang, text(lang, "nudge_released"), positive=True)
@@ -204,10 +211,25 @@ class CardActions:
             )
         return ActionResult(200, card=self._renderer.case_card(outcome.case, lang, viewer=request.actor), applied=True)
 
+    def _refusal_card(self, case: Case, lang: Lang, notice: str, viewer: Actor) -> Json:
+        """The card for a refused click. The losers of a race on one card are refused against the same case within
+        milliseconds: they share one drawing, reused for at most :data:`REFUSAL_CARD_REUSE` (what a card shows of the
+        time, minutes ago and how due the case is, moves on in minutes)."""
+        key = (case.id, case.version, lang, notice, viewer == case.claimed_by)
+        now = self._clock()
+        drawn = self._refusal_cards.get(key)
+        if drawn is not None and now - drawn[0] < REFUSAL_CARD_REUSE:
+            return drawn[1]
+        card = self._renderer.case_card(case, lang, notice, viewer)
+        if len(self._refusal_cards) >= MAX_REFUSAL_CARDS:
+            self._refusal_cards.clear()
+        self._refusal_cards[key] = (now, card)
+        return card
+
     async def _refresh_for_everyone(self, case_id: str) -> None:
         """Queue a refresh of a card someone saw stale; the clicker's answer does not depend on it."""
         try:
-            await self._store.jobs.add([effects.RefreshCard(case_id)])
+            await self._refreshes.call(case_id, lambda: self._store.jobs.add([effects.RefreshCard(case_id)]))
         except Exception:
             log.exception("could not queue the refresh of case %s's card", case_id[:8])
 

@@ -175,6 +175,9 @@ class Cursor(Protocol):
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement; returns the number of rows it changed (-1 when not applicable)."""
 
+    async def execute_all(self, statements: Sequence[tuple[str, Params]]) -> None:
+        """Run statements whose rows and row counts nobody reads, in order: on PostgreSQL in one round trip."""
+
     async def fetchone(self) -> Row | None: ...
 
     async def fetchall(self) -> list[Row]: ...
@@ -312,6 +315,13 @@ def _sqlite_end(connection: sqlite3.Connection, how: str) -> None:
 class _RowBuffer:
     def __init__(self) -> None:
         self._rows: list[Row] = []
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        raise NotImplementedError
+
+    async def execute_all(self, statements: Sequence[tuple[str, Params]]) -> None:
+        for sql, params in statements:
+            await self.execute(sql, params)
 
     async def fetchone(self) -> Row | None:
         return self._rows.pop(0) if self._rows else None

@@ -42,7 +42,17 @@ from bot.domain.grouping import place_event
 from bot.domain.matching import find_same_call, merge_reports
 from bot.domain.state_machine import Refusal, RefusalCode, Verb, decide
 from bot.storage import stats_rollups
-from bot.storage.database import Cursor, Database, IntegrityConflict, Row, from_json, require_utc, to_json, to_utc
+from bot.storage.database import (
+    Cursor,
+    Database,
+    IntegrityConflict,
+    Params,
+    Row,
+    from_json,
+    require_utc,
+    to_json,
+    to_utc,
+)
 from bot.storage.migrations import migrate
 from bot.storage.privacy_store import SqlPrivacyRepository
 from bot.storage.reminder_store import SqlReminderRepository
@@ -153,6 +163,7 @@ case_from_row = _case_from_row
 async def insert_effects(cursor: Cursor, effects: Sequence[Effect], now: datetime) -> None:
     """Insert the outbox rows of ``effects`` in the caller's transaction. A job with the same key still pending
     does the work (it has not started, so it will see what this transaction commits)."""
+    inserts: list[tuple[str, Params]] = []
     for effect in effects:
         expanded: Sequence[Effect] = (effect,)
         if isinstance(effect, WriteCaseFlags):
@@ -164,7 +175,7 @@ async def insert_effects(cursor: Cursor, effects: Sequence[Effect], now: datetim
         for one in expanded:
             row = outbox_row(one)
             order_key, order_seq = row.ordering or (None, None)
-            await cursor.execute(
+            inserts.append((
                 "INSERT INTO jobs (kind, payload, state, attempts, dedupe_key, run_at, priority, ordering_key, "
                 "ordering_seq, created_at, updated_at) VALUES (?, ?, 'pending', 0, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (dedupe_key) WHERE state = 'pending' AND dedupe_key IS NOT NULL DO NOTHING",
@@ -179,7 +190,8 @@ async def insert_effects(cursor: Cursor, effects: Sequence[Effect], now: datetim
                     now,
                     now,
                 ),
-            )
+            ))  # fmt: skip
+    await cursor.execute_all(inserts)
 
 
 def _mutable_case_columns(case: Case) -> dict[str, Any]:
@@ -506,18 +518,18 @@ class SqlCaseRepository(CaseRepository):
         # behind each other's transactions for a third of a second.
         while (committing := self._committing.get(case_id)) is not None:
             try:
-                after = await asyncio.shield(committing)
+                seen = await asyncio.shield(committing)
             except Exception:
                 break  # that one failed: this one tries on its own
-            decided = decide(after, verb, actor, now, claim_timeout)
+            decided = decide(seen, verb, actor, now, claim_timeout)
             if isinstance(decided, Refusal):
-                return TransitionOutcome(after, decided)
+                return TransitionOutcome(seen, decided)
         mine: asyncio.Future[Case] = asyncio.get_running_loop().create_future()
         mine.add_done_callback(lambda done: done.cancelled() or done.exception())  # nobody may be waiting
         self._committing[case_id] = mine
         try:
             outcome = await self._transition_in_transaction(
-                case_id, verb, lambda case: decide(case, verb, actor, now, claim_timeout), effects
+                case_id, verb, lambda case: decide(case, verb, actor, now, claim_timeout), effects, seen
             )
         except BaseException as error:
             mine.set_exception(error if isinstance(error, Exception) else RuntimeError("cancelled"))
@@ -535,11 +547,16 @@ class SqlCaseRepository(CaseRepository):
         verb: Verb,
         decide_on: Callable[[Case], Case | Refusal],
         effects: EffectsOf[TransitionOutcome],
+        seen: Case | None = None,
     ) -> TransitionOutcome:
+        """The first attempt decides on ``seen`` when given, without reading the case again: the compare-and-set on
+        its version fails if anything changed since (every change of a case, its events and contacts included, moves
+        the version on), and the next attempt reads the case in the transaction."""
         for _ in range(_MAX_ATTEMPTS):
             try:
                 async with self._db.transaction() as cursor:
-                    case = await self._load(cursor, case_id)
+                    case = seen if seen is not None else await self._load(cursor, case_id)
+                    seen = None  # after a failed compare-and-set, the case is read anew
                     if case is None:
                         raise LookupError(f"no case {case_id}")
                     decided = decide_on(case)

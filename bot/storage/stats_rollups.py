@@ -186,16 +186,16 @@ def _marks(values: Sequence[Any]) -> str:
 async def count_cases(cursor: Cursor, dialect: Dialect, case_ids: Sequence[str], sign: int) -> None:
     """Add (``sign`` 1) or take away (-1) what these cases, as stored now, contribute to the roll-ups."""
     if case_ids:
-        for statement in _case_statements(dialect, f"id IN ({_marks(case_ids)})", sign):
-            await cursor.execute(statement, tuple(case_ids))
+        where = f"id IN ({_marks(case_ids)})"
+        await cursor.execute_all([(statement, tuple(case_ids)) for statement in _case_statements(dialect, where, sign)])
 
 
 async def count_events(cursor: Cursor, dialect: Dialect, where: str, params: Sequence[Any], sign: int) -> None:
     """Add or take away what the events matching ``where`` (``source_id = ?``, ``case_id IN (…)``) contribute."""
-    for statement in _event_statements(dialect, where, sign):
-        await cursor.execute(statement, tuple(params))
+    statements = _event_statements(dialect, where, sign)
     if sign < 0:
-        await cursor.execute(_forgotten_callers_statement(dialect, where), tuple(params))
+        statements.append(_forgotten_callers_statement(dialect, where))
+    await cursor.execute_all([(statement, tuple(params)) for statement in statements])
 
 
 async def rebuild(cursor: Cursor, dialect: Dialect) -> None:

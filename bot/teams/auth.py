@@ -23,15 +23,15 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 import msal
 import requests
 from aiohttp import web
-from botbuilder.core import Bot, serializer_helper
+from botbuilder.core import Bot, InvokeResponse, serializer_helper
 from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
-from botbuilder.schema import Activity, CallerIdConstants
+from botbuilder.schema import Activity, ActivityTypes, CallerIdConstants
 from botframework.connector.auth import (
     AppCredentials,
     AuthenticateRequestResult,
@@ -211,6 +211,7 @@ MAX_ACTIVITY_BYTES = 256 * 1024
 MAX_JSON_DEPTH = 32
 """Real activities nest about 8 levels deep; deeper JSON is refused (json.loads would recurse on it)."""
 TEAMS_CHANNEL = "msteams"
+ADAPTIVE_CARD_ACTION = "adaptiveCard/action"
 
 
 @dataclass(frozen=True)
@@ -315,14 +316,22 @@ def _tenant_ids(body: dict[str, Any]) -> set[str]:
     return found
 
 
-def inbound_refusal(activity: Activity, body: dict[str, Any], policy: InboundPolicy) -> web.HTTPException | None:
-    """Why an activity (``body`` parsed into ``activity``) must not be handled, as the HTTP error to answer."""
-    if activity.channel_id != TEAMS_CHANNEL:
+def json_str(value: Any) -> str | None:
+    """A JSON value if it is a string (the sender decides the types of an activity's fields)."""
+    return value if isinstance(value, str) else None
+
+
+def inbound_refusal(body: dict[str, Any], policy: InboundPolicy) -> web.HTTPException | None:
+    """Why an activity (its JSON) must not be handled, as the HTTP error to answer."""
+    if not json_str(body.get("type")):
+        return _refused(web.HTTPBadRequest, "BadRequest", "activity has no type")
+    if body.get("channelId") != TEAMS_CHANNEL:
         return _refused(web.HTTPForbidden, "Forbidden", f"only Microsoft Teams activities (channelId {TEAMS_CHANNEL})")
-    if not policy.is_service_url_allowed(activity.service_url):
+    if not policy.is_service_url_allowed(json_str(body.get("serviceUrl"))):
         return _refused(web.HTTPForbidden, "Forbidden", "serviceUrl is not a Teams service URL")
-    sender = activity.from_property
-    if sender is None or not isinstance(sender.aad_object_id, str) or not sender.aad_object_id.strip():
+    sender = body.get("from")
+    sender_id = json_str(sender.get("aadObjectId")) if isinstance(sender, dict) else None
+    if sender_id is None or not sender_id.strip():
         return _refused(web.HTTPBadRequest, "BadRequest", "from.aadObjectId is required")
     tenants = _tenant_ids(body)
     if len(tenants) != 1:
@@ -334,12 +343,12 @@ def inbound_refusal(activity: Activity, body: dict[str, Any], policy: InboundPol
 
 async def authenticate_inbound_request(
     request: web.Request, auth: BotFrameworkAuthentication, policy: InboundPolicy, *, allow_unauthenticated: bool
-) -> tuple[Activity, AuthenticateRequestResult]:
-    """The request's activity and botbuilder's authentication result, or an HTTP error with a reason.
+) -> tuple[dict[str, Any], AuthenticateRequestResult]:
+    """The request's activity (its JSON) and botbuilder's authentication result, or an HTTP error with a reason.
 
     The token is verified before the body is read (a bogus token never makes the bot parse anything): first
-    everything but the ``serviceurl`` claim, then, with the activity, the full check. Bad tokens are 401 (never
-    500), oversized bodies 413, malformed or too deeply nested JSON 400, foreign channels and tenants 403.
+    everything but the ``serviceurl`` claim, then, with the activity's service URL, the full check. Bad tokens are
+    401 (never 500), oversized bodies 413, malformed or too deeply nested JSON 400, foreign channels and tenants 403.
     """
     header = request.headers.get("Authorization", "").strip()
     if header:
@@ -352,17 +361,21 @@ async def authenticate_inbound_request(
     elif not allow_unauthenticated:
         raise _unauthorized("missing Authorization header")
     body = await _read_json(request)
-    try:
-        activity = Activity().deserialize(body)
-    except (ValueError, TypeError, AttributeError) as error:
-        raise _refused(web.HTTPBadRequest, "BadRequest", "body is not a JSON activity") from error
-    if not activity.type:
-        raise _refused(web.HTTPBadRequest, "BadRequest", "activity has no type")
-    refusal = inbound_refusal(activity, body, policy)
+    refusal = inbound_refusal(body, policy)
     if refusal is not None:
         raise refusal
-    # None, not "": botbuilder's parameterized authentication only treats None as "no header".
-    return activity, await _verify(auth, activity, header or None)  # type: ignore[arg-type]
+    # What botbuilder's validation reads of an activity; None, not "": its parameterized authentication only
+    # treats None as "no header".
+    addressing = Activity(channel_id=TEAMS_CHANNEL, service_url=body["serviceUrl"])
+    return body, await _verify(auth, addressing, header or None)  # type: ignore[arg-type]
+
+
+def parse_activity(body: dict[str, Any]) -> Activity:
+    """botbuilder's model of an activity, or 400."""
+    try:
+        return Activity().deserialize(body)
+    except (ValueError, TypeError, AttributeError) as error:
+        raise _refused(web.HTTPBadRequest, "BadRequest", "body is not a JSON activity") from error
 
 
 def invoke_response_json(body: Any) -> Any:
@@ -377,6 +390,17 @@ def invoke_response_json(body: Any) -> Any:
     return serializer_helper(body)
 
 
+class CardActionHandler(Protocol):
+    """Answers an ``adaptiveCard/action`` invoke from its JSON, outside botbuilder's turn (see
+    :func:`authenticated_messages_handler`)."""
+
+    async def __call__(self, body: dict[str, Any], authenticated: AuthenticateRequestResult) -> InvokeResponse: ...
+
+
+def is_card_action(body: dict[str, Any]) -> bool:
+    return body.get("type") == ActivityTypes.invoke and body.get("name") == ADAPTIVE_CARD_ACTION
+
+
 def authenticated_messages_handler(
     adapter: CloudAdapter,
     bot: Bot,
@@ -384,18 +408,26 @@ def authenticated_messages_handler(
     policy: InboundPolicy,
     *,
     allow_unauthenticated: bool,
+    card_actions: CardActionHandler | None = None,
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """The ``/api/messages`` handler: our authentication, then the adapter's turn with that result.
 
     It calls ``process_activity`` with the authentication result rather than ``CloudAdapter.process``, which would
     validate the token a second time and, with auth off, crash on the empty header it passes as "".
+
+    Card clicks (``card_actions``) skip botbuilder's turn: its msrest model of the activity, the turn pipeline and
+    the deep copy of the answer cost about half of a click's CPU time, and a click needs none of them (it answers
+    with the invoke response and sends nothing). Fifty people clicking one card were answered one after another.
     """
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        activity, authenticated = await authenticate_inbound_request(
+        body, authenticated = await authenticate_inbound_request(
             request, auth, policy, allow_unauthenticated=allow_unauthenticated
         )
-        invoke_response = await adapter.process_activity(authenticated, activity, bot.on_turn)
+        if card_actions is not None and is_card_action(body):
+            answer = await card_actions(body, authenticated)
+            return web.json_response(answer.body, status=answer.status)
+        invoke_response = await adapter.process_activity(authenticated, parse_activity(body), bot.on_turn)
         if invoke_response:
             return web.json_response(invoke_response_json(invoke_response.body), status=invoke_response.status)
         return web.Response(status=201)

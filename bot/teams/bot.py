@@ -1,34 +1,34 @@
 """The Teams activity handler: translates activities into the application's commands and card actions.
 
-botbuilder 4.17.1 trap, fixed here and only here: ``ActivityHandler.on_invoke_activity`` parses
-``adaptiveCard/action`` into an ``AdaptiveCardInvokeValue`` whose ``action`` stays a plain dict, and its
-``_create_invoke_response`` serialises the body that ``CloudAdapter`` then serialises again (``'dict' object has no
-attribute 'is_xml_model'``). :meth:`RufpoolBot.on_invoke_activity` reads the raw ``value`` dict itself and returns an
-``InvokeResponse`` whose body is already plain JSON; :func:`bot.teams.auth.invoke_response_json` passes such a body
-through unchanged and serialises only msrest models.
+Card clicks (``adaptiveCard/action`` invokes) never enter botbuilder's turn: :meth:`RufpoolBot.answer_card_action`
+answers them from the activity's JSON, with an ``InvokeResponse`` whose body is already plain JSON. That also keeps
+clear of botbuilder 4.17.1's invoke trap: its ``ActivityHandler`` serialises the ``AdaptiveCardInvokeResponse`` it
+builds, and ``CloudAdapter`` then serialises that dict again (``'dict' object has no attribute 'is_xml_model'``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
 from botbuilder.core import ActivityHandler, BotAdapter, CardFactory, InvokeResponse, MessageFactory, TurnContext
 from botbuilder.core.teams import TeamsInfo
-from botbuilder.schema import Activity, ChannelAccount, ErrorResponseException
+from botbuilder.schema import Activity, ChannelAccount, ConversationAccount, ErrorResponseException
 from botframework.connector.aio import ConnectorClient
+from botframework.connector.auth import AuthenticateRequestResult
 
 from bot.core.actions import ActionRequest, ActionResult, CardActions
 from bot.core.commands import CommandRequest, Commands, parse_command
 from bot.core.ports import Store
 from bot.domain.cases import Actor
+from bot.teams.auth import json_str
 from cards.i18n import Lang, conversation_language, text
 
 log = logging.getLogger(__name__)
 
-ADAPTIVE_CARD_ACTION = "adaptiveCard/action"
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 MESSAGE_CONTENT_TYPE = "application/vnd.microsoft.activity.message"
 ERROR_CONTENT_TYPE = "application/vnd.microsoft.error"
@@ -93,6 +93,42 @@ def _tenant_id(activity: Activity) -> str | None:
     return activity.conversation.tenant_id if activity.conversation else None
 
 
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _card_click(body: dict[str, Any]) -> Activity:
+    """What a card click's handling reads of its activity, as botbuilder's model built field by field: msrest's
+    deserializer walks the whole activity schema, a third of a click's CPU time."""
+    sender, conversation = _object(body.get("from")), _object(body.get("conversation"))
+    return Activity(
+        type=json_str(body.get("type")),
+        name=json_str(body.get("name")),
+        service_url=json_str(body.get("serviceUrl")),
+        locale=json_str(body.get("locale")),
+        value=body.get("value"),
+        channel_data=_object(body.get("channelData")),
+        from_property=ChannelAccount(
+            id=json_str(sender.get("id")),
+            name=json_str(sender.get("name")),
+            aad_object_id=json_str(sender.get("aadObjectId")),
+        ),
+        conversation=ConversationAccount(
+            id=json_str(conversation.get("id")),
+            conversation_type=json_str(conversation.get("conversationType")),
+            tenant_id=json_str(conversation.get("tenantId")),
+        ),
+    )
+
+
+def _turn_connector(turn_context: TurnContext) -> Callable[[], Awaitable[ConnectorClient]]:
+    async def connector() -> ConnectorClient:
+        client: ConnectorClient = turn_context.turn_state[BotAdapter.BOT_CONNECTOR_CLIENT_KEY]
+        return client
+
+    return connector
+
+
 def _definitely_not_member(error: Exception) -> bool:
     """The connector's answer for a user outside the team (404), or a team the bot has left (403)."""
     response = error.response if isinstance(error, ErrorResponseException) else None
@@ -135,7 +171,7 @@ class RufpoolBot(ActivityHandler):
             team_id=_team_id(activity),
             channel_id=_channel_id(activity),
             locale=activity.locale,
-            is_team_member=lambda team_id: self._is_member(turn_context, team_id),
+            is_team_member=lambda team_id: self._is_member(_turn_connector(turn_context), actor.teams_id, team_id),
             team_group_id=_team_group_id(activity),
         )
         reply = await self._commands.handle(request)
@@ -158,21 +194,34 @@ class RufpoolBot(ActivityHandler):
 
     # Card actions ---------------------------------------------------------------------------------------------
 
-    async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse | None:
-        activity = turn_context.activity
-        if activity.name != ADAPTIVE_CARD_ACTION:
-            return await super().on_invoke_activity(turn_context)
+    async def answer_card_action(
+        self, body: dict[str, Any], authenticated: AuthenticateRequestResult
+    ) -> InvokeResponse:
+        """An ``adaptiveCard/action`` invoke, answered from its JSON outside botbuilder's turn (see
+        :func:`bot.teams.auth.authenticated_messages_handler`)."""
+        activity = _card_click(body)
+
+        async def connector() -> ConnectorClient:
+            factory = authenticated.connector_factory
+            client: ConnectorClient = await factory.create(activity.service_url, authenticated.audience)
+            return client
+
+        return card_invoke_response(await self._card_action(activity, connector))
+
+    async def _card_action(
+        self, activity: Activity, connector: Callable[[], Awaitable[ConnectorClient]]
+    ) -> ActionResult:
         value = activity.value if isinstance(activity.value, dict) else {}
         raw_action = value.get("action")
         action: dict[str, Any] = raw_action if isinstance(raw_action, dict) else {}
         verb, data = action.get("verb"), action.get("data", {})
         if action.get("type") != "Action.Execute" or not isinstance(verb, str) or len(verb) > MAX_VERB_LENGTH:
-            return card_invoke_response(ActionResult(400, message="expected an Action.Execute with a verb"))
+            return ActionResult(400, message="expected an Action.Execute with a verb")
         if not isinstance(data, dict):
-            return card_invoke_response(ActionResult(400, message="the action's data must be an object"))
+            return ActionResult(400, message="the action's data must be an object")
         actor = _actor(activity.from_property)
         if actor is None:
-            return card_invoke_response(ActionResult(400, message="from.aadObjectId is required"))
+            return ActionResult(400, message="from.aadObjectId is required")
         request = ActionRequest(
             verb=verb,
             data=data,
@@ -181,35 +230,34 @@ class RufpoolBot(ActivityHandler):
             conversation_id=activity.conversation.id if activity.conversation else "",
             channel_id=_channel_id(activity),
             locale=activity.locale,
-            is_team_member=lambda team_id: self._is_member(turn_context, team_id),
+            is_team_member=lambda team_id: self._is_member(connector, actor.teams_id, team_id),
         )
         try:
-            result = await self._actions.handle(request)
+            return await self._actions.handle(request)
         except (TypeError, ValueError) as error:
             # The data of a click is the sender's: whatever it trips over is a bad request, not a server error.
             log.warning("card action %r with unusable data: %s", verb[:32], type(error).__name__, exc_info=error)
-            result = ActionResult(400, message="the action's data is malformed")
+            return ActionResult(400, message="the action's data is malformed")
         except Exception:
             # The store or another dependency failed: the clicker is told to try again, Teams never sees a 5xx.
             log.exception("card action %r failed", verb[:32])
-            result = ActionResult(200, message=text(self._actions.language(request), "turn_failed"))
-        return card_invoke_response(result)
+            return ActionResult(200, message=text(self._actions.language(request), "turn_failed"))
 
     # Membership (personal chat) -------------------------------------------------------------------------------
 
-    async def _is_member(self, turn_context: TurnContext, team_id: str) -> bool:
-        user = turn_context.activity.from_property
-        if user is None or not user.id:
+    async def _is_member(
+        self, connector: Callable[[], Awaitable[ConnectorClient]], user_id: str | None, team_id: str
+    ) -> bool:
+        if not user_id:
             return False
-        key = (team_id, user.id)
+        key = (team_id, user_id)
         cached = self._membership.get(key)
         if cached is not None and time.monotonic() - cached[0] < MEMBERSHIP_CACHE_SECONDS:
             return cached[1]
         # Not TeamsInfo.get_team_member: in botbuilder 4.17.1 it ignores team_id and asks the activity's own
         # conversation, which in personal chat always contains the user.
-        connector: ConnectorClient = turn_context.turn_state[BotAdapter.BOT_CONNECTOR_CLIENT_KEY]
         try:
-            await connector.conversations.get_conversation_member(team_id, user.id)
+            await (await connector()).conversations.get_conversation_member(team_id, user_id)
             member = True
         except Exception as error:
             if not _definitely_not_member(error):

@@ -6,6 +6,9 @@ import asyncio
 import re
 from typing import Any
 
+import pytest
+from botbuilder.schema import Activity
+
 from bot.domain.cases import CaseState
 from tests.support.bot_stack import CHANNEL_ID, OTHER_CHANNEL_ID, POOL_MAILBOX, BotStack, user
 from tests.support.cards import card_texts
@@ -98,6 +101,30 @@ async def test_fifty_concurrent_claims_have_one_winner(bot_stack: BotStack) -> N
     assert case.claimed_by.name == winner
     assert badge(card_json(the_card(bot_stack).current)) == f"In Bearbeitung – {winner}"
     assert len(thread_replies(bot_stack, the_card(bot_stack).conversation_id)) == 1
+
+
+async def test_a_click_is_answered_without_botbuilders_activity_model(
+    bot_stack: BotStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """msrest's model of an activity was a third of a click's CPU time; a click reads its JSON. Messages still go
+    through botbuilder's turn."""
+    card = await posted_case(bot_stack)
+    data = action_data(card_json(card.current), "claim")
+    modelled: list[object] = []
+    deserialize = Activity.deserialize
+
+    def counted(body: dict[str, Any], content_type: str | None = None) -> Activity:
+        modelled.append(body.get("type"))
+        return deserialize(body, content_type)
+
+    monkeypatch.setattr(Activity, "deserialize", staticmethod(counted))
+
+    answer = await bot_stack.click("claim", data, user(4), card.conversation_id, card.activity_id)
+    assert notice(invoke_card(answer)) is None and badge(invoke_card(answer)) == f"In Bearbeitung – {user(4)['name']}"
+    assert modelled == []
+
+    assert await bot_stack.message("hilfe") < 300
+    assert modelled == ["message"]
 
 
 async def test_an_action_from_another_channel_or_tenant_is_refused(bot_stack: BotStack) -> None:

@@ -16,8 +16,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from bot.core.effects import no_effects
 from bot.domain.cases import Actor
 from bot.domain.events import CallEvent, EventKind, MailSource, Voicemail
 from bot.domain.state_machine import Verb
-from bot.storage.database import Cursor, Database, Params, Written
+from bot.storage.database import Cursor, Database, Params, Row, Written
 from bot.storage.factory import open_database, open_store
 from bot.storage.sql_store import SqlStore
 from sandbox.schemas import fresh_postgres_schema as sandbox_schema
@@ -98,22 +98,49 @@ def is_postgres(database_url: str) -> bool:
     return database_url.startswith("postgresql://")
 
 
+class _RecordingCursor:
+    """A transaction's cursor that records what it sends: one entry per ``execute`` or ``execute_all``."""
+
+    def __init__(self, inner: Cursor, sent: list[str]) -> None:
+        self._inner = inner
+        self._sent = sent
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        self._sent.append(sql)
+        return await self._inner.execute(sql, params)
+
+    async def execute_all(self, statements: Sequence[tuple[str, Params]]) -> None:
+        self._sent.append(";\n".join(sql for sql, _ in statements))
+        await self._inner.execute_all(statements)
+
+    async def fetchone(self) -> Row | None:
+        return await self._inner.fetchone()
+
+    async def fetchall(self) -> list[Row]:
+        return await self._inner.fetchall()
+
+
 class CountingDatabase:
-    """The real database, counting write transactions and keeping the group-committed writes (SQL, parameters)."""
+    """The real database, counting write transactions and what they send, and keeping the group-committed writes
+    (SQL, parameters)."""
 
     def __init__(self, inner: Database) -> None:
         self._inner = inner
         self.dialect = inner.dialect
         self.transactions = 0
+        self.sent_in_transactions: list[str] = []
+        """One entry per statement or batch of statements a transaction sent (a round trip on PostgreSQL)."""
         self.written: list[tuple[str, Params]] = []
 
     @property
     def writes(self) -> int:
         return len(self.written)
 
-    def transaction(self) -> AbstractAsyncContextManager[Cursor]:
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Cursor]:
         self.transactions += 1
-        return self._inner.transaction()
+        async with self._inner.transaction() as cursor:
+            yield _RecordingCursor(cursor, self.sent_in_transactions)
 
     def read(self) -> AbstractAsyncContextManager[Cursor]:
         return self._inner.read()

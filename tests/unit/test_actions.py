@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -106,6 +107,77 @@ async def test_a_refusal_names_the_holder_and_time_and_refreshes_a_stale_card(st
     assert current is not None
     fresh = await actions.handle(_request("claim", current, BOB))
     assert not fresh.applied and await _job_kinds(store) == []  # the card was current: nothing to refresh
+
+
+class CountingRenderer(CardRenderer):
+    def __init__(self, settings: Settings, clock: Callable[[], datetime]) -> None:
+        super().__init__(settings, clock=clock)
+        self.drawn = 0
+
+    def case_card(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        self.drawn += 1
+        return super().case_card(*args, **kwargs)
+
+
+async def test_the_losers_of_a_race_share_one_read_of_case_and_link_and_one_drawing_of_the_card(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fifty people clicking one card: the snapshots, the origin check and the refused answer's card are one each."""
+    case = await _linked_case(store)
+    now = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+    renderer = CountingRenderer(_settings(), clock=lambda: now)
+    actions = CardActions(_settings(), store, _list_page, VoicemailAccess(store, "https://bot.example",
+                          timedelta(minutes=15)), renderer, clock=lambda: now)  # fmt: skip
+    await actions.handle(_request("claim", case, BOB))
+    reads = {"case": 0, "link": 0}
+    get, link_for_line = store.cases.get, store.links.link_for_line
+
+    async def counted_get(case_id: str) -> Case | None:
+        reads["case"] += 1
+        return await get(case_id)
+
+    async def counted_link(line_id: str) -> ChannelLink | None:
+        reads["link"] += 1
+        return await link_for_line(line_id)
+
+    monkeypatch.setattr(store.cases, "get", counted_get)
+    monkeypatch.setattr(store.links, "link_for_line", counted_link)
+    renderer.drawn = 0
+    clickers = [replace(ALICE, id=f"aad-{n}", name=f"Person {n}") for n in range(20)]
+
+    results = await asyncio.gather(*(actions.handle(_request("claim", case, who)) for who in clickers))
+
+    assert all(not result.applied and result.card == results[0].card for result in results)
+    assert "Bereits übernommen von Bob" in str(results[0].message)
+    assert reads == {"case": 1, "link": 1}
+    assert renderer.drawn == 1
+
+
+async def test_a_refused_answer_is_drawn_anew_after_a_second_or_for_another_version(store: SqlStore) -> None:
+    case = await _linked_case(store)
+    now = [datetime(2026, 12, 2, 9, 0, tzinfo=UTC)]
+    renderer = CountingRenderer(_settings(), clock=lambda: now[0])
+    actions = CardActions(_settings(), store, _list_page, VoicemailAccess(store, "https://bot.example",
+                          timedelta(minutes=15)), renderer, clock=lambda: now[0])  # fmt: skip
+    await actions.handle(_request("claim", case, BOB))
+    renderer.drawn = 0
+
+    await actions.handle(_request("claim", case, ALICE))
+    now[0] += timedelta(milliseconds=500)
+    await actions.handle(_request("claim", case, ALICE))
+    assert renderer.drawn == 1
+    now[0] += timedelta(seconds=1)
+    await actions.handle(_request("claim", case, ALICE))
+    assert renderer.drawn == 2
+
+    # Bob releases and claims again: a new version, a new drawing.
+    current = await store.cases.get(case.id)
+    assert current is not None
+    await actions.handle(_request("release", current, BOB))
+    await actions.handle(_request("claim", current, BOB))
+    renderer.drawn = 0
+    refused = await actions.handle(_request("claim", case, ALICE))
+    assert renderer.drawn == 1 and not refused.applied
 
 
 async def test_english_locale_gives_english_texts_in_personal_chat(store: SqlStore) -> None:

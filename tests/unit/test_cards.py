@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import string
+import sys
+import unicodedata
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -459,6 +461,23 @@ def test_zero_width_characters_from_mail_cannot_shield_a_domain() -> None:
 def test_long_text_is_capped() -> None:
     assert len(inert("x" * 1000, 80)) == 80
     assert inert("x" * 1000, 80).endswith("…")
+
+
+def test_isprintable_is_false_for_exactly_the_characters_plain_and_safe_link_take_out() -> None:
+    """plain() and safe_link() skip their character-by-character check for text that str.isprintable() passes:
+    that must hold for every code point of this Python's Unicode tables."""
+    for code in range(sys.maxunicode + 1):
+        ch = chr(code)
+        category = unicodedata.category(ch)
+        assert ch.isprintable() == (category[0] not in "CZ" or ch == " "), hex(code)
+        if ch.isprintable() and ch != " ":
+            assert not ch.isspace(), hex(code)
+
+
+@pytest.mark.parametrize("odd", ["\u200b", "\u202e", "\u2028", "\x85", "\x07", "\u00a0", "\U000e0041", "\ud800"])
+def test_control_format_and_separator_characters_never_pass(odd: str) -> None:
+    assert plain(f"Max{odd}Mustermann", 80) in ("MaxMustermann", "Max Mustermann")
+    assert safe_link(f"https://outlook.office365.com/owa/?ItemID={odd}x", OUTLOOK_HOSTS) is None
 
 
 def test_names_in_buttons_are_plain_and_capped() -> None:
