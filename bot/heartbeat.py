@@ -45,5 +45,7 @@ async def renewing(work: Awaitable[T], renew: Callable[[], Awaitable[bool]], eve
             task.cancel()
             # asyncio.wait, not awaiting the task: a cancellation of this caller meanwhile must not be swallowed.
             await asyncio.wait({task})
-            if not task.cancelled():
-                task.exception()  # retrieved: the work's own error on its way out is of no interest any more
+        if not task.cancelled():
+            # Retrieved also when the work failed just as this caller was cancelled or gave up on the lease: its error
+            # is of no interest any more (asyncio logged it as "never retrieved" at every shutdown with work in hand).
+            task.exception()
