@@ -1,4 +1,4 @@
-"""Small helpers for the background tasks that workers and loops run."""
+"""Small asyncio helpers: stopping the background tasks that workers and loops run, and sharing concurrent calls."""
 
 from __future__ import annotations
 

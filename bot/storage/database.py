@@ -312,12 +312,18 @@ def _sqlite_end(connection: sqlite3.Connection, how: str) -> None:
         connection.execute(how)
 
 
-class _RowBuffer:
-    def __init__(self) -> None:
+class _SqliteCursor:
+    """Statements of one transaction on one connection, run on the event loop's own thread (see
+    :class:`SqliteDatabase`); as it is, the write transaction's cursor."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
         self._rows: list[Row] = []
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        raise NotImplementedError
+        written = _sqlite_statement(self._connection, sql, params)
+        self._rows = written.rows
+        return written.rowcount
 
     async def execute_all(self, statements: Sequence[tuple[str, Params]]) -> None:
         for sql, params in statements:
@@ -331,32 +337,13 @@ class _RowBuffer:
         return rows
 
 
-class _SqliteReadCursor(_RowBuffer):
+class _SqliteReadCursor(_SqliteCursor):
     """Statements of one read transaction on a reader connection; the ``BEGIN`` comes with the first statement."""
-
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        super().__init__()
-        self._connection = connection
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         if not self._connection.in_transaction:
             self._connection.execute("BEGIN")
-        written = _sqlite_statement(self._connection, sql, params)
-        self._rows = written.rows
-        return written.rowcount
-
-
-class _SqliteWriteCursor(_RowBuffer):
-    """Statements of one write transaction, run on the event loop's own thread (see :class:`SqliteDatabase`)."""
-
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        super().__init__()
-        self._connection = connection
-
-    async def execute(self, sql: str, params: Params = ()) -> int:
-        written = _sqlite_statement(self._connection, sql, params)
-        self._rows = written.rows
-        return written.rowcount
+        return await super().execute(sql, params)
 
 
 class SqliteDatabase:
@@ -448,7 +435,7 @@ class SqliteDatabase:
         async with self._lock:
             await self._begin()
             try:
-                yield _SqliteWriteCursor(self._writer)
+                yield _SqliteCursor(self._writer)
             except BaseException:
                 _sqlite_end(self._writer, "ROLLBACK")
                 raise

@@ -3,7 +3,7 @@ imported only by a bot that runs on PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 
 import psycopg
@@ -34,6 +34,11 @@ def _postgres_sql(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
+def _bound_statements(cursor: AsyncClientCursor[Row], statements: Iterable[tuple[str, Params]]) -> list[str]:
+    """The statements with their parameters bound client-side, to go as one simple-query message."""
+    return [cursor.mogrify(_postgres_sql(sql), list(params)) for sql, params in statements]
+
+
 class _PostgresCursor:
     def __init__(self, cursor: psycopg.AsyncCursor[Row]) -> None:
         self._cursor = cursor
@@ -52,9 +57,7 @@ class _PostgresCursor:
             return
         client = AsyncClientCursor(self._cursor.connection)
         try:
-            await client.execute(
-                ";\n".join(client.mogrify(_postgres_sql(sql), list(params)) for sql, params in statements)
-            )
+            await client.execute(";\n".join(_bound_statements(client, statements)))
         except psycopg.errors.IntegrityError as error:
             raise IntegrityConflict(str(error), error.diag.constraint_name) from error
         finally:
@@ -124,7 +127,7 @@ class PostgresDatabase:
         async with self._pool.connection() as connection:
             cursor = AsyncClientCursor(connection, row_factory=dict_row)
             try:
-                statements = [cursor.mogrify(_postgres_sql(write.sql), list(write.params)) for write in writes]
+                statements = _bound_statements(cursor, ((write.sql, write.params) for write in writes))
                 await cursor.execute(";\n".join(["BEGIN", *statements, "COMMIT"]))
                 outcomes: list[Written | Exception] = []
                 for _ in writes:

@@ -102,8 +102,6 @@ def _card_click(body: dict[str, Any]) -> Activity:
     deserializer walks the whole activity schema, a third of a click's CPU time."""
     sender, conversation = _object(body.get("from")), _object(body.get("conversation"))
     return Activity(
-        type=json_str(body.get("type")),
-        name=json_str(body.get("name")),
         service_url=json_str(body.get("serviceUrl")),
         locale=json_str(body.get("locale")),
         value=body.get("value"),
