@@ -36,11 +36,10 @@ def load() -> str:
 
 async def end_to_end(options: Options) -> list[Row]:
     rows: list[Row] = []
-    reference: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="rufpool-bench-") as temporary:
         folder = os.environ.get("BENCH_KEEP_DIR") or temporary  # keep the bot's log and database to look into
         sqlite_url = f"sqlite:///{Path(folder) / 'bot.sqlite3'}"
-        rows += await bench_backend("SQLite", sqlite_url, Path(folder), options, reference, full=True)
+        rows += await bench_backend("SQLite", sqlite_url, Path(folder), options, full=True)
     if options.postgres_url is not None:
         problem = postgres_problem(options.postgres_url)
         if problem is not None:
@@ -48,7 +47,7 @@ async def end_to_end(options: Options) -> list[Row]:
             return rows
         with tempfile.TemporaryDirectory(prefix="rufpool-bench-") as folder:
             async with fresh_postgres_schema(options.postgres_url) as url:
-                rows += await bench_backend("PostgreSQL", url, Path(folder), options, reference, full=False)
+                rows += await bench_backend("PostgreSQL", url, Path(folder), options, full=False)
     return rows
 
 

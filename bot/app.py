@@ -24,7 +24,7 @@ from bot.core.callers import CallerDirectory
 from bot.core.commands import Commands
 from bot.core.coordinator import MailboxCoordinator
 from bot.core.ingest import MailIngestor
-from bot.core.jobs import JobRunner
+from bot.core.jobs import IngressGauge, JobRunner
 from bot.core.live_calls import LiveCalls
 from bot.core.ports import RetryPolicy, Store
 from bot.core.reminders import OVERVIEW as OVERVIEW_JOB
@@ -86,6 +86,8 @@ class Services:
     clock: Clock
     """Where the bot reads the time; shiftable only in the local sandbox (the demo's "+1 h")."""
     reminders: ReminderService
+    ingress: IngressGauge
+    """Counts the requests being answered; the job workers step back during a burst of them."""
 
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -95,6 +97,16 @@ CALLERS = web.AppKey("callers", CallerDirectory)
 METRICS_ONLY = web.AppKey("metrics_only", Services)
 """Set on the separate metrics listener: it serves /metrics without the bearer token."""
 CLOCK = web.AppKey("clock", object)
+
+
+def answered_first(ingress: IngressGauge, handler: Handler) -> Handler:
+    """``handler`` counted on ``ingress``: while a burst of such requests is answered, the job workers step back."""
+
+    async def counted(request: web.Request) -> web.StreamResponse:
+        with ingress.answering():
+            return await handler(request)
+
+    return counted
 
 
 def notify_secrets(settings: Settings) -> dict[str, str]:
@@ -178,6 +190,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     digests = DigestPoster(
         adapter, settings.app_id, store, digest_runs, stats, pacer, channel_lang, settings.is_teams_service_url
     )
+    ingress = IngressGauge()
     runner = JobRunner(
         store.jobs,
         {
@@ -195,6 +208,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         },
         policy=RetryPolicy(base_delay=timedelta(seconds=settings.outbox_retry_base_seconds)),
         on_give_up={NOTIFICATION_JOB: coordinator.notification_given_up},
+        ingress=ingress,
     )
     reminders = ReminderService(settings, store.cases, store.reminders, clock, runner.wake)
     app[SERVICES] = Services(
@@ -204,19 +218,27 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         coordinator,
         mailboxes,
         actions,
-        messages=authenticated_messages_handler(
-            adapter,
-            bot,
-            authentication,
-            inbound_policy(settings),
-            allow_unauthenticated=bot_auth.allow_unauthenticated,
-            card_actions=bot.answer_card_action,
+        messages=answered_first(
+            ingress,
+            authenticated_messages_handler(
+                adapter,
+                bot,
+                authentication,
+                inbound_policy(settings),
+                allow_unauthenticated=bot_auth.allow_unauthenticated,
+                card_actions=bot.answer_card_action,
+            ),
         ),
-        notifications=notification_handler(store.jobs, settings.graph_client_state.get_secret_value(), runner.wake),
+        notifications=answered_first(
+            ingress, notification_handler(store.jobs, settings.graph_client_state.get_secret_value(), runner.wake)
+        ),
         voicemail=voicemail_handler(voicemail_access, LegacyVoicemailLinks.from_settings(settings), store, mailboxes),
-        placetel_notify=notify_handler(store.jobs, notify_secrets(settings), runner.wake),
+        placetel_notify=answered_first(
+            ingress, notify_handler(store.jobs, notify_secrets(settings), runner.wake, clock)
+        ),
         clock=clock,
         reminders=reminders,
+        ingress=ingress,
     )
     retention = Retention(settings, store, instance_id)
     runner.start()

@@ -12,7 +12,7 @@ import contextlib
 import heapq
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -33,6 +33,52 @@ woken before the store sees the job due would wait for the next idle poll."""
 JOB_LEASE = timedelta(seconds=20)
 """How long a job is leased; renewed every quarter of it while the handler runs, so a dead worker's jobs are taken
 up again within about this long (the renewals keep a long-running job with its live worker)."""
+
+BUSY_ANSWERING = 4
+"""Requests answered at once from which the job workers step back (all but one): see :class:`IngressGauge`."""
+STEP_BACK_AT_MOST_S = 1.0
+"""The longest a stepped-back worker waits before it takes one more job all the same."""
+
+
+class IngressGauge:
+    """Counts the requests someone is waiting for an answer to (Graph's notifications, Teams' activities). While
+    :data:`BUSY_ANSWERING` or more are under way, a burst is arriving: the job workers but one step back, so the
+    event loop answers first (Graph drops an endpoint that answers late; every notification is stored before its
+    202, so nothing waits that could be lost). One worker keeps going, and the others take one job after
+    :data:`STEP_BACK_AT_MOST_S` at the latest: the queue never stalls however long the burst lasts."""
+
+    def __init__(self, busy_at: int = BUSY_ANSWERING, step_back_at_most: float = STEP_BACK_AT_MOST_S) -> None:
+        self._busy_at = busy_at
+        self._step_back_at_most = step_back_at_most
+        self._answering = 0
+        self._calm = asyncio.Event()
+        self._calm.set()
+
+    @contextlib.contextmanager
+    def answering(self) -> Iterator[None]:
+        self._answering += 1
+        if self._answering >= self._busy_at:
+            self._calm.clear()
+        try:
+            yield
+        finally:
+            self._answering -= 1
+            if self._answering < self._busy_at:
+                self._calm.set()
+
+    @property
+    def answering_now(self) -> int:
+        return self._answering
+
+    @property
+    def busy(self) -> bool:
+        return not self._calm.is_set()
+
+    async def calm(self) -> None:
+        """Returns when fewer than ``busy_at`` requests are being answered, or after ``step_back_at_most``."""
+        if self.busy:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._calm.wait(), self._step_back_at_most)
 
 
 class RetryLater(Exception):
@@ -102,6 +148,7 @@ class JobRunner:
         concurrency: int = 4,
         lease_for: timedelta = JOB_LEASE,
         idle_poll: float = 0.5,
+        ingress: IngressGauge | None = None,
     ) -> None:
         self._queue = queue
         self._handlers = dict(handlers)
@@ -111,6 +158,7 @@ class JobRunner:
         self._lease_for = lease_for
         self._heartbeat = lease_for / 4
         self._idle_poll = idle_poll
+        self._ingress = ingress or IngressGauge()
         self._worker_id = f"worker-{uuid.uuid4().hex[:8]}"
         self._wakeups: asyncio.Queue[None] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
@@ -172,6 +220,8 @@ class JobRunner:
     async def _work(self, number: int) -> None:
         worker_id = f"{self._worker_id}-{number}"
         while True:
+            if number > 0:
+                await self._ingress.calm()
             try:
                 jobs = await self._queue.lease(worker_id, list(self._handlers), self._lease_for, limit=1)
             except Exception:

@@ -17,13 +17,14 @@ import json
 import logging
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
 from bot import metrics
+from bot.clock import Clock, system_clock
 from bot.core.ports import JobQueue
 from bot.core.values import NotifyEvent
 from bot.http_body import read_body
@@ -104,10 +105,11 @@ def _error(status: int, reason: str) -> web.Response:
 
 
 def notify_handler(
-    queue: JobQueue, secrets: Mapping[str, str], on_enqueued: Callable[[], None]
+    queue: JobQueue, secrets: Mapping[str, str], on_enqueued: Callable[[], None], clock: Clock = system_clock
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     """The ``POST /api/placetel/notify`` handler. ``secrets`` maps a scope (a line id or :data:`GLOBAL_SCOPE`) to
-    its shared secret."""
+    its shared secret. A call arrives at the bot's ``clock`` (the sandbox's clock may be moved forward: a call
+    stamped with the system's time instead came hours before the mail that reports it)."""
     configured = {scope: secret for scope, secret in secrets.items() if secret}
 
     def refuse(status: int, outcome: str, reason: str) -> web.Response:
@@ -136,7 +138,7 @@ def notify_handler(
         if isinstance(event, str):
             return refuse(400, "malformed", event)
         try:
-            await queue.enqueue(NOTIFY_JOB, job_payload(event, scopes, datetime.now(UTC)), dedupe_key=event.dedupe_key)
+            await queue.enqueue(NOTIFY_JOB, job_payload(event, scopes, clock()), dedupe_key=event.dedupe_key)
         except Exception:
             log.exception("could not persist a Placetel call event")
             return refuse(503, "not_persisted", "could not persist the call event")

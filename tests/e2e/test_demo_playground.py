@@ -373,14 +373,19 @@ def _is_overview(event: dict[str, object]) -> bool:
 
 
 async def test_time_plus_one_hour_shows_the_morning_overview_and_reminders(demo: DemoProcess) -> None:
-    """Whatever the real time: move the bot's clock until Zentrale is closed, call, then "+1 h" until it opens."""
+    """Whatever the real time: move the bot's clock until Zentrale is closed for the night, call, then "+1 h" until it
+    opens."""
     async with aiohttp.ClientSession() as http, playground_stream(http, demo.playground) as stream:
         state = await _time(http, demo)
-        for _ in range(24):
-            if not state["open"]["zentrale"]:  # type: ignore[index]
+        # Closed for the night (or the weekend): closed now and an hour ago. The lunch break closes the line too,
+        # but the overview of the next morning lists only the calls since the evening's closing.
+        was_open = True
+        for _ in range(36):
+            if not was_open and not state["open"]["zentrale"]:  # type: ignore[index]
                 break
+            was_open = bool(state["open"]["zentrale"])  # type: ignore[index]
             state = await _time(http, demo, 1)
-        assert not state["open"]["zentrale"], state  # type: ignore[index]
+        assert not was_open and not state["open"]["zentrale"], state  # type: ignore[index]
         await _simulate(demo, "missed", "--from", "0171 5550001")
         posted = await stream.wait_for(is_case_card_post, "the night call's card")
         thread = posted["message"]["postConversationId"]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.core.ports import Job
 from bot.graph.subscriptions import LIFECYCLE_PATH, NOTIFICATION_PATH
 from bot.graph.webhooks import MAX_BODY_BYTES, NOTIFICATION_JOB, notification_handler
+from bot.placetel.notify import NOTIFY_PATH
 from bot.storage.sql_store import SqlStore
 from tests.support.bot_stack import CLIENT_STATE, BotStack
 from tests.support.ingest import change_notifications, events_per_mail, notifications_lost, post_webhook
@@ -205,3 +207,26 @@ async def test_bot_answers_while_notifications_pour_in(bot_stack: BotStack) -> N
     assert {response.status for response in responses} == {202}
     await bot_stack.settle()
     assert await events_per_mail(bot_stack) == dict.fromkeys(message_ids, 1)
+
+
+async def test_requests_someone_waits_on_are_counted_while_answered(
+    bot_stack: BotStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Graph's notifications, Teams' activities and Placetel's calls: under a burst of them the workers step back."""
+    ingress = bot_stack.services.ingress
+    answering = ingress.answering
+    counted: list[int] = []
+
+    @contextlib.contextmanager
+    def recording() -> Iterator[None]:
+        with answering():
+            counted.append(ingress.answering_now)
+            yield
+
+    monkeypatch.setattr(ingress, "answering", recording)
+    assert (await post_webhook(bot_stack, {"value": [notification()]})).status == 202
+    await bot_stack.message("hilfe")
+    async with bot_stack.http.post(bot_stack.bot_url + NOTIFY_PATH, data=b"{}") as response:
+        assert response.status < 500
+    assert counted == [1, 1, 1]
+    assert ingress.answering_now == 0

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from bot.core.jobs import JobRunner, PermanentFailure, RetryLater, RunLater
-from bot.core.ports import JobState, RetryPolicy
+from bot.core.jobs import IngressGauge, JobRunner, PermanentFailure, RetryLater, RunLater
+from bot.core.ports import Job, JobQueue, JobState, RetryPolicy
 from bot.storage.sql_store import SqlStore
 
 HANG_GUARD_S = 30
@@ -111,3 +113,68 @@ async def test_a_job_put_back_runs_when_it_comes_due_without_waiting_for_the_idl
     finally:
         await runner.stop()
     assert calls == [{"case_id": "c1"}, {"case_id": "c1"}]
+
+
+class LeaseRecorder:
+    """The store's queue, noting which worker (by its number) asked for jobs."""
+
+    def __init__(self, queue: JobQueue) -> None:
+        self._queue = queue
+        self.leased_by: list[str] = []
+
+    async def lease(self, worker_id: str, kinds: list[str], lease_for: timedelta, limit: int = 1) -> list[Job]:
+        self.leased_by.append(worker_id.rsplit("-", 1)[1])
+        return await self._queue.lease(worker_id, kinds, lease_for, limit)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._queue, name)
+
+
+async def leases_until(recorder: LeaseRecorder, workers: set[str], since: int = 0) -> None:
+    async def seen() -> None:
+        while not workers <= set(recorder.leased_by[since:]):
+            await asyncio.sleep(0.001)
+
+    await asyncio.wait_for(seen(), HANG_GUARD_S)
+
+
+@contextlib.asynccontextmanager
+async def polling_workers(store: SqlStore, ingress: IngressGauge) -> AsyncIterator[LeaseRecorder]:
+    """Four workers that look for work every millisecond (the queue is empty), noting who leased."""
+    recorder = LeaseRecorder(store.jobs)
+    runner = JobRunner(
+        cast(JobQueue, recorder), {"teams.card": lambda payload: asyncio.sleep(0)}, idle_poll=0.001, ingress=ingress
+    )
+    runner.start()
+    try:
+        yield recorder
+    finally:
+        await runner.stop()
+
+
+async def test_while_a_burst_of_requests_is_answered_one_worker_runs_and_the_others_step_back(
+    store: SqlStore,
+) -> None:
+    # An hour: the stepped-back workers come back only because the burst ended, not because they waited long enough.
+    ingress = IngressGauge(busy_at=2, step_back_at_most=3600)
+    async with polling_workers(store, ingress) as recorder:
+        with ingress.answering():
+            await leases_until(recorder, {"0", "1", "2", "3"})  # one request: not a burst, every worker leases
+            with ingress.answering():
+                assert ingress.busy
+                started = len(recorder.leased_by)
+                await leases_until(recorder, {"0"}, since=started + 4)  # the workers in mid-lease have finished
+                stepping_back = len(recorder.leased_by)
+                await leases_until(recorder, {"0"}, since=stepping_back + 10)
+                assert set(recorder.leased_by[stepping_back:]) == {"0"}
+            assert not ingress.busy
+            calm = len(recorder.leased_by)
+            await leases_until(recorder, {"0", "1", "2", "3"}, since=calm)
+
+
+async def test_a_burst_that_does_not_end_still_lets_every_worker_take_jobs(store: SqlStore) -> None:
+    ingress = IngressGauge(busy_at=1, step_back_at_most=0.01)
+    with ingress.answering():
+        async with polling_workers(store, ingress) as recorder:
+            await leases_until(recorder, {"0", "1", "2", "3"})
+            assert ingress.busy
