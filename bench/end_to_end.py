@@ -8,8 +8,11 @@ import contextlib
 import itertools
 import json
 import math
+import shutil
 import sqlite3
 import statistics
+import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -348,6 +351,10 @@ async def catch_up(backend: str, stand_ins: StandIns, bot: BotProcess, http: aio
 
     live_arrived = await wait_until(live_card, 120, 0.02)
     live_s = time.perf_counter() - live_started
+    if not live_arrived or live_s > 5:
+        kept = Path(tempfile.mkdtemp(prefix="rufpool-bench-live-call-")) / "bot.log"
+        shutil.copyfile(bot.log_path, kept)
+        print(f"the live call ({live.id}) took {live_s:.1f} s: the bot's log is kept in {kept}", file=sys.stderr)
     backlog = mails - await count(database_url, "SELECT COUNT(*) AS n FROM cards")
     return [
         Row(backend, f"catch-up of {mails:,} mails after downtime", f"{elapsed:.1f} s, {len(requests)} Graph requests",

@@ -5,8 +5,9 @@ per second per app per tenant. The pacer waits just long enough before each send
 :data:`MARGIN_S`: Teams counts a send when it arrives, and a send that lands exactly on a window's edge (or a little
 early, after a shorter network trip than the send it follows) would be the window's one too many.
 
-Senders to one thread queue behind each other; a wait for one thread never holds up another thread (only the
-tenant's shared window does). Sends that would wait long should not hold a worker while they do: :meth:`Pacer.book`
+Senders to one thread queue behind each other, live and backlog sends apart (a live card never queues behind backlog
+cards waiting for their slots); a wait for one thread never holds up another thread (only the tenant's shared window
+does). Sends that would wait long should not hold a worker while they do: :meth:`Pacer.book`
 gives them a not-before time instead, each its own one of the thread's future slots (counting the sends made and
 the slots booked), and the job is deferred until then. Live and backlog sends book apart, and backlog sends leave a
 quarter of every window free, so a live card never waits behind the backlog.
@@ -107,8 +108,9 @@ class Pacer:
         self._tenants: dict[str, SlidingWindows] = {}
         self._booked: dict[str, SlidingWindows] = {}
         self._booked_live: dict[str, SlidingWindows] = {}
-        self._thread_locks: dict[str, asyncio.Lock] = {}
-        self._queued: dict[str, int] = {}
+        self._thread_locks: dict[tuple[str, bool], asyncio.Lock] = {}
+        """Per thread and kind of send (backlog or live): the senders of each kind queue apart."""
+        self._queued: dict[tuple[str, bool], int] = {}
         self._sends = 0
 
     def _windows(
@@ -120,13 +122,13 @@ class Pacer:
         return found
 
     def delay(self, thread: str, tenant: str, *, backlog: bool = False) -> float:
-        """How long a send to ``thread`` would wait now, counting the senders already queued for it."""
+        """How long a send to ``thread`` would wait now, counting the senders of its kind already queued for it."""
         now = self._clock()
         wait = max(
             self._windows(self._threads, thread, self._thread_windows).delay(now, backlog=backlog),
             self._windows(self._tenants, tenant, self._tenant_windows).delay(now, backlog=backlog),
         )
-        queued = self._queued.get(thread, 0)
+        queued = self._queued.get((thread, backlog), 0)
         if queued:
             # Each sender ahead takes a slot; a full 1-second window is the shortest a slot can take.
             wait += queued * min(seconds / limit for seconds, limit in self._thread_windows)
@@ -146,15 +148,18 @@ class Pacer:
         return at - now
 
     async def wait(self, thread: str, tenant: str, *, backlog: bool = False) -> None:
-        """Wait for a slot in ``thread`` and ``tenant``, then take it (``backlog``: leaving the live reserve free)."""
-        lock = self._thread_locks.setdefault(thread, asyncio.Lock())
-        self._queued[thread] = self._queued.get(thread, 0) + 1
+        """Wait for a slot in ``thread`` and ``tenant``, then take it (``backlog``: leaving the live reserve free).
+        Backlog senders queue apart from live ones: a backlog sender holds its queue while it sleeps until its slot,
+        and a live card behind it waited for every backlog card ahead (a second or more each)."""
+        key = (thread, backlog)
+        lock = self._thread_locks.setdefault(key, asyncio.Lock())
+        self._queued[key] = self._queued.get(key, 0) + 1
         try:
             await lock.acquire()
         finally:
-            self._queued[thread] -= 1
-            if not self._queued[thread]:
-                del self._queued[thread]
+            self._queued[key] -= 1
+            if not self._queued[key]:
+                del self._queued[key]
         try:
             threads = self._windows(self._threads, thread, self._thread_windows)
             tenants = self._windows(self._tenants, tenant, self._tenant_windows)
@@ -176,9 +181,10 @@ class Pacer:
     def _prune(self) -> None:
         now = self._clock()
         for key in [key for key, windows in self._threads.items() if windows.is_empty(now)]:
-            lock = self._thread_locks.get(key)
-            if lock is None or not lock.locked():
-                self._thread_locks.pop(key, None)
+            locks = [self._thread_locks.get((key, backlog)) for backlog in (False, True)]
+            if not any(lock is not None and lock.locked() for lock in locks):
+                for backlog in (False, True):
+                    self._thread_locks.pop((key, backlog), None)
                 del self._threads[key]
         for table in (self._tenants, self._booked, self._booked_live):
             for key in [key for key, windows in table.items() if windows.is_empty(now)]:

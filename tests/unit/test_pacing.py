@@ -191,3 +191,22 @@ def test_live_sends_book_their_slots_apart_from_the_backlogs() -> None:
 
     assert backlog[-1] > clock.now + 60  # the backlog's bookings reach minutes ahead...
     assert live == clock.now  # ...a live send's slot is the first free one
+
+
+async def test_a_live_send_does_not_queue_behind_backlog_sends_waiting_for_their_slots() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock, clock.sleep)
+    for _ in range(100):  # the backlog fills what it may of every window
+        await pacer.wait("channel", "tenant", backlog=True)
+    finished: list[str] = []
+
+    async def send(name: str, *, backlog: bool) -> None:
+        await pacer.wait("channel", "tenant", backlog=backlog)
+        finished.append(name)
+
+    backlog = [asyncio.create_task(send(f"backlog-{n}", backlog=True)) for n in range(3)]
+    await asyncio.sleep(0)  # the first backlog card sleeps until its slot, the other two queue behind it
+    await send("live", backlog=False)
+    await asyncio.gather(*backlog)
+
+    assert finished == ["live", "backlog-0", "backlog-1", "backlog-2"]
