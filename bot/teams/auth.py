@@ -407,13 +407,14 @@ class _AnswerEncoder:
     refused click's CPU time. The card is held while it is the last one encoded, so its identity stays its own."""
 
     def __init__(self) -> None:
-        self._last: tuple[object, bytes] | None = None
+        self._last: tuple[dict[str, Any], bytes] | None = None
 
     def response(self, answer: InvokeResponse) -> web.Response:
         card = answer.body.get("value") if isinstance(answer.body, dict) else None
-        last = self._last
-        if last is not None and card is last[0] and isinstance(card, dict):
-            encoded = last[1]
+        if not isinstance(card, dict):
+            encoded = json.dumps(answer.body).encode()
+        elif self._last is not None and self._last[0] is card:
+            encoded = self._last[1]
         else:
             encoded = json.dumps(answer.body).encode()
             self._last = (card, encoded)
