@@ -63,10 +63,14 @@ class Options:
     mails: int = 40
     """Single mails for mail → card (also the cases of the uncontended claims)."""
     contenders: int = 50
+    claim_races: int = 5
+    """Races of the contended claim, each on a fresh card: its p99 is over all their clicks."""
     ack_rate: float = 500.0
     ack_seconds: float = 6.0
     saturation_seconds: float = 5.0
-    saturation_concurrency: int = 32
+    saturation_clients: tuple[int, ...] = (32, 128, 256)
+    """Closed-loop clients of the saturation runs; each server is rated by its best. The bot, whose answers wait for
+    a group commit, still gained from 128 to 256 clients on PostgreSQL; bare aiohttp is level or falls beyond 32."""
     burst_cards: int = 500
     catch_up_mails: int = 5000
     postgres_url: str | None = None
@@ -99,6 +103,10 @@ async def count(database_url: str, sql: str) -> int:
             return int(row[0]) if row else 0
 
     return await asyncio.to_thread(read)
+
+
+async def _nothing_left(database_url: str, sql: str) -> bool:
+    return await count(database_url, sql) == 0
 
 
 # Mail → card -------------------------------------------------------------------------------------------------------
@@ -180,8 +188,33 @@ def _open_cards(stand_ins: StandIns) -> list[tuple[str, str, dict[str, Any]]]:
     return found
 
 
+async def _claim_race(stand_ins: StandIns, bot: BotProcess, http: aiohttp.ClientSession,
+                      contenders: int, raced: set[str]) -> tuple[list[float], int]:
+    """A fresh card, every contender clicks Claim on it at once: (each click's answer time, winners). Each click goes
+    on a connection already open, as from a client that keeps its connections alive: fifty connects at once measured
+    this load generator's connects (it shares one loop with the stand-ins) more than the bot."""
+    before = stand_ins.cards_posted()
+    stand_ins.deliver(LINES[0], new_caller())
+    await wait_until(lambda: stand_ins.cards_posted() > before, 30, 0.005)
+    await asyncio.sleep(0.2)
+    await asyncio.gather(*(_healthz(http, bot) for _ in range(contenders)))
+    thread, root, data = next(card for card in _open_cards(stand_ins) if card[1] not in raced)
+    raced.add(root)
+    users = [_user(500 + n) for n in range(contenders)]
+    bodies = [_invoke(stand_ins.connector.service_url, thread, root, data, user) for user in users]
+    results = await asyncio.gather(*(_click(http, bot, body) for body in bodies))
+    winners = sum(1 for (_, status, text), user in zip(results, users, strict=True)
+                  if status == 200 and _winner(text, user["name"]))
+    return [elapsed for elapsed, _, _ in results], winners
+
+
+async def _healthz(http: aiohttp.ClientSession, bot: BotProcess) -> None:
+    async with http.get(bot.url + "/healthz") as answer:
+        await answer.read()
+
+
 async def claims(backend: str, stand_ins: StandIns, bot: BotProcess, http: aiohttp.ClientSession,
-                 contenders: int) -> list[Row]:
+                 contenders: int, races: int) -> list[Row]:
     service_url = stand_ins.connector.service_url
     uncontended = []
     for n, (thread, root, data) in enumerate(_open_cards(stand_ins)):
@@ -189,24 +222,19 @@ async def claims(backend: str, stand_ins: StandIns, bot: BotProcess, http: aioht
         if status != 200:
             raise RuntimeError(f"a claim answered {status}")
         uncontended.append(elapsed)
-    # The race: a fresh card, every contender clicks Claim on it at once.
-    before = stand_ins.cards_posted()
-    stand_ins.deliver(LINES[0], new_caller())
-    await wait_until(lambda: stand_ins.cards_posted() > before, 30, 0.005)
-    await asyncio.sleep(0.2)
-    thread, root, data = _open_cards(stand_ins)[0]
-    users = [_user(500 + n) for n in range(contenders)]
-    bodies = [_invoke(service_url, thread, root, data, user) for user in users]
-    results = await asyncio.gather(*(_click(http, bot, body) for body in bodies))
-    contended = [elapsed for elapsed, _, _ in results]
-    winners = sum(1 for (_, status, text), user in zip(results, users, strict=True)
-                  if status == 200 and _winner(text, user["name"]))
+    contended: list[float] = []
+    winners: list[int] = []
+    raced: set[str] = set()
+    for _ in range(races):
+        round_times, round_winners = await _claim_race(stand_ins, bot, http, contenders, raced)
+        contended += round_times
+        winners.append(round_winners)
     p50u, p99u = statistics.median(uncontended), percentile(uncontended, 0.99)
     p50c, p99c = statistics.median(contended), percentile(contended, 0.99)
     return [
-        Row(backend, f"claim, {contenders} concurrent clicks on one card, p50 / p99",
-            f"{p50c:.0f} / {p99c:.0f} ms, {winners} winner(s)", "–", "–", "≤ 50 ms, 1 winner",
-            p99c <= 50 and winners == 1),
+        Row(backend, f"claim, {contenders} concurrent clicks on one card ({races} races), p50 / p99",
+            f"{p50c:.0f} / {p99c:.0f} ms (slowest {max(contended):.0f} ms), winners {'/'.join(map(str, winners))}",
+            "–", "–", "≤ 50 ms, 1 winner", p99c <= 50 and set(winners) == {1}),
         Row(backend, f"claim, uncontended ({len(uncontended)} cards), p50 / p99", f"{p50u:.0f} / {p99u:.0f} ms",
             "–", "–", "≤ 50 ms", p99u <= 50),
     ]
@@ -243,36 +271,64 @@ def unique_body(_: int) -> bytes:
     return notification_body(next(_bodies))
 
 
+@dataclass(frozen=True)
+class _Saturation:
+    clients: int
+    bot: float
+    bare_before: float
+    bare_after: float
+    drained: bool
+
+    @property
+    def bare(self) -> float:
+        return (self.bare_before + self.bare_after) / 2
+
+
+async def _saturate(bot_url: str, bare_url: str, database_url: str, clients: int, seconds: float) -> _Saturation:
+    """The bot's saturated throughput with bare aiohttp's measured just before and just after it. The bot's workers
+    then still drain the run's jobs: the reference after waits for them (beside them it measured a slower machine)."""
+    bare_before = await closed_loop(bare_url, unique_body, clients, seconds)
+    bot = await closed_loop(bot_url, unique_body, clients, seconds)
+    drained = await wait_until(lambda: _nothing_left(database_url, _UNFINISHED), 300, 0.5)
+    bare_after = await closed_loop(bare_url, unique_body, clients, seconds)
+    return _Saturation(clients, bot.per_second, bare_before.per_second, bare_after.per_second, drained)
+
+
+_OURS = "SELECT COUNT(*) AS n FROM jobs WHERE dedupe_key LIKE 'change:bench-subscription:%'"
+_UNFINISHED = _OURS.replace("WHERE", "WHERE state IN ('pending', 'leased') AND")
+
+
 async def notifications(backend: str, bot: BotProcess, database_url: str, options: Options,
                         folder: Path) -> list[Row]:
     """The bare aiohttp reference is measured beside this backend's own runs: its ack just before the bot's, its
-    saturation just before and just after the bot's (the mean of the two). The machine's speed drifts over the
-    minutes between the two backends, and a reference measured once for both compared each with another machine."""
+    saturation just before and just after each of the bot's. The machine's speed drifts over the minutes between the
+    two backends, and a reference measured once for both compared each with another machine."""
     url = bot.url + NOTIFICATION_PATH
-    ours = "SELECT COUNT(*) AS n FROM jobs WHERE dedupe_key LIKE 'change:bench-subscription:%'"
-    before = await count(database_url, ours)
+    before = await count(database_url, _OURS)
     async with BareServer(folder) as bare:
         bare_ack = await open_loop(bare.url, unique_body, options.ack_rate, options.ack_seconds)
         ack = await open_loop(url, unique_body, options.ack_rate, options.ack_seconds)
         await asyncio.sleep(0.5)
-        stored = await count(database_url, ours) - before
-        bare_before = await closed_loop(bare.url, unique_body, options.saturation_concurrency,
-                                        options.saturation_seconds)
-        saturated = await closed_loop(url, unique_body, options.saturation_concurrency, options.saturation_seconds)
-        bare_after = await closed_loop(bare.url, unique_body, options.saturation_concurrency,
-                                       options.saturation_seconds)
+        stored = await count(database_url, _OURS) - before
+        runs = [await _saturate(url, bare.url, database_url, clients, options.saturation_seconds)
+                for clients in options.saturation_clients]
     lost = ack.accepted - stored
     p99, bare_p99 = percentile(ack.latencies_ms, 0.99), percentile(bare_ack.latencies_ms, 0.99)
-    bare_per_second = (bare_before.per_second + bare_after.per_second) / 2
-    ratio = saturated.per_second / bare_per_second
     refused = ack.sent - ack.accepted
+    best, best_bare = max(runs, key=lambda run: run.bot), max(runs, key=lambda run: run.bare)
+    ratio = best.bot / best_bare.bare
+    sweep = ", ".join(f"{run.clients}: {run.bot:,.0f}" for run in runs)
+    still_draining = [str(run.clients) for run in runs if not run.drained]
     return [
         Row(backend, f"notification ack at {options.ack_rate:.0f}/s offered, p99",
             f"{p99:.1f} ms; {lost} lost, {refused} not 202", f"{bare_p99:.1f} ms (bare aiohttp)",
             f"{p99 / bare_p99:.1f}×", "≤ 20 ms, 0 lost", p99 <= 20 and lost == 0 and refused == 0),
-        Row(backend, "notification throughput at saturation", f"{saturated.per_second:,.0f}/s",
-            f"{bare_per_second:,.0f}/s (bare aiohttp: {bare_before.per_second:,.0f} before, "
-            f"{bare_after.per_second:,.0f} after)", f"{ratio:.2f}", "≥ 0.5", ratio >= 0.5),
+        Row(backend, "notification throughput at saturation (best of the clients tried)",
+            f"{best.bot:,.0f}/s ({sweep})",
+            f"{best_bare.bare:,.0f}/s (bare aiohttp at {best_bare.clients}: {best_bare.bare_before:,.0f} before, "
+            f"{best_bare.bare_after:,.0f} after"
+            + (f"; the bot still draining its queue after {', '.join(still_draining)}" if still_draining else "")
+            + ")", f"{ratio:.2f}", "≥ 0.5", ratio >= 0.5),
     ]
 
 
@@ -390,7 +446,7 @@ async def bench_backend(backend: str, database_url: str, folder: Path, options: 
             if chosen & {"mail", "claim"}:
                 rows += await mail_to_card(backend, stand_ins, options.mails)
             if "claim" in chosen:
-                rows += await claims(backend, stand_ins, bot, http, options.contenders)
+                rows += await claims(backend, stand_ins, bot, http, options.contenders, options.claim_races)
             if "notify" in chosen:
                 rows += await notifications(backend, bot, database_url, options, folder)
             if full and "burst" in chosen:
