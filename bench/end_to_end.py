@@ -269,6 +269,10 @@ def unique_body(_: int) -> bytes:
     return notification_body(next(_bodies))
 
 
+_OURS = "SELECT COUNT(*) AS n FROM jobs WHERE dedupe_key LIKE 'change:bench-subscription:%'"
+_UNFINISHED = f"{_OURS} AND state IN ('pending', 'leased')"
+
+
 @dataclass(frozen=True, slots=True)
 class _Saturation:
     clients: int
@@ -290,10 +294,6 @@ async def _saturate(bot_url: str, bare_url: str, database_url: str, clients: int
     drained = await wait_until(lambda: _nothing_left(database_url, _UNFINISHED), 300, 0.5)
     bare_after = await closed_loop(bare_url, unique_body, clients, seconds)
     return _Saturation(clients, bot.per_second, bare_before.per_second, bare_after.per_second, drained)
-
-
-_OURS = "SELECT COUNT(*) AS n FROM jobs WHERE dedupe_key LIKE 'change:bench-subscription:%'"
-_UNFINISHED = f"{_OURS} AND state IN ('pending', 'leased')"
 
 
 async def notifications(backend: str, bot: BotProcess, database_url: str, options: Options,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import sys
 import tempfile
@@ -94,9 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = Options(graph_latency_s=args.graph_latency_ms / 1000, teams_latency_s=args.teams_latency_ms / 1000,
                       postgres_url=postgres, rows=e2e_rows)
     if args.quick:
-        options = Options(graph_latency_s=options.graph_latency_s, teams_latency_s=options.teams_latency_s,
-                          postgres_url=postgres, rows=e2e_rows, mails=4, contenders=5, ack_rate=100, ack_seconds=1,
-                          saturation_seconds=1, saturation_clients=(4,), burst_cards=12, catch_up_mails=30)
+        options = dataclasses.replace(options, mails=4, contenders=5, ack_rate=100, ack_seconds=1,
+                                      saturation_seconds=1, saturation_clients=(4,), burst_cards=12, catch_up_mails=30)
     print(f"Machine: {open_answer.machine()}")
     print(f"Load average (1 / 5 / 15 min) before: {load()}")
     print(f"Stand-in latency: Graph {args.graph_latency_ms:.0f} ms, Teams {args.teams_latency_ms:.0f} ms", flush=True)
